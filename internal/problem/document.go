@@ -1,0 +1,79 @@
+package problem
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+var contextDeadline = context.DeadlineExceeded
+
+// ContentType is the media type of RFC 9457 documents.
+const ContentType = "application/problem+json"
+
+// Document is the RFC 9457 body of an error answer.
+type Document struct {
+	Type       string `json:"type"`
+	Title      string `json:"title"`
+	Status     int    `json:"status"`
+	Code       Code   `json:"code"`
+	Detail     string `json:"detail,omitempty"`
+	Field      string `json:"field,omitempty"`
+	Instance   string `json:"instance,omitempty"`
+	RequestID  string `json:"request_id,omitempty"`
+	RetryAfter int    `json:"retry_after,omitempty"` // seconds, mirrors the Retry-After header
+}
+
+// TypeBase prefixes every problem type URI; the page documents each code.
+const TypeBase = "https://github.com/dexbridge/dexbridge/blob/main/README.md#error-"
+
+// Doc renders e as an RFC 9457 document.
+func (e *Error) Doc() Document {
+	d := Document{
+		Type:   TypeBase + string(e.Code),
+		Title:  e.Code.Title(),
+		Status: e.Code.Status(),
+		Code:   e.Code,
+		Detail: e.Detail,
+		Field:  e.Field,
+	}
+	if e.RetryAfter > 0 {
+		d.RetryAfter = retrySeconds(e.RetryAfter)
+	}
+	return d
+}
+
+// FromDoc rebuilds an *Error from a document received over the wire; an unknown code
+// becomes internal so a misbehaving peer cannot choose arbitrary statuses.
+func FromDoc(d Document) *Error {
+	c := d.Code
+	if !c.Valid() {
+		c = Internal
+	}
+	return &Error{Code: c, Detail: d.Detail, Field: d.Field, RetryAfter: time.Duration(d.RetryAfter) * time.Second}
+}
+
+// Write sends err as application/problem+json, with Retry-After where it applies.
+func Write(w http.ResponseWriter, r *http.Request, requestID string, err error) {
+	p := From(err)
+	d := p.Doc()
+	d.Instance = r.URL.Path
+	d.RequestID = requestID
+	if d.RetryAfter == 0 && (p.Code == RateLimited || d.Status == http.StatusServiceUnavailable) {
+		d.RetryAfter = 1
+	}
+	if d.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(d.RetryAfter))
+	}
+	w.Header().Set("Content-Type", ContentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(d.Status)
+	_ = json.NewEncoder(w).Encode(d)
+}
+
+func retrySeconds(d time.Duration) int {
+	return int(math.Ceil(d.Seconds()))
+}
