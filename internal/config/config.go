@@ -1,0 +1,219 @@
+// Package config loads dexbridge's configuration: one YAML file (checked against
+// schemas/config/dexbridge.json) plus environment variables, which win. Defaults live
+// in Default; Validate names the bad key and, where one exists, its variable.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+)
+
+// Config is the configuration of one dexbridge process.
+type Config struct {
+	Listen            string     `yaml:"listen"`              // LISTEN_ADDR
+	AllowInsecureHTTP bool       `yaml:"allow_insecure_http"` // plain HTTP on a non-loopback address
+	TLS               TLS        `yaml:"tls"`
+	LogLevel          string     `yaml:"log_level"` // LOG_LEVEL
+	DataDir           string     `yaml:"data_dir"`  // DEXBRIDGE_DATA_DIR
+	NATS              NATS       `yaml:"nats"`
+	DatabaseURL       Secret     `yaml:"database_url"` // DATABASE_URL
+	TopicsDir         string     `yaml:"topics_dir"`
+	QueriesFile       string     `yaml:"queries_file"`
+	RemoteActionsFile string     `yaml:"remote_actions_file"`
+	RequestTimeout    Duration   `yaml:"request_timeout"`  // ingress to worker, per request
+	ShutdownTimeout   Duration   `yaml:"shutdown_timeout"` // in-flight work gets this long to finish
+	Workers           Workers    `yaml:"workers"`
+	Cache             Cache      `yaml:"cache"`
+	Limits            Limits     `yaml:"limits"`
+	Instances         []Instance `yaml:"instances"`
+}
+
+// TLS enables HTTPS on the ingress when both files are set.
+type TLS struct {
+	CertFile string `yaml:"cert_file"` // TLS_CERT_FILE
+	KeyFile  string `yaml:"key_file"`  // TLS_KEY_FILE
+}
+
+// NATS says where the message bus is.
+type NATS struct {
+	URL           string `yaml:"url"`            // NATS_URL; empty starts an embedded server
+	Listen        string `yaml:"listen"`         // embedded server's client address, for other processes
+	SubjectPrefix string `yaml:"subject_prefix"` // NATS_SUBJECT_PREFIX
+}
+
+// Workers bounds how much work each worker process does at once.
+type Workers struct {
+	Concurrency int `yaml:"concurrency"` // WORKER_CONCURRENCY: handlers running at once per endpoint
+}
+
+// Cache drives discovery.
+type Cache struct {
+	Refresh            Duration `yaml:"refresh"`              // CHATBOT_CACHE_REFRESH
+	UserActivityPeriod Duration `yaml:"user_activity_period"` // USER_ACTIVITY_PERIOD
+}
+
+// Limits are the overload protections of DESIGN.md section 5.
+type Limits struct {
+	CacheRequestsPerSecond  float64 `yaml:"cache_requests_per_second"`  // MAX_CACHE_REQUESTS_PER_SECOND
+	EngineRequestsPerSecond float64 `yaml:"engine_requests_per_second"` // MAX_ENGINE_REQUESTS_PER_SECOND, NQL per instance
+	PortalRequestsPerSecond float64 `yaml:"portal_requests_per_second"` // MAX_PORTAL_REQUESTS_PER_SECOND, remote actions per instance
+}
+
+// Instance is one Nexthink tenant or engine. Credentials never come from this file:
+// they come from NEXTHINK_<NAME>_CLIENT_ID / NEXTHINK_<NAME>_CLIENT_SECRET or from
+// credentials_file.
+type Instance struct {
+	Name            string  `yaml:"name"`
+	APIURL          string  `yaml:"api_url"`
+	TokenURL        string  `yaml:"token_url"`
+	CredentialsFile string  `yaml:"credentials_file"`
+	Limits          *Limits `yaml:"limits"` // per-instance override of engine and portal limits
+
+	ClientID     string `yaml:"-"`
+	ClientSecret Secret `yaml:"-"`
+}
+
+// Default is the configuration before the file and the environment apply.
+func Default() Config {
+	return Config{
+		Listen:          "127.0.0.1:8090",
+		LogLevel:        "info",
+		DataDir:         ".data",
+		NATS:            NATS{Listen: "127.0.0.1:4223", SubjectPrefix: "dexbridge"},
+		TopicsDir:       "topics",
+		QueriesFile:     "config/queries.yaml",
+		RequestTimeout:  Duration(30 * time.Second),
+		ShutdownTimeout: Duration(20 * time.Second),
+		Workers:         Workers{Concurrency: 64},
+		Cache: Cache{
+			Refresh:            Duration(time.Hour),
+			UserActivityPeriod: Duration(30 * 24 * time.Hour),
+		},
+		Limits: Limits{
+			CacheRequestsPerSecond:  500,
+			EngineRequestsPerSecond: 40,
+			PortalRequestsPerSecond: 20,
+		},
+	}
+}
+
+// InstanceLimits is the effective limits of an instance.
+func (c Config) InstanceLimits(in Instance) Limits {
+	l := c.Limits
+	if in.Limits != nil {
+		if in.Limits.EngineRequestsPerSecond > 0 {
+			l.EngineRequestsPerSecond = in.Limits.EngineRequestsPerSecond
+		}
+		if in.Limits.PortalRequestsPerSecond > 0 {
+			l.PortalRequestsPerSecond = in.Limits.PortalRequestsPerSecond
+		}
+	}
+	return l
+}
+
+// Error names the configuration key (and its environment variable) that is wrong.
+type Error struct {
+	Key    string
+	Env    string
+	Reason string
+}
+
+func (e *Error) Error() string {
+	if e.Env != "" {
+		return fmt.Sprintf("%s (%s): %s", e.Key, e.Env, e.Reason)
+	}
+	return fmt.Sprintf("%s: %s", e.Key, e.Reason)
+}
+
+// Validate checks what the schema cannot: values that depend on each other or on
+// parsing (addresses, URLs).
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return &Error{Key: "listen", Env: "LISTEN_ADDR", Reason: fmt.Sprintf("want host:port, got %q", c.Listen)}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return &Error{Key: "tls", Env: "TLS_CERT_FILE/TLS_KEY_FILE", Reason: "set both the certificate and the key, or neither"}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return &Error{Key: "log_level", Env: "LOG_LEVEL", Reason: fmt.Sprintf("want debug, info, warn or error, got %q", c.LogLevel)}
+	}
+	if c.NATS.URL != "" {
+		if _, err := url.Parse(c.NATS.URL); err != nil {
+			return &Error{Key: "nats.url", Env: "NATS_URL", Reason: "not a URL"}
+		}
+	} else if _, _, err := net.SplitHostPort(c.NATS.Listen); err != nil {
+		return &Error{Key: "nats.listen", Reason: fmt.Sprintf("want host:port, got %q", c.NATS.Listen)}
+	}
+	if !validToken(c.NATS.SubjectPrefix) {
+		return &Error{Key: "nats.subject_prefix", Env: "NATS_SUBJECT_PREFIX", Reason: "want lowercase letters, digits, '_' or '-', dot-separated"}
+	}
+	if c.DatabaseURL == "" {
+		return &Error{Key: "database_url", Env: "DATABASE_URL", Reason: "required"}
+	}
+	if u, err := url.Parse(string(c.DatabaseURL)); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return &Error{Key: "database_url", Env: "DATABASE_URL", Reason: "want a postgres:// URL"}
+	}
+	positive := []struct {
+		key, env string
+		v        float64
+	}{
+		{"request_timeout", "", c.RequestTimeout.Seconds()},
+		{"shutdown_timeout", "", c.ShutdownTimeout.Seconds()},
+		{"workers.concurrency", "WORKER_CONCURRENCY", float64(c.Workers.Concurrency)},
+		{"cache.refresh", "CHATBOT_CACHE_REFRESH", c.Cache.Refresh.Seconds()},
+		{"cache.user_activity_period", "USER_ACTIVITY_PERIOD", c.Cache.UserActivityPeriod.Seconds()},
+		{"limits.cache_requests_per_second", "MAX_CACHE_REQUESTS_PER_SECOND", c.Limits.CacheRequestsPerSecond},
+		{"limits.engine_requests_per_second", "MAX_ENGINE_REQUESTS_PER_SECOND", c.Limits.EngineRequestsPerSecond},
+		{"limits.portal_requests_per_second", "MAX_PORTAL_REQUESTS_PER_SECOND", c.Limits.PortalRequestsPerSecond},
+	}
+	for _, p := range positive {
+		if p.v <= 0 {
+			return &Error{Key: p.key, Env: p.env, Reason: "must be greater than zero"}
+		}
+	}
+	seen := map[string]bool{}
+	for i, in := range c.Instances {
+		key := fmt.Sprintf("instances[%d]", i)
+		if seen[in.Name] {
+			return &Error{Key: key + ".name", Reason: fmt.Sprintf("duplicate instance %q", in.Name)}
+		}
+		seen[in.Name] = true
+		for _, u := range []struct{ key, v string }{{"api_url", in.APIURL}, {"token_url", in.TokenURL}} {
+			pu, err := url.Parse(u.v)
+			if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+				return &Error{Key: key + "." + u.key, Reason: fmt.Sprintf("want an http(s) URL, got %q", u.v)}
+			}
+		}
+		if in.ClientID == "" || in.ClientSecret == "" {
+			return &Error{Key: key, Env: CredentialEnv(in.Name, "CLIENT_ID") + "/" + CredentialEnv(in.Name, "CLIENT_SECRET"),
+				Reason: fmt.Sprintf("instance %q has no credentials: set the variables or credentials_file", in.Name)}
+		}
+	}
+	return nil
+}
+
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	prevDot := true
+	for _, r := range s {
+		switch {
+		case r == '.':
+			if prevDot {
+				return false
+			}
+			prevDot = true
+			continue
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_', r == '-':
+		default:
+			return false
+		}
+		prevDot = false
+	}
+	return !prevDot
+}

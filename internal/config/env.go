@@ -1,0 +1,85 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// Variable is an environment variable that overrides a configuration key.
+type Variable struct {
+	Name        string
+	Key         string
+	Description string
+	set         func(*Config, string) error
+}
+
+// Variables lists every variable Load reads (besides instance credentials), in the
+// order the README documents them.
+func Variables() []Variable {
+	return []Variable{
+		{"DATABASE_URL", "database_url", "PostgreSQL connection URL", func(c *Config, s string) error { c.DatabaseURL = Secret(s); return nil }},
+		{"NATS_URL", "nats.url", "NATS server to join; unset starts an embedded server", str(func(c *Config) *string { return &c.NATS.URL })},
+		{"NATS_SUBJECT_PREFIX", "nats.subject_prefix", "prefix of every subject, stream and bucket", str(func(c *Config) *string { return &c.NATS.SubjectPrefix })},
+		{"LISTEN_ADDR", "listen", "ingress address", str(func(c *Config) *string { return &c.Listen })},
+		{"ALLOW_INSECURE_HTTP", "allow_insecure_http", "allow plain HTTP on a non-loopback address", boolean(func(c *Config) *bool { return &c.AllowInsecureHTTP })},
+		{"TLS_CERT_FILE", "tls.cert_file", "HTTPS certificate (PEM)", str(func(c *Config) *string { return &c.TLS.CertFile })},
+		{"TLS_KEY_FILE", "tls.key_file", "HTTPS private key (PEM)", str(func(c *Config) *string { return &c.TLS.KeyFile })},
+		{"LOG_LEVEL", "log_level", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
+		{"DEXBRIDGE_DATA_DIR", "data_dir", "state directory (embedded NATS data)", str(func(c *Config) *string { return &c.DataDir })},
+		{"TOPICS_DIR", "topics_dir", "folder of topic YAML files", str(func(c *Config) *string { return &c.TopicsDir })},
+		{"WORKER_CONCURRENCY", "workers.concurrency", "requests a worker endpoint handles at once", integer(func(c *Config) *int { return &c.Workers.Concurrency })},
+		{"CHATBOT_CACHE_REFRESH", "cache.refresh", "discovery period (legacy name)", duration(false, func(c *Config) *Duration { return &c.Cache.Refresh })},
+		{"USER_ACTIVITY_PERIOD", "cache.user_activity_period", "activity window kept in the cache; a bare number is days (legacy name)", duration(true, func(c *Config) *Duration { return &c.Cache.UserActivityPeriod })},
+		{"MAX_CACHE_REQUESTS_PER_SECOND", "limits.cache_requests_per_second", "cache reads per second, whole deployment (legacy name)", number(func(c *Config) *float64 { return &c.Limits.CacheRequestsPerSecond })},
+		{"MAX_ENGINE_REQUESTS_PER_SECOND", "limits.engine_requests_per_second", "NQL calls per second per instance (legacy name)", number(func(c *Config) *float64 { return &c.Limits.EngineRequestsPerSecond })},
+		{"MAX_PORTAL_REQUESTS_PER_SECOND", "limits.portal_requests_per_second", "Remote Actions API calls per second per instance (legacy name)", number(func(c *Config) *float64 { return &c.Limits.PortalRequestsPerSecond })},
+	}
+}
+
+func str(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, s string) error { *field(c) = s; return nil }
+}
+
+func boolean(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, s string) error {
+		v, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", s)
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+func integer(field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, s string) error {
+		v, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("want an integer, got %q", s)
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+func number(field func(*Config) *float64) func(*Config, string) error {
+	return func(c *Config, s string) error {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("want a number, got %q", s)
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+func duration(bareDays bool, field func(*Config) *Duration) func(*Config, string) error {
+	return func(c *Config, s string) error {
+		v, err := ParseDuration(s, bareDays)
+		if err != nil {
+			return err
+		}
+		*field(c) = Duration(v)
+		return nil
+	}
+}
