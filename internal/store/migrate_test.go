@@ -1,0 +1,71 @@
+package store_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/testenv"
+)
+
+func TestMigrateOnceAcrossConcurrentReplicas(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	ctx := context.Background()
+	ms, err := store.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const replicas = 4
+	applied := make([][]string, replicas)
+	errs := make([]error, replicas)
+	var wg sync.WaitGroup
+	for i := range replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pool, err := store.Open(ctx, url)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer pool.Close()
+			applied[i], errs[i] = store.Migrate(ctx, pool)
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for i := range replicas {
+		if errs[i] != nil {
+			t.Fatalf("replica %d: %v", i, errs[i])
+		}
+		total += len(applied[i])
+	}
+	if total != len(ms) {
+		t.Errorf("migrations applied across replicas: got %d, want each of the %d exactly once", total, len(ms))
+	}
+	pool, err := store.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	again, err := store.Migrate(ctx, pool)
+	if err != nil || len(again) != 0 {
+		t.Errorf("second run: got %v, %v; want nothing applied", again, err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {
+		t.Errorf("schema_migrations rows: got %d (%v), want %d", n, err, len(ms))
+	}
+}
+
+func TestOpenNeverEchoesTheURL(t *testing.T) {
+	_, err := store.Open(context.Background(), "postgres://user:hunter2@127.0.0.1:1/db?connect_timeout=1&%zz")
+	if err == nil {
+		t.Fatal("want an error for a malformed URL")
+	}
+	if got := err.Error(); strings.Contains(got, "hunter2") {
+		t.Errorf("error leaks the password: %s", got)
+	}
+}
