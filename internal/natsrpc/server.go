@@ -1,0 +1,129 @@
+// Package natsrpc is typed request-reply over NATS: workers register handlers as
+// endpoints of a nats.go micro service (queue group, discovery, stats and ping for
+// free); the ingress calls them with Client. Errors travel as problem documents, so a
+// worker's 404 is the chatbot's 404.
+package natsrpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/problem"
+	"github.com/dexbridge/dexbridge/internal/requestid"
+)
+
+// HeaderDeadline carries the caller's deadline (Unix milliseconds), so a worker stops
+// working for a caller that has given up.
+const HeaderDeadline = "Dexbridge-Deadline"
+
+// Server is one micro service: a named set of endpoints sharing a bounded pool.
+type Server struct {
+	svc  micro.Service
+	pool *Pool
+	log  *slog.Logger
+}
+
+// NewServer registers a micro service named name. Replicas share its queue group, so
+// each request goes to one of them. concurrency bounds the handlers running at once:
+// micro calls a handler one message at a time, and a handler that waits on the tenant
+// must not serialise the rest.
+func NewServer(nc *nats.Conn, name, version, description string, concurrency int, log *slog.Logger) (*Server, error) {
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        name,
+		Version:     version,
+		Description: description,
+		QueueGroup:  name,
+		ErrorHandler: func(_ micro.Service, e *micro.NATSError) {
+			log.Error("nats service error", "service", name, "subject", e.Subject, "err", e.Description)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("add nats service %s: %w", name, err)
+	}
+	return &Server{svc: svc, pool: NewPool(concurrency), log: log.With("service", name)}, nil
+}
+
+// Handler answers one request.
+type Handler[Req events.Message, Resp any] func(ctx context.Context, req Req) (Resp, error)
+
+// Endpoint registers h on subject. reqType is the type token the request must carry.
+func Endpoint[Req events.Message, Resp any](s *Server, name, subject, reqType string, h Handler[Req, Resp]) error {
+	return s.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) {
+		ctx, cancel := requestContext(r.Headers())
+		s.pool.Go(func() {
+			defer cancel()
+			s.serve(ctx, r, func(ctx context.Context) (any, error) {
+				var req Req
+				if err := json.Unmarshal(r.Data(), &req); err != nil {
+					return nil, problem.Wrap(problem.Invalid, err, "malformed request message")
+				}
+				if got := req.MessageHeader().Type; got != reqType {
+					return nil, problem.New(problem.Invalid, "message type %q, want %q", got, reqType)
+				}
+				return h(ctx, req)
+			})
+		})
+	}), micro.WithEndpointSubject(subject))
+}
+
+func (s *Server) serve(ctx context.Context, r micro.Request, call func(context.Context) (any, error)) {
+	start := time.Now()
+	resp, err := func() (resp any, err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
+			}
+		}()
+		return call(ctx)
+	}()
+	log := s.log.With("subject", r.Subject())
+	if err != nil {
+		p := problem.From(err)
+		if p.Code == problem.Internal {
+			log.ErrorContext(ctx, "request failed", "err", err, "duration_ms", time.Since(start).Milliseconds())
+		} else {
+			log.DebugContext(ctx, "request refused", "code", p.Code, "err", err)
+		}
+		doc, _ := json.Marshal(p.Doc())
+		if rerr := r.Error(string(p.Code), p.Code.Title(), doc); rerr != nil {
+			log.WarnContext(ctx, "reply failed", "err", rerr)
+		}
+		return
+	}
+	if rerr := r.RespondJSON(resp); rerr != nil {
+		log.WarnContext(ctx, "reply failed", "err", rerr)
+	}
+}
+
+func requestContext(h micro.Headers) (context.Context, context.CancelFunc) {
+	ctx := context.Background()
+	if id := h.Get(events.HeaderRequestID); requestid.Valid(id) {
+		ctx = requestid.With(ctx, id)
+	}
+	if ms, err := strconv.ParseInt(h.Get(HeaderDeadline), 10, 64); err == nil {
+		return context.WithDeadline(ctx, time.UnixMilli(ms))
+	}
+	return context.WithCancel(ctx)
+}
+
+// Stop stops taking requests, then waits (within ctx) for the running ones to answer.
+func (s *Server) Stop(ctx context.Context) error {
+	err := s.svc.Stop()
+	if werr := s.pool.Wait(ctx); werr != nil {
+		err = errors.Join(err, werr)
+	}
+	return err
+}
+
+// Stopped reports whether the service has stopped (Stop, or its connection closed).
+func (s *Server) Stopped() bool { return s.svc.Stopped() }
