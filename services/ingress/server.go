@@ -1,0 +1,129 @@
+// Package ingress is dexbridge's only public surface: the REST API. It authenticates,
+// validates and rate-limits requests, turns each into a NATS request to a worker and
+// the reply into HTTP. It holds no business logic.
+package ingress
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/natsrpc"
+)
+
+// Check is a named readiness check.
+type Check struct {
+	Name string
+	Fn   func(context.Context) error
+}
+
+// Options are the ingress's dependencies.
+type Options struct {
+	Listen            string
+	TLSCertFile       string
+	TLSKeyFile        string
+	AllowInsecureHTTP bool
+	RPC               *natsrpc.Client
+	Subjects          events.Subjects
+	Checks            []Check
+	ShutdownTimeout   time.Duration
+	Log               *slog.Logger
+	// OnListen, when set, is told the bound address (tests listen on port 0).
+	OnListen func(addr net.Addr)
+}
+
+// Service runs the HTTP server.
+type Service struct {
+	opts    Options
+	handler http.Handler
+}
+
+// New builds the ingress; Run serves it.
+func New(o Options) *Service {
+	return &Service{opts: o, handler: NewHandler(o)}
+}
+
+// Handler is the ingress's HTTP handler, for tests that skip the listener.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+// Run listens until ctx ends, then stops taking connections and lets in-flight
+// requests finish within the shutdown timeout.
+func (s *Service) Run(ctx context.Context) error {
+	o := s.opts
+	useTLS := o.TLSCertFile != ""
+	if err := checkPlainHTTP(o.Listen, useTLS, o.AllowInsecureHTTP); err != nil {
+		return err
+	}
+	if !useTLS && !isLoopback(o.Listen) {
+		o.Log.Warn("serving plain HTTP on a non-loopback address: API keys cross the network in clear text", "listen", o.Listen)
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("ingress listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Long polls extend their own write deadline; everything else is bounded.
+		WriteTimeout:   60 * time.Second,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn),
+		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if useTLS {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if o.OnListen != nil {
+		o.OnListen(ln.Addr())
+	}
+	o.Log.Info("ingress listening", "addr", ln.Addr().String(), "tls", useTLS)
+	errc := make(chan error, 1)
+	go func() {
+		if useTLS {
+			errc <- srv.ServeTLS(ln, o.TLSCertFile, o.TLSKeyFile)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("ingress: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("ingress shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("ingress: %w", err)
+	}
+	return nil
+}
+
+func checkPlainHTTP(listen string, useTLS, allowed bool) error {
+	if useTLS || allowed || isLoopback(listen) {
+		return nil
+	}
+	return fmt.Errorf("ingress: refusing plain HTTP on %s: configure tls.cert_file and tls.key_file, or set allow_insecure_http", listen)
+}
+
+func isLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,45 @@
+package ingress
+
+import (
+	"net/http"
+	"regexp"
+
+	"github.com/gorilla/mux"
+
+	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/problem"
+)
+
+var topicID = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
+
+func (h *handlers) listTopics(w http.ResponseWriter, r *http.Request) {
+	req := events.TopicsListRequest{Header: events.NewHeader(events.TypeTopicsListRequest)}
+	switch p := r.URL.Query().Get("platform"); p {
+	case "", "Windows", "macOS":
+		req.Platform = p
+	default:
+		h.fail(w, r, problem.InvalidField("platform", "want Windows or macOS, got %q", p))
+		return
+	}
+	var reply events.TopicsListReply
+	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.TopicsList), req, &reply); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"topics": reply.Topics})
+}
+
+func (h *handlers) getTopic(w http.ResponseWriter, r *http.Request) {
+	id := mux.Vars(r)["topic"]
+	if !topicID.MatchString(id) {
+		h.fail(w, r, problem.InvalidField("topic", "a topic id is 1 to 64 characters of a-z, 0-9 and _"))
+		return
+	}
+	req := events.TopicsGetRequest{Header: events.NewHeader(events.TypeTopicsGetRequest), Topic: id}
+	var reply events.TopicsGetReply
+	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.TopicsGet), req, &reply); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, reply.Topic)
+}
