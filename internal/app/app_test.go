@@ -1,0 +1,185 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/app"
+	"github.com/dexbridge/dexbridge/internal/config"
+	"github.com/dexbridge/dexbridge/internal/logging"
+	"github.com/dexbridge/dexbridge/internal/testenv"
+)
+
+func testConfig(t *testing.T) config.Config {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.NATS.URL = testenv.NATSURL(t)
+	cfg.NATS.SubjectPrefix = testenv.Prefix(t)
+	cfg.DatabaseURL = config.Secret(testenv.PostgresURL(t))
+	cfg.TopicsDir = filepath.Join(testenv.RepoRoot(t), "topics")
+	cfg.ShutdownTimeout = config.Duration(10 * time.Second)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// start runs the process in the background and returns the ingress base URL and a
+// stop function that returns Run's error.
+func start(t *testing.T, cfg config.Config, services ...string) (string, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	readyc := make(chan app.Ready, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- app.Run(ctx, app.Options{Config: cfg, Services: services, Log: logging.Discard(), Version: "0.0.0-test",
+			OnReady: func(r app.Ready) { readyc <- r }})
+	}()
+	var base string
+	select {
+	case r := <-readyc:
+		if r.IngressAddr != nil {
+			base = "http://" + r.IngressAddr.String()
+		}
+	case err := <-errc:
+		cancel()
+		t.Fatalf("run: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("not ready after 30s")
+	}
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		return <-errc
+	}
+	t.Cleanup(func() { _ = stop() })
+	return base, stop
+}
+
+func getJSON(t *testing.T, url string, into any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if into != nil {
+		if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+			t.Fatalf("decode %s: %v", url, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func TestRequestPathEndToEnd(t *testing.T) {
+	base, stop := start(t, testConfig(t))
+
+	var ready struct {
+		Status string            `json:"status"`
+		Checks map[string]string `json:"checks"`
+	}
+	if code := getJSON(t, base+"/readyz", &ready); code != 200 || ready.Checks["nats"] != "ok" || ready.Checks["postgres"] != "ok" {
+		t.Fatalf("readyz: got %d %+v, want 200 with nats and postgres ok", code, ready)
+	}
+	var list struct {
+		Topics []events.Topic `json:"topics"`
+	}
+	if code := getJSON(t, base+"/api/v1/topics", &list); code != 200 {
+		t.Fatalf("GET /api/v1/topics: got %d", code)
+	}
+	ids := map[string]bool{}
+	for _, tp := range list.Topics {
+		ids[tp.ID] = true
+	}
+	for _, want := range []string{"outlook", "onedrive", "slow_pc"} {
+		if !ids[want] {
+			t.Errorf("topic %q missing from %v", want, ids)
+		}
+	}
+	var prob map[string]any
+	if code := getJSON(t, base+"/api/v1/topics/nope", &prob); code != 404 || prob["code"] != "not_found" {
+		t.Errorf("unknown topic: got %d %v, want 404 not_found", code, prob)
+	}
+	if code := getJSON(t, base+"/api/v1/topics?platform=Linux", &prob); code != 400 || prob["field"] != "platform" {
+		t.Errorf("bad platform: got %d %v, want 400 naming the field", code, prob)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("clean stop: got %v, want nil", err)
+	}
+}
+
+// TestGracefulShutdownFinishesInFlightRequests: a request waiting on a worker when
+// the process is told to stop still gets its answer.
+func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
+	cfg := testConfig(t)
+	// Only the ingress runs in the process; a slow stand-in worker answers topics.
+	nc, err := nats.Connect(cfg.NATS.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	arrived, release := make(chan struct{}), make(chan struct{})
+	sub, err := nc.Subscribe(events.NewSubjects(cfg.NATS.SubjectPrefix).Of(events.TopicsList), func(m *nats.Msg) {
+		close(arrived)
+		<-release
+		reply, _ := json.Marshal(events.TopicsListReply{Header: events.NewHeader(events.TypeTopicsListReply), Topics: []events.Topic{}})
+		_ = m.Respond(reply)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+
+	base, stop := start(t, cfg, "ingress")
+	result := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(base + "/api/v1/topics")
+		if err != nil {
+			result <- -1
+			return
+		}
+		resp.Body.Close()
+		result <- resp.StatusCode
+	}()
+	<-arrived
+	stopErr := make(chan error, 1)
+	go func() { stopErr <- stop() }()
+	// New connections are refused once shutdown has begun...
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := http.Get(base + "/healthz"); err != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// ...but the request in flight is answered.
+	close(release)
+	if got := <-result; got != 200 {
+		t.Errorf("in-flight request: got status %d, want 200", got)
+	}
+	if err := <-stopErr; err != nil {
+		t.Errorf("stop: %v", err)
+	}
+}
+
+func TestUnknownServiceIsRefused(t *testing.T) {
+	err := app.Run(context.Background(), app.Options{Config: config.Default(), Services: []string{"ingress", "nope"}, Log: logging.Discard()})
+	if err == nil || !strings.Contains(err.Error(), `unknown service "nope"`) {
+		t.Errorf("got %v, want an error naming the unknown service", err)
+	}
+}

@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/dexbridge/dexbridge/internal/app"
+	"github.com/dexbridge/dexbridge/internal/logging"
+	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/topic"
+)
+
+func runCmd(ctx context.Context, env Env, args []string) error {
+	fs, path := flags("run", env)
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	cfg, err := loadConfig(*path, env)
+	if err != nil {
+		return err
+	}
+	log, err := logging.New(env.Stdout, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	return app.Run(ctx, app.Options{Config: cfg, Services: fs.Args(), Log: log, Version: env.Version})
+}
+
+func migrateCmd(ctx context.Context, env Env, args []string) error {
+	fs, path := flags("migrate", env)
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	cfg, err := loadConfig(*path, env)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL.Reveal())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	applied, err := store.Migrate(ctx, db)
+	if err != nil {
+		return err
+	}
+	if len(applied) == 0 {
+		_, err = fmt.Fprintln(env.Stdout, "database is up to date")
+		return err
+	}
+	for _, name := range applied {
+		fmt.Fprintln(env.Stdout, "applied", name)
+	}
+	return nil
+}
+
+func checkCmd(_ context.Context, env Env, args []string) error {
+	fs, path := flags("check", env)
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	cfg, err := loadConfig(*path, env)
+	if err != nil {
+		return err
+	}
+	cat, err := topic.LoadDir(cfg.TopicsDir)
+	if err != nil {
+		return fmt.Errorf("topics:\n  %s", joinLines(err))
+	}
+	_, err = fmt.Fprintf(env.Stdout, "configuration ok: %d instances, %d topics\n", len(cfg.Instances), len(cat.List()))
+	return err
+}
