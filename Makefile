@@ -1,0 +1,41 @@
+# dexbridge: `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /usr/bin/env bash
+GO ?= go
+
+.PHONY: help
+help: ## show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: ## run dexbridge on this machine (embedded NATS, local PostgreSQL)
+	@infra/scripts/run-local.sh
+
+.PHONY: test
+test: ## run every test against real NATS and PostgreSQL, with the race detector
+	@infra/scripts/test.sh
+
+.PHONY: build
+build: ## build the binaries into bin/
+	$(GO) build -o bin/ ./cmd/...
+
+.PHONY: lint
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+.PHONY: check
+check: build ## validate the configuration and topics
+	bin/dexbridge check
+
+.PHONY: migrate
+migrate: build ## apply the database migrations
+	bin/dexbridge migrate
+
+.PHONY: up
+up: ## run the multi-container deployment (needs Docker)
+	docker compose up --build
+
+.PHONY: clean
+clean: ## remove build output and local state
+	rm -rf bin .data
