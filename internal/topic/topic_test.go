@@ -1,0 +1,90 @@
+package topic
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const good = `id: sample
+title: Sample
+description: A sample topic.
+platforms: [Windows]
+queries:
+  - id: "#sample_query"
+    parameters: {device_name: device.name}
+    nql: devices | where device.name == $device_name | list device.name
+rules:
+  - id: r1
+    title: Something is wrong
+    when: device.name == "x"
+    remediations: [fix]
+remediations:
+  - id: fix
+    title: Fix it
+    remote_action: "#fix_it"
+generic_remediations: [fix]
+`
+
+func write(t *testing.T, dir, name, body string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadShippedTopics(t *testing.T) {
+	cat, err := LoadDir("../../topics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"outlook", "onedrive", "slow_pc"} {
+		if _, ok := cat.Get(id); !ok {
+			t.Errorf("topic %s not loaded", id)
+		}
+	}
+}
+
+func TestBadTopicsAreRefusedWithFileAndPath(t *testing.T) {
+	tests := []struct {
+		name, file, body string
+		want             []string
+	}{
+		{"unknown key", "sample.yaml", strings.Replace(good, "title: Sample", "title: Sample\ncolour: blue", 1), []string{"sample.yaml", "colour"}},
+		{"wrong type", "sample.yaml", strings.Replace(good, "platforms: [Windows]", "platforms: Windows", 1), []string{"sample.yaml", "platforms"}},
+		{"unknown platform", "sample.yaml", strings.Replace(good, "platforms: [Windows]", "platforms: [Linux]", 1), []string{"platforms[0]"}},
+		{"bad query id", "sample.yaml", strings.Replace(good, `"#sample_query"`, `"sample query"`, 1), []string{"queries[0].id"}},
+		{"unknown parameter source", "sample.yaml", strings.Replace(good, "device_name: device.name", "device_name: user.name", 1), []string{"queries[0].parameters.device_name"}},
+		{"remediation both kinds", "sample.yaml", strings.Replace(good, `remote_action: "#fix_it"`, `remote_action: "#fix_it"`+"\n    message: restart", 1), []string{"remediations[0]"}},
+		{"dangling rule remediation", "sample.yaml", strings.Replace(good, "remediations: [fix]", "remediations: [nope]", 1), []string{"rules[0].remediations[0]", `"nope"`}},
+		{"dangling generic remediation", "sample.yaml", strings.Replace(good, "generic_remediations: [fix]", "generic_remediations: [gone]", 1), []string{"generic_remediations[0]"}},
+		{"id differs from file", "other.yaml", good, []string{"other.yaml", "file name"}},
+		{"not yaml", "sample.yaml", "id: [", []string{"sample.yaml"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			write(t, dir, tt.file, tt.body)
+			_, err := LoadDir(dir)
+			if err == nil {
+				t.Fatal("got no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("got %q, want it to mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestDuplicateQueryAcrossTopics(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "sample.yaml", good)
+	write(t, dir, "twin.yaml", strings.Replace(good, "id: sample", "id: twin", 1))
+	_, err := LoadDir(dir)
+	if err == nil || !strings.Contains(err.Error(), "#sample_query") {
+		t.Errorf("got %v, want the duplicate query named", err)
+	}
+}
