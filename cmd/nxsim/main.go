@@ -1,0 +1,101 @@
+// Command nxsim runs the Nexthink tenant emulator (see internal/nxsim).
+//
+//	nxsim -addr 127.0.0.1:8091 -size 1000 -seed 1 -topics topics -queries config/queries.yaml
+//
+// Every flag has an environment equivalent (NXSIM_ADDR, NXSIM_SIZE, ...); a flag given
+// on the command line wins.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/dexbridge/dexbridge/internal/nxsim"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "nxsim:", err)
+		os.Exit(1)
+	}
+}
+
+// run parses the flags, starts nxsim and serves until ctx ends. It writes the JSON log
+// to stdout.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("nxsim", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	addr := fs.String("addr", env("NXSIM_ADDR", "127.0.0.1:8091"), "listen address (NXSIM_ADDR)")
+	size := fs.String("size", env("NXSIM_SIZE", "1000"), "devices of each tenant without its own size, 10 to 500000 (NXSIM_SIZE)")
+	seed := fs.String("seed", env("NXSIM_SEED", "1"), "fleet seed (NXSIM_SEED)")
+	topics := fs.String("topics", env("NXSIM_TOPICS", "topics"), "directory of topic YAML files with saved queries (NXSIM_TOPICS)")
+	queries := fs.String("queries", env("NXSIM_QUERIES", "config/queries.yaml"), "file of generic saved queries (NXSIM_QUERIES)")
+	tenants := fs.String("tenants", env("NXSIM_TENANTS", ""), "optional YAML tenants file (NXSIM_TENANTS); default tenants eu and us")
+	ttl := fs.String("token-ttl", env("NXSIM_TOKEN_TTL", "900s"), "access token lifetime (NXSIM_TOKEN_TTL)")
+	latency := fs.String("latency", env("NXSIM_LATENCY", "0s"), "fixed latency added to every Nexthink API call (NXSIM_LATENCY)")
+	pending := fs.String("exec-pending", env("NXSIM_EXEC_PENDING", "1s"), "time a remote-action execution stays pending (NXSIM_EXEC_PENDING)")
+	running := fs.String("exec-running", env("NXSIM_EXEC_RUNNING", "3s"), "time a remote-action execution runs (NXSIM_EXEC_RUNNING)")
+	logLevel := fs.String("log-level", env("NXSIM_LOG_LEVEL", "info"), "debug, info, warn or error (NXSIM_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("-log-level %q: %w", *logLevel, err)
+	}
+	cfg := nxsim.Config{
+		Addr: *addr, TopicsDir: *topics, QueriesFile: *queries,
+		Logger: slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level})),
+	}
+	var err error
+	if cfg.FleetSize, err = strconv.Atoi(*size); err != nil {
+		return fmt.Errorf("-size %q: %w", *size, err)
+	}
+	if cfg.Seed, err = strconv.ParseInt(*seed, 10, 64); err != nil {
+		return fmt.Errorf("-seed %q: %w", *seed, err)
+	}
+	durations := []struct {
+		name string
+		in   string
+		out  *time.Duration
+	}{
+		{"-token-ttl", *ttl, &cfg.TokenTTL}, {"-latency", *latency, &cfg.Latency},
+		{"-exec-pending", *pending, &cfg.Executions.Pending}, {"-exec-running", *running, &cfg.Executions.Running},
+	}
+	for _, d := range durations {
+		if *d.out, err = time.ParseDuration(d.in); err != nil {
+			return fmt.Errorf("%s %q: %w", d.name, d.in, err)
+		}
+	}
+	if *tenants != "" {
+		if cfg.Tenants, err = nxsim.LoadTenants(*tenants); err != nil {
+			return err
+		}
+	}
+	in, err := nxsim.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return in.Close()
+}
