@@ -37,12 +37,31 @@ const ctxEvery = 256
 // Run evaluates the plan over src. It returns ctx's error if ctx ends during the run,
 // a *ParamError for a missing or unconvertible parameter, or the Source's error.
 func (p *Plan) Run(ctx context.Context, src Source, params map[string]string, opts RunOptions) (*Result, error) {
-	if err := ctx.Err(); err != nil {
+	rows := [][]Value{}
+	err := p.Stream(ctx, src, params, opts, func(row []Value) error {
+		rows = append(rows, row)
+		return nil
+	})
+	if err != nil {
 		return nil, err
+	}
+	return &Result{Headers: slices.Clone(p.headers), Rows: rows}, nil
+}
+
+// Headers are the output columns, as in Result.Headers.
+func (p *Plan) Headers() []string { return slices.Clone(p.headers) }
+
+// Stream is Run that hands each row to fn as soon as it is produced, so a query over
+// a whole fleet needs no memory for its result. A query that sorts still holds its
+// rows until the scan ends. fn may keep the row; an error from fn stops the run and
+// Stream returns it.
+func (p *Plan) Stream(ctx context.Context, src Source, params map[string]string, opts RunOptions, fn func([]Value) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	pv, err := p.bindParams(params)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	now := opts.Now
 	if now.IsZero() {
@@ -50,7 +69,7 @@ func (p *Plan) Run(ctx context.Context, src Source, params map[string]string, op
 	}
 	now = now.UTC()
 	r := &runner{
-		ctx: ctx, p: p, src: src,
+		ctx: ctx, p: p, src: src, sink: fn,
 		env:   env{params: pv, comp: make([]Value, p.nComp), aggv: make([]Value, p.nAggs)},
 		aggs:  make([]aggState, p.nAggs),
 		limit: p.limit,
@@ -71,16 +90,15 @@ func (p *Plan) Run(ctx context.Context, src Source, params map[string]string, op
 	if p.summary != nil {
 		r.groups = map[[maxBy]Value]int{}
 	}
-	res := &Result{Headers: slices.Clone(p.headers), Rows: [][]Value{}}
 	if r.limit == 0 {
-		return res, nil
+		return nil
 	}
 	if err := r.scan(); err != nil && !errors.Is(err, stopScan{}) {
-		return nil, err
+		return err
 	}
 	if p.summary != nil {
 		if err := r.finishGroups(); err != nil && !errors.Is(err, stopScan{}) {
-			return nil, err
+			return err
 		}
 	}
 	if p.sortKey != nil {
@@ -88,12 +106,13 @@ func (p *Plan) Run(ctx context.Context, src Source, params map[string]string, op
 		if r.limit >= 0 && len(r.rows) > r.limit {
 			r.rows = r.rows[:r.limit]
 		}
+		for _, row := range r.rows {
+			if err := fn(row); err != nil {
+				return err
+			}
+		}
 	}
-	res.Rows = r.rows
-	if res.Rows == nil {
-		res.Rows = [][]Value{}
-	}
-	return res, nil
+	return nil
 }
 
 func (p *Plan) bindParams(params map[string]string) ([]Value, error) {
@@ -138,7 +157,9 @@ type runner struct {
 	groups    map[[maxBy]Value]int
 	groupList []*group
 
-	rows [][]Value
+	rows    [][]Value // held only when the query sorts
+	sink    func([]Value) error
+	emitted int
 }
 
 type group struct {
@@ -235,8 +256,15 @@ func (r *runner) emit() error {
 		out[n] = p.sortKey(&r.env)
 		out = out[:n]
 	}
-	r.rows = append(r.rows, out)
-	if p.sortKey == nil && r.limit >= 0 && len(r.rows) >= r.limit {
+	if p.sortKey != nil {
+		r.rows = append(r.rows, out)
+		return nil
+	}
+	if err := r.sink(out); err != nil {
+		return err
+	}
+	r.emitted++
+	if r.limit >= 0 && r.emitted >= r.limit {
 		return stopScan{}
 	}
 	return nil

@@ -477,3 +477,41 @@ func TestRunDefaultNow(t *testing.T) {
 		t.Errorf("got %s, want %s", got, want)
 	}
 }
+
+func TestStreamMatchesRunAndStopsOnError(t *testing.T) {
+	src := fixture()
+	for _, q := range []string{
+		`devices | list name`,
+		`devices | sort name desc | list name | limit 3`,
+		`devices | list name | limit 2`,
+	} {
+		p, err := Compile(q, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := p.Run(context.Background(), src, nil, RunOptions{Now: testNow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got [][]Value
+		err = p.Stream(context.Background(), src, nil, RunOptions{Now: testNow}, func(row []Value) error {
+			got = append(got, row)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if showRows(got) != showRows(want.Rows) {
+			t.Errorf("%s: Stream gave %s, Run gave %s", q, showRows(got), showRows(want.Rows))
+		}
+		stop := errors.New("enough")
+		calls := 0
+		err = p.Stream(context.Background(), src, nil, RunOptions{Now: testNow}, func([]Value) error {
+			calls++
+			return stop
+		})
+		if !errors.Is(err, stop) || calls != 1 {
+			t.Errorf("%s: fn error: got %v after %d calls, want it returned after 1", q, err, calls)
+		}
+	}
+}
