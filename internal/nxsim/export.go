@@ -204,18 +204,25 @@ func (t *tenant) runExport(id string, q *savedQuery, params map[string]string, c
 		fail("Export failed (injected by nxsim).", errors.New("injected failure"))
 		return
 	}
-	res, err := t.run(s.ctx, q, params, 0, 0)
+	// The rows stream from the query into the file: a 500 000-device export holds
+	// no result in memory.
+	rows, partial := 0, false
+	name, ctype, err := writeResultsFile(s.dir, id, comp, q.Plan.Headers(), loc, func(emit func([]nql.Value) error) error {
+		err := q.Plan.Stream(s.ctx, t.src, params, nql.RunOptions{Now: t.queryNow()}, func(row []nql.Value) error {
+			if settings.RowLimit > 0 && rows >= settings.RowLimit {
+				partial = true
+				return errRowLimit
+			}
+			rows++
+			return emit(row)
+		})
+		if errors.Is(err, errRowLimit) {
+			return nil
+		}
+		return err
+	})
 	if err != nil {
-		fail("Query execution failed: "+err.Error(), err)
-		return
-	}
-	partial := settings.RowLimit > 0 && len(res.Rows) > settings.RowLimit
-	if partial {
-		res.Rows = res.Rows[:settings.RowLimit]
-	}
-	name, ctype, err := writeResultsFile(s.dir, id, comp, res, loc)
-	if err != nil {
-		fail("Could not write the results file.", err)
+		fail("Query execution failed.", err)
 		return
 	}
 	if !sleepCtx(s.ctx, delay-time.Since(started)) {
@@ -224,7 +231,7 @@ func (t *tenant) runExport(id string, q *savedQuery, params map[string]string, c
 	s.update(id, func(j *exportJob) {
 		j.status, j.file, j.contentType, j.partial, j.completed = exportCompleted, name, ctype, partial, s.clock()
 	})
-	t.log.Info("export completed", "export_id", id, "query_id", q.ID, "rows", len(res.Rows))
+	t.log.Info("export completed", "export_id", id, "query_id", q.ID, "rows", rows)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
@@ -241,9 +248,12 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// writeResultsFile streams res as CSV (header row first) into dir, compressed as
-// asked, and returns the file name and its content type.
-func writeResultsFile(dir, id, comp string, res *nql.Result, loc *time.Location) (string, string, error) {
+// errRowLimit stops an export at the licence cap.
+var errRowLimit = errors.New("row limit reached")
+
+// writeResultsFile writes the rows produce emits as CSV (header row first) into dir,
+// compressed as asked, and returns the file name and its content type.
+func writeResultsFile(dir, id, comp string, headers []string, loc *time.Location, produce func(emit func([]nql.Value) error) error) (string, string, error) {
 	name, ctype := id+".csv", "text/csv"
 	switch comp {
 	case "GZIP":
@@ -270,7 +280,8 @@ func writeResultsFile(dir, id, comp string, res *nql.Result, loc *time.Location)
 		}
 		w, closer = zw, zw
 	}
-	err = writeCSV(w, res, loc)
+	enc := newCSVEncoder(w, headers, loc)
+	err = errors.Join(produce(enc.row), enc.flush())
 	if closer != nil {
 		err = errors.Join(err, closer.Close())
 	}

@@ -54,24 +54,49 @@ func csvCell(v nql.Value, loc *time.Location) string {
 
 // writeCSV writes a header row and the rows.
 func writeCSV(w io.Writer, res *nql.Result, loc *time.Location) error {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(res.Headers); err != nil {
-		return err
-	}
-	rec := make([]string, len(res.Headers))
+	enc := newCSVEncoder(w, res.Headers, loc)
 	for _, row := range res.Rows {
-		for k := range rec {
-			rec[k] = ""
-			if k < len(row) {
-				rec[k] = csvCell(row[k], loc)
-			}
-		}
-		if err := cw.Write(rec); err != nil {
+		if err := enc.row(row); err != nil {
 			return err
 		}
 	}
-	cw.Flush()
-	return cw.Error()
+	return enc.flush()
+}
+
+// csvEncoder writes a header row, then rows as they come.
+type csvEncoder struct {
+	cw  *csv.Writer
+	rec []string
+	loc *time.Location
+	err error
+}
+
+func newCSVEncoder(w io.Writer, headers []string, loc *time.Location) *csvEncoder {
+	e := &csvEncoder{cw: csv.NewWriter(w), rec: make([]string, len(headers)), loc: loc}
+	e.err = e.cw.Write(headers)
+	return e
+}
+
+func (e *csvEncoder) row(row []nql.Value) error {
+	if e.err != nil {
+		return e.err
+	}
+	for k := range e.rec {
+		e.rec[k] = ""
+		if k < len(row) {
+			e.rec[k] = csvCell(row[k], e.loc)
+		}
+	}
+	e.err = e.cw.Write(e.rec)
+	return e.err
+}
+
+func (e *csvEncoder) flush() error {
+	if e.err != nil {
+		return e.err
+	}
+	e.cw.Flush()
+	return e.cw.Error()
 }
 
 // negotiate picks "application/json" or "text/csv" from an Accept header, "" when
