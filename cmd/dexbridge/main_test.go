@@ -135,9 +135,19 @@ func TestSecondTopicsProcessSharesTheLoad(t *testing.T) {
 	defer nc.Close()
 	waitInstances(t, nc, 2)
 
+	keyCmd := exec.Command(bin, "apikey", "create", "-config", cfg, "-name", "load", "-q")
+	keyCmd.Env = append(os.Environ(), dbEnv)
+	keyOut, err := keyCmd.Output()
+	if err != nil {
+		t.Fatalf("apikey create: %v", err)
+	}
+	key := strings.TrimSpace(string(keyOut))
+
 	client := &http.Client{Timeout: 10 * time.Second}
 	get := func() error {
-		resp, err := client.Get(base + "/api/v1/topics")
+		req, _ := http.NewRequest(http.MethodGet, base+"/api/v1/topics", nil)
+		req.Header.Set("X-API-Key", key)
+		resp, err := client.Do(req)
 		if err != nil {
 			return err
 		}

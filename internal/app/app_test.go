@@ -13,8 +13,10 @@ import (
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/app"
+	"github.com/dexbridge/dexbridge/internal/auth"
 	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/logging"
+	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/testenv"
 )
 
@@ -71,9 +73,37 @@ func start(t *testing.T, cfg config.Config, services ...string) (string, func() 
 	return base, stop
 }
 
+// apiKey makes a key with every scope in the process's database.
+func apiKey(t *testing.T, cfg config.Config) string {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := store.Open(ctx, cfg.DatabaseURL.Reveal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	secret, _, err := auth.NewKeys(store.New(pool)).Create(ctx, auth.NewKey{Name: "test", Scopes: []string{"read", "diagnose", "remediate", "admin"}, CreatedBy: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
 func getJSON(t *testing.T, url string, into any) int {
 	t.Helper()
-	resp, err := http.Get(url)
+	return getJSONWithKey(t, url, "", into)
+}
+
+func getJSONWithKey(t *testing.T, url, key string, into any) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("X-API-Key", key)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +117,9 @@ func getJSON(t *testing.T, url string, into any) int {
 }
 
 func TestRequestPathEndToEnd(t *testing.T) {
-	base, stop := start(t, testConfig(t))
+	cfg := testConfig(t)
+	base, stop := start(t, cfg)
+	key := apiKey(t, cfg)
 
 	var ready struct {
 		Status string            `json:"status"`
@@ -99,7 +131,11 @@ func TestRequestPathEndToEnd(t *testing.T) {
 	var list struct {
 		Topics []events.Topic `json:"topics"`
 	}
-	if code := getJSON(t, base+"/api/v1/topics", &list); code != 200 {
+	var unauth map[string]any
+	if code := getJSON(t, base+"/api/v1/topics", &unauth); code != 401 || unauth["code"] != "unauthorized" {
+		t.Fatalf("without a key: got %d %v, want 401 unauthorized", code, unauth)
+	}
+	if code := getJSONWithKey(t, base+"/api/v1/topics", key, &list); code != 200 {
 		t.Fatalf("GET /api/v1/topics: got %d", code)
 	}
 	ids := map[string]bool{}
@@ -112,10 +148,10 @@ func TestRequestPathEndToEnd(t *testing.T) {
 		}
 	}
 	var prob map[string]any
-	if code := getJSON(t, base+"/api/v1/topics/nope", &prob); code != 404 || prob["code"] != "not_found" {
+	if code := getJSONWithKey(t, base+"/api/v1/topics/nope", key, &prob); code != 404 || prob["code"] != "not_found" {
 		t.Errorf("unknown topic: got %d %v, want 404 not_found", code, prob)
 	}
-	if code := getJSON(t, base+"/api/v1/topics?platform=Linux", &prob); code != 400 || prob["field"] != "platform" {
+	if code := getJSONWithKey(t, base+"/api/v1/topics?platform=Linux", key, &prob); code != 400 || prob["field"] != "platform" {
 		t.Errorf("bad platform: got %d %v, want 400 naming the field", code, prob)
 	}
 	if err := stop(); err != nil {
@@ -146,9 +182,12 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
 
 	base, stop := start(t, cfg, "ingress")
+	key := apiKey(t, cfg)
 	result := make(chan int, 1)
 	go func() {
-		resp, err := http.Get(base + "/api/v1/topics")
+		req, _ := http.NewRequest(http.MethodGet, base+"/api/v1/topics", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			result <- -1
 			return

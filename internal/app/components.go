@@ -3,6 +3,11 @@ package app
 import (
 	"context"
 
+	"github.com/dexbridge/dexbridge/internal/auth"
+	"github.com/dexbridge/dexbridge/internal/config"
+	"github.com/dexbridge/dexbridge/internal/ratelimit"
+	"github.com/dexbridge/dexbridge/internal/store"
+
 	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/services/ingress"
 	"github.com/dexbridge/dexbridge/services/topics"
@@ -30,6 +35,9 @@ func buildIngress(d *deps) (Runner, error) {
 		TLSKeyFile:        d.cfg.TLS.KeyFile,
 		AllowInsecureHTTP: d.cfg.AllowInsecureHTTP,
 		RPC:               d.rpc,
+		Keys:              auth.NewKeys(store.New(d.db)),
+		Credentials:       auth.NewCredentials(basicCredentials(d.cfg)),
+		Limiters:          ratelimit.NewShared(store.New(d.db)),
 		Subjects:          d.subjects,
 		Checks: []ingress.Check{
 			{Name: "nats", Fn: func(context.Context) error { return d.bus.Ready() }},
@@ -51,4 +59,17 @@ func buildTopics(d *deps) (Runner, error) {
 		Concurrency: d.cfg.Workers.Concurrency, ShutdownTimeout: d.cfg.ShutdownTimeout.D(),
 		Log: d.log, Version: d.version,
 	}), nil
+}
+
+// basicCredentials are those allowed to manage API keys: each instance's Nexthink API
+// credentials (as the V6 SDK did) and the admin credential.
+func basicCredentials(cfg config.Config) []auth.Credential {
+	var out []auth.Credential
+	for _, in := range cfg.Instances {
+		out = append(out, auth.Credential{Who: "instance:" + in.Name, User: in.ClientID, Password: in.ClientSecret.Reveal()})
+	}
+	if cfg.Admin.Username != "" {
+		out = append(out, auth.Credential{Who: "admin", User: cfg.Admin.Username, Password: cfg.Admin.Password.Reveal()})
+	}
+	return out
 }

@@ -34,6 +34,7 @@ func commands() []command {
 		{"run", "run [-config file] [service ...]", "run every service, or the named ones, in this process", runCmd},
 		{"migrate", "migrate [-config file]", "apply the database migrations and exit", migrateCmd},
 		{"check", "check [-config file]", "validate the configuration and topics without starting anything", checkCmd},
+		{"apikey", "apikey create|list|revoke [-name n] [-scopes s] [id]", "manage API keys in the database", apikeyCmd},
 		{"version", "version", "print the version", func(_ context.Context, env Env, _ []string) error {
 			_, err := fmt.Fprintln(env.Stdout, env.Version)
 			return err

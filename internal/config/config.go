@@ -28,6 +28,16 @@ type Config struct {
 	Cache             Cache      `yaml:"cache"`
 	Limits            Limits     `yaml:"limits"`
 	Instances         []Instance `yaml:"instances"`
+	Admin             Admin      `yaml:"admin"`
+}
+
+// Admin is the operator's credential for the API-key endpoints (HTTP Basic), beside
+// the instances' Nexthink credentials. The password comes only from
+// DEXBRIDGE_ADMIN_PASSWORD or password_file.
+type Admin struct {
+	Username     string `yaml:"username"` // DEXBRIDGE_ADMIN_USERNAME
+	PasswordFile string `yaml:"password_file"`
+	Password     Secret `yaml:"-"` // DEXBRIDGE_ADMIN_PASSWORD
 }
 
 // TLS enables HTTPS on the ingress when both files are set.
@@ -174,6 +184,12 @@ func (c Config) Validate() error {
 		if p.v <= 0 {
 			return &Error{Key: p.key, Env: p.env, Reason: "must be greater than zero"}
 		}
+	}
+	if (c.Admin.Username == "") != (c.Admin.Password == "") {
+		return &Error{Key: "admin", Env: "DEXBRIDGE_ADMIN_USERNAME/DEXBRIDGE_ADMIN_PASSWORD", Reason: "set both the admin username and password, or neither"}
+	}
+	if c.Admin.Password != "" && len(c.Admin.Password) < 12 {
+		return &Error{Key: "admin.password", Env: "DEXBRIDGE_ADMIN_PASSWORD", Reason: "use at least 12 characters"}
 	}
 	seen := map[string]bool{}
 	for i, in := range c.Instances {

@@ -28,6 +28,8 @@ func Variables() []Variable {
 		{"DEXBRIDGE_DATA_DIR", "data_dir", "state directory (embedded NATS data)", str(func(c *Config) *string { return &c.DataDir })},
 		{"TOPICS_DIR", "topics_dir", "folder of topic YAML files", str(func(c *Config) *string { return &c.TopicsDir })},
 		{"WORKER_CONCURRENCY", "workers.concurrency", "requests a worker endpoint handles at once", integer(func(c *Config) *int { return &c.Workers.Concurrency })},
+		{"DEXBRIDGE_ADMIN_USERNAME", "admin.username", "operator user for the API-key endpoints (HTTP Basic)", str(func(c *Config) *string { return &c.Admin.Username })},
+		{"DEXBRIDGE_ADMIN_PASSWORD", "admin.password_file", "operator password (or a file named by admin.password_file)", func(c *Config, s string) error { c.Admin.Password = Secret(s); return nil }},
 		{"CHATBOT_CACHE_REFRESH", "cache.refresh", "discovery period (legacy name)", duration(false, func(c *Config) *Duration { return &c.Cache.Refresh })},
 		{"USER_ACTIVITY_PERIOD", "cache.user_activity_period", "activity window kept in the cache; a bare number is days (legacy name)", duration(true, func(c *Config) *Duration { return &c.Cache.UserActivityPeriod })},
 		{"MAX_CACHE_REQUESTS_PER_SECOND", "limits.cache_requests_per_second", "cache reads per second, whole deployment (legacy name)", number(func(c *Config) *float64 { return &c.Limits.CacheRequestsPerSecond })},

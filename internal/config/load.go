@@ -36,6 +36,13 @@ func Load(path string, getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("config: %w", &Error{Key: v.Key, Env: v.Name, Reason: err.Error()})
 		}
 	}
+	if cfg.Admin.Password == "" && cfg.Admin.PasswordFile != "" {
+		raw, err := os.ReadFile(cfg.Admin.PasswordFile)
+		if err != nil {
+			return Config{}, fmt.Errorf("config: %w", &Error{Key: "admin.password_file", Reason: err.Error()})
+		}
+		cfg.Admin.Password = Secret(strings.TrimSpace(string(raw)))
+	}
 	for i := range cfg.Instances {
 		if err := loadCredentials(&cfg.Instances[i], getenv); err != nil {
 			return Config{}, fmt.Errorf("config: %w", &Error{Key: fmt.Sprintf("instances[%d].credentials_file", i), Reason: err.Error()})

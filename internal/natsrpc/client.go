@@ -44,6 +44,9 @@ func (c *Client) Call(ctx context.Context, subject string, req events.Message, r
 	defer cancel()
 	msg := nats.NewMsg(subject)
 	msg.Data = data
+	for k, v := range headersFrom(ctx) {
+		msg.Header.Set(k, v)
+	}
 	if id := requestid.From(ctx); id != "" {
 		msg.Header.Set(events.HeaderRequestID, id)
 	}

@@ -110,6 +110,9 @@ func requestContext(h micro.Headers) (context.Context, context.CancelFunc) {
 	if id := h.Get(events.HeaderRequestID); requestid.Valid(id) {
 		ctx = requestid.With(ctx, id)
 	}
+	if id := h.Get(events.HeaderAPIKeyID); id != "" {
+		ctx = WithHeader(ctx, events.HeaderAPIKeyID, id)
+	}
 	if ms, err := strconv.ParseInt(h.Get(HeaderDeadline), 10, 64); err == nil {
 		return context.WithDeadline(ctx, time.UnixMilli(ms))
 	}

@@ -25,6 +25,8 @@ type Document struct {
 	Instance   string `json:"instance,omitempty"`
 	RequestID  string `json:"request_id,omitempty"`
 	RetryAfter int    `json:"retry_after,omitempty"` // seconds, mirrors the Retry-After header
+	// Limit is the limit that refused a rate_limited request, in requests per second.
+	Limit float64 `json:"limit_per_second,omitempty"`
 }
 
 // TypeBase prefixes every problem type URI; the page documents each code.
@@ -39,6 +41,7 @@ func (e *Error) Doc() Document {
 		Code:   e.Code,
 		Detail: e.Detail,
 		Field:  e.Field,
+		Limit:  e.Limit,
 	}
 	if e.RetryAfter > 0 {
 		d.RetryAfter = retrySeconds(e.RetryAfter)
@@ -53,7 +56,7 @@ func FromDoc(d Document) *Error {
 	if !c.Valid() {
 		c = Internal
 	}
-	return &Error{Code: c, Detail: d.Detail, Field: d.Field, RetryAfter: time.Duration(d.RetryAfter) * time.Second}
+	return &Error{Code: c, Detail: d.Detail, Field: d.Field, Limit: d.Limit, RetryAfter: time.Duration(d.RetryAfter) * time.Second}
 }
 
 // Write sends err as application/problem+json, with Retry-After where it applies.
@@ -67,6 +70,15 @@ func Write(w http.ResponseWriter, r *http.Request, requestID string, err error) 
 	}
 	if d.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(d.RetryAfter))
+	}
+	if p.Code == RateLimited {
+		// The IETF RateLimit header fields, so clients can pace themselves.
+		if d.Limit > 0 {
+			w.Header().Set("RateLimit-Limit", strconv.FormatFloat(d.Limit, 'f', -1, 64))
+			w.Header().Set("RateLimit-Policy", strconv.FormatFloat(d.Limit, 'f', -1, 64)+";w=1")
+		}
+		w.Header().Set("RateLimit-Remaining", "0")
+		w.Header().Set("RateLimit-Reset", strconv.Itoa(d.RetryAfter))
 	}
 	w.Header().Set("Content-Type", ContentType)
 	w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -106,6 +106,7 @@ type Error struct {
 	Detail     string
 	Field      string        // the offending field, for validation errors
 	RetryAfter time.Duration // for rate_limited and unavailable answers
+	Limit      float64       // for rate_limited: the limit, in requests per second
 	Err        error
 }
 

@@ -3,6 +3,8 @@ package ingress
 import (
 	"net/http"
 
+	"github.com/dexbridge/dexbridge/internal/auth"
+
 	"github.com/gorilla/mux"
 )
 
@@ -16,9 +18,16 @@ func NewHandler(o Options) http.Handler {
 	r.HandleFunc("/healthz", h.healthz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", h.readyz).Methods(http.MethodGet, http.MethodHead)
 
+	// API keys: HTTP Basic with an instance's Nexthink credentials or the admin
+	// credential, one request per 10 s per client.
+	r.HandleFunc("/api/v1/api-keys", h.withBasic(h.createKey)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/api_key", h.withBasic(h.createLegacyKey)).Methods(http.MethodPost)
+	r.HandleFunc("/api/v1/api-keys", h.withBasic(h.listKeys)).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/api-keys/{id}", h.revokeKeyEither).Methods(http.MethodDelete)
+
 	// Full paths, no subrouters: a gorilla subrouter answers a wrong method with 404.
-	r.HandleFunc("/api/v1/topics", h.listTopics).Methods(http.MethodGet)
-	r.HandleFunc("/api/v1/topics/{topic}", h.getTopic).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/topics", h.withKey(auth.Read, h.listTopics)).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/topics/{topic}", h.withKey(auth.Read, h.getTopic)).Methods(http.MethodGet)
 
 	return chain(r, recoverPanics(o.Log), requestIDs, accessLog(o.Log), securityHeaders)
 }

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/auth"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
+	"github.com/dexbridge/dexbridge/internal/ratelimit"
 )
 
 // Check is a named readiness check.
@@ -30,6 +32,9 @@ type Options struct {
 	TLSKeyFile        string
 	AllowInsecureHTTP bool
 	RPC               *natsrpc.Client
+	Keys              *auth.Keys
+	Credentials       *auth.Credentials
+	Limiters          *ratelimit.Shared
 	Subjects          events.Subjects
 	Checks            []Check
 	ShutdownTimeout   time.Duration

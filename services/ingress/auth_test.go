@@ -1,0 +1,315 @@
+package ingress_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/auth"
+	"github.com/dexbridge/dexbridge/internal/logging"
+	"github.com/dexbridge/dexbridge/internal/natsrpc"
+	"github.com/dexbridge/dexbridge/internal/ratelimit"
+	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/testenv"
+	"github.com/dexbridge/dexbridge/internal/topic"
+	"github.com/dexbridge/dexbridge/services/ingress"
+	"github.com/dexbridge/dexbridge/services/topics"
+)
+
+const (
+	adminUser = "operator"
+	adminPass = "correct-horse-battery"
+)
+
+// syncBuffer collects log output from concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type env struct {
+	handler http.Handler
+	logs    *syncBuffer
+	db      *store.DB
+}
+
+// newEnv runs a topics worker and an ingress handler on real NATS and PostgreSQL.
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	nc := testenv.NATS(t)
+	db := store.New(testenv.Postgres(t))
+	subjects := events.NewSubjects(testenv.Prefix(t))
+	logs := &syncBuffer{}
+	log, _ := logging.New(logs, "debug")
+	cat, err := topic.LoadDir(filepath.Join(testenv.RepoRoot(t), "topics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	svc := topics.New(topics.Options{Conn: nc, Subjects: subjects, Catalog: cat, Concurrency: 8, ShutdownTimeout: 5 * time.Second, Log: logging.Discard(), Version: "0.0.0"})
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	h := ingress.NewHandler(ingress.Options{
+		RPC:         natsrpc.NewClient(nc, 5*time.Second),
+		Keys:        auth.NewKeys(db),
+		Credentials: auth.NewCredentials([]auth.Credential{{Who: "admin", User: adminUser, Password: adminPass}, {Who: "instance:eu", User: "eu-client", Password: "eu-client-secret"}}),
+		Limiters:    ratelimit.NewShared(db),
+		Subjects:    subjects,
+		Log:         log,
+	})
+	return &env{handler: h, logs: logs, db: db}
+}
+
+var clientSeq struct {
+	sync.Mutex
+	n int
+}
+
+// freshClient is a new client address, so the 1-per-10s key endpoint limit of one
+// call does not bleed into the next.
+func freshClient() string {
+	clientSeq.Lock()
+	defer clientSeq.Unlock()
+	clientSeq.n++
+	return fmt.Sprintf("10.1.%d.%d:40000", clientSeq.n/250, clientSeq.n%250+1)
+}
+
+type call struct {
+	method, path, body, contentType string
+	basic                           [2]string
+	key, bearer, client             string
+}
+
+func (e *env) do(t *testing.T, c call) (*http.Response, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+	if c.client == "" {
+		c.client = freshClient()
+	}
+	req.RemoteAddr = c.client
+	if c.body != "" {
+		ct := c.contentType
+		if ct == "" {
+			ct = "application/json"
+		}
+		req.Header.Set("Content-Type", ct)
+	}
+	if c.basic[0] != "" {
+		req.SetBasicAuth(c.basic[0], c.basic[1])
+	}
+	if c.key != "" {
+		req.Header.Set("X-API-Key", c.key)
+	}
+	if c.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+c.bearer)
+	}
+	rec := httptest.NewRecorder()
+	e.handler.ServeHTTP(rec, req)
+	resp := rec.Result()
+	var body map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(raw, &body)
+	return resp, body
+}
+
+func (e *env) createKey(t *testing.T, body string) (string, map[string]any) {
+	t.Helper()
+	resp, got := e.do(t, call{method: "POST", path: "/api/v1/api-keys", body: body, basic: [2]string{adminUser, adminPass}})
+	if resp.StatusCode != 201 {
+		t.Fatalf("create key: got %d %v", resp.StatusCode, got)
+	}
+	return got["key"].(string), got
+}
+
+func TestKeysAndScopes(t *testing.T) {
+	e := newEnv(t)
+	reader, created := e.createKey(t, `{"name":"service desk bot","scopes":["read"]}`)
+	if !strings.HasPrefix(reader, "dxb_") || len(reader) < 40 || created["id"] == "" || created["status"] != "active" {
+		t.Fatalf("created key: %v", created)
+	}
+	diagnoser, _ := e.createKey(t, `{"name":"diag only","scopes":["diagnose"]}`)
+
+	tests := []struct {
+		name       string
+		c          call
+		status     int
+		code       string
+		authHeader bool
+	}{
+		{"no key", call{method: "GET", path: "/api/v1/topics"}, 401, "unauthorized", true},
+		{"wrong key", call{method: "GET", path: "/api/v1/topics", key: "dxb_" + strings.Repeat("A", 43)}, 401, "unauthorized", true},
+		{"not a key", call{method: "GET", path: "/api/v1/topics", key: "hunter2"}, 401, "unauthorized", true},
+		{"X-API-Key", call{method: "GET", path: "/api/v1/topics", key: reader}, 200, "", false},
+		{"Bearer", call{method: "GET", path: "/api/v1/topics", bearer: reader}, 200, "", false},
+		{"missing scope", call{method: "GET", path: "/api/v1/topics", key: diagnoser}, 403, "forbidden", false},
+		{"subject injection", call{method: "GET", path: "/api/v1/topics/a.b", key: reader}, 400, "invalid_request", false},
+		{"wildcard injection", call{method: "GET", path: "/api/v1/topics/%3E", key: reader}, 400, "invalid_request", false},
+		{"health needs no key", call{method: "GET", path: "/healthz"}, 200, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := e.do(t, tt.c)
+			if resp.StatusCode != tt.status || (tt.code != "" && body["code"] != tt.code) {
+				t.Errorf("got %d %v, want %d %s", resp.StatusCode, body, tt.status, tt.code)
+			}
+			if got := resp.Header.Get("WWW-Authenticate") != ""; got != tt.authHeader {
+				t.Errorf("WWW-Authenticate present: got %v, want %v", got, tt.authHeader)
+			}
+		})
+	}
+}
+
+func TestKeyManagement(t *testing.T) {
+	e := newEnv(t)
+	admin := [2]string{adminUser, adminPass}
+
+	// Nexthink instance credentials may create keys too; wrong ones may not.
+	resp, body := e.do(t, call{method: "POST", path: "/api/v1/api-keys", body: `{"name":"via instance"}`, basic: [2]string{"eu-client", "eu-client-secret"}})
+	if resp.StatusCode != 201 || body["created_by"] != "instance:eu" {
+		t.Errorf("instance credentials: got %d %v", resp.StatusCode, body)
+	}
+	resp, body = e.do(t, call{method: "POST", path: "/api/v1/api-keys", body: `{"name":"x"}`, basic: [2]string{adminUser, "wrong"}})
+	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
+		t.Errorf("wrong password: got %d %v", resp.StatusCode, body)
+	}
+
+	// The legacy V6 endpoint answers with api_key.
+	resp, body = e.do(t, call{method: "POST", path: "/v1/api_key", basic: admin})
+	legacy, _ := body["api_key"].(string)
+	if resp.StatusCode != 201 || !strings.HasPrefix(legacy, "dxb_") {
+		t.Errorf("legacy endpoint: got %d %v", resp.StatusCode, body)
+	}
+
+	// One request per 10 s per client on the key endpoints, POST and GET alike.
+	client := freshClient()
+	if resp, body = e.do(t, call{method: "GET", path: "/api/v1/api-keys", basic: admin, client: client}); resp.StatusCode != 200 {
+		t.Fatalf("list: got %d %v", resp.StatusCode, body)
+	}
+	keys := body["api_keys"].([]any)
+	raw, _ := json.Marshal(keys)
+	if len(keys) != 2 || strings.Contains(string(raw), "dxb_") || strings.Contains(string(raw), "hash") {
+		t.Errorf("list: got %s; want two keys without secrets", raw)
+	}
+	resp, body = e.do(t, call{method: "POST", path: "/api/v1/api-keys", body: `{"name":"again"}`, basic: admin, client: client})
+	if resp.StatusCode != 429 || body["code"] != "rate_limited" || resp.Header.Get("Retry-After") == "" || resp.Header.Get("RateLimit-Remaining") != "0" {
+		t.Errorf("second call within 10s: got %d %v %v, want 429 with Retry-After and RateLimit headers", resp.StatusCode, body, resp.Header)
+	}
+
+	// Revocation with an admin-scoped key, then the key no longer works.
+	adminKey, _ := e.createKey(t, `{"name":"ops","scopes":["admin","read"]}`)
+	victim, v := e.createKey(t, `{"name":"victim","scopes":["read"]}`)
+	if resp, _ := e.do(t, call{method: "GET", path: "/api/v1/topics", key: victim}); resp.StatusCode != 200 {
+		t.Fatalf("victim before revocation: %d", resp.StatusCode)
+	}
+	resp, body = e.do(t, call{method: "DELETE", path: "/api/v1/api-keys/" + v["id"].(string), key: adminKey})
+	if resp.StatusCode != 200 || body["status"] != "revoked" {
+		t.Fatalf("revoke: got %d %v", resp.StatusCode, body)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, _ := e.do(t, call{method: "GET", path: "/api/v1/topics", key: victim})
+		if resp.StatusCode == 401 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("revoked key still accepted after 5s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if resp, body = e.do(t, call{method: "DELETE", path: "/api/v1/api-keys/key_0000000000000000", key: adminKey}); resp.StatusCode != 404 {
+		t.Errorf("revoke unknown: got %d %v", resp.StatusCode, body)
+	}
+	if resp, _ = e.do(t, call{method: "DELETE", path: "/api/v1/api-keys/key_0000000000000000", key: victim}); resp.StatusCode != 401 {
+		t.Errorf("revoke with a revoked key: got %d", resp.StatusCode)
+	}
+
+	// Secrets never reach the logs.
+	logs := e.logs.String()
+	for _, secret := range []string{adminPass, "eu-client-secret", victim, adminKey, legacy} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("logs contain a secret %q", secret[:6])
+		}
+	}
+}
+
+func TestExpiredKeyAndPerKeyLimit(t *testing.T) {
+	e := newEnv(t)
+	short, _ := e.createKey(t, fmt.Sprintf(`{"name":"short","scopes":["read"],"expires_at":%q}`, time.Now().Add(300*time.Millisecond).UTC().Format(time.RFC3339Nano)))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, _ := e.do(t, call{method: "GET", path: "/api/v1/topics", key: short})
+		if resp.StatusCode == 401 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("expired key still accepted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	slow, _ := e.createKey(t, `{"name":"slow","scopes":["read"],"rate_limit_per_second":0.5}`)
+	if resp, _ := e.do(t, call{method: "GET", path: "/api/v1/topics", key: slow}); resp.StatusCode != 200 {
+		t.Fatalf("first call: %d", resp.StatusCode)
+	}
+	resp, body := e.do(t, call{method: "GET", path: "/api/v1/topics", key: slow})
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || resp.Header.Get("RateLimit-Limit") != "0.5" {
+		t.Errorf("second call: got %d %v %v, want 429 with the key's limit", resp.StatusCode, body, resp.Header)
+	}
+}
+
+func TestStrictInput(t *testing.T) {
+	e := newEnv(t)
+	admin := [2]string{adminUser, adminPass}
+	tests := []struct {
+		name, body, contentType string
+		status                  int
+		field                   string
+	}{
+		{"wrong content type", `{"name":"x"}`, "text/plain", 415, ""},
+		{"unknown field", `{"name":"x","colour":"blue"}`, "", 400, "colour"},
+		{"wrong type", `{"name":"x","scopes":"read"}`, "", 400, "scopes"},
+		{"unknown scope", `{"name":"x","scopes":["root"]}`, "", 400, "scopes"},
+		{"no name", `{"scopes":["read"]}`, "", 400, "name"},
+		{"control chars in name", `{"name":"a\u0000b"}`, "", 400, "name"},
+		{"two values", `{"name":"x"}{"name":"y"}`, "", 400, ""},
+		{"truncated", `{"name":"x"`, "", 400, ""},
+		{"invalid utf-8", "{\"name\":\"\xff\xfe\"}", "", 400, ""},
+		{"past expiry", `{"name":"x","expires_at":"2001-01-01T00:00:00Z"}`, "", 400, "expires_at"},
+		{"bad expires_in", `{"name":"x","expires_in":"soon"}`, "", 400, "expires_in"},
+		{"too large", `{"name":"` + strings.Repeat("a", 2<<20) + `"}`, "", 413, ""},
+		{"deep json", strings.Repeat("[", 100000) + strings.Repeat("]", 100000), "", 400, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := e.do(t, call{method: "POST", path: "/api/v1/api-keys", body: tt.body, contentType: tt.contentType, basic: admin})
+			if resp.StatusCode != tt.status || resp.Header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("got %d %v, want %d problem JSON", resp.StatusCode, body, tt.status)
+			}
+			if tt.field != "" && body["field"] != tt.field {
+				t.Errorf("field: got %v, want %q", body["field"], tt.field)
+			}
+		})
+	}
+}

@@ -1,0 +1,78 @@
+package ingress
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/dexbridge/dexbridge/internal/problem"
+)
+
+// maxBody caps every request body (DESIGN.md section 4).
+const maxBody = 1 << 20
+
+// decodeJSON reads a JSON body strictly: application/json only (415), at most 1 MiB
+// (413), valid UTF-8, one value, no unknown fields (400 naming the field). An empty
+// body is allowed when optional is true.
+func decodeJSON(w http.ResponseWriter, r *http.Request, into any, optional bool) error {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return problem.New(problem.PayloadTooLarge, "the body is larger than %d bytes", maxBody)
+	}
+	if err != nil {
+		return problem.Wrap(problem.Invalid, err, "the body could not be read")
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		if optional {
+			return nil
+		}
+		return problem.New(problem.Invalid, "a JSON body is required")
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" || !optional {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return problem.New(problem.UnsupportedMedia, "send the body as application/json")
+		}
+	}
+	if !utf8.Valid(raw) {
+		return problem.New(problem.Invalid, "the body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
+		return jsonProblem(err)
+	}
+	if dec.More() {
+		return problem.New(problem.Invalid, "the body holds more than one JSON value")
+	}
+	return nil
+}
+
+// jsonProblem names the field a decoding error is about.
+func jsonProblem(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "(body)"
+		}
+		return problem.InvalidField(field, "want %s, got JSON %s", typeErr.Type, typeErr.Value)
+	case errors.As(err, &syntaxErr):
+		return problem.New(problem.Invalid, "malformed JSON at byte %d", syntaxErr.Offset)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return problem.InvalidField(field, "unknown field %q", field)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return problem.New(problem.Invalid, "the JSON body ends too early")
+	}
+	return problem.Wrap(problem.Invalid, err, fmt.Sprintf("malformed JSON: %v", err))
+}
