@@ -14,7 +14,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
-//go:embed common/*.json events/*.json config/*.json
+//go:embed common/*.json events/*.json config/*.json openapi.yaml
 var files embed.FS
 
 // FS exposes the embedded schema files.
@@ -33,7 +33,7 @@ type Schema struct {
 func Load(path string) (*Schema, error) {
 	c := jsonschema.NewCompiler()
 	err := fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".json") {
 			return err
 		}
 		raw, err := files.ReadFile(p)

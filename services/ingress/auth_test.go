@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/apitest"
 	"github.com/dexbridge/dexbridge/internal/auth"
 	"github.com/dexbridge/dexbridge/internal/logging"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
@@ -72,14 +73,14 @@ func newEnv(t *testing.T) *env {
 	svc := topics.New(topics.Options{Conn: nc, Subjects: subjects, Catalog: cat, Concurrency: 8, ShutdownTimeout: 5 * time.Second, Log: logging.Discard(), Version: "0.0.0"})
 	go func() { done <- svc.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	h := ingress.NewHandler(ingress.Options{
+	h := apitest.New(t).Handler(t, ingress.NewHandler(ingress.Options{
 		RPC:         natsrpc.NewClient(nc, 5*time.Second),
 		Keys:        auth.NewKeys(db),
 		Credentials: auth.NewCredentials([]auth.Credential{{Who: "admin", User: adminUser, Password: adminPass}, {Who: "instance:eu", User: "eu-client", Password: "eu-client-secret"}}),
 		Limiters:    ratelimit.NewShared(db),
 		Subjects:    subjects,
 		Log:         log,
-	})
+	}))
 	return &env{handler: h, logs: logs, db: db}
 }
 

@@ -91,3 +91,18 @@ func TestPlainHTTPOnlyOnLoopback(t *testing.T) {
 		}
 	}
 }
+
+func TestServesTheAPIDocuments(t *testing.T) {
+	h := newTestHandler()
+	for path, key := range map[string]string{"/openapi.json": "openapi", "/openapi-v2.json": "swagger"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		var doc map[string]any
+		if err := json.NewDecoder(rec.Body).Decode(&doc); err != nil || rec.Code != 200 {
+			t.Fatalf("%s: got %d, %v", path, rec.Code, err)
+		}
+		if doc[key] == nil || doc["paths"] == nil {
+			t.Errorf("%s: no %q version or paths", path, key)
+		}
+	}
+}

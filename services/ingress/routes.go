@@ -17,6 +17,9 @@ func NewHandler(o Options) http.Handler {
 
 	r.HandleFunc("/healthz", h.healthz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", h.readyz).Methods(http.MethodGet, http.MethodHead)
+	docs := newDocuments()
+	r.HandleFunc("/openapi.json", docs.serve(func(d *documents) []byte { return d.v3 })).Methods(http.MethodGet)
+	r.HandleFunc("/openapi-v2.json", docs.serve(func(d *documents) []byte { return d.v2 })).Methods(http.MethodGet)
 
 	// API keys: HTTP Basic with an instance's Nexthink credentials or the admin
 	// credential, one request per 10 s per client.
