@@ -127,6 +127,15 @@ func TestSecondTopicsProcessSharesTheLoad(t *testing.T) {
 	base := "http://" + a.field(t, "ingress listening", "addr")
 	b := startProc(t, bin, []string{dbEnv, "NATS_URL=" + natsURL}, "run", "-config", cfg, "topics")
 	b.field(t, "dexbridge starting", "services")
+	// A process without the ingress still exposes metrics and readiness.
+	adminBase := "http://" + b.field(t, "admin listening", "addr")
+	for _, path := range []string{"/readyz", "/metrics"} {
+		resp, err := http.Get(adminBase + path)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("process b %s: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
 
 	nc, err := nats.Connect(natsURL)
 	if err != nil {

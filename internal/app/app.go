@@ -20,6 +20,7 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/broker"
 	"github.com/dexbridge/dexbridge/internal/config"
+	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/store"
 )
@@ -54,6 +55,7 @@ type deps struct {
 	db       *pgxpool.Pool
 	subjects events.Subjects
 	rpc      *natsrpc.Client
+	metrics  *metrics.Metrics
 	onListen func(net.Addr)
 }
 
@@ -102,12 +104,14 @@ func Run(ctx context.Context, o Options) error {
 		log.Info("database migrated", "applied", applied)
 	}
 
+	m := metrics.New()
 	ready := Ready{NATSURL: bus.ClientURL()}
 	listened := make(chan net.Addr, 1)
 	d := &deps{
 		cfg: cfg, log: log, version: o.Version, bus: bus, db: db,
 		subjects: events.NewSubjects(cfg.NATS.SubjectPrefix),
-		rpc:      natsrpc.NewClient(bus.Conn, cfg.RequestTimeout.D()),
+		rpc:      natsrpc.NewClient(bus.Conn, cfg.RequestTimeout.D()).WithMetrics(m),
+		metrics:  m,
 		onListen: func(a net.Addr) {
 			select {
 			case listened <- a:
@@ -116,6 +120,10 @@ func Run(ctx context.Context, o Options) error {
 		},
 	}
 	var front, back []namedRunner
+	if !slices.ContainsFunc(selected, func(c component) bool { return c.name == "ingress" }) {
+		// Without the ingress, this process still exposes its metrics and health.
+		front = append(front, namedRunner{"admin", newAdmin(d)})
+	}
 	for _, c := range selected {
 		r, err := c.build(d)
 		if err != nil {

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"io"
 	"encoding/json"
 	"net/http"
 	"path/filepath"
@@ -153,6 +154,21 @@ func TestRequestPathEndToEnd(t *testing.T) {
 	}
 	if code := getJSONWithKey(t, base+"/api/v1/topics?platform=Linux", key, &prob); code != 400 || prob["field"] != "platform" {
 		t.Errorf("bad platform: got %d %v, want 400 naming the field", code, prob)
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`dexbridge_http_requests_total{method="GET",route="/api/v1/topics",status="200"} 1`,
+		`dexbridge_http_requests_total{method="GET",route="/api/v1/topics/{topic}",status="404"} 1`,
+		`dexbridge_nats_request_duration_seconds_count{outcome="not_found",subject="` + cfg.NATS.SubjectPrefix + `.req.topics.get"} 1`,
+	} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 	if err := stop(); err != nil {
 		t.Errorf("clean stop: got %v, want nil", err)

@@ -38,14 +38,12 @@ func buildIngress(d *deps) (Runner, error) {
 		Keys:              auth.NewKeys(store.New(d.db)),
 		Credentials:       auth.NewCredentials(basicCredentials(d.cfg)),
 		Limiters:          ratelimit.NewShared(store.New(d.db)),
+		Metrics:           d.metrics,
 		Subjects:          d.subjects,
-		Checks: []ingress.Check{
-			{Name: "nats", Fn: func(context.Context) error { return d.bus.Ready() }},
-			{Name: "postgres", Fn: d.db.Ping},
-		},
-		ShutdownTimeout: d.cfg.ShutdownTimeout.D(),
-		Log:             d.log.With("service", "ingress"),
-		OnListen:        d.onListen,
+		Checks:            d.checks(),
+		ShutdownTimeout:   d.cfg.ShutdownTimeout.D(),
+		Log:               d.log.With("service", "ingress"),
+		OnListen:          d.onListen,
 	}), nil
 }
 
@@ -72,4 +70,12 @@ func basicCredentials(cfg config.Config) []auth.Credential {
 		out = append(out, auth.Credential{Who: "admin", User: cfg.Admin.Username, Password: cfg.Admin.Password.Reveal()})
 	}
 	return out
+}
+
+// checks are the readiness checks of a process: NATS and PostgreSQL reachable.
+func (d *deps) checks() []ingress.Check {
+	return []ingress.Check{
+		{Name: "nats", Fn: func(context.Context) error { return d.bus.Ready() }},
+		{Name: "postgres", Fn: d.db.Ping},
+	}
 }

@@ -13,6 +13,7 @@ import (
 // Config is the configuration of one dexbridge process.
 type Config struct {
 	Listen            string     `yaml:"listen"`              // LISTEN_ADDR
+	MetricsListen     string     `yaml:"metrics_listen"`      // METRICS_ADDR: admin address of processes without the ingress
 	AllowInsecureHTTP bool       `yaml:"allow_insecure_http"` // plain HTTP on a non-loopback address
 	TLS               TLS        `yaml:"tls"`
 	LogLevel          string     `yaml:"log_level"` // LOG_LEVEL
@@ -88,15 +89,16 @@ type Instance struct {
 // Default is the configuration before the file and the environment apply.
 func Default() Config {
 	return Config{
-		Listen:          "127.0.0.1:8090",
-		LogLevel:        "info",
-		DataDir:         ".data",
-		NATS:            NATS{Listen: "127.0.0.1:4223", SubjectPrefix: "dexbridge"},
-		TopicsDir:       "topics",
-		QueriesFile:     "config/queries.yaml",
-		RequestTimeout:  Duration(30 * time.Second),
-		ShutdownTimeout: Duration(20 * time.Second),
-		Workers:         Workers{Concurrency: 64},
+		Listen:            "127.0.0.1:8090",
+		LogLevel:          "info",
+		DataDir:           ".data",
+		NATS:              NATS{Listen: "127.0.0.1:4223", SubjectPrefix: "dexbridge"},
+		TopicsDir:         "topics",
+		QueriesFile:       "config/queries.yaml",
+		RemoteActionsFile: "config/remote_actions.yaml",
+		RequestTimeout:    Duration(30 * time.Second),
+		ShutdownTimeout:   Duration(20 * time.Second),
+		Workers:           Workers{Concurrency: 64},
 		Cache: Cache{
 			Refresh:            Duration(time.Hour),
 			UserActivityPeriod: Duration(30 * 24 * time.Hour),
@@ -142,6 +144,11 @@ func (e *Error) Error() string {
 func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return &Error{Key: "listen", Env: "LISTEN_ADDR", Reason: fmt.Sprintf("want host:port, got %q", c.Listen)}
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			return &Error{Key: "metrics_listen", Env: "METRICS_ADDR", Reason: fmt.Sprintf("want host:port, got %q", c.MetricsListen)}
+		}
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return &Error{Key: "tls", Env: "TLS_CERT_FILE/TLS_KEY_FILE", Reason: "set both the certificate and the key, or neither"}

@@ -21,6 +21,7 @@ func Variables() []Variable {
 		{"NATS_URL", "nats.url", "NATS server to join; unset starts an embedded server", str(func(c *Config) *string { return &c.NATS.URL })},
 		{"NATS_SUBJECT_PREFIX", "nats.subject_prefix", "prefix of every subject, stream and bucket", str(func(c *Config) *string { return &c.NATS.SubjectPrefix })},
 		{"LISTEN_ADDR", "listen", "ingress address", str(func(c *Config) *string { return &c.Listen })},
+		{"METRICS_ADDR", "metrics_listen", "address of /metrics, /healthz and /readyz in processes without the ingress", str(func(c *Config) *string { return &c.MetricsListen })},
 		{"ALLOW_INSECURE_HTTP", "allow_insecure_http", "allow plain HTTP on a non-loopback address", boolean(func(c *Config) *bool { return &c.AllowInsecureHTTP })},
 		{"TLS_CERT_FILE", "tls.cert_file", "HTTPS certificate (PEM)", str(func(c *Config) *string { return &c.TLS.CertFile })},
 		{"TLS_KEY_FILE", "tls.key_file", "HTTPS private key (PEM)", str(func(c *Config) *string { return &c.TLS.KeyFile })},

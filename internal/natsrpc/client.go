@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/requestid"
 )
@@ -20,6 +21,14 @@ import (
 type Client struct {
 	nc      *nats.Conn
 	timeout time.Duration
+	metrics *metrics.Metrics
+}
+
+// WithMetrics records each call's latency and outcome in m.
+func (c *Client) WithMetrics(m *metrics.Metrics) *Client {
+	cc := *c
+	cc.metrics = m
+	return &cc
 }
 
 // NewClient returns a client whose calls wait at most timeout when the caller's
@@ -35,7 +44,16 @@ const retryNoResponders = 200 * time.Millisecond
 // Call sends req on subject and decodes the reply into resp. A worker's error comes
 // back as the *problem.Error it returned; no worker at all is 503, no answer in
 // time is 504.
-func (c *Client) Call(ctx context.Context, subject string, req events.Message, resp any) error {
+func (c *Client) Call(ctx context.Context, subject string, req events.Message, resp any) (err error) {
+	if c.metrics != nil {
+		defer func(start time.Time) {
+			outcome := "ok"
+			if err != nil {
+				outcome = string(problem.CodeOf(err))
+			}
+			c.metrics.NATSRequestDuration.WithLabelValues(subject, outcome).Observe(time.Since(start).Seconds())
+		}(time.Now())
+	}
 	data, err := json.Marshal(req)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", req.MessageHeader().Type, err)

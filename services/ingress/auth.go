@@ -50,6 +50,7 @@ func (h *handlers) withKey(scope auth.Scope, next http.HandlerFunc) http.Handler
 		if p.RateLimitPerSecond != nil {
 			l := h.opts.Limiters.Limiter("apikey:"+p.KeyID, ratelimit.Rate{PerSecond: *p.RateLimitPerSecond, Burst: max(1, int(*p.RateLimitPerSecond))})
 			if _, err := l.Take(r.Context(), 0); err != nil {
+				h.opts.Metrics.RateLimited("apikey")
 				h.fail(w, r, limitProblem(err, "this API key's rate limit is exceeded"))
 				return
 			}
@@ -70,6 +71,7 @@ func (h *handlers) withBasic(next func(w http.ResponseWriter, r *http.Request, w
 	return func(w http.ResponseWriter, r *http.Request) {
 		l := h.opts.Limiters.Limiter("keys-endpoint:"+clientAddr(r), keyEndpointRate)
 		if _, err := l.Take(r.Context(), 0); err != nil {
+			h.opts.Metrics.RateLimited("keys_endpoint")
 			h.fail(w, r, limitProblem(err, "the API-key endpoints take one request per 10 seconds per client"))
 			return
 		}

@@ -1,12 +1,16 @@
 package ingress
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"time"
 
+	"github.com/gorilla/mux"
+
+	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/requestid"
 )
@@ -62,12 +66,34 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection (flush, deadlines).
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-func accessLog(log *slog.Logger) middleware {
+type routeKey struct{}
+
+// routeTemplate records, from inside the router, which route matched; the access log
+// and metrics label requests with the template, never the raw path.
+func routeTemplate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if holder, ok := r.Context().Value(routeKey{}).(*string); ok {
+			if route := mux.CurrentRoute(r); route != nil {
+				if tpl, err := route.GetPathTemplate(); err == nil {
+					*holder = tpl
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func accessLog(log *slog.Logger, m *metrics.Metrics) middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			rec := &statusRecorder{ResponseWriter: w}
-			next.ServeHTTP(rec, r)
+			route := "unmatched"
+			next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), routeKey{}, &route)))
+			if rec.status == 0 {
+				rec.status = http.StatusOK
+			}
+			m.ObserveHTTP(route, r.Method, rec.status, time.Since(start))
 			level := slog.LevelInfo
 			if rec.status >= 500 {
 				level = slog.LevelWarn

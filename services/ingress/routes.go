@@ -15,7 +15,11 @@ func NewHandler(o Options) http.Handler {
 	r.NotFoundHandler = http.HandlerFunc(h.notFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(h.methodNotAllowed)
 
+	r.Use(routeTemplate)
 	r.HandleFunc("/healthz", h.healthz).Methods(http.MethodGet, http.MethodHead)
+	if o.Metrics != nil {
+		r.Handle("/metrics", o.Metrics.Handler()).Methods(http.MethodGet)
+	}
 	r.HandleFunc("/readyz", h.readyz).Methods(http.MethodGet, http.MethodHead)
 	docs := newDocuments()
 	r.HandleFunc("/openapi.json", docs.serve(func(d *documents) []byte { return d.v3 })).Methods(http.MethodGet)
@@ -32,5 +36,5 @@ func NewHandler(o Options) http.Handler {
 	r.HandleFunc("/api/v1/topics", h.withKey(auth.Read, h.listTopics)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/topics/{topic}", h.withKey(auth.Read, h.getTopic)).Methods(http.MethodGet)
 
-	return chain(r, recoverPanics(o.Log), requestIDs, accessLog(o.Log), securityHeaders)
+	return chain(r, recoverPanics(o.Log), requestIDs, accessLog(o.Log, o.Metrics), securityHeaders)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/auth"
+	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 )
@@ -35,6 +36,7 @@ type Options struct {
 	Keys              *auth.Keys
 	Credentials       *auth.Credentials
 	Limiters          *ratelimit.Shared
+	Metrics           *metrics.Metrics
 	Subjects          events.Subjects
 	Checks            []Check
 	ShutdownTimeout   time.Duration

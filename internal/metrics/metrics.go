@@ -1,0 +1,141 @@
+// Package metrics holds a process's Prometheus collectors. Each process builds one
+// Metrics (no global registry) and serves it at /metrics: the ingress on its own
+// address, worker-only processes on their admin address.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are dexbridge's collectors.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	HTTPRequests        *prometheus.CounterVec   // route, method, status
+	HTTPDuration        *prometheus.HistogramVec // route, method
+	NATSRequestDuration *prometheus.HistogramVec // subject, outcome: as seen by the caller
+	NATSHandlerDuration *prometheus.HistogramVec // subject, outcome: as seen by the worker
+	UpstreamCalls       *prometheus.CounterVec   // instance, endpoint, status
+	UpstreamDuration    *prometheus.HistogramVec // instance, endpoint
+	RateLimitRejections *prometheus.CounterVec   // limit
+	CacheLookups        *prometheus.CounterVec   // kind, result (hit, miss)
+	DiscoveryRuns       *prometheus.CounterVec   // instance, outcome
+	DiscoveryDuration   *prometheus.HistogramVec // instance
+	DiscoveryRows       *prometheus.CounterVec   // instance, kind
+	PendingExecutions   *prometheus.GaugeVec     // instance
+	Webhooks            *prometheus.CounterVec   // source, outcome
+	ProactiveDeliveries *prometheus.CounterVec   // channel, outcome
+}
+
+// latency buckets from 1 ms to 60 s: cache answers sit at the bottom, remote actions
+// waited for at the top.
+var buckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+
+// New builds the collectors and registers them with the Go and process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dexbridge_http_requests_total", Help: "HTTP requests by route template, method and status.",
+		}, []string{"route", "method", "status"}),
+		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "dexbridge_http_request_duration_seconds", Help: "HTTP request latency by route template and method.", Buckets: buckets,
+		}, []string{"route", "method"}),
+		NATSRequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "dexbridge_nats_request_duration_seconds", Help: "NATS request-reply latency seen by the caller, by subject and outcome.", Buckets: buckets,
+		}, []string{"subject", "outcome"}),
+		NATSHandlerDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "dexbridge_nats_handler_duration_seconds", Help: "Time workers spend on a request, by subject and outcome.", Buckets: buckets,
+		}, []string{"subject", "outcome"}),
+		UpstreamCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dexbridge_upstream_calls_total", Help: "Calls to Nexthink by instance, endpoint and HTTP status (0 for transport errors); 429s included.",
+		}, []string{"instance", "endpoint", "status"}),
+		UpstreamDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "dexbridge_upstream_call_duration_seconds", Help: "Latency of calls to Nexthink by instance and endpoint.", Buckets: buckets,
+		}, []string{"instance", "endpoint"}),
+		RateLimitRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dexbridge_rate_limit_rejections_total", Help: "Requests refused by a rate limit, by limit.",
+		}, []string{"limit"}),
+		CacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dexbridge_cache_lookups_total", Help: "Cache lookups by kind and result (hit, miss).",
+		}, []string{"kind", "result"}),
+		DiscoveryRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dexbridge_discovery_runs_total", Help: "Discovery runs by instance and outcome.",
+		}, []string{"instance", "outcome"}),
+		DiscoveryDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "dexbridge_discovery_duration_seconds", Help: "Discovery run duration by instance.",
+			Buckets: []float64{1, 2.5, 5, 10, 30, 60, 120, 300, 600},
+		}, []string{"instance"}),
+		DiscoveryRows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dexbridge_discovery_rows_total", Help: "Rows loaded by discovery, by instance and kind.",
+		}, []string{"instance", "kind"}),
+		PendingExecutions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dexbridge_pending_executions", Help: "Remote action executions not yet final, by instance.",
+		}, []string{"instance"}),
+		Webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dexbridge_webhooks_total", Help: "Inbound webhooks by source and outcome.",
+		}, []string{"source", "outcome"}),
+		ProactiveDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dexbridge_proactive_deliveries_total", Help: "Proactive event deliveries by channel and outcome.",
+		}, []string{"channel", "outcome"}),
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.HTTPRequests, m.HTTPDuration, m.NATSRequestDuration, m.NATSHandlerDuration, m.UpstreamCalls,
+		m.UpstreamDuration, m.RateLimitRejections, m.CacheLookups, m.DiscoveryRuns, m.DiscoveryDuration,
+		m.DiscoveryRows, m.PendingExecutions, m.Webhooks, m.ProactiveDeliveries,
+	)
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Registry is the process's registry, for tests.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// ObserveHTTP records one HTTP request.
+func (m *Metrics) ObserveHTTP(route, method string, status int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.HTTPDuration.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// ObserveUpstream records one call to a Nexthink instance.
+func (m *Metrics) ObserveUpstream(instance, endpoint string, status int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.UpstreamCalls.WithLabelValues(instance, endpoint, strconv.Itoa(status)).Inc()
+	m.UpstreamDuration.WithLabelValues(instance, endpoint).Observe(d.Seconds())
+}
+
+// RateLimited records a refusal by a limit ("cache", "nql", "actions", "apikey", "keys_endpoint").
+func (m *Metrics) RateLimited(limit string) {
+	if m == nil {
+		return
+	}
+	m.RateLimitRejections.WithLabelValues(limit).Inc()
+}
+
+// Cache records a cache lookup.
+func (m *Metrics) Cache(kind string, hit bool) {
+	if m == nil {
+		return
+	}
+	result := "miss"
+	if hit {
+		result = "hit"
+	}
+	m.CacheLookups.WithLabelValues(kind, result).Inc()
+}
