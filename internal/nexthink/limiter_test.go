@@ -1,0 +1,158 @@
+package nexthink
+
+import (
+	"github.com/dexbridge/dexbridge/internal/ratelimit"
+
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dexbridge/dexbridge/internal/problem"
+)
+
+// A call the limiter would make wait longer than MaxWait fails at once, rate limited,
+// without reaching nxsim; one within MaxWait waits its turn.
+func TestLimiterRefusalMakesNoCall(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, nil)
+	c := newClient(t, sim, "eu", "eu-client", func(c *Config) {
+		c.NQL = ratelimit.NewLocal("nql:eu", ratelimit.Rate{PerSecond: 1, Burst: 1})
+		c.MaxWait = 100 * time.Millisecond
+	})
+	ctx := context.Background()
+	if _, err := c.Execute(ctx, "#get_device_basic_infos", jdoe); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := c.Execute(ctx, "#get_device_basic_infos", jdoe)
+	if d := time.Since(start); d > 50*time.Millisecond {
+		t.Errorf("refused after %v, want at once", d)
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeRateLimited || e.Call != callExecute || e.Instance != "eu" {
+		t.Fatalf("got %v, want rate limited by dexbridge", err)
+	}
+	if e.RetryAfter < 800*time.Millisecond || e.RetryAfter > time.Second {
+		t.Errorf("retry after: got %v, want the limiter's wait, about 1s", e.RetryAfter)
+	}
+	if p := e.Problem(); p.Code != problem.RateLimited || p.RetryAfter != e.RetryAfter {
+		t.Errorf("problem: got %s retry after %v", p.Code, p.RetryAfter)
+	}
+	if n := counters(t, sim, "eu").Endpoints[epExecute]; n != 1 {
+		t.Errorf("got %d executes at nxsim, want 1 (the refused call made none)", n)
+	}
+}
+
+// The caller's deadline is a limit too; a refused reservation is given back.
+func TestLimiterHonoursDeadlineAndGivesBack(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, nil)
+	c := newClient(t, sim, "eu", "eu-client", func(c *Config) {
+		c.NQL = ratelimit.NewLocal("nql:eu", ratelimit.Rate{PerSecond: 5, Burst: 1}) // one call every 200 ms
+		c.MaxWait = 2 * time.Second
+	})
+	ctx := context.Background()
+	if _, err := c.Execute(ctx, "#get_device_basic_infos", jdoe); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 { // refused: each would wait ~200 ms, the deadline is 50 ms away
+		dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		_, err := c.Execute(dctx, "#get_device_basic_infos", jdoe)
+		cancel()
+		if Problem(err).Code != problem.RateLimited {
+			t.Fatalf("got %v, want rate limited", err)
+		}
+	}
+	// Had the refusals kept their reservations, this call would wait about 1.2 s.
+	start := time.Now()
+	if _, err := c.Execute(ctx, "#get_device_basic_infos", jdoe); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 600*time.Millisecond {
+		t.Errorf("waited %v, want at most about 200 ms", d)
+	}
+	if n := counters(t, sim, "eu").Endpoints[epExecute]; n != 2 {
+		t.Errorf("got %d executes, want 2", n)
+	}
+}
+
+// countingLimiter counts the calls it grants.
+type countingLimiter struct{ n atomic.Int64 }
+
+func (l *countingLimiter) Take(context.Context, time.Duration) (time.Duration, error) {
+	l.n.Add(1)
+	return 0, nil
+}
+
+// NQL calls (export submit and status included) take the NQL limiter, Remote Actions
+// calls the Actions limiter, the results file download neither.
+func TestEachCallTakesItsLimiter(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, nil)
+	nql, act := &countingLimiter{}, &countingLimiter{}
+	c := newClient(t, sim, "eu", "eu-client", func(c *Config) { c.NQL, c.Actions = nql, act })
+	ctx := context.Background()
+	uid := collectorUID(t, c, "bwayne")
+	if err := c.Export(ctx, "#get_device_basic_infos", jdoe, func(_, _ []string) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RemoteActions(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RemoteAction(ctx, "#disk_cleanup"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Trigger(ctx, TriggerRequest{RemoteActionID: "#disk_cleanup", Devices: []string{uid}}); err != nil {
+		t.Fatal(err)
+	}
+	got := counters(t, sim, "eu")
+	wantNQL := got.Endpoints[epExecute] + got.Endpoints[epExport] + got.Endpoints[epStatus]
+	wantAct := got.Endpoints[epActList] + got.Endpoints[epActDetail] + got.Endpoints[epActExec]
+	if nql.n.Load() != wantNQL || act.n.Load() != wantAct || wantAct != 3 || got.Endpoints[epFile] != 1 {
+		t.Errorf("limiters: got nql %d, actions %d; want %d and %d (nxsim: %v)", nql.n.Load(), act.n.Load(), wantNQL, wantAct, got.Endpoints)
+	}
+}
+
+// Within MaxWait, calls wait their turn: 10 per second means 5 calls take 400 ms.
+func TestLimiterPacesCalls(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, nil)
+	c := newClient(t, sim, "eu", "eu-client", func(c *Config) {
+		c.NQL = ratelimit.NewLocal("nql:eu", ratelimit.Rate{PerSecond: 10, Burst: 1})
+		c.MaxWait = 2 * time.Second
+	})
+	start := time.Now()
+	for range 5 {
+		if _, err := c.Execute(context.Background(), "#get_device_basic_infos", jdoe); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d < 380*time.Millisecond {
+		t.Errorf("5 calls at 10/s took %v, want at least 400 ms", d)
+	}
+	if n := counters(t, sim, "eu").Endpoints[epExecute]; n != 5 {
+		t.Errorf("got %d executes, want 5", n)
+	}
+}
+
+type brokenLimiter struct{}
+
+func (brokenLimiter) Take(context.Context, time.Duration) (time.Duration, error) {
+	return 0, errors.New("kv store unreachable")
+}
+
+// A limiter that fails refuses the call: the instance is not called unlimited.
+func TestBrokenLimiterRefuses(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, nil)
+	c := newClient(t, sim, "eu", "eu-client", func(c *Config) { c.Actions = brokenLimiter{} })
+	_, err := c.RemoteActions(context.Background())
+	if p := Problem(err); p.Code != problem.ServiceUnavailable {
+		t.Errorf("got %v (%s), want service unavailable", err, p.Code)
+	}
+	if n := counters(t, sim, "eu").Total; n != 0 {
+		t.Errorf("got %d calls at nxsim, want 0", n)
+	}
+}
