@@ -21,6 +21,11 @@ const maxBody = 1 << 20
 // (413), valid UTF-8, one value, no unknown fields (400 naming the field). An empty
 // body is allowed when optional is true.
 func decodeJSON(w http.ResponseWriter, r *http.Request, into any, optional bool) error {
+	if r.ContentLength > maxBody {
+		// Refuse at once rather than wait for a body we will not read.
+		w.Header().Set("Connection", "close")
+		return problem.New(problem.PayloadTooLarge, "the body is larger than %d bytes", maxBody)
+	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {

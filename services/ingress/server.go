@@ -43,6 +43,9 @@ type Options struct {
 	Log               *slog.Logger
 	// OnListen, when set, is told the bound address (tests listen on port 0).
 	OnListen func(addr net.Addr)
+	// ReadHeaderTimeout bounds how long a client may take to send its headers
+	// (default 10 s); a slow client is cut off, not waited for.
+	ReadHeaderTimeout time.Duration
 }
 
 // Service runs the HTTP server.
@@ -74,9 +77,13 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ingress listen: %w", err)
 	}
+	readHeader := o.ReadHeaderTimeout
+	if readHeader <= 0 {
+		readHeader = 10 * time.Second
+	}
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: readHeader,
 		ReadTimeout:       30 * time.Second,
 		// Long polls extend their own write deadline; everything else is bounded.
 		WriteTimeout:   60 * time.Second,
