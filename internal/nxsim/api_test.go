@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -311,6 +312,15 @@ func TestCountersAndFaults(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err == nil {
 		resp.Body.Close()
 		t.Errorf("down=close: got status %d, want a connection error", resp.StatusCode)
+	}
+	setFaults(t, in, Faults{FailNext: 2, FailStatus: 503, Groups: []string{"act"}})
+	var statuses []int
+	for range 3 {
+		s, _, _ := call(t, http.MethodGet, in.URL()+"/api/v1/act/remote-action", tok, nil)
+		statuses = append(statuses, s)
+	}
+	if fmt.Sprint(statuses) != "[503 503 200]" {
+		t.Errorf("fail_next 2: got %v, want [503 503 200]", statuses)
 	}
 	setFaults(t, in, Faults{})
 	if s, _, b := call(t, http.MethodPut, in.URL()+"/_nxsim/faults", "", map[string]any{"error_rate": 2}); s != 400 {

@@ -110,6 +110,11 @@ type executionView struct {
 	StatusDetails string         `json:"status_details"`
 	Outputs       map[string]any `json:"outputs,omitempty"`
 	Time          string         `json:"time"`
+	// What the caller sent, for tests of the trigger (and audit) path.
+	Inputs            map[string]string `json:"inputs,omitempty"`
+	ExternalSource    string            `json:"external_source,omitempty"`
+	ExternalReference string            `json:"external_reference,omitempty"`
+	Reason            string            `json:"reason,omitempty"`
 }
 
 func (t *tenant) handleGetExecutions(w http.ResponseWriter, r *http.Request) {
@@ -121,7 +126,7 @@ func (t *tenant) handleGetExecutions(w http.ResponseWriter, r *http.Request) {
 	out := make([]executionView, len(execs))
 	for k, e := range execs {
 		out[k] = executionView{e.RequestID, t.fleet.Device(e.Device).Name, e.ActionID, e.Status,
-			e.StatusDetails, e.Outputs, e.Time.UTC().Format(nqlTimeLayout)}
+			e.StatusDetails, e.Outputs, e.Time.UTC().Format(nqlTimeLayout), e.Inputs, e.ExternalSource, e.ExternalReference, e.Reason}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -96,7 +96,8 @@
 //	POST /_nxsim/counters/reset
 //	GET|PUT /_nxsim/faults               Faults: {"latency": {"nql"|"export"|"act"|"token"|"*": {"fixed_ms","jitter_ms"}},
 //	                                     "error_rate": 0..1, "error_status": 500|503, "rate_limit_rate": 0..1,
-//	                                     "retry_after_seconds": n, "groups": ["nql",...], "down": ""|"503"|"close"}
+//	                                     "retry_after_seconds": n, "groups": ["nql",...], "down": ""|"503"|"close",
+//	                                      "fail_next": n, "fail_status": 429|500|503}  (the next n calls fail)
 //	GET|PUT /_nxsim/executions/settings  ExecutionSettings: {"pending_ms","running_ms","expire_after_ms",
 //	                                     "fail_devices": ["PC-HEALTHY"], "fail_actions": ["#repair_onedrive"], "failure_details"}
 //	GET  /_nxsim/executions/{requestId}  the executions of a request

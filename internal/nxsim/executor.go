@@ -104,7 +104,7 @@ func (x *executor) submit(a *remoteAction, devices []int, params map[string]stri
 		e := fleet.Execution{
 			RequestID: reqID, Device: i, ActionID: a.ID, ActionName: a.Name, Purpose: purposeToken(a),
 			Inputs: params, Status: fleet.StatusPending, StatusDetails: detailsPending, Time: now,
-			Created: now, ExpiresAt: expires.Truncate(time.Second), ExternalSource: ti.ExternalSource, ExternalReference: ti.ExternalReference,
+			Created: now, ExpiresAt: expires.Truncate(time.Second), ExternalSource: ti.ExternalSource, ExternalReference: ti.ExternalReference, Reason: ti.Reason,
 		}
 		platformOK := (d.Platform == "Windows" && a.ScriptInfo.HasScriptWindows) || (d.Platform == "macOS" && a.ScriptInfo.HasScriptMacOs)
 		if !platformOK {

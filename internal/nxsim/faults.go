@@ -1,7 +1,9 @@
 package nxsim
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -31,6 +33,10 @@ type Faults struct {
 	// Down makes the tenant unavailable: "503" answers 503 to every API call (token
 	// included), "close" closes connections without an answer. "" is up.
 	Down string `json:"down,omitempty"`
+	// FailNext answers the next FailNext calls (of Groups) with FailStatus (429, 500
+	// or 503), then lets calls through: deterministic where the rates are random.
+	FailNext   int `json:"fail_next,omitempty"`
+	FailStatus int `json:"fail_status,omitempty"`
 }
 
 // validate checks a Faults value from the control API.
@@ -56,6 +62,14 @@ func (f Faults) validate() error {
 		if !knownGroup(g) {
 			return fmt.Errorf("groups: unknown group %q", g)
 		}
+	}
+	if f.FailNext < 0 {
+		return fmt.Errorf("fail_next: negative")
+	}
+	switch f.FailStatus {
+	case 0, 429, 500, 503:
+	default:
+		return fmt.Errorf("fail_status %d: want 429, 500 or 503", f.FailStatus)
 	}
 	switch f.Down {
 	case "", "503", "close":
@@ -92,6 +106,21 @@ func (s *faultState) set(f Faults) {
 	s.f = f
 }
 
+// takeFailNext consumes one of the FailNext calls, if any are left.
+func (s *faultState) takeFailNext() (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f.FailNext <= 0 {
+		return 0, false
+	}
+	s.f.FailNext--
+	status := s.f.FailStatus
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	return status, true
+}
+
 // apply runs the faults for one call of group g. It returns false when it answered
 // (or dropped) the call itself.
 func (s *faultState) apply(w http.ResponseWriter, r *http.Request, g group) bool {
@@ -116,6 +145,11 @@ func (s *faultState) apply(w http.ResponseWriter, r *http.Request, g group) bool
 		d += time.Duration(rand.Int64N(int64(l.JitterMS) * int64(time.Millisecond)))
 	}
 	if d > 0 {
+		// Read the body first: only then does the server notice a client that gives up.
+		if r.Body != nil {
+			body, _ := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
@@ -130,6 +164,18 @@ func (s *faultState) apply(w http.ResponseWriter, r *http.Request, g group) bool
 	}
 	if !applies {
 		return true
+	}
+	if status, ok := s.takeFailNext(); ok {
+		if status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", strconv.Itoa(max(f.RetryAfterSeconds, 1)))
+			writeGroupError(w, g, status, "TOO_MANY_REQUESTS", "Too many requests.")
+			return false
+		}
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		writeGroupError(w, g, status, "INTERNAL_ERROR", http.StatusText(status)+" (injected by nxsim).")
+		return false
 	}
 	if f.RateLimitRate > 0 && rand.Float64() < f.RateLimitRate {
 		ra := f.RetryAfterSeconds

@@ -156,6 +156,11 @@ func (in *Instance) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := in.srv.Shutdown(ctx)
+	if err != nil {
+		// Calls still in flight (or idle connections a client never used) after the
+		// grace period are cut: Close must return.
+		err = in.srv.Close()
+	}
 	if serr := <-in.err; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}

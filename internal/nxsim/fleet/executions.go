@@ -43,6 +43,7 @@ type Execution struct {
 	ExpiresAt         time.Time
 	ExternalSource    string
 	ExternalReference string
+	Reason            string
 }
 
 // lastExec is the last execution of one data-collection action on one device.
