@@ -2,8 +2,8 @@ package app_test
 
 import (
 	"context"
-	"io"
 	"encoding/json"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -165,6 +165,7 @@ func TestRequestPathEndToEnd(t *testing.T) {
 		`dexbridge_http_requests_total{method="GET",route="/api/v1/topics",status="200"} 1`,
 		`dexbridge_http_requests_total{method="GET",route="/api/v1/topics/{topic}",status="404"} 1`,
 		`dexbridge_nats_request_duration_seconds_count{outcome="not_found",subject="` + cfg.NATS.SubjectPrefix + `.req.topics.get"} 1`,
+		`dexbridge_nats_handler_duration_seconds_count{outcome="ok",subject="` + cfg.NATS.SubjectPrefix + `.req.topics.list"} 1`,
 	} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("/metrics lacks %s", want)

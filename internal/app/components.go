@@ -55,7 +55,7 @@ func buildTopics(d *deps) (Runner, error) {
 	return topics.New(topics.Options{
 		Conn: d.bus.Conn, Subjects: d.subjects, Catalog: cat,
 		Concurrency: d.cfg.Workers.Concurrency, ShutdownTimeout: d.cfg.ShutdownTimeout.D(),
-		Log: d.log, Version: d.version,
+		Log: d.log, Version: d.version, Metrics: d.metrics,
 	}), nil
 }
 

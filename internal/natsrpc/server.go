@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/requestid"
 )
@@ -28,16 +29,25 @@ const HeaderDeadline = "Dexbridge-Deadline"
 
 // Server is one micro service: a named set of endpoints sharing a bounded pool.
 type Server struct {
-	svc  micro.Service
-	pool *Pool
-	log  *slog.Logger
+	svc     micro.Service
+	pool    *Pool
+	log     *slog.Logger
+	metrics *metrics.Metrics
+}
+
+// ServerOption adjusts a Server.
+type ServerOption func(*Server)
+
+// WithMetrics records how long handlers take, by subject and outcome.
+func WithMetrics(m *metrics.Metrics) ServerOption {
+	return func(s *Server) { s.metrics = m }
 }
 
 // NewServer registers a micro service named name. Replicas share its queue group, so
 // each request goes to one of them. concurrency bounds the handlers running at once:
 // micro calls a handler one message at a time, and a handler that waits on the tenant
 // must not serialise the rest.
-func NewServer(nc *nats.Conn, name, version, description string, concurrency int, log *slog.Logger) (*Server, error) {
+func NewServer(nc *nats.Conn, name, version, description string, concurrency int, log *slog.Logger, opts ...ServerOption) (*Server, error) {
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        name,
 		Version:     version,
@@ -50,7 +60,11 @@ func NewServer(nc *nats.Conn, name, version, description string, concurrency int
 	if err != nil {
 		return nil, fmt.Errorf("add nats service %s: %w", name, err)
 	}
-	return &Server{svc: svc, pool: NewPool(concurrency), log: log.With("service", name)}, nil
+	s := &Server{svc: svc, pool: NewPool(concurrency), log: log.With("service", name)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
 // Handler answers one request.
@@ -87,6 +101,13 @@ func (s *Server) serve(ctx context.Context, r micro.Request, call func(context.C
 		return call(ctx)
 	}()
 	log := s.log.With("subject", r.Subject())
+	if s.metrics != nil {
+		outcome := "ok"
+		if err != nil {
+			outcome = string(problem.CodeOf(err))
+		}
+		s.metrics.NATSHandlerDuration.WithLabelValues(r.Subject(), outcome).Observe(time.Since(start).Seconds())
+	}
 	if err != nil {
 		p := problem.From(err)
 		if p.Code == problem.Internal {

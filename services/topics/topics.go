@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/topic"
 )
@@ -24,6 +25,7 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	Log             *slog.Logger
 	Version         string
+	Metrics         *metrics.Metrics
 }
 
 // Service answers topic requests. Replicas join one queue group.
@@ -44,7 +46,8 @@ func (s *Service) SetCatalog(c *topic.Catalog) { s.catalog.Store(c) }
 
 // Run serves until ctx ends, then lets in-flight requests finish.
 func (s *Service) Run(ctx context.Context) error {
-	srv, err := natsrpc.NewServer(s.opts.Conn, "topics", s.opts.Version, "topic catalogue and diagnosis", s.opts.Concurrency, s.opts.Log)
+	srv, err := natsrpc.NewServer(s.opts.Conn, "topics", s.opts.Version, "topic catalogue and diagnosis", s.opts.Concurrency, s.opts.Log,
+		natsrpc.WithMetrics(s.opts.Metrics))
 	if err != nil {
 		return err
 	}
