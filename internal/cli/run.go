@@ -2,10 +2,15 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
+	"github.com/dexbridge/dexbridge/internal/allowlist"
 	"github.com/dexbridge/dexbridge/internal/app"
+	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/logging"
+	"github.com/dexbridge/dexbridge/internal/rules"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/topic"
 )
@@ -63,10 +68,45 @@ func checkCmd(_ context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cat, err := topic.LoadDir(cfg.TopicsDir)
-	if err != nil {
-		return fmt.Errorf("topics:\n  %s", joinLines(err))
+	// Report every problem of every file, grouped by what they concern, not just the
+	// first one found.
+	var sections []string
+	section := func(name string, err error) {
+		sections = append(sections, fmt.Sprintf("%s:\n  %s", name, joinLines(err)))
 	}
-	_, err = fmt.Fprintf(env.Stdout, "configuration ok: %d instances, %d topics\n", len(cfg.Instances), len(cat.List()))
+	cat, errTopics := topic.LoadDir(cfg.TopicsDir)
+	if errTopics != nil {
+		section("topics", errTopics)
+	}
+	var allow *allowlist.List
+	var errAllow error
+	if cfg.RemoteActionsFile == "" {
+		errAllow = &config.Error{Key: "remote_actions_file", Reason: "required: the remote-action allow-list"}
+	} else {
+		allow, errAllow = allowlist.LoadFile(cfg.RemoteActionsFile)
+	}
+	if errAllow != nil {
+		section("remote actions", errAllow)
+	}
+	queries := 0
+	if cat != nil {
+		if allow != nil {
+			if _, err := rules.Compile(cat, allow); err != nil {
+				section("topics", err)
+			}
+		}
+		if cfg.QueriesFile != "" {
+			if err := rules.CheckQueryFile(cfg.QueriesFile, cat); err != nil {
+				section("saved queries", err)
+			} else if qs, err := topic.LoadQueries(cfg.QueriesFile); err == nil {
+				queries = len(qs)
+			}
+		}
+	}
+	if len(sections) > 0 {
+		return errors.New(strings.Join(sections, "\n"))
+	}
+	_, err = fmt.Fprintf(env.Stdout, "configuration ok: %d instances, %d topics, %d remote actions, %d saved queries outside topics\n",
+		len(cfg.Instances), len(cat.List()), len(allow.List()), queries)
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -82,13 +83,68 @@ func LoadFile(path string) (*Topic, error) {
 	}
 	t, err := Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, prefixFile(path, err)
 	}
 	t.File = path
 	if want := strings.TrimSuffix(filepath.Base(path), ".yaml"); t.ID != want {
 		return nil, fmt.Errorf("%s: id: %q must match the file name %q", path, t.ID, want)
 	}
 	return t, nil
+}
+
+// prefixFile puts the file in front of each of the joined errors, so that every line
+// of the message names it.
+func prefixFile(path string, err error) error {
+	var j interface{ Unwrap() []error }
+	if errors.As(err, &j) {
+		var errs []error
+		for _, e := range j.Unwrap() {
+			errs = append(errs, fmt.Errorf("%s: %w", path, e))
+		}
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
+// queryIDPattern is Nexthink's saved-query id pattern.
+var queryIDPattern = regexp.MustCompile(`^#[a-z0-9_]{2,255}$`)
+
+// LoadQueries reads a file of saved queries that belong to no topic
+// (config/queries.yaml): a top-level `queries:` list whose items have the form of a
+// topic's queries. It checks the keys, the ids (pattern, duplicates) and that each
+// has NQL; compiling the NQL is the caller's business (rules.CheckQueryFile).
+func LoadQueries(path string) ([]Query, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Queries []Query `yaml:"queries"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var errs []error
+	seen := map[string]bool{}
+	for i, q := range doc.Queries {
+		key := fmt.Sprintf("queries[%d]", i)
+		switch {
+		case !queryIDPattern.MatchString(q.ID):
+			errs = append(errs, &config.Error{Key: key + ".id", Reason: fmt.Sprintf("want %s, got %q", queryIDPattern, q.ID)})
+		case seen[q.ID]:
+			errs = append(errs, &config.Error{Key: key + ".id", Reason: fmt.Sprintf("duplicate query %s", q.ID)})
+		}
+		seen[q.ID] = true
+		if strings.TrimSpace(q.NQL) == "" {
+			errs = append(errs, &config.Error{Key: key + ".nql", Reason: "required"})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, prefixFile(path, errors.Join(errs...))
+	}
+	return doc.Queries, nil
 }
 
 // Parse decodes and checks a topic document.

@@ -88,3 +88,58 @@ func TestDuplicateQueryAcrossTopics(t *testing.T) {
 		t.Errorf("got %v, want the duplicate query named", err)
 	}
 }
+
+func TestEveryLineNamesTheFile(t *testing.T) {
+	dir := t.TempDir()
+	body := strings.Replace(strings.Replace(good, "title: Sample", "title: Sample\ncolour: blue", 1), "platforms: [Windows]", "platforms: [Linux]", 1)
+	write(t, dir, "sample.yaml", body)
+	_, err := LoadDir(dir)
+	if err == nil {
+		t.Fatal("got no error")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("got %q, want one line per problem", err)
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, filepath.Join(dir, "sample.yaml")+": ") {
+			t.Errorf("line %q does not name the file", l)
+		}
+	}
+}
+
+func TestLoadQueries(t *testing.T) {
+	qs, err := LoadQueries("../../config/queries.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(qs) != 2 || qs[0].ID != "#get_device_basic_infos" || qs[1].ID != "#get_remote_action_result" {
+		t.Errorf("got %+v, want the two generic queries", qs)
+	}
+	tests := []struct {
+		name, body string
+		want       []string
+	}{
+		{"unknown key", "queries:\n  - id: \"#a_b\"\n    nql: devices\n    colour: blue\n", []string{"colour"}},
+		{"bad id", "queries:\n  - id: \"a b\"\n    nql: devices\n", []string{"queries[0].id"}},
+		{"duplicate id", "queries:\n  - id: \"#a_b\"\n    nql: devices\n  - id: \"#a_b\"\n    nql: users\n", []string{"queries[1].id", "duplicate"}},
+		{"no nql", "queries:\n  - id: \"#a_b\"\n", []string{"queries[0].nql", "required"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "queries.yaml")
+			if err := os.WriteFile(path, []byte(tt.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadQueries(path)
+			if err == nil {
+				t.Fatal("got no error")
+			}
+			for _, w := range append(tt.want, path) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("got %q, want it to mention %q", err, w)
+				}
+			}
+		})
+	}
+}
