@@ -1,0 +1,141 @@
+package events
+
+import "time"
+
+// Subjects of remote-action executions. Requests are served by the remoteactions
+// service; updates are JetStream messages (stream Stream("EXECUTIONS")), one per
+// state change, with the execution id as last token, so any replica can wake the
+// HTTP requests waiting on an execution.
+const (
+	// ActionsList asks for the remote actions dexbridge may trigger.
+	// Request ActionsListRequest, reply ActionsListReply.
+	ActionsList = "req.actions.list"
+	// ActionsTrigger triggers a remote action on one device.
+	// Request ActionsTriggerRequest, reply ExecutionReply.
+	ActionsTrigger = "req.actions.trigger"
+	// ActionsGet asks for one execution.
+	// Request ActionsGetRequest, reply ExecutionReply.
+	ActionsGet = "req.actions.get"
+	// ActionsUpdated carries every state change of an execution, as
+	// evt.actions.updated.<execution id>. Message ExecutionUpdatedEvent.
+	ActionsUpdated = "evt.actions.updated"
+)
+
+// Type tokens of the remote-action messages.
+const (
+	TypeActionsListRequest    = "dexbridge.actions.v1.list_request"
+	TypeActionsListReply      = "dexbridge.actions.v1.list_reply"
+	TypeActionsTriggerRequest = "dexbridge.actions.v1.trigger_request"
+	TypeActionsGetRequest     = "dexbridge.actions.v1.get_request"
+	TypeExecutionReply        = "dexbridge.actions.v1.execution_reply"
+	TypeExecutionUpdatedEvent = "dexbridge.actions.v1.execution_updated"
+)
+
+// Execution states (DESIGN.md section 4). The last four are final.
+const (
+	StatusPending          = "pending"
+	StatusInProgress       = "in_progress"
+	StatusWaitingForDevice = "waiting_for_device"
+	StatusSuccess          = "success"
+	StatusFailure          = "failure"
+	StatusExpired          = "expired"
+	StatusCancelled        = "cancelled"
+)
+
+// FinalStatus reports whether an execution in status s will not change again.
+func FinalStatus(s string) bool {
+	switch s {
+	case StatusSuccess, StatusFailure, StatusExpired, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// ActionsListRequest asks for the allow-listed remote actions.
+type ActionsListRequest struct {
+	Header
+}
+
+// ActionsListReply lists them.
+type ActionsListReply struct {
+	Header
+	Actions []RemoteAction `json:"remote_actions"`
+}
+
+// RemoteAction is an allow-listed remote action as a chatbot sees it.
+type RemoteAction struct {
+	ID          string        `json:"id"` // NQL id, "#set_outlook_online"
+	Title       string        `json:"title"`
+	Description string        `json:"description,omitempty"`
+	Purpose     string        `json:"purpose"` // data_collection or remediation
+	Platforms   []string      `json:"platforms"`
+	Inputs      []ActionInput `json:"inputs"`
+}
+
+// ActionInput is a declared input of a remote action.
+type ActionInput struct {
+	Name        string `json:"name"`
+	Required    bool   `json:"required"`
+	Description string `json:"description,omitempty"`
+}
+
+// ActionsTriggerRequest runs a remote action on a device. The worker checks the
+// allow-list and the declared inputs, resolves the device to its collector UID and
+// instance, and records the execution and an audit record before calling Nexthink.
+type ActionsTriggerRequest struct {
+	Header
+	RemoteAction      string            `json:"remote_action"`
+	Device            string            `json:"device"` // name or collector UID
+	Params            map[string]string `json:"params,omitempty"`
+	Reason            string            `json:"reason,omitempty"`
+	ExternalReference string            `json:"external_reference,omitempty"`
+	// IdempotencyKey makes a retried trigger return the first execution.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// Topic and Remediation name the topic remediation that asked, for the audit.
+	Topic       string `json:"topic,omitempty"`
+	Remediation string `json:"remediation,omitempty"`
+}
+
+// ActionsGetRequest asks for one execution by its dexbridge id.
+type ActionsGetRequest struct {
+	Header
+	ID string `json:"id"`
+}
+
+// ExecutionReply carries an execution.
+type ExecutionReply struct {
+	Header
+	Execution Execution `json:"execution"`
+	// Replayed is true when an Idempotency-Key matched an earlier trigger.
+	Replayed bool `json:"replayed,omitempty"`
+}
+
+// ExecutionUpdatedEvent is published on every state change.
+type ExecutionUpdatedEvent struct {
+	Header
+	Execution Execution `json:"execution"`
+}
+
+// Execution is one remote action run on one device.
+type Execution struct {
+	ID                string            `json:"id"`                   // dexbridge's id
+	RequestID         string            `json:"request_id,omitempty"` // Nexthink's requestId
+	RemoteAction      string            `json:"remote_action"`
+	Device            ExecutionDevice   `json:"device"`
+	Params            map[string]string `json:"params,omitempty"`
+	Status            string            `json:"status"`
+	StatusDetails     string            `json:"status_details,omitempty"`
+	Outputs           map[string]any    `json:"outputs,omitempty"`
+	Reason            string            `json:"reason,omitempty"`
+	ExternalReference string            `json:"external_reference,omitempty"`
+	CreatedAt         time.Time         `json:"created_at"`
+	UpdatedAt         time.Time         `json:"updated_at"`
+	ExpiresAt         time.Time         `json:"expires_at"`
+}
+
+// ExecutionDevice is the device an execution runs on.
+type ExecutionDevice struct {
+	Name         string `json:"name"`
+	CollectorUID string `json:"collector_uid"`
+	Instance     string `json:"instance"`
+}
