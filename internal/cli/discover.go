@@ -1,0 +1,89 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/logging"
+	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/services/discovery"
+)
+
+// discoverCmd runs discoveries in this process, under the same lease as the
+// discovery service: when a replica is discovering an instance, it says so and
+// leaves it alone.
+func discoverCmd(ctx context.Context, env Env, args []string) error {
+	fs, path := flags("discover", env)
+	printQuery := fs.Bool("print-query", false, "print the NQL of the device query to save in the tenant, and exit")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	cfg, err := loadConfig(*path, env)
+	if err != nil {
+		return err
+	}
+	if *printQuery {
+		fields, err := discovery.FieldsFromConfig(cfg)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(env.Stdout, "# %s\n%s", discovery.QueryDevices, discovery.DeviceQuery(fields))
+		return err
+	}
+	log, err := logging.New(env.Stderr, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	pool, err := store.Open(ctx, cfg.DatabaseURL.Reveal())
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if _, err := store.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	db := store.New(pool)
+	d, err := discovery.FromConfig(cfg, db, nil, events.NewSubjects(cfg.NATS.SubjectPrefix), log)
+	if err != nil {
+		return err
+	}
+	names := fs.Args()
+	if len(names) == 0 {
+		for _, in := range cfg.Instances {
+			names = append(names, in.Name)
+		}
+	}
+	if len(names) == 0 {
+		return errors.New("no instance is configured")
+	}
+	var failed []error
+	for _, name := range names {
+		start := time.Now()
+		run, err := d.RunOnce(ctx, name, "cli", true)
+		switch {
+		case errors.Is(err, discovery.ErrBusy):
+			fmt.Fprintf(env.Stdout, "%s: a discovery is already running (another replica); left alone\n", name)
+			failed = append(failed, fmt.Errorf("%s: %w", name, err))
+		case run.ID == 0 && err != nil:
+			failed = append(failed, fmt.Errorf("%s: %w", name, err))
+		default:
+			fmt.Fprintf(env.Stdout, "%s: run %d %s after %d attempt(s) in %s: %s devices, %s users, %s activities\n",
+				name, run.ID, run.Outcome, run.Attempts, time.Since(start).Round(time.Millisecond),
+				count(run.Devices), count(run.Users), count(run.Activities))
+			if err != nil {
+				failed = append(failed, err)
+			}
+		}
+	}
+	return errors.Join(failed...)
+}
+
+func count(n *int64) string {
+	if n == nil {
+		return "-"
+	}
+	return fmt.Sprint(*n)
+}

@@ -1,0 +1,101 @@
+// Package devices is the identification worker: it answers which devices an employee
+// uses (by user name, UPN, e-mail address or SID) and what a device is (by name or
+// collector UID) from the cache that discovery fills, and, when the cache knows
+// nothing of a well-formed identifier, asks the instances that are up. It also
+// reports the instances' health, their discovery and the cache's size.
+//
+// Every cache read takes one call from the deployment-wide
+// MAX_CACHE_REQUESTS_PER_SECOND budget; beyond it the chatbot gets 429 with
+// Retry-After. Live queries take the instance's NQL budget.
+package devices
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/instances"
+	"github.com/dexbridge/dexbridge/internal/natsrpc"
+	"github.com/dexbridge/dexbridge/internal/ratelimit"
+)
+
+// CacheLimiterKey names the shared limiter of cache reads.
+const CacheLimiterKey = "cache"
+
+// Options are the service's dependencies.
+type Options struct {
+	Conn     *nats.Conn
+	Subjects events.Subjects
+	Cache    Cache
+	// Instances are asked live on a cache miss; their clients take each instance's
+	// NQL budget.
+	Instances *instances.Set
+	// CacheLimiter is MAX_CACHE_REQUESTS_PER_SECOND, shared by every replica.
+	CacheLimiter ratelimit.Limiter
+	// Refresh is CHATBOT_CACHE_REFRESH, to tell when the next discovery is due.
+	Refresh time.Duration
+	// LiveWait and LiveRetryFor are the patience of a live query: the wait for the
+	// instance's rate limit (default 2 s) and its retries (default 10 s).
+	LiveWait, LiveRetryFor time.Duration
+	Concurrency            int
+	ShutdownTimeout        time.Duration
+	Log                    *slog.Logger
+	Version                string
+}
+
+// Service answers identification and status requests. Replicas share a queue group.
+type Service struct {
+	o Options
+	s *identifierService
+}
+
+// New returns the service; Run starts it.
+func New(o Options) (*Service, error) {
+	if o.Cache == nil || o.CacheLimiter == nil || o.Instances == nil {
+		return nil, errors.New("devices: a cache, its limiter and the instances are required")
+	}
+	if o.LiveWait <= 0 {
+		o.LiveWait = 2 * time.Second
+	}
+	if o.LiveRetryFor <= 0 {
+		o.LiveRetryFor = 10 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &identifierService{cache: o.Cache, limiter: o.CacheLimiter, live: map[string]Live{}, now: time.Now}
+	for _, in := range o.Instances.List() {
+		s.live[in.Name] = in.Client.WithPolicy(o.LiveWait, o.LiveRetryFor)
+		s.order = append(s.order, in.Name)
+	}
+	return &Service{o: o, s: s}, nil
+}
+
+// Run serves until ctx ends, then lets in-flight requests finish.
+func (s *Service) Run(ctx context.Context) error {
+	srv, err := natsrpc.NewServer(s.o.Conn, "devices", s.o.Version, "employee and device identification from the cache", s.o.Concurrency, s.o.Log)
+	if err != nil {
+		return err
+	}
+	subj := s.o.Subjects
+	err = errors.Join(
+		natsrpc.Endpoint(srv, "identify", subj.Of(events.DevicesIdentify), events.TypeDevicesIdentifyRequest, s.s.identify),
+		natsrpc.Endpoint(srv, "get", subj.Of(events.DevicesGet), events.TypeDevicesGetRequest, s.s.get),
+		natsrpc.Endpoint(srv, "status", subj.Of(events.StatusGet), events.TypeStatusGetRequest,
+			func(ctx context.Context, _ events.StatusGetRequest) (events.StatusGetReply, error) {
+				return s.s.status(ctx, s.o.Refresh)
+			}),
+	)
+	if err != nil {
+		_ = srv.Stop(ctx)
+		return err
+	}
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.ShutdownTimeout)
+	defer cancel()
+	return srv.Stop(stopCtx)
+}
