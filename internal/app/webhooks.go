@@ -1,0 +1,89 @@
+package app
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+
+	"github.com/dexbridge/dexbridge/internal/config"
+	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/topic"
+	"github.com/dexbridge/dexbridge/internal/webhookmap"
+	"github.com/dexbridge/dexbridge/services/proactive"
+	"github.com/dexbridge/dexbridge/services/webhooks"
+)
+
+// webhookRules loads the webhook sources and mapping rules, reloaded when the file
+// changes. The default file missing (a process started away from the repository)
+// disables webhooks with a warning; a file named explicitly must exist. check, when
+// set, is an extra check of every version (the topics exist).
+func webhookRules(d *deps, check func(*webhookmap.Rules) error) (*webhookmap.Live, error) {
+	path := d.cfg.Webhooks.File
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && path == config.Default().Webhooks.File {
+		d.log.Warn("webhooks disabled: no rules file", "file", path)
+		return webhookmap.Static(&webhookmap.Rules{}), nil
+	}
+	// Source secrets come from the process environment, as the configuration's do.
+	return webhookmap.OpenLive(path, os.Getenv, check, d.log)
+}
+
+func webhookStream(cfg config.Config) webhooks.StreamOptions {
+	return webhooks.StreamOptions{DuplicateWindow: cfg.Webhooks.DuplicateWindow.D()}
+}
+
+// webhookReceiver is the ingress's half of the webhooks.
+func webhookReceiver(d *deps) (*webhooks.Receiver, error) {
+	rules, err := webhookRules(d, nil)
+	if err != nil {
+		return nil, err
+	}
+	return webhooks.NewReceiver(webhooks.ReceiverOptions{
+		JS: d.bus.JS, Subjects: d.subjects, Rules: rules, Seen: store.New(d.db),
+		PublishTimeout: d.cfg.Webhooks.PublishTimeout.D(), Stream: webhookStream(d.cfg),
+		Metrics: d.metrics, Log: d.log.With("service", "ingress"),
+	}), nil
+}
+
+// proactiveFeed serves the proactive events from the ingress (pull and streams).
+func proactiveFeed(d *deps) *proactive.Feed {
+	return proactive.NewFeed(proactive.FeedOptions{
+		DB: store.New(d.db), Conn: d.bus.Conn, Subjects: d.subjects, Heartbeat: d.cfg.Proactive.StreamHeartbeat.D(),
+		Metrics: d.metrics, Log: d.log.With("service", "ingress"),
+	})
+}
+
+func buildWebhooks(d *deps) (Runner, error) {
+	cat, err := topic.LoadDir(d.cfg.TopicsDir)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := webhookRules(d, func(r *webhookmap.Rules) error { return r.CheckTopics(cat) })
+	if err != nil {
+		return nil, err
+	}
+	db := store.New(d.db)
+	return webhooks.NewWorker(webhooks.Options{
+		Conn: d.bus.Conn, JS: d.bus.JS, Subjects: d.subjects, DB: db, Rules: rules,
+		Resolver: webhooks.CacheResolver{DB: db}, Diagnoser: webhookDiagnoser(d), Topics: cat,
+		Callback: d.cfg.Proactive.CallbackURL != "", Concurrency: d.cfg.Webhooks.Concurrency,
+		MaxDeliveries: d.cfg.Webhooks.MaxDeliveries, Stream: webhookStream(d.cfg),
+		ShutdownTimeout: d.cfg.ShutdownTimeout.D(), Metrics: d.metrics, Log: d.log.With("service", "webhooks"),
+	}), nil
+}
+
+// webhookDiagnoser is the topic diagnosis the webhooks worker runs before recording
+// a proactive event, so the chatbot opens the conversation knowing the findings and
+// remediations. nil skips that step: events then carry the remediations the mapping
+// rules name. Wire here a webhooks.Diagnoser that asks the topics service for a
+// diagnosis over NATS, once that service diagnoses.
+func webhookDiagnoser(*deps) webhooks.Diagnoser { return nil }
+
+func buildProactive(d *deps) (Runner, error) {
+	p := d.cfg.Proactive
+	return proactive.NewDispatcher(proactive.DispatcherOptions{
+		DB: store.New(d.db), Conn: d.bus.Conn, Subjects: d.subjects,
+		URL: p.CallbackURL, Secret: []byte(p.CallbackSecret.Reveal()), MaxAttempts: p.MaxAttempts,
+		BackoffInitial: p.BackoffInitial.D(), BackoffMax: p.BackoffMax.D(), Timeout: p.Timeout.D(),
+		ShutdownTimeout: d.cfg.ShutdownTimeout.D(), Metrics: d.metrics, Log: d.log.With("service", "proactive"),
+	}), nil
+}

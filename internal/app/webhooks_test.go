@@ -1,0 +1,80 @@
+package app_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/config"
+	"github.com/dexbridge/dexbridge/internal/testenv"
+)
+
+// TestWebhookToCallbackInOneProcess runs the ingress, the webhooks worker and the
+// callback dispatcher as `dexbridge run ingress webhooks proactive` would, with the
+// shipped rules: a Nexthink webhook comes out as a callback, and the feed has it.
+func TestWebhookToCallbackInOneProcess(t *testing.T) {
+	t.Setenv("WEBHOOK_NEXTHINK_PASSWORD", "process-test-password")
+	var mu sync.Mutex
+	var got []events.ProactiveEventChanged
+	chatbot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var doc events.ProactiveEventChanged
+		raw, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(raw, &doc)
+		mu.Lock()
+		got = append(got, doc)
+		mu.Unlock()
+	}))
+	defer chatbot.Close()
+	cfg := testConfig(t)
+	cfg.Webhooks.File = filepath.Join(testenv.RepoRoot(t), "config", "webhooks.yaml")
+	cfg.Proactive.CallbackURL = chatbot.URL
+	cfg.Proactive.CallbackSecret = config.Secret("process-callback-secret")
+	base, stop := start(t, cfg, "ingress", "webhooks", "proactive")
+
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/webhooks/nexthink",
+		strings.NewReader(`{"monitor":"Low disk space","status":"open","device":"PC-LOW-DISK","user":"asmith","trigger_time":"2026-01-02 03:04:05"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth("nexthink", "process-test-password")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 202 {
+		t.Fatalf("webhook: got %d, want 202", resp.StatusCode)
+	}
+	waitUntil(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+	ev := got[0].Event
+	if ev.Employee == nil || ev.Employee.Name != "asmith" || ev.Device.Name != "PC-LOW-DISK" || ev.Topic != "slow_pc" ||
+		len(ev.Remediations) != 1 || ev.Remediations[0].RemoteAction != "#disk_cleanup" {
+		t.Errorf("callback: got %+v", ev)
+	}
+	var feed struct {
+		Events []events.ProactiveEvent `json:"events"`
+	}
+	if code := getJSONWithKey(t, base+"/api/v1/proactive/events", apiKey(t, cfg), &feed); code != 200 || len(feed.Events) != 1 || feed.Events[0].ID != ev.ID {
+		t.Errorf("feed: got %d %+v", code, feed)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+}
+
+// waitUntil polls cond for up to 15 s.
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,93 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Webhooks configures the webhook receiver and worker. The sources and their
+// mapping rules are in File (config/webhooks.yaml).
+type Webhooks struct {
+	File string `yaml:"file"` // WEBHOOKS_FILE
+	// DuplicateWindow is JetStream's own dedupe window; PostgreSQL keeps longer.
+	DuplicateWindow Duration `yaml:"duplicate_window"`
+	// PublishTimeout bounds the wait for JetStream before answering 503.
+	PublishTimeout Duration `yaml:"publish_timeout"`
+	// MaxDeliveries: a webhook that fails this many times is recorded as failed.
+	MaxDeliveries int `yaml:"max_deliveries"`
+	Concurrency   int `yaml:"concurrency"` // webhooks one worker processes at once
+}
+
+// Proactive configures how proactive events reach the chatbot.
+type Proactive struct {
+	CallbackURL        string   `yaml:"callback_url"` // PROACTIVE_CALLBACK_URL; empty: no callbacks
+	CallbackSecretFile string   `yaml:"callback_secret_file"`
+	CallbackSecret     Secret   `yaml:"-"`            // PROACTIVE_CALLBACK_SECRET
+	MaxAttempts        int      `yaml:"max_attempts"` // PROACTIVE_CALLBACK_MAX_ATTEMPTS
+	BackoffInitial     Duration `yaml:"backoff_initial"`
+	BackoffMax         Duration `yaml:"backoff_max"`
+	Timeout            Duration `yaml:"timeout"`          // one callback attempt
+	StreamHeartbeat    Duration `yaml:"stream_heartbeat"` // idle server-sent event streams
+}
+
+func defaultWebhooks() Webhooks {
+	return Webhooks{File: "config/webhooks.yaml", DuplicateWindow: Duration(2 * time.Minute),
+		PublishTimeout: Duration(5 * time.Second), MaxDeliveries: 5, Concurrency: 8}
+}
+
+func defaultProactive() Proactive {
+	return Proactive{MaxAttempts: 8, BackoffInitial: Duration(time.Second), BackoffMax: Duration(10 * time.Minute),
+		Timeout: Duration(10 * time.Second), StreamHeartbeat: Duration(15 * time.Second)}
+}
+
+// loadProactiveSecret reads the callback secret from its file when the variable is unset.
+func (c *Config) loadProactiveSecret() error {
+	if c.Proactive.CallbackSecret != "" || c.Proactive.CallbackSecretFile == "" {
+		return nil
+	}
+	raw, err := os.ReadFile(c.Proactive.CallbackSecretFile)
+	if err != nil {
+		return &Error{Key: "proactive.callback_secret_file", Reason: err.Error()}
+	}
+	c.Proactive.CallbackSecret = Secret(strings.TrimSpace(string(raw)))
+	return nil
+}
+
+func (c Config) validateWebhooks() error {
+	positive := []struct {
+		key, env string
+		v        float64
+	}{
+		{"webhooks.duplicate_window", "", c.Webhooks.DuplicateWindow.Seconds()},
+		{"webhooks.publish_timeout", "", c.Webhooks.PublishTimeout.Seconds()},
+		{"webhooks.max_deliveries", "", float64(c.Webhooks.MaxDeliveries)},
+		{"webhooks.concurrency", "", float64(c.Webhooks.Concurrency)},
+		{"proactive.max_attempts", "PROACTIVE_CALLBACK_MAX_ATTEMPTS", float64(c.Proactive.MaxAttempts)},
+		{"proactive.backoff_initial", "", c.Proactive.BackoffInitial.Seconds()},
+		{"proactive.backoff_max", "", c.Proactive.BackoffMax.Seconds()},
+		{"proactive.timeout", "", c.Proactive.Timeout.Seconds()},
+		{"proactive.stream_heartbeat", "", c.Proactive.StreamHeartbeat.Seconds()},
+	}
+	for _, p := range positive {
+		if p.v <= 0 {
+			return &Error{Key: p.key, Env: p.env, Reason: "must be greater than zero"}
+		}
+	}
+	if c.Webhooks.File == "" {
+		return &Error{Key: "webhooks.file", Env: "WEBHOOKS_FILE", Reason: "required: the webhook sources and mapping rules"}
+	}
+	if u := c.Proactive.CallbackURL; u != "" {
+		pu, err := url.Parse(u)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return &Error{Key: "proactive.callback_url", Env: "PROACTIVE_CALLBACK_URL", Reason: "want an http(s) URL"}
+		}
+		if len(c.Proactive.CallbackSecret) < 16 {
+			return &Error{Key: "proactive.callback_secret_file", Env: "PROACTIVE_CALLBACK_SECRET",
+				Reason: fmt.Sprintf("callbacks are signed: set a secret of at least 16 characters (got %d)", len(c.Proactive.CallbackSecret))}
+		}
+	}
+	return nil
+}

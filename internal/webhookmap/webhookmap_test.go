@@ -1,0 +1,364 @@
+package webhookmap
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dexbridge/dexbridge/internal/logging"
+	"github.com/dexbridge/dexbridge/internal/topic"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+var secrets = env(map[string]string{"WEBHOOK_NEXTHINK_PASSWORD": "pw-0123456789"})
+
+func shipped(t testing.TB) *Rules {
+	t.Helper()
+	r, err := Load("../../config/webhooks.yaml", secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestShippedRulesMatchTheTopics(t *testing.T) {
+	r := shipped(t)
+	cat, err := topic.LoadDir("../../topics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CheckTopics(cat); err != nil {
+		t.Fatal(err)
+	}
+	s, ok := r.Source("nexthink")
+	if !ok || s.Disabled != "" {
+		t.Fatalf("nexthink source: got %v (disabled %q), want enabled", ok, s.Disabled)
+	}
+	// The seeds' alerts, as nxsim names its monitors.
+	for monitor, want := range map[string]string{
+		"Outlook crashes": "outlook", "OneDrive not running": "onedrive", "Slow PC": "slow_pc", "Low disk space": "slow_pc",
+		"low DISK space ": "slow_pc",
+	} {
+		m := s.Monitor(monitor)
+		if m == nil || m.Topic != want {
+			t.Errorf("monitor %q: got %+v, want topic %s", monitor, m, want)
+		}
+	}
+	if got := s.Monitor("Low disk space").Remediations; len(got) != 1 || got[0] != "disk_cleanup" {
+		t.Errorf("low disk space remediations: got %v, want [disk_cleanup]", got)
+	}
+	if got := s.SuppressionWindow(s.Monitor("Low disk space")); got != 24*time.Hour {
+		t.Errorf("low disk space window: got %v, want 24h", got)
+	}
+	if got := s.SuppressionWindow(s.Monitor("Slow PC")); got != 4*time.Hour {
+		t.Errorf("slow pc window: got %v, want the file's 4h", got)
+	}
+}
+
+func TestMissingSecretDisablesTheSource(t *testing.T) {
+	r, err := Load("../../config/webhooks.yaml", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := r.Source("nexthink")
+	if !strings.Contains(s.Disabled, "WEBHOOK_NEXTHINK_PASSWORD") {
+		t.Errorf("got disabled %q, want it to name WEBHOOK_NEXTHINK_PASSWORD", s.Disabled)
+	}
+}
+
+func TestSecretsFromFile(t *testing.T) {
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "creds.yaml")
+	if err := os.WriteFile(creds, []byte("token: tok-from-file\nsigning_secret: sig-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	doc := `sources:
+  - name: itsm
+    auth: {type: bearer}
+    signature: {tolerance: 1m}
+    credentials_file: ` + creds + `
+    fields: {monitor: m, device: d}
+`
+	r, err := Parse([]byte(doc), env(map[string]string{"WEBHOOK_ITSM_TOKEN": "tok-from-env"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := r.Source("itsm")
+	if s.Auth.Token.Reveal() != "tok-from-env" || s.Signature.Secret.Reveal() != "sig-from-file" || s.Disabled != "" {
+		t.Errorf("got token %q secret %q disabled %q, want the variable first, then the file", s.Auth.Token.Reveal(), s.Signature.Secret.Reveal(), s.Disabled)
+	}
+	if s.Signature.Header != "X-Dexbridge-Signature" || s.Signature.Tolerance != time.Minute {
+		t.Errorf("signature: got %+v", s.Signature)
+	}
+}
+
+func TestBadFilesAreRefusedWithFileAndPath(t *testing.T) {
+	base := "sources:\n  - name: nx\n    auth: {type: basic, username: u}\n    fields: {monitor: m, device: d}\n"
+	tests := []struct {
+		name, doc string
+		want      []string
+	}{
+		{"unknown key", "sources:\n  - name: nx\n    auth: {type: basic, username: u}\n    fields: {monitor: m, device: d}\n    colour: red\n", []string{"sources[0]", "colour"}},
+		{"unknown field key", "sources:\n  - name: nx\n    auth: {type: basic, username: u}\n    fields: {monitor: m, devise: d}\n", []string{"sources[0].fields", "devise"}},
+		{"wrong type", "sources:\n  - name: nx\n    auth: {type: basic, username: u}\n    fields: {monitor: m, device: d}\n    max_users_per_device: many\n", []string{"sources[0].max_users_per_device"}},
+		{"bad window", "suppression_window: soon\n" + base, []string{"suppression_window"}},
+		{"bad auth type", "sources:\n  - name: nx\n    auth: {type: magic}\n    fields: {monitor: m, device: d}\n", []string{"sources[0].auth.type"}},
+		{"none without signature", "sources:\n  - name: nx\n    auth: {type: none}\n    fields: {monitor: m, device: d}\n", []string{"sources[0].auth.type", "signature"}},
+		{"basic without user", "sources:\n  - name: nx\n    auth: {type: basic}\n    fields: {monitor: m, device: d}\n", []string{"sources[0].auth.username"}},
+		{"nobody concerned", "sources:\n  - name: nx\n    auth: {type: bearer}\n    fields: {monitor: m}\n", []string{"sources[0].fields", "device or user"}},
+		{"bad placeholder", base + "    message: Hi {{employee}}\n", []string{"sources[0].message", "{{employee}}"}},
+		{"bad monitor placeholder", base + "    monitors:\n      - {name: X, message: \"{{device}} {{colour}}\"}\n", []string{"sources[0].monitors[0].message", "{{colour}}"}},
+		{"duplicate monitor", base + "    monitors:\n      - {name: X}\n      - {name: x}\n", []string{"sources[0].monitors[1].name", "duplicate"}},
+		{"duplicate source", base + "  - name: nx\n    auth: {type: bearer}\n    fields: {monitor: m, user: u}\n", []string{"sources[1].name", "duplicate"}},
+		{"bad zone", base + "    time_zone: Mars/Olympus\n", []string{"sources[0].time_zone"}},
+		{"status both ways", base + "    status_values: {open: [up], closed: [UP]}\n", []string{"sources[0].status_values"}},
+		{"bad source name", "sources:\n  - name: Nexthink!\n    auth: {type: bearer}\n    fields: {monitor: m, user: u}\n", []string{"sources[0].name"}},
+		{"no sources", "suppression_window: 1h\n", []string{"sources"}},
+		{"remediations without topic", base + "    monitors:\n      - {name: X, remediations: [disk_cleanup]}\n", []string{"sources[0].monitors[0].remediations"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "webhooks.yaml")
+			if err := os.WriteFile(path, []byte(tt.doc), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(path, secrets)
+			if err == nil {
+				t.Fatalf("got no error, want one naming %v", tt.want)
+			}
+			for _, line := range strings.Split(err.Error(), "\n") {
+				if !strings.HasPrefix(line, path+": ") {
+					t.Errorf("line %q does not start with the file", line)
+				}
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("got %q, want it to mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckTopicsRefusesUnknownTopicsAndRemediations(t *testing.T) {
+	doc := "sources:\n  - name: nx\n    auth: {type: bearer}\n    fields: {monitor: m, device: d}\n    monitors:\n" +
+		"      - {name: A, topic: nope}\n      - {name: B, topic: slow_pc, remediations: [format_disk]}\n"
+	r, err := Parse([]byte(doc), secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := topic.LoadDir("../../topics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.CheckTopics(cat)
+	for _, w := range []string{`no topic "nope"`, `no remediation "format_disk"`} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("got %v, want it to mention %s", err, w)
+		}
+	}
+}
+
+func ptime(s string) *time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return &t
+}
+
+func TestMap(t *testing.T) {
+	s, _ := shipped(t).Source("nexthink")
+	custom, err := Parse([]byte(`sources:
+  - name: itsm
+    auth: {type: bearer}
+    fields: {monitor: alert.monitor.name, status: alert.status, user: who.upn, trigger_time: at, context: alert.context}
+    status_values: {open: [RAISED], closed: [CLEARED]}
+    time_zone: Europe/Zurich
+`), secrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	itsm, _ := custom.Source("itsm")
+	tests := []struct {
+		name    string
+		src     *Source
+		payload string
+		want    Alert
+		topic   string
+		invalid string // the Invalid field, "-" for the whole payload
+	}{
+		{name: "nexthink open", src: s,
+			payload: `{"monitor":"Outlook crashes","status":"open","device":"PC-OUTLOOK-PLUGIN","user":"hjordan","trigger_time":"2026-01-02 03:04:05","recovery_time":"","context":"{\"crashes\": 4}","priority":"high"}`,
+			want: Alert{Monitor: "Outlook crashes", Status: Open, Device: "PC-OUTLOOK-PLUGIN", User: "hjordan",
+				TriggerTime: ptime("2026-01-02T03:04:05Z"), Context: map[string]any{"crashes": 4.0}, Priority: "high"},
+			topic: "outlook"},
+		{name: "nexthink closed", src: s, payload: `{"monitor":"Low disk space","status":"closed","device":"PC-LOW-DISK","recovery_time":"2026-01-02T05:00:00+01:00"}`,
+			want: Alert{Monitor: "Low disk space", Status: Closed, Device: "PC-LOW-DISK", RecoveryTime: ptime("2026-01-02T04:00:00Z")}, topic: "slow_pc"},
+		{name: "status words", src: s, payload: `{"monitor":"Slow PC","status":"RECOVERED","device":"PC-GPO"}`,
+			want: Alert{Monitor: "Slow PC", Status: Closed, Device: "PC-GPO"}, topic: "slow_pc"},
+		{name: "no status is open", src: s, payload: `{"monitor":"Slow PC","device":"PC-GPO","trigger_time":1767322800}`,
+			want: Alert{Monitor: "Slow PC", Status: Open, Device: "PC-GPO", TriggerTime: ptime("2026-01-02T03:00:00Z")}, topic: "slow_pc"},
+		{name: "unknown monitor maps without rule", src: s, payload: `{"monitor":"Printer jammed","device":"PC-PRINTER"}`,
+			want: Alert{Monitor: "Printer jammed", Status: Open, Device: "PC-PRINTER"}},
+		{name: "numbers become text", src: s, payload: `{"monitor":42,"device":7}`,
+			want: Alert{Monitor: "42", Status: Open, Device: "7"}},
+		{name: "nested and dotted keys", src: itsm,
+			payload: `{"alert.monitor.name":"Disk","alert":{"status":"cleared","context":{"x":[1]}},"who":{"upn":"asmith@example.com"},"at":"2026-07-01 12:00:00"}`,
+			want: Alert{Monitor: "Disk", Status: Closed, User: "asmith@example.com", TriggerTime: ptime("2026-07-01T10:00:00Z"),
+				Context: map[string]any{"x": []any{1.0}}}},
+		{name: "unreadable time is dropped", src: s, payload: `{"monitor":"Slow PC","device":"PC-GPO","trigger_time":"yesterday"}`,
+			want: Alert{Monitor: "Slow PC", Status: Open, Device: "PC-GPO"}, topic: "slow_pc"},
+		{name: "no monitor", src: s, payload: `{"device":"PC-GPO"}`, invalid: "monitor"},
+		{name: "empty monitor", src: s, payload: `{"monitor":"  ","device":"PC-GPO"}`, invalid: "monitor"},
+		{name: "monitor object", src: s, payload: `{"monitor":{"name":"x"},"device":"PC-GPO"}`, invalid: "monitor"},
+		{name: "unknown status", src: s, payload: `{"monitor":"Slow PC","status":"maybe","device":"PC-GPO"}`, invalid: "status"},
+		{name: "nobody", src: s, payload: `{"monitor":"Slow PC"}`, invalid: "-"},
+		{name: "device array", src: s, payload: `{"monitor":"Slow PC","device":["a"]}`, invalid: "device"},
+		{name: "not an object", src: s, payload: `["monitor"]`, invalid: "-"},
+		{name: "two values", src: s, payload: `{"monitor":"a","device":"b"} {}`, invalid: "-"},
+		{name: "null", src: s, payload: `null`, invalid: "-"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.src.Map([]byte(tt.payload))
+			var inv *Invalid
+			if tt.invalid != "" {
+				if !errors.As(err, &inv) {
+					t.Fatalf("got %v, want an Invalid error", err)
+				}
+				if want := strings.TrimPrefix(tt.invalid, "-"); inv.Field != want {
+					t.Errorf("got field %q, want %q (%v)", inv.Field, want, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			gotTopic := ""
+			if got.Rule != nil {
+				gotTopic = got.Rule.Topic
+			}
+			if gotTopic != tt.topic {
+				t.Errorf("topic: got %q, want %q", gotTopic, tt.topic)
+			}
+			got.Rule = nil
+			if g, w := dump(got), dump(tt.want); g != w {
+				t.Errorf("got  %s\nwant %s", g, w)
+			}
+		})
+	}
+}
+
+func dump(a Alert) string {
+	b, _ := json.Marshal(a)
+	return string(b)
+}
+
+func TestTemplates(t *testing.T) {
+	s, _ := shipped(t).Source("nexthink")
+	a, err := s.Map([]byte(`{"monitor":"Outlook crashes","device":"PC-OUTLOOK-PLUGIN","user":"hjordan"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := a.Rule.Message.Render(a.Vars("hjordan", "", "PC-OUTLOOK-PLUGIN"))
+	if want := "Hi hjordan, Outlook has been crashing on PC-OUTLOOK-PLUGIN."; !strings.HasPrefix(got, want) {
+		t.Errorf("got %q, want it to start with %q", got, want)
+	}
+	a, _ = s.Map([]byte(`{"monitor":"Something new","device":"PC-1"}`))
+	if a.Rule != nil {
+		t.Fatalf("unknown monitor has a rule: %+v", a.Rule)
+	}
+	if got := s.Message.Render(a.Vars("", "", "")); !strings.Contains(got, "Hi there, Nexthink noticed a problem on PC-1 (Something new)") {
+		t.Errorf("source message: got %q", got)
+	}
+	tpl, err := ParseTemplate("{{ user }}/{{user_upn}}/{{device}}/{{monitor}}/{{topic}}/{{context}}/{{priority}}/{{trigger_time}}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt := ptime("2026-01-02T03:04:05Z")
+	got = tpl.Render(Alert{Monitor: "M", Rule: &Monitor{Topic: "outlook"}, Context: map[string]any{"a": 1}, Priority: "p", TriggerTime: tt}.Vars("u", "u@x", "D"))
+	if want := `u/u@x/D/M/outlook/{"a":1}/p/2026-01-02T03:04:05Z`; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestLiveKeepsThePreviousGoodRules(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "webhooks.yaml")
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := "sources:\n  - name: nx\n    auth: {type: bearer}\n    fields: {monitor: m, device: d}\n"
+	write(good)
+	var logs bytes.Buffer
+	log, _ := logging.New(&logs, "info")
+	l, err := OpenLive(path, env(map[string]string{"WEBHOOK_NX_TOKEN": "t"}), nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Now()
+	l.now = func() time.Time { return clock }
+	l.SetInterval(time.Second)
+
+	write("sources:\n  - name: nx\n    auth: {type: bearer}\n    fields: {monitor: m, device: d}\n    colour: red\n")
+	clock = clock.Add(2 * time.Second)
+	if _, ok := l.Current().Source("nx"); !ok {
+		t.Fatal("bad file replaced the good rules")
+	}
+	if !strings.Contains(logs.String(), "webhook rules refused") || !strings.Contains(logs.String(), "colour") {
+		t.Errorf("refusal not logged with its reason: %s", logs.String())
+	}
+	write(good + "  - name: other\n    auth: {type: bearer}\n    fields: {monitor: m, user: u}\n")
+	if _, ok := l.Current().Source("other"); ok {
+		t.Error("reloaded before the interval")
+	}
+	clock = clock.Add(2 * time.Second)
+	if _, ok := l.Current().Source("other"); !ok {
+		t.Error("good change not loaded")
+	}
+	if _, err := OpenLive(filepath.Join(dir, "missing.yaml"), env(nil), nil, log); err == nil {
+		t.Error("a missing file at start: got no error")
+	}
+}
+
+// FuzzMap feeds arbitrary payloads to the shipped nexthink mapping: it never panics,
+// and whatever it accepts is a well-formed alert.
+func FuzzMap(f *testing.F) {
+	s, _ := shipped(f).Source("nexthink")
+	for _, seed := range []string{
+		`{"monitor":"Outlook crashes","status":"open","device":"PC-OUTLOOK-PLUGIN","user":"hjordan","trigger_time":"2026-01-02 03:04:05","context":"{\"a\":1}"}`,
+		`{"monitor":"Low disk space","status":"closed","device":"PC-LOW-DISK","recovery_time":1767322800123}`,
+		`{"monitor":1e400,"device":true}`, `{"monitor":"x","user":"\u0000"}`, `[]`, `{`, `{"monitor":"a","device":"b","trigger_time":-1}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		a, err := s.Map(payload)
+		if err != nil {
+			var inv *Invalid
+			if !errors.As(err, &inv) {
+				t.Fatalf("got %T %v, want *Invalid", err, err)
+			}
+			return
+		}
+		if a.Monitor == "" || (a.Status != Open && a.Status != Closed) || (a.Device == "" && a.User == "") {
+			t.Fatalf("accepted a malformed alert %+v from %q", a, payload)
+		}
+		if len(a.Monitor) > maxValue || len(a.Device) > maxValue || len(a.User) > maxValue {
+			t.Fatalf("value longer than %d bytes", maxValue)
+		}
+		if a.Rule != nil {
+			_ = a.Rule.Message.Render(a.Vars(a.User, "", a.Device))
+		}
+	})
+}

@@ -1,0 +1,98 @@
+package ingress
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gorilla/mux"
+
+	"github.com/dexbridge/dexbridge/internal/problem"
+	"github.com/dexbridge/dexbridge/internal/requestid"
+	"github.com/dexbridge/dexbridge/internal/webhookmap"
+	"github.com/dexbridge/dexbridge/services/webhooks"
+)
+
+// WebhookReceiver authenticates webhooks and stores them durably
+// (webhooks.Receiver).
+type WebhookReceiver interface {
+	Authenticate(source string, h http.Header) (*webhookmap.Source, error)
+	Accept(ctx context.Context, src *webhookmap.Source, in webhooks.Incoming) (webhooks.Accepted, error)
+}
+
+var sourceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// receiveWebhook takes a webhook in: the source's credential first (before the body
+// is read), then a JSON object of at most 1 MiB, then the receiver stores it and the
+// sender gets 202 only once JetStream has it.
+func (h *handlers) receiveWebhook(w http.ResponseWriter, r *http.Request) {
+	source := mux.Vars(r)["source"]
+	if h.opts.Webhooks == nil || !sourceName.MatchString(source) {
+		h.fail(w, r, problem.New(problem.NotFound, "no webhook source %q", source))
+		return
+	}
+	src, err := h.opts.Webhooks.Authenticate(source, r.Header)
+	if err != nil {
+		h.webhookFail(w, r, err)
+		return
+	}
+	body, err := readJSONObject(w, r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	acc, err := h.opts.Webhooks.Accept(r.Context(), src, webhooks.Incoming{
+		Method: r.Method, Header: r.Header, Body: body, ContentType: r.Header.Get("Content-Type"),
+		RequestID: requestid.From(r.Context()),
+	})
+	if err != nil {
+		h.webhookFail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, acc)
+}
+
+func (h *handlers) webhookFail(w http.ResponseWriter, r *http.Request, err error) {
+	var d *webhooks.Denied
+	if errors.As(err, &d) && d.Challenge != "" {
+		w.Header().Set("WWW-Authenticate", d.Challenge)
+	}
+	h.fail(w, r, err)
+}
+
+// readJSONObject reads a webhook body: application/json (415), at most maxBody
+// bytes (413), valid UTF-8 and one JSON object (400). Unknown fields are the point
+// of a webhook, so they are kept.
+func readJSONObject(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > maxBody {
+		w.Header().Set("Connection", "close")
+		return nil, problem.New(problem.PayloadTooLarge, "the body is larger than %d bytes", maxBody)
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return nil, problem.New(problem.UnsupportedMedia, "send the webhook as application/json")
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, problem.New(problem.PayloadTooLarge, "the body is larger than %d bytes", maxBody)
+	}
+	if err != nil {
+		return nil, problem.Wrap(problem.Invalid, err, "the body could not be read")
+	}
+	raw = bytes.TrimSpace(raw)
+	if !utf8.Valid(raw) {
+		return nil, problem.New(problem.Invalid, "the body is not valid UTF-8")
+	}
+	if len(raw) == 0 || raw[0] != '{' || !json.Valid(raw) {
+		return nil, problem.New(problem.Invalid, "the body must be one JSON object")
+	}
+	return raw, nil
+}

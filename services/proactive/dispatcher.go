@@ -1,0 +1,264 @@
+package proactive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/metrics"
+	"github.com/dexbridge/dexbridge/internal/signature"
+	"github.com/dexbridge/dexbridge/internal/store"
+)
+
+// Headers of a callback request.
+const (
+	HeaderSignature  = signature.Header // t=<unix>,v1=<hex HMAC-SHA256 of "t.body">
+	HeaderDeliveryID = "X-Dexbridge-Delivery-Id"
+	HeaderEventID    = "X-Dexbridge-Event-Id"
+	HeaderAttempt    = "X-Dexbridge-Attempt"
+)
+
+// DispatcherOptions configure the callback delivery.
+type DispatcherOptions struct {
+	DB       *store.DB
+	Conn     *nats.Conn // optional: wakes the dispatcher when an event is recorded
+	Subjects events.Subjects
+	// URL is the chatbot's callback; empty disables callbacks.
+	URL string
+	// Secret signs every callback (package signature).
+	Secret []byte
+	// MaxAttempts before a delivery is dead (default 8).
+	MaxAttempts int
+	// BackoffInitial is the wait after the first failure; it doubles up to BackoffMax
+	// (defaults 1 s and 10 min), with ±20% jitter; a Retry-After answer is honoured.
+	BackoffInitial time.Duration
+	BackoffMax     time.Duration
+	// Timeout bounds one attempt (default 10 s).
+	Timeout time.Duration
+	// Concurrency is how many callbacks run at once (default 8).
+	Concurrency int
+	// PollInterval is how often due deliveries are looked for when nothing wakes the
+	// dispatcher (default 1 s).
+	PollInterval    time.Duration
+	ShutdownTimeout time.Duration
+	Client          *http.Client
+	Metrics         *metrics.Metrics
+	Log             *slog.Logger
+}
+
+// Dispatcher delivers the callback outbox. Replicas share the work: each claims due
+// deliveries with FOR UPDATE SKIP LOCKED and a lease, so a delivery is attempted by
+// one replica at a time and taken over if that replica dies.
+type Dispatcher struct {
+	o DispatcherOptions
+}
+
+// NewDispatcher returns a dispatcher; Run starts it.
+func NewDispatcher(o DispatcherOptions) *Dispatcher {
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 8
+	}
+	if o.BackoffInitial <= 0 {
+		o.BackoffInitial = time.Second
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = 10 * time.Minute
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 8
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 20 * time.Second
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{
+			// A callback is answered where it was sent, never followed elsewhere.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	return &Dispatcher{o: o}
+}
+
+// Run delivers until ctx ends, then lets the attempts in flight finish within the
+// shutdown timeout; an attempt cut short is retried later (its lease expires).
+func (d *Dispatcher) Run(ctx context.Context) error {
+	if d.o.URL == "" {
+		d.o.Log.Info("proactive callbacks disabled: no callback URL")
+		<-ctx.Done()
+		return nil
+	}
+	wake := make(chan struct{}, 1)
+	if d.o.Conn != nil {
+		sub, err := d.o.Conn.Subscribe(d.o.Subjects.Of(events.ProactiveChanged), func(*nats.Msg) {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("proactive dispatcher: %w", err)
+		}
+		defer func() { _ = sub.Unsubscribe() }()
+	}
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var inflight sync.WaitGroup
+	sem := make(chan struct{}, d.o.Concurrency)
+	lease := d.o.Timeout + 30*time.Second
+	d.o.Log.Info("proactive dispatcher started", "concurrency", d.o.Concurrency, "max_attempts", d.o.MaxAttempts)
+	for ctx.Err() == nil {
+		free := d.o.Concurrency - len(sem)
+		var claimed []store.ProactiveDelivery
+		var err error
+		if free > 0 {
+			claimed, err = d.o.DB.ClaimProactiveDeliveries(ctx, free, lease)
+			if err != nil && ctx.Err() == nil {
+				d.o.Log.Warn("proactive deliveries not claimed", "err", err)
+			}
+		}
+		for _, c := range claimed {
+			sem <- struct{}{}
+			inflight.Add(1)
+			go func() {
+				defer func() {
+					<-sem
+					inflight.Done()
+					select { // a slot is free: look for more
+					case wake <- struct{}{}:
+					default:
+					}
+				}()
+				d.attempt(workCtx, c)
+			}()
+		}
+		if len(claimed) > 0 && len(claimed) == free {
+			continue // there may be more due
+		}
+		wait := d.o.PollInterval
+		if next, err := d.o.DB.NextProactiveDeliveryDue(ctx); err == nil && next != nil {
+			wait = min(wait, max(time.Until(*next), 5*time.Millisecond))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	done := make(chan struct{})
+	go func() { inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d.o.ShutdownTimeout):
+		d.o.Log.Warn("proactive dispatcher stopping with callbacks in flight; they will be retried")
+		stopWork()
+		<-done
+	}
+	d.o.Log.Info("proactive dispatcher stopped")
+	return nil
+}
+
+// attempt sends one delivery and records the attempt and the next state.
+func (d *Dispatcher) attempt(ctx context.Context, c store.ProactiveDelivery) {
+	started := time.Now()
+	status, retryAfter, err := d.send(ctx, c)
+	a := store.DeliveryAttempt{StartedAt: started, Duration: time.Since(started), Status: status}
+	state, retryIn, outcome := store.DeliveryDelivered, time.Duration(0), "delivered"
+	if err != nil {
+		a.Error = err.Error()
+		switch {
+		case c.Attempts >= d.o.MaxAttempts:
+			state, outcome = store.DeliveryDead, "dead"
+		default:
+			state, outcome = store.DeliveryPending, "retry"
+			retryIn = max(d.backoff(c.Attempts), min(retryAfter, d.o.BackoffMax))
+		}
+	}
+	log := d.o.Log.With("delivery_id", DeliveryID(c.ID), "event_id", c.EventID, "attempt", c.Attempts)
+	ok, ferr := d.o.DB.FinishProactiveDelivery(context.WithoutCancel(ctx), c, a, state, retryIn)
+	switch {
+	case ferr != nil:
+		// The lease runs out and the delivery is attempted again.
+		log.Error("callback attempt not recorded", "err", ferr)
+		return
+	case !ok:
+		log.Info("callback claim lost (lease expired or acknowledged meanwhile)")
+		return
+	}
+	if d.o.Metrics != nil {
+		d.o.Metrics.ProactiveDeliveries.WithLabelValues("callback", outcome).Inc()
+	}
+	switch outcome {
+	case "delivered":
+		log.Info("callback delivered", "status", status, "duration_ms", a.Duration.Milliseconds())
+	case "dead":
+		log.Error("callback dead after its last attempt", "status", status, "err", a.Error)
+	default:
+		log.Warn("callback failed, will retry", "status", status, "err", a.Error, "retry_in_ms", retryIn.Milliseconds())
+	}
+}
+
+// send posts the body, signed; a non-2xx answer is an error.
+func (d *Dispatcher) send(ctx context.Context, c store.ProactiveDelivery) (int, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.o.Timeout)
+	defer cancel()
+	body := []byte(c.Body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.o.URL, strings.NewReader(c.Body))
+	if err != nil {
+		return 0, 0, errors.New("invalid callback URL")
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "dexbridge-callback/1")
+	req.Header.Set(HeaderSignature, signature.Sign(d.o.Secret, time.Now(), body))
+	req.Header.Set(HeaderDeliveryID, DeliveryID(c.ID))
+	req.Header.Set(HeaderEventID, c.EventID)
+	req.Header.Set(HeaderAttempt, strconv.Itoa(c.Attempts))
+	resp, err := d.o.Client.Do(req)
+	if err != nil {
+		// Keep the cause, not the URL: it may carry a token in its query.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return resp.StatusCode, 0, nil
+	}
+	var retryAfter time.Duration
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		retryAfter = time.Duration(s) * time.Second
+	}
+	return resp.StatusCode, retryAfter, fmt.Errorf("HTTP %d", resp.StatusCode)
+}
+
+// backoff is the wait after the n-th failed attempt.
+func (d *Dispatcher) backoff(n int) time.Duration {
+	b := d.o.BackoffInitial << min(max(n-1, 0), 30)
+	if b <= 0 || b > d.o.BackoffMax {
+		b = d.o.BackoffMax
+	}
+	jitter := 0.8 + 0.4*rand.Float64()
+	return time.Duration(float64(b) * jitter)
+}

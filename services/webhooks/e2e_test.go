@@ -1,0 +1,166 @@
+package webhooks_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/logging"
+	"github.com/dexbridge/dexbridge/internal/nxsim"
+	"github.com/dexbridge/dexbridge/internal/signature"
+	"github.com/dexbridge/dexbridge/internal/testenv"
+	"github.com/dexbridge/dexbridge/services/proactive"
+	"github.com/dexbridge/dexbridge/services/webhooks"
+)
+
+const e2eCallbackSecret = "e2e-callback-secret-9d8c"
+
+// readmePayload is the payload template the README tells Nexthink administrators to
+// configure: the first ```json block of its "Webhooks from Nexthink" section.
+func readmePayload(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "### Webhooks from Nexthink")
+	_, block, ok2 := strings.Cut(section, "```json\n")
+	tmpl, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README: no ```json payload template under \"### Webhooks from Nexthink\"")
+	}
+	return tmpl
+}
+
+// callbacks is the chatbot's callback endpoint; it checks every signature.
+type callbacks struct {
+	mu  sync.Mutex
+	got []events.ProactiveEventChanged
+	bad []string
+}
+
+func (c *callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	raw, _ := io.ReadAll(r.Body)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := signature.Verify([]byte(e2eCallbackSecret), r.Header.Get(proactive.HeaderSignature), raw, time.Now(), time.Minute); err != nil {
+		c.bad = append(c.bad, err.Error())
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	var doc events.ProactiveEventChanged
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		c.bad = append(c.bad, err.Error())
+	}
+	c.got = append(c.got, doc)
+	w.WriteHeader(http.StatusOK)
+}
+
+func (c *callbacks) received() []events.ProactiveEventChanged {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]events.ProactiveEventChanged(nil), c.got...)
+}
+
+// fire posts an alert to nxsim, which sends its webhook to dexbridge.
+func fire(t *testing.T, sim *nxsim.Instance, body map[string]any) map[string]any {
+	t.Helper()
+	raw, _ := json.Marshal(body)
+	resp, err := http.Post(sim.URL()+"/_nxsim/alerts", "application/json", bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode != 200 {
+		t.Fatalf("nxsim: got %d %v", resp.StatusCode, out)
+	}
+	return out
+}
+
+// TestEndToEndWithNxsim: nxsim fires "Outlook crashes" for PC-OUTLOOK-PLUGIN with its
+// webhook pointed at dexbridge's receiver and the README's payload template; dexbridge
+// delivers a signed proactive event to the chatbot's callback for employee hjordan
+// on that device; the recovery closes it.
+func TestEndToEndWithNxsim(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	sim, err := nxsim.Start(context.Background(), nxsim.Config{Addr: "127.0.0.1:0", FleetSize: 20,
+		TopicsDir: filepath.Join(root, "topics"), QueriesFile: filepath.Join(root, "config", "queries.yaml"), Logger: logging.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+
+	e := newEnv(t, envOptions{})
+	// The cache as discovery would fill it from this tenant: the alert's own fields
+	// (fired without a webhook) give the device's collector UID and its user.
+	fields := fire(t, sim, map[string]any{"monitor": "Outlook crashes", "device": "PC-OUTLOOK-PLUGIN"})["alert"].(map[string]any)
+	loadCache(t, e.pool, cacheDevice{name: "PC-OUTLOOK-PLUGIN", uid: fields["device.collector.uid"].(string),
+		users: []string{fields["user.name"].(string)}})
+
+	receiver := httptest.NewServer(e.api)
+	t.Cleanup(receiver.Close)
+	cb := &callbacks{}
+	chatbot := httptest.NewServer(cb)
+	t.Cleanup(chatbot.Close)
+	e.startWorker(t, func(o *webhooks.Options) { o.Callback = true })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- proactive.NewDispatcher(proactive.DispatcherOptions{DB: e.pool, Conn: e.nc, Subjects: e.subjects,
+			URL: chatbot.URL + "/proactive", Secret: []byte(e2eCallbackSecret), PollInterval: 100 * time.Millisecond,
+			Log: e.log}).Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	webhook := map[string]any{"url": receiver.URL, "path": "/api/v1/webhooks/nexthink", "method": "POST",
+		"payload": readmePayload(t), "auth": map[string]any{"type": "basic", "username": "nexthink", "password": nexthinkPassword}}
+	out := fire(t, sim, map[string]any{"monitor": "Outlook crashes", "device": "PC-OUTLOOK-PLUGIN", "context": `{"crashes": 4}`, "webhook": webhook})
+	if wh := out["webhook"].(map[string]any); wh["status"] != 202.0 {
+		t.Fatalf("nxsim's webhook: got %v, want 202", wh)
+	}
+	waitFor(t, "the callback", func() bool { return len(cb.received()) == 1 })
+	got := cb.received()[0]
+	ev := got.Event
+	if got.Kind != "opened" || ev.Status != "open" || ev.Monitor != "Outlook crashes" || ev.Topic != "outlook" || ev.Source != "nexthink" {
+		t.Errorf("got kind %s status %s monitor %s topic %s source %s", got.Kind, ev.Status, ev.Monitor, ev.Topic, ev.Source)
+	}
+	if ev.Employee == nil || ev.Employee.Name != "hjordan" || ev.Employee.UPN != "hjordan@example.com" {
+		t.Errorf("employee: got %+v, want hjordan", ev.Employee)
+	}
+	if ev.Device == nil || ev.Device.Name != "PC-OUTLOOK-PLUGIN" || ev.Device.CollectorUID != fields["device.collector.uid"] || ev.Device.Instance != "eu" {
+		t.Errorf("device: got %+v, want PC-OUTLOOK-PLUGIN with its collector uid", ev.Device)
+	}
+	if ev.Alert.TriggerTime == nil || ev.Alert.Priority != "medium" || ev.Alert.Context.(map[string]any)["crashes"] != 4.0 {
+		t.Errorf("alert: got %+v", ev.Alert)
+	}
+	if !strings.HasPrefix(ev.Message, "Hi hjordan, Outlook has been crashing on PC-OUTLOOK-PLUGIN.") {
+		t.Errorf("message: got %q", ev.Message)
+	}
+	// The diagnosis is asserted once a Diagnoser is wired (TestEventsCarryTheDiagnosis
+	// covers the hook); without one the event has none.
+	if ev.Diagnosis != nil {
+		t.Errorf("diagnosis: got %+v, want none without a Diagnoser", ev.Diagnosis)
+	}
+
+	fire(t, sim, map[string]any{"monitor": "Outlook crashes", "status": "closed", "device": "PC-OUTLOOK-PLUGIN", "webhook": webhook})
+	waitFor(t, "the recovery callback", func() bool { return len(cb.received()) == 2 })
+	closed := cb.received()[1]
+	if closed.Kind != "closed" || closed.Event.ID != ev.ID || closed.Event.Status != "closed" || closed.Event.CloseMessage == "" {
+		t.Errorf("recovery: got kind %s event %s status %s close message %q, want the same event closed", closed.Kind, closed.Event.ID, closed.Event.Status, closed.Event.CloseMessage)
+	}
+	if len(cb.bad) > 0 {
+		t.Errorf("callbacks refused: %v", cb.bad)
+	}
+}
