@@ -2,25 +2,6 @@ package events
 
 import "time"
 
-// Subjects of remote-action executions. Requests are served by the remoteactions
-// service; updates are JetStream messages (stream Stream("EXECUTIONS")), one per
-// state change, with the execution id as last token, so any replica can wake the
-// HTTP requests waiting on an execution.
-const (
-	// ActionsList asks for the remote actions dexbridge may trigger.
-	// Request ActionsListRequest, reply ActionsListReply.
-	ActionsList = "req.actions.list"
-	// ActionsTrigger triggers a remote action on one device.
-	// Request ActionsTriggerRequest, reply ExecutionReply.
-	ActionsTrigger = "req.actions.trigger"
-	// ActionsGet asks for one execution.
-	// Request ActionsGetRequest, reply ExecutionReply.
-	ActionsGet = "req.actions.get"
-	// ActionsUpdated carries every state change of an execution, as
-	// evt.actions.updated.<execution id>. Message ExecutionUpdatedEvent.
-	ActionsUpdated = "evt.actions.updated"
-)
-
 // Type tokens of the remote-action messages.
 const (
 	TypeActionsListRequest    = "dexbridge.actions.v1.list_request"

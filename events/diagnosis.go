@@ -2,16 +2,6 @@ package events
 
 import "time"
 
-// Subjects of diagnosis and of the NQL wrapper, served by the topics service.
-const (
-	// TopicsDiagnose diagnoses a topic on a device.
-	// Request DiagnoseRequest, reply DiagnoseReply.
-	TopicsDiagnose = "req.topics.diagnose"
-	// NQLExecute runs a saved query through the NQL wrapper (cache or live).
-	// Request NQLRequest, reply NQLReply.
-	NQLExecute = "req.nql.execute"
-)
-
 // Type tokens of the diagnosis and NQL messages.
 const (
 	TypeDiagnoseRequest = "dexbridge.topics.v1.diagnose_request"

@@ -77,7 +77,12 @@ func TestSchemasRejectWrongMessages(t *testing.T) {
 var subjectShape = regexp.MustCompile(`^(req|evt|cmd)\.[a-z_]+\.[a-z_]+(\.[a-z_*>]+)*$`)
 
 func TestSubjects(t *testing.T) {
-	for _, name := range []string{events.TopicsList, events.TopicsGet} {
+	for _, name := range []string{
+		events.TopicsList, events.TopicsGet, events.TopicsDiagnose, events.NQLExecute,
+		events.DevicesIdentify, events.DevicesGet, events.StatusGet, events.DiscoveryRun, events.DiscoveryFinished,
+		events.ActionsList, events.ActionsTrigger, events.ActionsGet, events.ActionsUpdated,
+		events.WebhooksReceived, events.ProactiveChanged,
+	} {
 		if !subjectShape.MatchString(name) {
 			t.Errorf("subject %q does not follow <req|evt|cmd>.<domain>.<verb>", name)
 		}

@@ -12,6 +12,58 @@ const (
 	// TopicsGet asks for one topic by id.
 	// Request TopicsGetRequest, reply TopicsGetReply. Served by the topics service.
 	TopicsGet = "req.topics.get"
+
+	// DevicesIdentify asks for an employee's devices, or a device, by one key.
+	// Request DevicesIdentifyRequest, reply DevicesIdentifyReply. Served by the devices service.
+	DevicesIdentify = "req.devices.identify"
+	// DevicesGet asks for one cached device with its cached fields.
+	// Request DevicesGetRequest, reply DevicesGetReply. Served by the devices service.
+	DevicesGet = "req.devices.get"
+	// StatusGet asks for the instances' health, their discovery and the cache sizes.
+	// Request StatusGetRequest, reply StatusGetReply. Served by the devices service.
+	StatusGet = "req.status.get"
+	// DiscoveryRun starts a discovery now (of one instance or all), under the lease.
+	// Request DiscoveryRunRequest, reply DiscoveryRunReply. Served by the discovery service.
+	DiscoveryRun = "cmd.discovery.run"
+	// DiscoveryFinished is published after every discovery run, with the instance
+	// as last token: subscribe to evt.discovery.finished.* for all of them.
+	// Message DiscoveryFinishedEvent. Published by the discovery service and `dexbridge discover`.
+	DiscoveryFinished = "evt.discovery.finished"
+
+	// WebhooksReceived carries accepted webhooks into the WEBHOOKS stream, with the
+	// source as last token (evt.webhooks.received.nexthink).
+	// Message WebhookReceived. Published by the ingress; consumed by the webhooks worker.
+	WebhooksReceived = "evt.webhooks.received"
+	// ProactiveChanged announces that a proactive event opened or closed, after the
+	// change is committed. Core NATS, best effort: it wakes the callback dispatcher and
+	// the server-sent event streams early; the feed in PostgreSQL is authoritative.
+	// Message ProactiveEventChanged. Published by the webhooks worker.
+	ProactiveChanged = "evt.proactive.changed"
+
+	// Remote-action executions: requests served by the remoteactions service; updates
+	// are JetStream messages (stream Stream("EXECUTIONS")), one per state change, with
+	// the execution id as last token, so any replica can wake the HTTP requests waiting
+	// on an execution.
+	// ActionsList asks for the remote actions dexbridge may trigger.
+	// Request ActionsListRequest, reply ActionsListReply.
+	ActionsList = "req.actions.list"
+	// ActionsTrigger triggers a remote action on one device.
+	// Request ActionsTriggerRequest, reply ExecutionReply.
+	ActionsTrigger = "req.actions.trigger"
+	// ActionsGet asks for one execution.
+	// Request ActionsGetRequest, reply ExecutionReply.
+	ActionsGet = "req.actions.get"
+	// ActionsUpdated carries every state change of an execution, as
+	// evt.actions.updated.<execution id>. Message ExecutionUpdatedEvent.
+	ActionsUpdated = "evt.actions.updated"
+
+	// Diagnosis and the NQL wrapper, served by the topics service.
+	// TopicsDiagnose diagnoses a topic on a device.
+	// Request DiagnoseRequest, reply DiagnoseReply.
+	TopicsDiagnose = "req.topics.diagnose"
+	// NQLExecute runs a saved query through the NQL wrapper (cache or live).
+	// Request NQLRequest, reply NQLReply.
+	NQLExecute = "req.nql.execute"
 )
 
 // Subjects builds absolute subject names for one deployment.

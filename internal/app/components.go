@@ -5,10 +5,13 @@ import (
 
 	"github.com/dexbridge/dexbridge/internal/auth"
 	"github.com/dexbridge/dexbridge/internal/config"
+	"github.com/dexbridge/dexbridge/internal/instances"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
 
 	"github.com/dexbridge/dexbridge/internal/topic"
+	"github.com/dexbridge/dexbridge/services/devices"
+	"github.com/dexbridge/dexbridge/services/discovery"
 	"github.com/dexbridge/dexbridge/services/ingress"
 	"github.com/dexbridge/dexbridge/services/topics"
 )
@@ -25,10 +28,18 @@ func components() []component {
 	return []component{
 		{name: "ingress", front: true, build: buildIngress},
 		{name: "topics", build: buildTopics},
+		{name: "devices", build: buildDevices},
+		{name: "discovery", build: buildDiscovery},
+		{name: "webhooks", build: buildWebhooks},   // webhooks.go
+		{name: "proactive", build: buildProactive}, // webhooks.go
 	}
 }
 
 func buildIngress(d *deps) (Runner, error) {
+	receiver, err := webhookReceiver(d)
+	if err != nil {
+		return nil, err
+	}
 	return ingress.New(ingress.Options{
 		Listen:            d.cfg.Listen,
 		TLSCertFile:       d.cfg.TLS.CertFile,
@@ -44,6 +55,8 @@ func buildIngress(d *deps) (Runner, error) {
 		ShutdownTimeout:   d.cfg.ShutdownTimeout.D(),
 		Log:               d.log.With("service", "ingress"),
 		OnListen:          d.onListen,
+		Webhooks:          receiver,
+		Proactive:         proactiveFeed(d),
 	}), nil
 }
 
@@ -56,6 +69,33 @@ func buildTopics(d *deps) (Runner, error) {
 		Conn: d.bus.Conn, Subjects: d.subjects, Catalog: cat,
 		Concurrency: d.cfg.Workers.Concurrency, ShutdownTimeout: d.cfg.ShutdownTimeout.D(),
 		Log: d.log, Version: d.version, Metrics: d.metrics,
+	}), nil
+}
+
+func buildDevices(d *deps) (Runner, error) {
+	db := store.New(d.db)
+	limiters := ratelimit.NewShared(db)
+	set, err := instances.New(d.cfg, limiters, instances.Options{Log: d.log})
+	if err != nil {
+		return nil, err
+	}
+	lim := d.cfg.Limits.CacheRequestsPerSecond
+	return devices.New(devices.Options{
+		Conn: d.bus.Conn, Subjects: d.subjects, Cache: db, Instances: set,
+		CacheLimiter: limiters.Limiter(devices.CacheLimiterKey, ratelimit.Rate{PerSecond: lim, Burst: max(1, int(lim))}),
+		Refresh:      d.cfg.Cache.Refresh.D(), Concurrency: d.cfg.Workers.Concurrency,
+		ShutdownTimeout: d.cfg.ShutdownTimeout.D(), Log: d.log, Version: d.version,
+	})
+}
+
+func buildDiscovery(d *deps) (Runner, error) {
+	disc, err := discovery.FromConfig(d.cfg, store.New(d.db), d.bus.Conn, d.subjects, d.log)
+	if err != nil {
+		return nil, err
+	}
+	return discovery.New(discovery.Options{
+		Discoverer: disc, DB: store.New(d.db), Conn: d.bus.Conn, Subjects: d.subjects,
+		Refresh: d.cfg.Cache.Refresh.D(), ShutdownTimeout: d.cfg.ShutdownTimeout.D(), Log: d.log, Version: d.version,
 	}), nil
 }
 

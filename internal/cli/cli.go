@@ -35,6 +35,14 @@ func commands() []command {
 		{"migrate", "migrate [-config file]", "apply the database migrations and exit", migrateCmd},
 		{"check", "check [-config file]", "validate the configuration and topics without starting anything", checkCmd},
 		{"apikey", "apikey create|list|revoke [-name n] [-scopes s] [id]", "manage API keys in the database", apikeyCmd},
+		{"discover", "discover [-config file] [-print-query] [instance ...]", "run a discovery of every instance, or the named ones, now", discoverCmd},
+		{"topics", "topics [-url u] [-key k]", "list the topics (client of a running dexbridge)", topicsCmd},
+		{"devices", "devices -user|-upn|-email|-sid|-device|-collector-uid X", "identify an employee's devices", devicesCmd},
+		{"diagnose", "diagnose TOPIC -device NAME [-refresh]", "diagnose a topic on a device", diagnoseCmd},
+		{"remediate", "remediate TOPIC REMEDIATION -device NAME [-wait 2m]", "run a topic's remediation and follow it", remediateCmd},
+		{"action", "action '#id' -device NAME [-param k=v]", "run an allow-listed remote action and follow it", actionCmd},
+		{"execution", "execution ID [-wait 1m]", "show (and follow) a remote action execution", executionCmd},
+		{"status", "status", "instances, discovery and cache", statusCmd},
 		{"version", "version", "print the version", func(_ context.Context, env Env, _ []string) error {
 			_, err := fmt.Fprintln(env.Stdout, env.Version)
 			return err
@@ -67,9 +75,10 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "dexbridge: the bridge between chatbots and Nexthink.\n\nUsage:")
 	cs := commands()
 	for _, c := range cs {
-		fmt.Fprintf(w, "  dexbridge %-40s %s\n", c.usage, c.summary)
+		fmt.Fprintf(w, "  dexbridge %-58s %s\n", c.usage, c.summary)
 	}
 	fmt.Fprintln(w, "\nConfiguration: -config, else $DEXBRIDGE_CONFIG, else config/dexbridge.yaml if present; environment variables override it.")
+	fmt.Fprintln(w, "Client commands call a running dexbridge at -url ($DEXBRIDGE_URL) with -key ($DEXBRIDGE_API_KEY).")
 }
 
 // flags returns a flag set with the common -config flag.

@@ -103,6 +103,9 @@ func checkCmd(_ context.Context, env Env, args []string) error {
 			}
 		}
 	}
+	if err := checkWebhooks(cfg, cat, env.Getenv); err != nil {
+		section("webhooks", err)
+	}
 	if len(sections) > 0 {
 		return errors.New(strings.Join(sections, "\n"))
 	}

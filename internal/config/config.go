@@ -23,13 +23,16 @@ type Config struct {
 	TopicsDir         string     `yaml:"topics_dir"`
 	QueriesFile       string     `yaml:"queries_file"`
 	RemoteActionsFile string     `yaml:"remote_actions_file"`
-	RequestTimeout    Duration   `yaml:"request_timeout"`  // ingress to worker, per request
-	ShutdownTimeout   Duration   `yaml:"shutdown_timeout"` // in-flight work gets this long to finish
+	CachedFieldsFile  string     `yaml:"cached_fields_file"` // device fields to cache instead of those derived from the topics
+	RequestTimeout    Duration   `yaml:"request_timeout"`    // ingress to worker, per request
+	ShutdownTimeout   Duration   `yaml:"shutdown_timeout"`   // in-flight work gets this long to finish
 	Workers           Workers    `yaml:"workers"`
 	Cache             Cache      `yaml:"cache"`
 	Limits            Limits     `yaml:"limits"`
 	Instances         []Instance `yaml:"instances"`
 	Admin             Admin      `yaml:"admin"`
+	Webhooks          Webhooks   `yaml:"webhooks"`  // see webhooks.go
+	Proactive         Proactive  `yaml:"proactive"` // see webhooks.go
 }
 
 // Admin is the operator's credential for the API-key endpoints (HTTP Basic), beside
@@ -108,6 +111,8 @@ func Default() Config {
 			EngineRequestsPerSecond: 40,
 			PortalRequestsPerSecond: 20,
 		},
+		Webhooks:  defaultWebhooks(),
+		Proactive: defaultProactive(),
 	}
 }
 
@@ -197,6 +202,9 @@ func (c Config) Validate() error {
 	}
 	if c.Admin.Password != "" && len(c.Admin.Password) < 12 {
 		return &Error{Key: "admin.password", Env: "DEXBRIDGE_ADMIN_PASSWORD", Reason: "use at least 12 characters"}
+	}
+	if err := c.validateWebhooks(); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for i, in := range c.Instances {

@@ -36,6 +36,10 @@ func Variables() []Variable {
 		{"MAX_CACHE_REQUESTS_PER_SECOND", "limits.cache_requests_per_second", "cache reads per second, whole deployment (legacy name)", number(func(c *Config) *float64 { return &c.Limits.CacheRequestsPerSecond })},
 		{"MAX_ENGINE_REQUESTS_PER_SECOND", "limits.engine_requests_per_second", "NQL calls per second per instance (legacy name)", number(func(c *Config) *float64 { return &c.Limits.EngineRequestsPerSecond })},
 		{"MAX_PORTAL_REQUESTS_PER_SECOND", "limits.portal_requests_per_second", "Remote Actions API calls per second per instance (legacy name)", number(func(c *Config) *float64 { return &c.Limits.PortalRequestsPerSecond })},
+		{"WEBHOOKS_FILE", "webhooks.file", "webhook sources and mapping rules", str(func(c *Config) *string { return &c.Webhooks.File })},
+		{"PROACTIVE_CALLBACK_URL", "proactive.callback_url", "the chatbot's URL for proactive event callbacks", str(func(c *Config) *string { return &c.Proactive.CallbackURL })},
+		{"PROACTIVE_CALLBACK_SECRET", "proactive.callback_secret_file", "secret that signs the callbacks (or a file named by proactive.callback_secret_file)", func(c *Config, s string) error { c.Proactive.CallbackSecret = Secret(s); return nil }},
+		{"PROACTIVE_CALLBACK_MAX_ATTEMPTS", "proactive.max_attempts", "callback attempts before a delivery is dead", integer(func(c *Config) *int { return &c.Proactive.MaxAttempts })},
 	}
 }
 

@@ -43,6 +43,9 @@ func Load(path string, getenv func(string) string) (Config, error) {
 		}
 		cfg.Admin.Password = Secret(strings.TrimSpace(string(raw)))
 	}
+	if err := cfg.loadProactiveSecret(); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
 	for i := range cfg.Instances {
 		if err := loadCredentials(&cfg.Instances[i], getenv); err != nil {
 			return Config{}, fmt.Errorf("config: %w", &Error{Key: fmt.Sprintf("instances[%d].credentials_file", i), Reason: err.Error()})

@@ -35,6 +35,16 @@ func NewHandler(o Options) http.Handler {
 	// Full paths, no subrouters: a gorilla subrouter answers a wrong method with 404.
 	r.HandleFunc("/api/v1/topics", h.withKey(auth.Read, h.listTopics)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/topics/{topic}", h.withKey(auth.Read, h.getTopic)).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/devices", h.withKey(auth.Read, h.identifyDevices)).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/devices/{device}", h.withKey(auth.Read, h.getDevice)).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/status", h.withKey(auth.Read, h.status)).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/admin/discovery", h.withKey(auth.Admin, h.runDiscovery)).Methods(http.MethodPost)
+
+	// Webhooks authenticate with their source's own credential, not an API key.
+	r.HandleFunc("/api/v1/webhooks/{source}", h.receiveWebhook).Methods(http.MethodPost, http.MethodPut, http.MethodPatch)
+	r.HandleFunc("/api/v1/proactive/events", h.withKey(auth.Read, h.listProactiveEvents)).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/proactive/events/{id}/ack", h.withKey(auth.Read, h.ackProactiveEvent)).Methods(http.MethodPost)
+	r.HandleFunc("/api/v1/proactive/stream", h.withKey(auth.Read, h.streamProactiveEvents)).Methods(http.MethodGet)
 
 	return chain(r, recoverPanics(o.Log), requestIDs, accessLog(o.Log, o.Metrics), securityHeaders)
 }

@@ -46,6 +46,11 @@ type Options struct {
 	// ReadHeaderTimeout bounds how long a client may take to send its headers
 	// (default 10 s); a slow client is cut off, not waited for.
 	ReadHeaderTimeout time.Duration
+	// Webhooks receives /api/v1/webhooks/{source}; nil answers 404.
+	Webhooks WebhookReceiver
+	// Proactive serves /api/v1/proactive/...; nil answers 404. Its streams end when
+	// the server shuts down.
+	Proactive ProactiveFeed
 }
 
 // Service runs the HTTP server.
@@ -94,6 +99,10 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	if useTLS {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if o.Proactive != nil {
+		// Long-lived event streams end when shutdown starts, so it need not wait for them.
+		srv.RegisterOnShutdown(o.Proactive.Shutdown)
 	}
 	if o.OnListen != nil {
 		o.OnListen(ln.Addr())
