@@ -1,0 +1,233 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dexbridge/dexbridge/internal/config"
+	"github.com/dexbridge/dexbridge/internal/nexthink"
+)
+
+// identifySize is the fleet of the identify scenario: big enough for a real cache,
+// small enough for nxsim to answer the direct path's NQL.
+const identifySize = 10_000
+
+func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
+	s, err := startSim(ctx, env, identifySize)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	db, err := newDatabase(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	defer db.drop()
+	// The cache limit is raised far above the offered rate: the run measures the
+	// request path, not the limiter's refusals.
+	dep, err := newDeployment(env, s, db, 1_000_000)
+	if err != nil {
+		return nil, err
+	}
+	defer dep.close()
+	var out bytes.Buffer
+	discover := dep.command(ctx, env, "discover", "eu")
+	discover.Stdout = &out
+	if err := discover.Run(); err != nil {
+		return nil, fmt.Errorf("dexbridge discover: %w: %s", err, out.String())
+	}
+	out.Reset()
+	mk := dep.command(ctx, env, "apikey", "create", "-name", "dexbench", "-scopes", "read", "-q")
+	mk.Stdout = &out
+	if err := mk.Run(); err != nil {
+		return nil, fmt.Errorf("apikey: %w", err)
+	}
+	key := strings.TrimSpace(out.String())
+	rows, _ := db.pool.Query(ctx, `SELECT name FROM users ORDER BY md5(name) LIMIT 5000`)
+	users, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(users) == 0 {
+		return nil, fmt.Errorf("users in the cache: %d, %v", len(users), err)
+	}
+
+	runCtx, stopRun := context.WithCancel(ctx)
+	serve := dep.command(runCtx, env, "run", "ingress", "devices")
+	if err := serve.Start(); err != nil {
+		stopRun()
+		return nil, err
+	}
+	served := false
+	defer func() {
+		if !served {
+			stopRun()
+			_ = serve.Wait()
+		}
+	}()
+	base := "http://" + dep.listen
+	if err := waitHTTP(ctx, base+"/readyz", time.Minute); err != nil {
+		return nil, err
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048, IdleConnTimeout: time.Minute}}
+	cached := func(ctx context.Context, i int) (int, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/devices?username="+url.QueryEscape(users[i%len(users)]), nil)
+		req.Header.Set("X-API-Key", key)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	// The answers are real: a sample must come from the cache with devices in it.
+	good := 0
+	const sample = 50
+	for i := range sample {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/devices?username="+url.QueryEscape(users[i]), nil)
+		req.Header.Set("X-API-Key", key)
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		var a struct {
+			Devices []json.RawMessage `json:"devices"`
+			Source  string            `json:"source"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&a)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode == http.StatusOK && a.Source == "cache" && len(a.Devices) > 0 {
+			good++
+		}
+	}
+	fmt.Fprintf(env.Log, "warm-up\n")
+	openLoop(ctx, min(env.Rate, 1000), 2*time.Second, cached)
+	fmt.Fprintf(env.Log, "through dexbridge at %g/s for %s\n", env.Rate, env.Duration)
+	dex := openLoop(ctx, env.Rate, env.Duration, cached)
+	stopRun()
+	_ = serve.Wait()
+	served = true
+	rss := peakRSS(serve)
+
+	// The baseline: nxsim's NQL API directly, 300 ms of latency per call.
+	if err := s.control(ctx, "eu", http.MethodPut, "/_nxsim/faults", map[string]any{"latency": map[string]any{"nql": map[string]int{"fixed_ms": 300}}}); err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024}
+	nx, err := nexthink.New(nexthink.Config{Instance: "eu", APIURL: s.tenant("eu"), TokenURL: s.tenant("eu"),
+		ClientID: "eu-client", ClientSecret: config.Secret("eu-client-secret"), HTTPClient: &http.Client{Transport: tr}, RetryFor: time.Nanosecond})
+	if err != nil {
+		return nil, err
+	}
+	defer nx.CloseIdleConnections()
+	direct := func(ctx context.Context, i int) (int, error) {
+		_, err := nx.Execute(ctx, "#get_device_basic_infos", map[string]string{"username": users[i%len(users)]})
+		var ne *nexthink.Error
+		switch {
+		case err == nil:
+			return http.StatusOK, nil
+		case errors.As(err, &ne) && ne.Status != 0:
+			return ne.Status, nil
+		}
+		return 0, err
+	}
+	if _, err := direct(ctx, 0); err != nil { // fetches the token outside the measurement
+		return nil, err
+	}
+	fmt.Fprintf(env.Log, "nxsim directly at %g/s for %s\n", env.DirectRate, env.Duration)
+	nxs := openLoop(ctx, env.DirectRate, env.Duration, direct)
+
+	return []Row{
+		{"identify", "offered load (open loop)", fmt.Sprintf("%g req/s", env.Rate), fmt.Sprintf("%g req/s (nxsim NQL API, +300 ms)", env.DirectRate)},
+		{"identify", "throughput (200 answers)", fmt.Sprintf("%.0f req/s", dex.throughput()), fmt.Sprintf("%.1f req/s", nxs.throughput())},
+		{"identify", "latency p50", ms(dex.percentile(0.50)), ms(nxs.percentile(0.50))},
+		{"identify", "latency p99", ms(dex.percentile(0.99)), ms(nxs.percentile(0.99))},
+		{"identify", "latency max", ms(dex.percentile(1)), ms(nxs.percentile(1))},
+		{"identify", "failed or not 200", fmt.Sprintf("%d of %d", dex.failed, dex.sent), fmt.Sprintf("%d of %d", nxs.failed, nxs.sent)},
+		{"identify", "sampled answers from the cache with devices", fmt.Sprintf("%d of %d", good, sample), "-"},
+		{"identify", "peak RSS (dexbridge run ingress devices)", mib(rss), "-"},
+	}, nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+// loadResult is the outcome of an open-loop run.
+type loadResult struct {
+	sent, failed int
+	ok           []time.Duration // latencies of the 200 answers, sorted
+	elapsed      time.Duration   // from the first due time to the last answer
+}
+
+func (r loadResult) percentile(p float64) time.Duration {
+	if len(r.ok) == 0 {
+		return 0
+	}
+	k := int(float64(len(r.ok))*p+0.5) - 1
+	return r.ok[min(max(k, 0), len(r.ok)-1)]
+}
+
+func (r loadResult) throughput() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(len(r.ok)) / r.elapsed.Seconds()
+}
+
+// openLoop sends rate requests per second for d, each at its due time whatever the
+// previous ones are doing, and measures each latency from its due time: a server that
+// falls behind shows it in the latencies instead of slowing the load down.
+func openLoop(ctx context.Context, rate float64, d time.Duration, do func(ctx context.Context, i int) (int, error)) loadResult {
+	n := int(rate * d.Seconds())
+	lat := make([]time.Duration, n)
+	codes := make([]int, n)
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now().Add(20 * time.Millisecond)
+	var last time.Time
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range n {
+		due := start.Add(time.Duration(i) * interval)
+		if w := time.Until(due); w > 0 {
+			time.Sleep(w)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			code, err := do(ctx, i)
+			end := time.Now()
+			lat[i] = end.Sub(due)
+			if err != nil {
+				code = -1
+			}
+			codes[i] = code
+			mu.Lock()
+			if end.After(last) {
+				last = end
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	r := loadResult{sent: n, elapsed: last.Sub(start)}
+	for i := range n {
+		if codes[i] == http.StatusOK {
+			r.ok = append(r.ok, lat[i])
+		} else {
+			r.failed++
+		}
+	}
+	slices.Sort(r.ok)
+	return r
+}

@@ -1,0 +1,372 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dexbridge/dexbridge/internal/signature"
+)
+
+// The webhooks scenario's settings.
+const (
+	webhookPassword    = "dexbench-webhook-password"
+	webhookCallbackKey = "dexbench-callback-secret-0123"
+	webhookConcurrency = 32 // senders at once while measuring acceptance
+	webhookE2ERate     = 50 // webhooks per second while measuring webhook-to-callback latency
+)
+
+// webhooksScenario measures the webhook path of `dexbridge run` with its embedded
+// NATS (file storage, every write synced):
+//
+//   - accepted webhooks per second: 32 senders POST distinct Nexthink webhooks to
+//     `dexbridge run ingress`, each answered 202 only after JetStream's ack. Baseline:
+//     the same number of concurrent JetStream publishes to a file stream of the same
+//     server, from a Go client, without HTTP or dexbridge.
+//   - the backlog that built up, processed by `dexbridge run ingress webhooks proactive`:
+//     webhook to proactive event to signed callback, per second.
+//   - webhook-to-callback latency at a fixed arrival rate (open loop): from the POST
+//     to the chatbot's callback receiving the event.
+func webhooksScenario(ctx context.Context, env Env) ([]Row, error) {
+	s, err := startSim(ctx, env, 100)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	db, err := newDatabase(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	defer db.drop()
+	dep, err := newDeployment(env, s, db, 500)
+	if err != nil {
+		return nil, err
+	}
+	defer dep.close()
+	cb, err := newCallbackSink()
+	if err != nil {
+		return nil, err
+	}
+	defer cb.close()
+	dep.env = append(dep.env, "WEBHOOK_NEXTHINK_PASSWORD="+webhookPassword, "PROACTIVE_CALLBACK_URL="+cb.url,
+		"PROACTIVE_CALLBACK_SECRET="+webhookCallbackKey, "WEBHOOKS_FILE=config/webhooks.yaml")
+	base := "http://" + dep.listen
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}}
+	sender := &webhookSender{client: client, url: base + "/api/v1/webhooks/nexthink", sent: map[string]time.Time{}}
+
+	// 1. Acceptance, ingress alone.
+	stopIngress, ingress, err := dep.serve(ctx, env, base, "ingress")
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(env.Log, "warm-up\n")
+	sender.closedLoop(ctx, webhookConcurrency, time.Second)
+	fmt.Fprintf(env.Log, "webhooks accepted, %d senders for %s\n", webhookConcurrency, env.Duration)
+	acc := sender.closedLoop(ctx, webhookConcurrency, env.Duration)
+	natsURL, err := dep.natsURL()
+	if err != nil {
+		stopIngress()
+		return nil, err
+	}
+	fmt.Fprintf(env.Log, "baseline: JetStream publishes, %d publishers for %s\n", webhookConcurrency, env.Duration)
+	js, err := jetStreamBaseline(ctx, natsURL, webhookConcurrency, env.Duration)
+	stopIngress()
+	if err != nil {
+		return nil, err
+	}
+	rssIngress := peakRSS(ingress)
+
+	// 2. The backlog, through the worker and the dispatcher.
+	backlog := sender.count()
+	start := time.Now()
+	stopAll, all, err := dep.serve(ctx, env, base, "ingress", "webhooks", "proactive")
+	if err != nil {
+		return nil, err
+	}
+	defer stopAll()
+	fmt.Fprintf(env.Log, "processing the backlog of %d webhooks\n", backlog)
+	if err := cb.waitFor(ctx, backlog, 10*time.Minute); err != nil {
+		return nil, err
+	}
+	drain := time.Since(start)
+
+	// 3. Webhook to callback at a fixed rate.
+	fmt.Fprintf(env.Log, "webhook to callback at %d/s for %s\n", webhookE2ERate, env.Duration)
+	e2e := sender.openLoop(ctx, webhookE2ERate, env.Duration)
+	if err := cb.waitFor(ctx, sender.count(), time.Minute); err != nil {
+		return nil, err
+	}
+	lat := cb.latencies(sender, e2e)
+	stopAll()
+	rssAll := peakRSS(all)
+
+	return []Row{
+		{"webhooks", "accepted (202 after the JetStream ack, sync always)", fmt.Sprintf("%.0f webhooks/s", acc.throughput()), fmt.Sprintf("%.0f publishes/s (JetStream alone)", js.throughput())},
+		{"webhooks", "202 latency p50 / p99", ms(acc.percentile(0.50)) + " / " + ms(acc.percentile(0.99)), ms(js.percentile(0.50)) + " / " + ms(js.percentile(0.99))},
+		{"webhooks", "failed or not 202", fmt.Sprintf("%d of %d", acc.failed, acc.sent), fmt.Sprintf("%d of %d", js.failed, js.sent)},
+		{"webhooks", "backlog processed to signed callbacks", fmt.Sprintf("%d in %s: %.0f/s", backlog, drain.Round(time.Millisecond), float64(backlog)/drain.Seconds()), "-"},
+		{"webhooks", fmt.Sprintf("webhook to callback at %d/s, p50", webhookE2ERate), ms(lat.percentile(0.50)), "-"},
+		{"webhooks", fmt.Sprintf("webhook to callback at %d/s, p99", webhookE2ERate), ms(lat.percentile(0.99)), "-"},
+		{"webhooks", "webhook to callback, max", ms(lat.percentile(1)), "-"},
+		{"webhooks", "callbacks with a bad signature", fmt.Sprint(cb.badSignatures.Load()), "-"},
+		{"webhooks", "peak RSS (run ingress / run ingress webhooks proactive)", mib(rssIngress) + " / " + mib(rssAll), "-"},
+	}, nil
+}
+
+// serve starts `dexbridge run <services>` and waits until it is ready; stop ends it.
+func (d *deployment) serve(ctx context.Context, env Env, base string, services ...string) (func(), *exec.Cmd, error) {
+	runCtx, cancel := context.WithCancel(ctx)
+	cmd := d.command(runCtx, env, append([]string{"run"}, services...)...)
+	if err := cmd.Start(); err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); _ = cmd.Wait() }) }
+	if err := waitHTTP(ctx, base+"/readyz", time.Minute); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return stop, cmd, nil
+}
+
+// natsURL is the deployment's embedded NATS server.
+func (d *deployment) natsURL() (string, error) {
+	raw, err := os.ReadFile(d.config)
+	if err != nil {
+		return "", err
+	}
+	_, rest, ok := strings.Cut(string(raw), "nats:\n  listen: ")
+	addr, _, _ := strings.Cut(rest, "\n")
+	if !ok || addr == "" {
+		return "", fmt.Errorf("no nats.listen in %s", d.config)
+	}
+	return "nats://" + addr, nil
+}
+
+// webhookSender posts distinct Nexthink webhooks and remembers when each was sent.
+type webhookSender struct {
+	client *http.Client
+	url    string
+	seq    atomic.Int64
+	mu     sync.Mutex
+	sent   map[string]time.Time // webhook id -> when the POST started
+}
+
+func (w *webhookSender) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.sent)
+}
+
+// post sends webhook number i; 202 with a new id is success.
+func (w *webhookSender) post(ctx context.Context, started time.Time) (int, string, error) {
+	i := w.seq.Add(1)
+	// A user of its own each, so suppression lets every one through.
+	body := fmt.Sprintf(`{"monitor":"Slow PC","status":"open","device":"PC-BENCH-%06d","user":"bench%06d","trigger_time":"2026-01-02 03:04:05","recovery_time":"","context":"","priority":"medium"}`, i, i)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, w.url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", fmt.Sprintf("dexbench-%d-%d", started.UnixNano(), i))
+	req.SetBasicAuth("nexthink", webhookPassword)
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	var a struct {
+		ID        string `json:"id"`
+		Duplicate bool   `json:"duplicate"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil || a.Duplicate {
+		return resp.StatusCode, "", fmt.Errorf("answer %d: %v, duplicate %v", resp.StatusCode, err, a.Duplicate)
+	}
+	if resp.StatusCode == http.StatusAccepted {
+		w.mu.Lock()
+		w.sent[a.ID] = started
+		w.mu.Unlock()
+	}
+	return resp.StatusCode, a.ID, nil
+}
+
+// closedLoop runs n senders back to back for d.
+func (w *webhookSender) closedLoop(ctx context.Context, n int, d time.Duration) loadResult {
+	return closedLoop(ctx, n, d, func(ctx context.Context) bool {
+		code, _, err := w.post(ctx, time.Now())
+		return err == nil && code == http.StatusAccepted
+	})
+}
+
+// openLoop sends rate webhooks per second for d; it returns their ids.
+func (w *webhookSender) openLoop(ctx context.Context, rate float64, d time.Duration) []string {
+	var mu sync.Mutex
+	var ids []string
+	openLoop(ctx, rate, d, func(ctx context.Context, _ int) (int, error) {
+		code, id, err := w.post(ctx, time.Now())
+		if err == nil && id != "" {
+			mu.Lock()
+			ids = append(ids, id)
+			mu.Unlock()
+		}
+		if code == http.StatusAccepted {
+			code = http.StatusOK
+		}
+		return code, err
+	})
+	return ids
+}
+
+// closedLoop runs n workers calling do back to back for d, timing each call.
+func closedLoop(ctx context.Context, n int, d time.Duration, do func(ctx context.Context) bool) loadResult {
+	var mu sync.Mutex
+	var r loadResult
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			var ok []time.Duration
+			sent, failed := 0, 0
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				t := time.Now()
+				good := do(ctx)
+				sent++
+				if good {
+					ok = append(ok, time.Since(t))
+				} else {
+					failed++
+				}
+			}
+			mu.Lock()
+			r.ok = append(r.ok, ok...)
+			r.sent += sent
+			r.failed += failed
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	r.elapsed = time.Since(start)
+	slices.Sort(r.ok)
+	return r
+}
+
+// jetStreamBaseline publishes to a file stream of the same server from n publishers
+// for d: the floor that durability alone costs.
+func jetStreamBaseline(ctx context.Context, url string, n int, d time.Duration) (loadResult, error) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return loadResult{}, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return loadResult{}, err
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "DEXBENCH_BASELINE", Subjects: []string{"dexbench.baseline"},
+		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
+		return loadResult{}, err
+	}
+	defer func() { _ = js.DeleteStream(context.Background(), "DEXBENCH_BASELINE") }()
+	payload := bytes.Repeat([]byte("x"), 600) // about a webhook message's size
+	var seq atomic.Int64
+	return closedLoop(ctx, n, d, func(ctx context.Context) bool {
+		_, err := js.Publish(ctx, "dexbench.baseline", payload, jetstream.WithMsgID(fmt.Sprint(seq.Add(1))))
+		return err == nil
+	}), nil
+}
+
+// callbackSink is the chatbot: it verifies each callback's signature and notes when
+// each webhook's event arrived.
+type callbackSink struct {
+	srv           *http.Server
+	url           string
+	mu            sync.Mutex
+	got           map[string]time.Time // webhook id -> first callback
+	badSignatures atomic.Int64
+}
+
+func newCallbackSink() (*callbackSink, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	c := &callbackSink{url: "http://" + ln.Addr().String() + "/dexbridge", got: map[string]time.Time{}}
+	c.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := time.Now()
+		raw, _ := io.ReadAll(r.Body)
+		if signature.Verify([]byte(webhookCallbackKey), r.Header.Get(signature.Header), raw, now, time.Minute) != nil {
+			c.badSignatures.Add(1)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var doc struct {
+			Event struct {
+				WebhookID string `json:"webhook_id"`
+			} `json:"event"`
+		}
+		_ = json.Unmarshal(raw, &doc)
+		c.mu.Lock()
+		if _, seen := c.got[doc.Event.WebhookID]; !seen {
+			c.got[doc.Event.WebhookID] = now
+		}
+		c.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	go func() { _ = c.srv.Serve(ln) }()
+	return c, nil
+}
+
+func (c *callbackSink) close() { _ = c.srv.Close() }
+
+func (c *callbackSink) waitFor(ctx context.Context, n int, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		c.mu.Lock()
+		got := len(c.got)
+		c.mu.Unlock()
+		if got >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d callbacks of %d after %s", got, n, within)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// latencies are, for the given webhooks, the times from POST to callback.
+func (c *callbackSink) latencies(s *webhookSender, ids []string) loadResult {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var r loadResult
+	for _, id := range ids {
+		r.sent++
+		got, ok := c.got[id]
+		if !ok {
+			r.failed++
+			continue
+		}
+		r.ok = append(r.ok, got.Sub(s.sent[id]))
+	}
+	slices.Sort(r.ok)
+	return r
+}
