@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/apitest"
 	"github.com/dexbridge/dexbridge/internal/auth"
 	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/logging"
@@ -92,10 +93,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 			}
 		})
 	}
-	h := ingress.NewHandler(ingress.Options{
+	h := apitest.New(t).Handler(t, ingress.NewHandler(ingress.Options{
 		RPC: natsrpc.NewClient(nc, 10*time.Second), Keys: auth.NewKeys(db), Credentials: auth.NewCredentials(nil),
 		Limiters: limiters, Subjects: subjects, Log: logging.Discard(),
-	})
+	}))
 	e := &env{t: t, sim: sim, db: db, cfg: cfg, handler: h}
 	e.reader = e.key("reader", "read")
 	e.admin = e.key("operator", "read", "admin")
