@@ -134,6 +134,9 @@ func (d *Discoverer) Begin(ctx context.Context, instance, trigger string, force 
 		case err != nil:
 			lease.Release(ctx)
 			return nil, err
+		case last.Outcome != store.RunSuccess && last.Outcome != store.RunFailure:
+			// A run cut short by a shutdown or a crash did not refresh anything: it
+			// must not delay the next one (a restart would leave the cache stale).
 		default:
 			if next := dueAfter(last.StartedAt, d.cfg.Refresh); time.Now().Before(next) {
 				lease.Release(ctx)

@@ -521,3 +521,24 @@ func TestBusyLeaseRefusesASecondRun(t *testing.T) {
 		t.Errorf("scheduled begin right after a run: got %v, want a RecentError naming run %d", err, run.ID())
 	}
 }
+
+// TestCancelledRunDoesNotDelayTheNext: a run cut short by a shutdown refreshed
+// nothing, so a restarted replica discovers at once instead of waiting a period.
+func TestCancelledRunDoesNotDelayTheNext(t *testing.T) {
+	e := newEnv(t, nil, "eu")
+	d := e.discoverer(t, nil, nil)
+	run, err := d.Begin(context.Background(), "eu", "schedule", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the process stops before the run gets anywhere
+	_, _ = run.Execute(ctx)
+	next, err := d.Begin(context.Background(), "eu", "schedule", false)
+	if err != nil {
+		t.Fatalf("scheduled begin after a cancelled run: got %v, want a new run", err)
+	}
+	if _, err := next.Execute(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
