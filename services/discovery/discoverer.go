@@ -84,6 +84,13 @@ func NewDiscoverer(cfg Config) (*Discoverer, error) {
 // ErrBusy says a discovery of the instance is running, here or on another replica.
 var ErrBusy = errors.New("a discovery of this instance is already running")
 
+// finished reports whether a run counts for the schedule: one cut short by a shutdown
+// or a crash refreshed nothing, and must not delay the next (a restart would leave the
+// cache stale for a whole period).
+func finished(r store.DiscoveryRun) bool {
+	return r.Outcome == store.RunSuccess || r.Outcome == store.RunFailure
+}
+
 // RecentError says a scheduled run was not started because the last one began less
 // than a refresh period ago; Next is when the next one is due.
 type RecentError struct {
@@ -134,9 +141,7 @@ func (d *Discoverer) Begin(ctx context.Context, instance, trigger string, force 
 		case err != nil:
 			lease.Release(ctx)
 			return nil, err
-		case last.Outcome != store.RunSuccess && last.Outcome != store.RunFailure:
-			// A run cut short by a shutdown or a crash did not refresh anything: it
-			// must not delay the next one (a restart would leave the cache stale).
+		case !finished(last):
 		default:
 			if next := dueAfter(last.StartedAt, d.cfg.Refresh); time.Now().Before(next) {
 				lease.Release(ctx)

@@ -202,6 +202,9 @@ func (s *Service) untilDue(ctx context.Context, instance string) (time.Duration,
 	if err != nil {
 		return 0, err
 	}
+	if !finished(last) {
+		return 0, nil
+	}
 	return max(time.Until(dueAfter(last.StartedAt, s.o.Refresh)), 0), nil
 }
 
