@@ -8,7 +8,7 @@ help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: ## run dexbridge on this machine (embedded NATS, local PostgreSQL)
+run: ## run the demo: nxsim, dexbridge (embedded NATS, local PostgreSQL), a demo key and a curl session
 	@infra/scripts/run-local.sh
 
 .PHONY: test
