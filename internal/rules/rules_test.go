@@ -82,7 +82,7 @@ func healthy(topicID string) map[string]any {
 		"printing":          {uid: "u-1", name: "PC-1", spooler: "Running", stuckJobs: int64(0), printer: "HP LaserJet M507 (Floor 2)", printStat: "success"},
 		"device_bad_health": {uid: "u-1", name: "PC-1", bootDays: int64(2), cpuAvg: 35.2, memAvg: 61.0, freeSpace: 99.7, crashes: int64(0)},
 		"l1_device_checklist": {uid: "u-1", name: "PC-1", lastSeen: "2026-03-10 11:55:00", platform: "Windows", osName: "Windows 11 Enterprise 23H2",
-			osVersion: "10.0.22631", memory: int64(16) << 30, bootDays: int64(2), freeSpace: 99.7, memAvg: 61.0},
+			osVersion: "10.0.22631", memory: int64(16) << 30, bootDays: int64(2)},
 	}
 	return base[topicID]
 }
@@ -217,10 +217,10 @@ func TestSeedRules(t *testing.T) {
 		{name: "healthy", topic: "l1_device_checklist"},
 		{name: "healthy mac", topic: "l1_device_checklist", set: map[string]any{platform: "macOS", osName: "macOS Sequoia", osVersion: "15.3.2"}},
 		{name: "everything wrong", topic: "l1_device_checklist",
-			set: map[string]any{lastSeen: "2026-03-07 09:00:00", bootDays: int64(15), freeSpace: 2.0,
-				memory: int64(4) << 30, memAvg: 93.0, osName: "Windows 10 Pro 22H2"},
-			found: []string{"not_seen_recently", "restart_overdue", "low_disk_space", "low_installed_memory", "high_memory_usage", "unsupported_os"},
-			rems:  []string{"reconnect_device", "restart_device", "free_disk_space", "memory_upgrade", "free_memory", "upgrade_os"}},
+			set: map[string]any{lastSeen: "2026-03-07 09:00:00", bootDays: int64(15),
+				memory: int64(4) << 30, osName: "Windows 10 Pro 22H2"},
+			found: []string{"not_seen_recently", "restart_overdue", "low_installed_memory", "unsupported_os"},
+			rems:  []string{"reconnect_device", "restart_device", "memory_upgrade", "upgrade_os"}},
 		{name: "last seen as a time", topic: "l1_device_checklist", set: map[string]any{lastSeen: now.Add(-25 * time.Hour)},
 			found: []string{"not_seen_recently"}, rems: []string{"reconnect_device"}},
 		{name: "8 GiB is enough", topic: "l1_device_checklist", set: map[string]any{memory: int64(8) << 30}},

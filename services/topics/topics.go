@@ -1,10 +1,24 @@
-// Package topics is the topic manager: it answers the topic catalogue on NATS (and,
-// as the project grows, diagnoses devices against a topic's queries and rules).
+// Package topics is the topic manager (the seed's "Topic Manager"): it answers the
+// topic catalogue, diagnoses a device against a topic's queries and rules, and serves
+// saved queries through the NQL wrapper (internal/wrapper), all on NATS.
+//
+// A diagnosis resolves the device through the devices service (the cache, else the
+// instances live), optionally runs the topic's data-collection remote actions through
+// the remoteactions service and waits for them within a bound, runs the topic's
+// queries through the wrapper (from the cache when it can answer, else live from the
+// device's instance), evaluates the rules, records the diagnosis and answers it.
+//
+// The topics, the remote-action allow-list and the saved queries are loaded at
+// start-up (a bad set stops the worker) and reloaded on request: a broadcast on
+// cmd.topics.reload that every replica obeys, or Reload (SIGHUP). A bad set is
+// refused with its problems and the previous one stays in force.
 package topics
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,14 +27,37 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
-	"github.com/dexbridge/dexbridge/internal/topic"
+	"github.com/dexbridge/dexbridge/internal/wrapper"
+)
+
+// Defaults of Options.
+const (
+	DefaultRefreshTimeout = 60 * time.Second
+	DefaultRequestTimeout = 30 * time.Second
+	refreshPoll           = 2 * time.Second
 )
 
 // Options are the service's dependencies.
 type Options struct {
-	Conn            *nats.Conn
-	Subjects        events.Subjects
-	Catalog         *topic.Catalog
+	Conn     *nats.Conn
+	Subjects events.Subjects
+	// Load reads the topics, the allow-list and the saved queries. New calls it (a bad
+	// set is refused), and every reload does.
+	Load func() (*Definitions, error)
+	// Instances are the Nexthink instances queries go to when the cache cannot answer,
+	// each within its NQL rate limit.
+	Instances []wrapper.Instance
+	// MaxAge is how old cached fields may be and still answer a query (default twice
+	// the discovery period, which the caller knows: it is required with Diagnoses).
+	MaxAge time.Duration
+	// Diagnoses records every diagnosis. Without it the worker serves the catalogue
+	// only, and diagnoses and saved queries answer 503.
+	Diagnoses Diagnoses
+	// RefreshTimeout bounds the wait for a refresh's data collection (default 60 s).
+	RefreshTimeout time.Duration
+	// RequestTimeout bounds calls to the devices and remoteactions services when the
+	// caller gave no deadline (default 30 s).
+	RequestTimeout  time.Duration
 	Concurrency     int
 	ShutdownTimeout time.Duration
 	Log             *slog.Logger
@@ -28,40 +65,93 @@ type Options struct {
 	Metrics         *metrics.Metrics
 }
 
-// Service answers topic requests. Replicas join one queue group.
+// Service answers topic requests. Replicas join one queue group; reloads reach all.
 type Service struct {
-	opts    Options
-	catalog atomic.Pointer[topic.Catalog]
+	opts     Options
+	defs     atomic.Pointer[Definitions]
+	reloadMu sync.Mutex // one reload at a time
+	worker   atomic.Pointer[string]
+	diag     *diagnoser // nil: catalogue only
+	wrapper  *wrapper.Wrapper
 }
 
-// New returns the service; Run starts it.
-func New(o Options) *Service {
+// New loads the definitions and returns the service; Run starts it.
+func New(o Options) (*Service, error) {
+	if o.Load == nil {
+		return nil, errors.New("topics: a definitions loader is required")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.RefreshTimeout <= 0 {
+		o.RefreshTimeout = DefaultRefreshTimeout
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	defs, err := o.Load()
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{opts: o}
-	s.catalog.Store(o.Catalog)
-	return s
+	s.defs.Store(defs)
+	if o.Diagnoses == nil {
+		return s, nil
+	}
+	rpc := natsrpc.NewClient(o.Conn, o.RequestTimeout).WithMetrics(o.Metrics)
+	devices := natsDevices{rpc: rpc, subj: o.Subjects}
+	s.wrapper, err = wrapper.New(wrapper.Options{Instances: o.Instances, Resolver: devices, MaxAge: o.MaxAge, Log: o.Log})
+	if err != nil {
+		return nil, err
+	}
+	s.diag = &diagnoser{
+		defs: s.defs.Load, devices: devices, wrapper: s.wrapper, store: o.Diagnoses, now: time.Now, log: o.Log,
+		refresher: &refresher{actions: natsActions{nc: o.Conn, rpc: rpc, subj: o.Subjects}, bound: o.RefreshTimeout, poll: refreshPoll},
+	}
+	return s, nil
 }
 
-// SetCatalog swaps in a new, already validated catalog.
-func (s *Service) SetCatalog(c *topic.Catalog) { s.catalog.Store(c) }
+// Definitions returns the set in force.
+func (s *Service) Definitions() *Definitions { return s.defs.Load() }
 
 // Run serves until ctx ends, then lets in-flight requests finish.
 func (s *Service) Run(ctx context.Context) error {
-	srv, err := natsrpc.NewServer(s.opts.Conn, "topics", s.opts.Version, "topic catalogue and diagnosis", s.opts.Concurrency, s.opts.Log,
+	srv, err := natsrpc.NewServer(s.opts.Conn, "topics", s.opts.Version, "topic catalogue, diagnosis and the NQL wrapper", s.opts.Concurrency, s.opts.Log,
 		natsrpc.WithMetrics(s.opts.Metrics))
 	if err != nil {
 		return err
 	}
+	id := srv.ID()
+	s.worker.Store(&id)
 	subj := s.opts.Subjects
-	err = natsrpc.Endpoint(srv, "list", subj.Of(events.TopicsList), events.TypeTopicsListRequest,
-		func(_ context.Context, req events.TopicsListRequest) (events.TopicsListReply, error) {
-			return list(s.catalog.Load(), req), nil
-		})
-	if err == nil {
-		err = natsrpc.Endpoint(srv, "get", subj.Of(events.TopicsGet), events.TypeTopicsGetRequest,
+	err = errors.Join(
+		natsrpc.Endpoint(srv, "list", subj.Of(events.TopicsList), events.TypeTopicsListRequest,
+			func(_ context.Context, req events.TopicsListRequest) (events.TopicsListReply, error) {
+				return list(s.defs.Load().Catalog(), req), nil
+			}),
+		natsrpc.Endpoint(srv, "get", subj.Of(events.TopicsGet), events.TypeTopicsGetRequest,
 			func(_ context.Context, req events.TopicsGetRequest) (events.TopicsGetReply, error) {
-				return get(s.catalog.Load(), req)
-			})
-	}
+				return get(s.defs.Load().Catalog(), req)
+			}),
+		natsrpc.Endpoint(srv, "diagnose", subj.Of(events.TopicsDiagnose), events.TypeDiagnoseRequest,
+			func(ctx context.Context, req events.DiagnoseRequest) (events.DiagnoseReply, error) {
+				if s.diag == nil {
+					return events.DiagnoseReply{}, unavailable("diagnosis")
+				}
+				return s.diag.diagnose(ctx, req)
+			}),
+		natsrpc.Endpoint(srv, "nql", subj.Of(events.NQLExecute), events.TypeNQLRequest,
+			func(ctx context.Context, req events.NQLRequest) (events.NQLReply, error) {
+				if s.wrapper == nil {
+					return events.NQLReply{}, unavailable("the NQL wrapper")
+				}
+				return execute(ctx, s.defs.Load(), s.wrapper, req)
+			}),
+		natsrpc.BroadcastEndpoint(srv, "reload", subj.Of(events.TopicsReload), events.TypeTopicsReloadRequest,
+			func(_ context.Context, req events.TopicsReloadRequest) (events.TopicsReloadReply, error) {
+				return s.Reload(req.RequestedBy), nil
+			}),
+	)
 	if err != nil {
 		_ = srv.Stop(ctx)
 		return err
@@ -70,4 +160,26 @@ func (s *Service) Run(ctx context.Context) error {
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
 	defer cancel()
 	return srv.Stop(stopCtx)
+}
+
+// Reload loads the definitions again and puts them in force, or refuses them with
+// their problems and keeps the set in force. by says who asked, for the log.
+func (s *Service) Reload(by string) events.TopicsReloadReply {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	reply := events.TopicsReloadReply{Header: events.NewHeader(events.TypeTopicsReloadReply), Status: events.ReloadReloaded}
+	if id := s.worker.Load(); id != nil {
+		reply.Worker = *id
+	}
+	defs, err := s.opts.Load()
+	if err != nil {
+		reply.Status, reply.Problems = events.ReloadRefused, problemLines(err)
+		s.opts.Log.Warn("topics reload refused; the previous set stays in force", "requested_by", by, "problems", len(reply.Problems), "err", err)
+		defs = s.defs.Load()
+	} else {
+		s.defs.Store(defs)
+		s.opts.Log.Info("topics reloaded", "requested_by", by, "topics", len(defs.Set.Topics()), "queries", defs.Queries.Len())
+	}
+	reply.Topics, reply.Queries, reply.LoadedAt = len(defs.Set.Topics()), defs.Queries.Len(), defs.LoadedAt
+	return reply
 }

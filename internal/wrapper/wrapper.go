@@ -1,0 +1,306 @@
+// Package wrapper is the NQL wrapper (the seed's "NXQL Wrapper"): it answers a saved
+// query either from the cache that discovery keeps or from the Nexthink instance that
+// last saw the device, and says which (source) and how fresh (data as of).
+//
+// # When the cache answers
+//
+// A query is answered from a device's cached fields when all of these hold:
+//
+//   - the query is device-only: its primary table is devices, it joins nothing and
+//     reads only plain device fields (no remote-action outputs, packages or events),
+//     and its first filter selects one device by device.name or device.collector.uid
+//     against a parameter (nql.Analysis DeviceOnly and DeviceKey);
+//   - the device is in the cache, and every field the query reads is one of its
+//     cached fields;
+//   - the cache is fresh: discovery read the device at most MaxAge ago (by default
+//     twice CHATBOT_CACHE_REFRESH, so one late or failed discovery run does not send
+//     every question to the tenant, and two do). An instance that discovery marks down
+//     has its cached rows removed, so its devices are never answered from stale data.
+//
+// The compiled plan then runs over a one-device nql.Source built from the cached row:
+// the interpreter nxsim uses, so the answer is the one the tenant would give for the
+// data discovery read. data_as_of is when discovery read it.
+//
+// Otherwise the query goes live to the instance that last saw the device (or, for a
+// query that selects no device, to the instance named, or the only one configured),
+// within that instance's NQL rate limit; data_as_of is when the instance ran it.
+// Parameters travel as parameters: they are never spliced into query text.
+package wrapper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/nexthink"
+	"github.com/dexbridge/dexbridge/internal/nql"
+	"github.com/dexbridge/dexbridge/internal/problem"
+)
+
+// Live runs a saved query on one instance (nexthink.Client).
+type Live interface {
+	Execute(ctx context.Context, queryID string, params map[string]string) (*nexthink.Result, error)
+}
+
+// Instance is a configured Nexthink instance and how to query it.
+type Instance struct {
+	Name string
+	Live Live
+}
+
+// Device is the device a query runs on, as resolution found it.
+type Device struct {
+	Name         string
+	CollectorUID string
+	UID          string
+	Instance     string // the instance that last saw it
+	Platform     string
+	// Fields are its cached fields by fully qualified name; nil when the cache does
+	// not have the device (it was found live).
+	Fields map[string]any
+	// CachedAt is when discovery read the fields (zero without them).
+	CachedAt time.Time
+}
+
+// Cached reports whether the device came from the cache with its fields.
+func (d *Device) Cached() bool { return d.Fields != nil && !d.CachedAt.IsZero() }
+
+// Attribute is the value of a device attribute a topic's query parameter names
+// ("device.name", "device.collector.uid", "device.uid").
+func (d *Device) Attribute(name string) (string, bool) {
+	switch name {
+	case "device.name":
+		return d.Name, d.Name != ""
+	case "device.collector.uid":
+		return d.CollectorUID, d.CollectorUID != ""
+	case "device.uid":
+		return d.UID, d.UID != ""
+	}
+	return "", false
+}
+
+// Resolver finds a device by name or collector UID: in the cache first, with its
+// cached fields, else live. An unknown device is a not_found problem.
+type Resolver interface {
+	Resolve(ctx context.Context, device string) (Device, error)
+}
+
+// Options are the wrapper's dependencies.
+type Options struct {
+	Instances []Instance // in configuration order
+	Resolver  Resolver
+	// MaxAge is how old cached fields may be and still answer (see the package doc).
+	MaxAge time.Duration
+	Now    func() time.Time // default time.Now
+	Log    *slog.Logger
+}
+
+// Wrapper answers saved queries from the cache or live. It is safe for concurrent use.
+type Wrapper struct {
+	live     map[string]Live
+	order    []string
+	resolver Resolver
+	maxAge   time.Duration
+	now      func() time.Time
+	types    map[string]nql.FieldType
+	log      *slog.Logger
+}
+
+// New returns a wrapper.
+func New(o Options) (*Wrapper, error) {
+	if o.Resolver == nil || o.MaxAge <= 0 {
+		return nil, errors.New("wrapper: a device resolver and a positive cache age are required")
+	}
+	w := &Wrapper{live: map[string]Live{}, resolver: o.Resolver, maxAge: o.MaxAge, now: o.Now,
+		types: deviceFieldTypes(), log: o.Log}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	for _, in := range o.Instances {
+		w.live[in.Name] = in.Live
+		w.order = append(w.order, in.Name)
+	}
+	return w, nil
+}
+
+// MaxAge is how old cached fields may be and still answer.
+func (w *Wrapper) MaxAge() time.Duration { return w.maxAge }
+
+// Request is one run of a saved query.
+type Request struct {
+	Parameters map[string]string
+	// Instance, when set, is where the query runs: needed for a query that selects no
+	// device when several instances are configured. For a device query it overrides
+	// the instance the device was last seen on.
+	Instance string
+	// Device is the device, when the caller has resolved it already (a diagnosis);
+	// otherwise the query's device parameter is resolved.
+	Device *Device
+	// Live skips the cache (after a refresh, the cached fields are older than what the
+	// data collection just gathered).
+	Live bool
+}
+
+// Answer is a query's result and where it came from.
+type Answer struct {
+	Headers  []string
+	Rows     []map[string]any // keyed by header
+	Source   string           // events.SourceCache or events.SourceLive
+	Instance string
+	DataAsOf time.Time
+	// Why says why the cache did not answer; empty when it did.
+	Why string
+}
+
+// maxParameter bounds a parameter value.
+const maxParameter = 1024
+
+// CheckParameters refuses a request whose parameters do not fit q: each of its
+// parameters given once, no others, no control characters.
+func CheckParameters(q *Query, params map[string]string) error {
+	want := q.Analysis.Parameters
+	for _, name := range want {
+		if _, ok := params[name]; !ok {
+			return problem.InvalidField("parameters."+name, "query %s needs the parameter %s", q.ID, name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(params)) {
+		if !slices.Contains(want, name) {
+			takes := "no parameters"
+			if len(want) > 0 {
+				takes = "only " + strings.Join(want, ", ")
+			}
+			return problem.InvalidField("parameters."+name, "query %s has no parameter %s (it takes %s)", q.ID, name, takes)
+		}
+		v := params[name]
+		if len(v) > maxParameter || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return problem.InvalidField("parameters."+name, "a parameter is at most %d characters without control characters", maxParameter)
+		}
+	}
+	return nil
+}
+
+// Run answers q.
+func (w *Wrapper) Run(ctx context.Context, q *Query, r Request) (Answer, error) {
+	if err := CheckParameters(q, r.Parameters); err != nil {
+		return Answer{}, err
+	}
+	key := q.Analysis.DeviceKey
+	if key == nil {
+		instance, err := w.instanceFor(q, r.Instance)
+		if err != nil {
+			return Answer{}, err
+		}
+		return w.runLive(ctx, q, r.Parameters, instance, "the query selects no single device")
+	}
+	dev := r.Device
+	if dev == nil {
+		d, err := w.resolver.Resolve(ctx, r.Parameters[key.Parameter])
+		if err != nil {
+			return Answer{}, err
+		}
+		dev = &d
+	}
+	if r.Instance != "" && r.Instance != dev.Instance {
+		if _, ok := w.live[r.Instance]; !ok {
+			return Answer{}, w.unknownInstance(r.Instance)
+		}
+		return w.runLive(ctx, q, r.Parameters, r.Instance, "asked of instance "+r.Instance)
+	}
+	now := w.now()
+	why := "a refresh asked for live data"
+	if !r.Live {
+		why = w.cacheVerdict(q, dev, now)
+	}
+	if why == "" {
+		return w.runCached(ctx, q, r.Parameters, dev, now)
+	}
+	if _, ok := w.live[dev.Instance]; !ok {
+		return Answer{}, problem.New(problem.ServiceUnavailable, "device %s was last seen by instance %s, which this worker is not configured for", dev.Name, dev.Instance).Retry(5 * time.Second)
+	}
+	return w.runLive(ctx, q, r.Parameters, dev.Instance, why)
+}
+
+// cacheVerdict says why dev's cached fields cannot answer q at now, or "" when they
+// can.
+func (w *Wrapper) cacheVerdict(q *Query, dev *Device, now time.Time) string {
+	switch {
+	case !q.Analysis.DeviceOnly:
+		return "the query reads more than the device's own fields (remote-action outputs, packages or events)"
+	case !dev.Cached():
+		return "the device is not in the cache"
+	case now.Sub(dev.CachedAt) > w.maxAge:
+		return fmt.Sprintf("the cached fields are %s old, more than %s", now.Sub(dev.CachedAt).Round(time.Second), w.maxAge)
+	}
+	for _, f := range q.Analysis.Fields {
+		if _, ok := dev.Fields[f]; !ok {
+			return "the cache does not hold " + f
+		}
+	}
+	return ""
+}
+
+func (w *Wrapper) runCached(ctx context.Context, q *Query, params map[string]string, dev *Device, now time.Time) (Answer, error) {
+	src := deviceSource{row: cachedRow{fields: dev.Fields, types: w.types}}
+	res, err := q.Plan.Run(ctx, src, params, nql.RunOptions{Now: now})
+	var pe *nql.ParamError
+	switch {
+	case errors.As(err, &pe):
+		return Answer{}, problem.InvalidField("parameters."+pe.Name, "%s", pe.Error())
+	case err != nil:
+		return Answer{}, fmt.Errorf("query %s over the cache: %w", q.ID, err)
+	}
+	a := Answer{Headers: res.Headers, Rows: make([]map[string]any, 0, len(res.Rows)), Source: events.SourceCache,
+		Instance: dev.Instance, DataAsOf: dev.CachedAt.UTC()}
+	for _, row := range res.Rows {
+		m := make(map[string]any, len(row))
+		for k, v := range row {
+			m[res.Headers[k]] = cell(v)
+		}
+		a.Rows = append(a.Rows, m)
+	}
+	return a, nil
+}
+
+func (w *Wrapper) runLive(ctx context.Context, q *Query, params map[string]string, instance, why string) (Answer, error) {
+	res, err := w.live[instance].Execute(ctx, q.ID, params)
+	if err != nil {
+		return Answer{}, nexthink.Problem(err)
+	}
+	at := res.Executed
+	if at.IsZero() {
+		at = w.now()
+	}
+	w.log.DebugContext(ctx, "query answered live", "query", q.ID, "instance", instance, "why", why)
+	return Answer{Headers: slices.Clone(q.Analysis.Headers), Rows: res.Rows, Source: events.SourceLive,
+		Instance: instance, DataAsOf: at.UTC().Truncate(time.Second), Why: why}, nil
+}
+
+// instanceFor picks the instance of a query that selects no device.
+func (w *Wrapper) instanceFor(q *Query, asked string) (string, error) {
+	switch {
+	case asked != "":
+		if _, ok := w.live[asked]; !ok {
+			return "", w.unknownInstance(asked)
+		}
+		return asked, nil
+	case len(w.order) == 1:
+		return w.order[0], nil
+	case len(w.order) == 0:
+		return "", problem.New(problem.ServiceUnavailable, "no Nexthink instance is configured").Retry(5 * time.Second)
+	}
+	return "", problem.InvalidField("instance", "query %s selects no device: name the instance to ask (one of %s)", q.ID, strings.Join(w.order, ", "))
+}
+
+func (w *Wrapper) unknownInstance(name string) error {
+	return problem.InvalidField("instance", "no instance %q (instances: %s)", name, strings.Join(w.order, ", "))
+}

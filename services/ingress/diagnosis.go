@@ -1,0 +1,124 @@
+package ingress
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/problem"
+	"github.com/dexbridge/dexbridge/internal/requestid"
+)
+
+// diagnose answers POST /api/v1/topics/{topic}/diagnosis, body
+// {"device": "<name or collector UID>", "refresh": false}.
+func (h *handlers) diagnose(w http.ResponseWriter, r *http.Request) {
+	id := mux.Vars(r)["topic"]
+	if !topicID.MatchString(id) {
+		h.fail(w, r, problem.InvalidField("topic", "a topic id is 1 to 64 characters of a-z, 0-9 and _"))
+		return
+	}
+	var body struct {
+		Device  string `json:"device"`
+		Refresh bool   `json:"refresh"`
+	}
+	if err := decodeJSON(w, r, &body, false); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if !identifierFormats[events.KeyDeviceName].re.MatchString(body.Device) && !identifierFormats[events.KeyCollectorUID].re.MatchString(body.Device) {
+		h.fail(w, r, problem.InvalidField("device", "want a device name or a collector UID"))
+		return
+	}
+	ctx := r.Context()
+	if body.Refresh && h.opts.RefreshTimeout > 0 {
+		// A refresh waits for the data collection first: the worker's bound on top of
+		// the usual request time.
+		wait := h.opts.RefreshTimeout + h.opts.RequestTimeout
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + 10*time.Second))
+	}
+	req := events.DiagnoseRequest{Header: events.NewHeader(events.TypeDiagnoseRequest), Topic: id, Device: body.Device, Refresh: body.Refresh}
+	var reply events.DiagnoseReply
+	if err := h.opts.RPC.Call(ctx, h.opts.Subjects.Of(events.TopicsDiagnose), req, &reply); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, reply.Diagnosis)
+}
+
+// reloadTopics answers POST /api/v1/admin/reload: every worker that serves the reload
+// broadcast (each topics worker) reloads its topics, allow-list and saved queries.
+// 200 when each put the new set in force; 422 with the problems when the set was
+// refused (the previous set stays in force).
+func (h *handlers) reloadTopics(w http.ResponseWriter, r *http.Request) {
+	if err := decodeJSON(w, r, &struct{}{}, true); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	req := events.TopicsReloadRequest{Header: events.NewHeader(events.TypeTopicsReloadRequest),
+		RequestedBy: "key:" + principalFrom(r.Context()).KeyID}
+	var answer reloadAnswer
+	answered, expected, err := h.opts.RPC.CallAll(r.Context(), h.opts.Subjects.Of(events.TopicsReload), req, func(raw []byte) error {
+		var reply events.TopicsReloadReply
+		if err := json.Unmarshal(raw, &reply); err != nil {
+			return err
+		}
+		answer.Workers = append(answer.Workers, reloadWorker{Worker: reply.Worker, Status: reply.Status, Problems: reply.Problems,
+			Topics: reply.Topics, Queries: reply.Queries, LoadedAt: reply.LoadedAt})
+		if reply.Status == events.ReloadRefused {
+			answer.Status, answer.Problems = events.ReloadRefused, reply.Problems
+		}
+		return nil
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	answer.Expected, answer.Answered = expected, answered
+	switch {
+	case answer.Status == events.ReloadRefused:
+		doc := problem.New(problem.Unprocessable, "the topics, allow-list or saved queries have problems: nothing was reloaded, the previous set stays in force").Doc()
+		doc.Instance, doc.RequestID = r.URL.Path, requestid.From(r.Context())
+		w.Header().Set("Content-Type", problem.ContentType)
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		_ = json.NewEncoder(w).Encode(reloadRefusal{Document: doc, Problems: answer.Problems, Workers: answer.Workers})
+	case answered < expected:
+		h.fail(w, r, problem.New(problem.Timeout, "%d of %d workers answered in time; ask again to check the others", answered, expected))
+	default:
+		answer.Status = events.ReloadReloaded
+		writeJSON(w, http.StatusOK, answer)
+	}
+}
+
+// reloadAnswer is the body of a reload every worker obeyed.
+type reloadAnswer struct {
+	Status   string         `json:"status"`
+	Problems []string       `json:"-"`
+	Workers  []reloadWorker `json:"workers"`
+	Expected int            `json:"expected"` // the workers found
+	Answered int            `json:"answered"`
+}
+
+// reloadRefusal is the problem document of a refused reload, with the problems and
+// the workers' answers as extension members.
+type reloadRefusal struct {
+	problem.Document
+	Problems []string       `json:"problems"`
+	Workers  []reloadWorker `json:"workers"`
+}
+
+// reloadWorker is one worker's answer.
+type reloadWorker struct {
+	Worker   string    `json:"worker"`
+	Status   string    `json:"status"`
+	Problems []string  `json:"problems,omitempty"`
+	Topics   int       `json:"topics"`
+	Queries  int       `json:"queries"`
+	LoadedAt time.Time `json:"loaded_at"`
+}

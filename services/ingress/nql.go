@@ -1,0 +1,56 @@
+package ingress
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/problem"
+)
+
+// queryIDFormat is Nexthink's saved-query id. In a URL path the leading # is sent as
+// %23, or left out.
+var queryIDFormat = regexp.MustCompile(`^#[a-z0-9_]{2,255}$`)
+
+// executeQuery answers POST /api/v1/nql/{query_id}, body
+// {"parameters": {"device_name": "..."}, "instance": "eu"}: a saved query through the
+// NQL wrapper, from the cache or live.
+func (h *handlers) executeQuery(w http.ResponseWriter, r *http.Request) {
+	id := mux.Vars(r)["query_id"]
+	if !strings.HasPrefix(id, "#") {
+		id = "#" + id
+	}
+	if !queryIDFormat.MatchString(id) {
+		h.fail(w, r, problem.InvalidField("query_id", "a saved query id is # and 2 to 255 characters of a-z, 0-9 and _ (send # as %%23, or leave it out)"))
+		return
+	}
+	var body struct {
+		Parameters map[string]string `json:"parameters"`
+		Instance   string            `json:"instance"`
+	}
+	if err := decodeJSON(w, r, &body, true); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if body.Instance != "" && !instanceName.MatchString(body.Instance) {
+		h.fail(w, r, problem.InvalidField("instance", "want an instance name"))
+		return
+	}
+	req := events.NQLRequest{Header: events.NewHeader(events.TypeNQLRequest), QueryID: id, Parameters: body.Parameters, Instance: body.Instance}
+	var reply events.NQLReply
+	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.NQLExecute), req, &reply); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if reply.Rows == nil {
+		reply.Rows = []map[string]any{}
+	}
+	if reply.Headers == nil {
+		reply.Headers = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"query_id": reply.QueryID, "headers": reply.Headers, "rows": reply.Rows,
+		"source": reply.Source, "instance": reply.Instance, "data_as_of": reply.DataAsOf})
+}

@@ -1,0 +1,227 @@
+package topics
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/problem"
+	"github.com/dexbridge/dexbridge/internal/rules"
+	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/wrapper"
+)
+
+// Diagnoses records diagnoses (store.DB): the remediation of a topic runs with the
+// parameters of the latest diagnosis of that topic on the device.
+type Diagnoses interface {
+	SaveDiagnosis(ctx context.Context, d store.Diagnosis) error
+}
+
+// Source of a diagnosis whose queries were answered partly from the cache, partly live.
+const sourceMixed = "mixed"
+
+var topicIDPattern = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
+
+// diagnoser is the topic manager's diagnosis, without NATS: resolve the device, run
+// the data collection when asked, run the topic's queries through the wrapper,
+// evaluate the rules and record the diagnosis.
+type diagnoser struct {
+	defs      func() *Definitions
+	devices   wrapper.Resolver
+	wrapper   *wrapper.Wrapper
+	refresher *refresher // nil: refresh is unavailable
+	store     Diagnoses
+	now       func() time.Time
+	log       *slog.Logger
+}
+
+// checkDiagnose refuses what no topic or device can be.
+func checkDiagnose(req events.DiagnoseRequest) error {
+	if !topicIDPattern.MatchString(req.Topic) {
+		return problem.InvalidField("topic", "a topic id is 1 to 64 characters of a-z, 0-9 and _")
+	}
+	if req.Device == "" || len(req.Device) > 256 || strings.ContainsAny(req.Device, "*\x00\n\r") {
+		return problem.InvalidField("device", "a device name or collector UID of 1 to 256 characters without wildcards is required")
+	}
+	return nil
+}
+
+func (d *diagnoser) diagnose(ctx context.Context, req events.DiagnoseRequest) (events.DiagnoseReply, error) {
+	start := d.now()
+	if err := checkDiagnose(req); err != nil {
+		return events.DiagnoseReply{}, err
+	}
+	defs := d.defs()
+	p, ok := defs.Set.Topic(req.Topic)
+	if !ok {
+		return events.DiagnoseReply{}, problem.New(problem.NotFound, "no topic %q", req.Topic)
+	}
+	dev, err := d.devices.Resolve(ctx, req.Device)
+	if err != nil {
+		return events.DiagnoseReply{}, err
+	}
+	if dev.Platform != "" && !p.Topic().SupportsPlatform(dev.Platform) {
+		return events.DiagnoseReply{}, problem.New(problem.Unprocessable, "topic %s applies to %s devices; %s is a %s device",
+			p.ID(), strings.Join(p.Topic().Platforms, " and "), dev.Name, dev.Platform)
+	}
+	timing := map[string]int64{"resolve": d.now().Sub(start).Milliseconds()}
+	diag := events.Diagnosis{
+		ID: newDiagnosisID(), Topic: p.ID(),
+		Device: events.ExecutionDevice{Name: dev.Name, CollectorUID: dev.CollectorUID, Instance: dev.Instance},
+	}
+	if req.Refresh && len(p.DataCollection()) > 0 {
+		if d.refresher == nil {
+			return events.DiagnoseReply{}, problem.New(problem.ServiceUnavailable, "a refresh needs the remote actions service, which this worker cannot reach").Retry(5 * time.Second)
+		}
+		t := d.now()
+		if diag.Refreshed, err = d.refresher.collect(ctx, p, dev, diag.ID); err != nil {
+			return events.DiagnoseReply{}, err
+		}
+		timing["refresh"] = d.now().Sub(t).Milliseconds()
+	}
+	t := d.now()
+	answers, err := d.runQueries(ctx, defs, p, &dev, req.Refresh)
+	if err != nil {
+		return events.DiagnoseReply{}, err
+	}
+	timing["queries"] = d.now().Sub(t).Milliseconds()
+	fields, source, asOf := merge(answers)
+	now := d.now()
+	outcome := p.EvaluateAt(fields, now)
+	fillDiagnosis(&diag, fields, outcome)
+	diag.Source, diag.DataAsOf, diag.DiagnosedAt = source, asOf, now.UTC().Truncate(time.Millisecond)
+	timing["total"] = d.now().Sub(start).Milliseconds()
+	diag.Timing = timing
+	body, err := json.Marshal(diag)
+	if err != nil {
+		return events.DiagnoseReply{}, fmt.Errorf("encode diagnosis: %w", err)
+	}
+	if err := d.store.SaveDiagnosis(ctx, store.Diagnosis{ID: diag.ID, Topic: diag.Topic, CollectorUID: dev.CollectorUID,
+		Instance: dev.Instance, DeviceName: dev.Name, DiagnosedAt: diag.DiagnosedAt, Source: source, Body: body}); err != nil {
+		return events.DiagnoseReply{}, problem.Wrap(problem.ServiceUnavailable, err, "the diagnosis could not be recorded right now").Retry(time.Second)
+	}
+	d.log.DebugContext(ctx, "diagnosis", "topic", diag.Topic, "device", dev.Name, "instance", dev.Instance, "source", source,
+		"findings", len(diag.Findings), "refresh", req.Refresh, "duration_ms", timing["total"])
+	return events.DiagnoseReply{Header: events.NewHeader(events.TypeDiagnoseReply), Diagnosis: diag}, nil
+}
+
+// runQueries runs the topic's queries on dev at once, each with its parameters filled
+// from the device, and returns their answers in the topic's order. The first failure
+// is the answer.
+func (d *diagnoser) runQueries(ctx context.Context, defs *Definitions, p *rules.TopicProgram, dev *wrapper.Device, live bool) ([]wrapper.Answer, error) {
+	qs := p.Queries()
+	runs := make([]*wrapper.Query, len(qs))
+	params := make([]map[string]string, len(qs))
+	for k, q := range qs {
+		wq, ok := defs.Queries.Get(q.ID)
+		if !ok { // the library is built from the same set: a bug
+			return nil, fmt.Errorf("topic %s: query %s is not in the library", p.ID(), q.ID)
+		}
+		runs[k], params[k] = wq, make(map[string]string, len(q.Parameters))
+		for name, attr := range q.Parameters {
+			v, ok := dev.Attribute(attr)
+			if !ok {
+				return nil, problem.New(problem.Unprocessable, "query %s needs the %s of device %s, which is not known", q.ID, attr, dev.Name)
+			}
+			params[k][name] = v
+		}
+	}
+	answers := make([]wrapper.Answer, len(qs))
+	errs := make([]error, len(qs))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for k := range runs {
+		wg.Go(func() {
+			answers[k], errs[k] = d.wrapper.Run(ctx, runs[k], wrapper.Request{Parameters: params[k], Device: dev, Live: live})
+			if errs[k] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	// The failure to report is the one that cancelled the others.
+	var first error
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case !isCanceled(err):
+			return nil, err
+		case first == nil:
+			first = err
+		}
+	}
+	if first != nil {
+		return nil, first
+	}
+	return answers, nil
+}
+
+// isCanceled reports whether err only says the query was cut short because another
+// one failed first.
+func isCanceled(err error) bool {
+	return errors.Is(err, context.Canceled) || problem.CodeOf(err) == problem.Timeout
+}
+
+// merge gathers the first row of each answer into one set of fields (a later query's
+// value of a field wins), says where the data came from (cache, live or mixed) and
+// returns the oldest data time.
+func merge(answers []wrapper.Answer) (map[string]any, string, *time.Time) {
+	fields := map[string]any{}
+	var sources []string
+	var oldest *time.Time
+	for _, a := range answers {
+		if len(a.Rows) > 0 {
+			for k, v := range a.Rows[0] {
+				fields[k] = v
+			}
+		}
+		if !slices.Contains(sources, a.Source) {
+			sources = append(sources, a.Source)
+		}
+		if oldest == nil || a.DataAsOf.Before(*oldest) {
+			t := a.DataAsOf
+			oldest = &t
+		}
+	}
+	source := sourceMixed
+	if len(sources) == 1 {
+		source = sources[0]
+	}
+	return fields, source, oldest
+}
+
+// fillDiagnosis copies an evaluation into the wire diagnosis.
+func fillDiagnosis(d *events.Diagnosis, fields map[string]any, o rules.Outcome) {
+	d.Fields = fields
+	d.Findings = []events.Finding{}
+	d.Rules = make([]events.RuleResult, 0, len(o.Rules))
+	for _, r := range o.Rules {
+		d.Rules = append(d.Rules, events.RuleResult{Rule: r.Rule, Title: r.Title, Status: string(r.Status), Reason: r.Reason, Evidence: r.Evidence})
+		if r.Status == rules.Found {
+			d.Findings = append(d.Findings, events.Finding{Rule: r.Rule, Title: r.Title, Evidence: r.Evidence, Remediations: r.Remediations})
+		}
+	}
+	d.Remediations = make([]events.SuggestedRemedy, 0, len(o.Remediations))
+	for _, s := range o.Remediations {
+		d.Remediations = append(d.Remediations, events.SuggestedRemedy{ID: s.ID, Title: s.Title, RemoteAction: s.RemoteAction,
+			Params: s.Params, Ready: s.Ready, NotReady: s.NotReady, Message: s.Message, Rules: s.Rules, Generic: s.Generic})
+	}
+}
+
+// newDiagnosisID is "dg_" and 32 hex digits.
+func newDiagnosisID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return "dg_" + hex.EncodeToString(b)
+}

@@ -1,0 +1,191 @@
+package topics
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/problem"
+	"github.com/dexbridge/dexbridge/internal/rules"
+	"github.com/dexbridge/dexbridge/internal/testenv"
+	"github.com/dexbridge/dexbridge/internal/wrapper"
+)
+
+// fakeActions plays the remoteactions service: each triggered execution moves to its
+// final status after a delay, announced by an update (unless quiet) and visible to Get.
+type fakeActions struct {
+	mu       sync.Mutex
+	execs    map[string]events.Execution
+	watchers map[string][]chan events.Execution
+	final    string        // the final status
+	after    time.Duration // how long an execution runs; negative: never finishes
+	quiet    bool          // no update events: only Get shows the change
+	refuse   error         // Trigger fails with it
+	gets     int
+	trigger  []events.ActionsTriggerRequest
+}
+
+func newFakeActions(final string, after time.Duration) *fakeActions {
+	return &fakeActions{execs: map[string]events.Execution{}, watchers: map[string][]chan events.Execution{}, final: final, after: after}
+}
+
+func (f *fakeActions) Trigger(_ context.Context, req events.ActionsTriggerRequest) (events.Execution, error) {
+	if f.refuse != nil {
+		return events.Execution{}, f.refuse
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.trigger = append(f.trigger, req)
+	id := fmt.Sprintf("ex_%d", len(f.trigger))
+	ex := events.Execution{ID: id, RemoteAction: req.RemoteAction, Status: events.StatusPending, UpdatedAt: time.Now()}
+	f.execs[id] = ex
+	if f.after >= 0 {
+		time.AfterFunc(f.after, func() {
+			f.mu.Lock()
+			ex := f.execs[id]
+			ex.Status, ex.UpdatedAt = f.final, time.Now()
+			f.execs[id] = ex
+			var ws []chan events.Execution
+			if !f.quiet {
+				ws = f.watchers[id]
+			}
+			f.mu.Unlock()
+			for _, w := range ws {
+				w <- ex
+			}
+		})
+	}
+	return ex, nil
+}
+
+func (f *fakeActions) Get(_ context.Context, id string) (events.Execution, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gets++
+	ex, ok := f.execs[id]
+	if !ok {
+		return ex, problem.New(problem.NotFound, "no execution %s", id)
+	}
+	return ex, nil
+}
+
+func (f *fakeActions) Watch(_ context.Context, id string) (<-chan events.Execution, func(), error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch := make(chan events.Execution, 4)
+	f.watchers[id] = append(f.watchers[id], ch)
+	return ch, func() {}, nil
+}
+
+// quietActions are fakeActions that publish no updates.
+func quietActions(final string, after time.Duration) *fakeActions {
+	a := newFakeActions(final, after)
+	a.quiet = true
+	return a
+}
+
+func slowPC(t *testing.T) *rules.TopicProgram {
+	t.Helper()
+	root := testenv.RepoRoot(t)
+	set, err := rules.Load(filepath.Join(root, "topics"), filepath.Join(root, "config", "remote_actions.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := set.Topic("slow_pc")
+	return p
+}
+
+// TestRefreshWaitsForTheDataCollection: a refresh triggers each data-collection action
+// of the topic on the device and returns once each is final, woken by updates or,
+// without them, by polling; at the bound it returns what it has; a refused trigger is
+// the answer.
+func TestRefreshWaitsForTheDataCollection(t *testing.T) {
+	p := slowPC(t)
+	dev := wrapper.Device{Name: "PC-GPO", CollectorUID: "cf05120d-508a-4b9f-a596-6c3865d118a1", Instance: "eu"}
+	tests := []struct {
+		name    string
+		actions *fakeActions
+		bound   time.Duration
+		status  string        // of every execution returned
+		within  time.Duration // the refresh's duration, at most
+		atLeast time.Duration // and at least
+	}{
+		{name: "updates", actions: newFakeActions(events.StatusSuccess, 100*time.Millisecond), bound: 10 * time.Second,
+			status: events.StatusSuccess, atLeast: 100 * time.Millisecond, within: 2 * time.Second},
+		{name: "failure is final too", actions: newFakeActions(events.StatusFailure, 50*time.Millisecond), bound: 10 * time.Second,
+			status: events.StatusFailure, within: 2 * time.Second},
+		{name: "no updates: polling", actions: quietActions(events.StatusSuccess, 100*time.Millisecond), bound: 10 * time.Second, status: events.StatusSuccess, atLeast: 100 * time.Millisecond, within: 2 * time.Second},
+		{name: "bound reached", actions: newFakeActions(events.StatusSuccess, -1), bound: 300 * time.Millisecond,
+			status: events.StatusPending, atLeast: 300 * time.Millisecond, within: 2 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &refresher{actions: tt.actions, bound: tt.bound, poll: 50 * time.Millisecond}
+			start := time.Now()
+			execs, err := r.collect(context.Background(), p, dev, "dg_1")
+			took := time.Since(start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if took < tt.atLeast || took > tt.within {
+				t.Errorf("took %s, want between %s and %s", took, tt.atLeast, tt.within)
+			}
+			if len(execs) != 2 {
+				t.Fatalf("got %d executions, want 2 (the topic's data collection)", len(execs))
+			}
+			for k, ex := range execs {
+				if ex.Status != tt.status || ex.RemoteAction != p.DataCollection()[k] {
+					t.Errorf("execution %d: got %s %s, want %s %s", k, ex.RemoteAction, ex.Status, p.DataCollection()[k], tt.status)
+				}
+			}
+			for _, req := range tt.actions.trigger {
+				if req.Device != dev.CollectorUID || req.Topic != "slow_pc" || req.IdempotencyKey != "dg_1:"+req.RemoteAction {
+					t.Errorf("trigger: got %+v, want the device's collector UID, the topic and a key per diagnosis and action", req)
+				}
+			}
+		})
+	}
+	t.Run("refused", func(t *testing.T) {
+		a := newFakeActions(events.StatusSuccess, 0)
+		a.refuse = problem.New(problem.RateLimited, "instance eu is busy").Retry(time.Second)
+		_, err := (&refresher{actions: a, bound: time.Second, poll: time.Second}).collect(context.Background(), p, dev, "dg_2")
+		if got := problem.CodeOf(err); got != problem.RateLimited {
+			t.Errorf("got %v, want the trigger's rate_limited", err)
+		}
+	})
+}
+
+func TestMerge(t *testing.T) {
+	t1 := time.Date(2026, 5, 4, 9, 0, 0, 0, time.UTC)
+	t2 := t1.Add(time.Hour)
+	tests := []struct {
+		name    string
+		answers []wrapper.Answer
+		fields  map[string]any
+		source  string
+		asOf    time.Time
+	}{
+		{name: "cache", answers: []wrapper.Answer{{Source: "cache", DataAsOf: t1, Rows: []map[string]any{{"a": 1}}}},
+			fields: map[string]any{"a": 1}, source: "cache", asOf: t1},
+		{name: "live twice", answers: []wrapper.Answer{
+			{Source: "live", DataAsOf: t2, Rows: []map[string]any{{"a": 1, "b": 2}}},
+			{Source: "live", DataAsOf: t1, Rows: []map[string]any{{"b": 3}}}},
+			fields: map[string]any{"a": 1, "b": 3}, source: "live", asOf: t1},
+		{name: "mixed, one without rows", answers: []wrapper.Answer{
+			{Source: "cache", DataAsOf: t1},
+			{Source: "live", DataAsOf: t2, Rows: []map[string]any{{"c": "x"}}}},
+			fields: map[string]any{"c": "x"}, source: "mixed", asOf: t1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fields, source, asOf := merge(tt.answers)
+			if fmt.Sprint(fields) != fmt.Sprint(tt.fields) || source != tt.source || asOf == nil || !asOf.Equal(tt.asOf) {
+				t.Errorf("got %v %s %v, want %v %s %s", fields, source, asOf, tt.fields, tt.source, tt.asOf)
+			}
+		})
+	}
+}
