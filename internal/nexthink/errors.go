@@ -62,6 +62,23 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// NotRun reports whether the failed call certainly had no effect on the instance: it
+// was refused before it was sent (rate limited, invalid), it never reached the
+// instance, or the instance refused it (4xx, 503). A remote-action trigger that
+// failed otherwise (500, 502, 504, a timeout or a reset after it was sent) may have
+// run.
+func (e *Error) NotRun() bool {
+	switch {
+	case e.unsent:
+		return true
+	case e.Status == 0:
+		return e.Code == CodeRateLimited || e.Code == CodeLimiterFailed || e.Code == CodeInvalid
+	case e.Status >= 400 && e.Status < 500, e.Status == 503:
+		return true
+	}
+	return false
+}
+
 // retryable reports whether a later attempt may succeed.
 func (e *Error) retryable() bool {
 	switch e.Status {

@@ -1,0 +1,202 @@
+// Package remoteactions is the remote action manager: it triggers the allow-listed
+// remote actions of config/remote_actions.yaml on devices through the Remote Actions
+// API, and records every execution and every trigger asked of it.
+//
+// A trigger goes through, in order: the request's shape; its Idempotency-Key (a key
+// already bound returns that execution, replayed, or 422 when it was used for another
+// request); the allow-list (403); the device, by name or collector UID, from the cache
+// and then live (404); the remote action's declared inputs and platforms, from the
+// tenant's details (cached per instance for DetailsTTL; the allow-list's declaration
+// when the tenant cannot tell), 400 naming the input or 422 for the platform; then
+// the execution is reserved in PostgreSQL with its key and its audit record, and only
+// then is the Remote Actions API called, with triggerInfo {externalSource
+// "dexbridge", reason, externalReference (the caller's, else the HTTP request id)}.
+// A trigger that certainly did not run releases its reservation; one whose outcome
+// is unknown ends in failure and keeps its key, so no retry runs the action twice.
+//
+// The service answers at once: the wait for a final state happens at the ingress, on
+// the execution's events (evt.actions.updated.<id>, stream EXECUTIONS), which the
+// poller publishes for every change it sees.
+package remoteactions
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/allowlist"
+	"github.com/dexbridge/dexbridge/internal/instances"
+	"github.com/dexbridge/dexbridge/internal/metrics"
+	"github.com/dexbridge/dexbridge/internal/natsrpc"
+	"github.com/dexbridge/dexbridge/internal/requestid"
+	"github.com/dexbridge/dexbridge/internal/topic"
+)
+
+// Defaults of Options.
+const (
+	DefaultExpiresIn       = time.Hour
+	DefaultDetailsTTL      = 10 * time.Minute
+	DefaultDiagnosisMaxAge = time.Hour
+)
+
+// Options are the service's dependencies.
+type Options struct {
+	Conn      *nats.Conn
+	JS        jetstream.JetStream
+	Subjects  events.Subjects
+	Store     Store
+	Instances *instances.Set
+	// Upstream replaces the instances' clients (tests); by instance name.
+	Upstream  map[string]Upstream
+	Allowlist *allowlist.List
+	Topics    *topic.Catalog
+	// RPC, when set, identifies devices the cache does not know through the devices
+	// service (req.devices.identify), which asks the instances live.
+	RPC *natsrpc.Client
+	// ExpiresIn is expiresInMinutes of every trigger (60 minutes to 7 days).
+	ExpiresIn time.Duration
+	// DetailsTTL is how long a remote action's details are kept per instance.
+	DetailsTTL time.Duration
+	// DiagnosisMaxAge is how recent the diagnosis behind a topic remediation must be.
+	DiagnosisMaxAge time.Duration
+	// TriggerTimeout bounds one trigger's call to Nexthink, retries included (default 20 s).
+	TriggerTimeout  time.Duration
+	Concurrency     int
+	ShutdownTimeout time.Duration
+	Metrics         *metrics.Metrics
+	Log             *slog.Logger
+	Version         string
+	Now             func() time.Time
+}
+
+// Service answers the remote-action requests. Replicas share a queue group.
+type Service struct {
+	o Options
+	m *manager
+}
+
+// New returns the service; Run starts it.
+func New(o Options) (*Service, error) {
+	if o.Store == nil || o.Allowlist == nil || o.Topics == nil {
+		return nil, errors.New("remoteactions: a store, the allow-list and the topics are required")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Version == "" {
+		o.Version = "0.0.0" // NATS micro wants a SemVer
+	}
+	if o.ExpiresIn <= 0 {
+		o.ExpiresIn = DefaultExpiresIn
+	}
+	if o.DetailsTTL <= 0 {
+		o.DetailsTTL = DefaultDetailsTTL
+	}
+	if o.DiagnosisMaxAge <= 0 {
+		o.DiagnosisMaxAge = DefaultDiagnosisMaxAge
+	}
+	if o.TriggerTimeout <= 0 {
+		o.TriggerTimeout = 20 * time.Second
+	}
+	log := o.Log.With("service", "remoteactions")
+	m := &manager{
+		store: o.Store, upstream: o.Upstream, details: newDetailsCache(o.DetailsTTL, o.Now), log: log, now: o.Now,
+		publisher: &Publisher{JS: o.JS, Subjects: o.Subjects, Log: log},
+		expiresIn: o.ExpiresIn, diagnosisMaxAge: o.DiagnosisMaxAge, triggerTimeout: o.TriggerTimeout,
+		replayWait: o.TriggerTimeout + 5*time.Second,
+	}
+	if m.upstream == nil {
+		m.upstream = map[string]Upstream{}
+		if o.Instances != nil {
+			for _, in := range o.Instances.List() {
+				// A chatbot waits: a short wait for the portal budget, bounded retries.
+				m.upstream[in.Name] = in.Client.WithPolicy(2*time.Second, 10*time.Second)
+			}
+		}
+	}
+	m.allow.Store(o.Allowlist)
+	m.topics.Store(o.Topics)
+	if o.RPC != nil {
+		m.live = func(ctx context.Context, key, value string) ([]events.Device, error) {
+			req := events.DevicesIdentifyRequest{Header: events.NewHeader(events.TypeDevicesIdentifyRequest), Key: key, Value: value}
+			var reply events.DevicesIdentifyReply
+			if err := o.RPC.Call(ctx, o.Subjects.Of(events.DevicesIdentify), req, &reply); err != nil {
+				return nil, err
+			}
+			return reply.Devices, nil
+		}
+	}
+	return &Service{o: o, m: m}, nil
+}
+
+// SetConfig swaps in a new allow-list and topic catalogue, already validated (a
+// reload); nil keeps the current one.
+func (s *Service) SetConfig(allow *allowlist.List, topics *topic.Catalog) {
+	if allow != nil {
+		s.m.allow.Store(allow)
+	}
+	if topics != nil {
+		s.m.topics.Store(topics)
+	}
+}
+
+// caller reads who asked from the request's headers.
+func caller(ctx context.Context) Caller {
+	return Caller{APIKeyID: natsrpc.Header(ctx, events.HeaderAPIKeyID), HTTPRequestID: requestid.From(ctx)}
+}
+
+func reply(r result) events.ExecutionReply {
+	return events.ExecutionReply{Header: events.NewHeader(events.TypeExecutionReply), Execution: Wire(r.execution), Replayed: r.replayed}
+}
+
+// Run serves until ctx ends, then lets in-flight triggers finish.
+func (s *Service) Run(ctx context.Context) error {
+	if s.o.JS != nil {
+		if _, err := EnsureStream(ctx, s.o.JS, s.o.Subjects); err != nil {
+			return err
+		}
+	}
+	srv, err := natsrpc.NewServer(s.o.Conn, "remoteactions", s.o.Version, "remote action triggers and executions",
+		s.o.Concurrency, s.o.Log, natsrpc.WithMetrics(s.o.Metrics))
+	if err != nil {
+		return err
+	}
+	subj := s.o.Subjects
+	err = errors.Join(
+		natsrpc.Endpoint(srv, "list", subj.Of(events.ActionsList), events.TypeActionsListRequest,
+			func(context.Context, events.ActionsListRequest) (events.ActionsListReply, error) {
+				return s.m.list(), nil
+			}),
+		natsrpc.Endpoint(srv, "trigger", subj.Of(events.ActionsTrigger), events.TypeActionsTriggerRequest,
+			func(ctx context.Context, req events.ActionsTriggerRequest) (events.ExecutionReply, error) {
+				r, err := s.m.trigger(ctx, caller(ctx), req)
+				return reply(r), err
+			}),
+		natsrpc.Endpoint(srv, "remediate", subj.Of(events.ActionsRemediate), events.TypeActionsRemediateRequest,
+			func(ctx context.Context, req events.ActionsRemediateRequest) (events.ExecutionReply, error) {
+				r, err := s.m.remediate(ctx, caller(ctx), req)
+				return reply(r), err
+			}),
+		natsrpc.Endpoint(srv, "get", subj.Of(events.ActionsGet), events.TypeActionsGetRequest,
+			func(ctx context.Context, req events.ActionsGetRequest) (events.ExecutionReply, error) {
+				e, err := s.m.get(ctx, req.ID)
+				return reply(result{execution: e}), err
+			}),
+	)
+	if err != nil {
+		_ = srv.Stop(ctx)
+		return err
+	}
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.ShutdownTimeout)
+	defer cancel()
+	return srv.Stop(stopCtx)
+}
