@@ -20,7 +20,7 @@ build: ## build the binaries into bin/
 	$(GO) build -o bin/ ./cmd/...
 
 .PHONY: bench
-bench: build ## measure discovery (100k, 500k devices) and identification against nxsim; BENCH_ARGS="-scenarios identify" picks some
+bench: build ## measure discovery (100k, 500k devices), identification, webhooks and diagnosis against nxsim; BENCH_ARGS="-scenarios identify" picks some
 	@if [ -z "$${DATABASE_URL:-}" ]; then infra/scripts/local-postgres.sh dexbench; fi
 	@DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/dexbench?sslmode=disable}" bin/dexbench -bin bin $(BENCH_ARGS)
 

@@ -4,13 +4,18 @@ import "time"
 
 // Type tokens of the remote-action messages.
 const (
-	TypeActionsListRequest    = "dexbridge.actions.v1.list_request"
-	TypeActionsListReply      = "dexbridge.actions.v1.list_reply"
-	TypeActionsTriggerRequest = "dexbridge.actions.v1.trigger_request"
-	TypeActionsGetRequest     = "dexbridge.actions.v1.get_request"
-	TypeExecutionReply        = "dexbridge.actions.v1.execution_reply"
-	TypeExecutionUpdatedEvent = "dexbridge.actions.v1.execution_updated"
+	TypeActionsListRequest      = "dexbridge.actions.v1.list_request"
+	TypeActionsListReply        = "dexbridge.actions.v1.list_reply"
+	TypeActionsTriggerRequest   = "dexbridge.actions.v1.trigger_request"
+	TypeActionsGetRequest       = "dexbridge.actions.v1.get_request"
+	TypeExecutionReply          = "dexbridge.actions.v1.execution_reply"
+	TypeExecutionUpdatedEvent   = "dexbridge.actions.v1.execution_updated"
+	TypeActionsRemediateRequest = "dexbridge.actions.v1.remediate_request"
 )
+
+// StreamExecutions is the JetStream stream (name relative to the deployment, see
+// Subjects.Stream) of execution updates: evt.actions.updated.<execution id>.
+const StreamExecutions = "EXECUTIONS"
 
 // Execution states (DESIGN.md section 4). The last four are final.
 const (
@@ -77,6 +82,18 @@ type ActionsTriggerRequest struct {
 	Remediation string `json:"remediation,omitempty"`
 }
 
+// ActionsRemediateRequest runs remediation Remediation of topic Topic on Device, with
+// the params of the latest diagnosis of that topic on that device. The worker answers
+// like a trigger: an ExecutionReply.
+type ActionsRemediateRequest struct {
+	Header
+	Topic          string `json:"topic"`
+	Remediation    string `json:"remediation"`
+	Device         string `json:"device"` // name or collector UID
+	Reason         string `json:"reason,omitempty"`
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+}
+
 // ActionsGetRequest asks for one execution by its dexbridge id.
 type ActionsGetRequest struct {
 	Header
@@ -109,9 +126,12 @@ type Execution struct {
 	Outputs           map[string]any    `json:"outputs,omitempty"`
 	Reason            string            `json:"reason,omitempty"`
 	ExternalReference string            `json:"external_reference,omitempty"`
-	CreatedAt         time.Time         `json:"created_at"`
-	UpdatedAt         time.Time         `json:"updated_at"`
-	ExpiresAt         time.Time         `json:"expires_at"`
+	// Topic and Remediation name the topic remediation that ran it, if one did.
+	Topic       string    `json:"topic,omitempty"`
+	Remediation string    `json:"remediation,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	ExpiresAt   time.Time `json:"expires_at"`
 }
 
 // ExecutionDevice is the device an execution runs on.

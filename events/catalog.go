@@ -21,7 +21,24 @@ func Catalog() []Message {
 	n := int64(12)
 	run := DiscoveryRunInfo{ID: 7, Instance: "eu", Trigger: "schedule", StartedAt: seen, EndedAt: &seen, Outcome: "success",
 		Attempts: 1, Devices: &n, Users: &n, Activities: &n, DataAsOf: &seen}
+	exec := Execution{ID: "ex_0b9f6f3c2d8e4a71a5c3e1d2f4b6a890", RequestID: "6c1e5f0a-8b7d-4e2f-9a1b-3c4d5e6f7a8b",
+		RemoteAction: "#disable_application_from_startup_menu",
+		Device:       ExecutionDevice{Name: "PC-STARTUP", CollectorUID: "cf05120d-508a-4b9f-a596-6c3865d118a1", Instance: "eu"},
+		Params:       map[string]string{"ApplicationNames": "Spotify"}, Status: StatusSuccess, StatusDetails: "Script executed successfully",
+		Outputs: map[string]any{}, Reason: "Slow PC: startup apps", ExternalReference: "INC0012345", Topic: "slow_pc",
+		Remediation: "disable_startup_apps", CreatedAt: seen, UpdatedAt: seen, ExpiresAt: seen.Add(time.Hour)}
 	return []Message{
+		ActionsListRequest{Header: NewHeader(TypeActionsListRequest)},
+		ActionsListReply{Header: NewHeader(TypeActionsListReply), Actions: []RemoteAction{{ID: "#disable_application_from_startup_menu",
+			Title: "Disable Application from Startup menu", Purpose: "remediation", Platforms: []string{"Windows"},
+			Inputs: []ActionInput{{Name: "ApplicationNames", Required: true, Description: "Comma-separated names"}}}}},
+		ActionsTriggerRequest{Header: NewHeader(TypeActionsTriggerRequest), RemoteAction: exec.RemoteAction, Device: "PC-STARTUP",
+			Params: exec.Params, Reason: exec.Reason, ExternalReference: exec.ExternalReference, IdempotencyKey: "b1946ac9-2f4e"},
+		ActionsRemediateRequest{Header: NewHeader(TypeActionsRemediateRequest), Topic: "slow_pc", Remediation: "disable_startup_apps",
+			Device: "PC-STARTUP", Reason: "Slow PC", IdempotencyKey: "b1946ac9-2f4e"},
+		ActionsGetRequest{Header: NewHeader(TypeActionsGetRequest), ID: exec.ID},
+		ExecutionReply{Header: NewHeader(TypeExecutionReply), Execution: exec, Replayed: true},
+		ExecutionUpdatedEvent{Header: NewHeader(TypeExecutionUpdatedEvent), Execution: exec},
 		TopicsListRequest{Header: NewHeader(TypeTopicsListRequest), Platform: "Windows"},
 		TopicsListReply{Header: NewHeader(TypeTopicsListReply), Topics: []Topic{topic}},
 		TopicsGetRequest{Header: NewHeader(TypeTopicsGetRequest), Topic: "outlook"},
@@ -59,5 +76,42 @@ func Catalog() []Message {
 				Remediations: []ProactiveRemediation{{ID: "disable_plugins", Title: "Disable the crashing add-ins", RemoteAction: "#set_outlook_plugins", Params: map[string]string{"PluginNames": "Grammarly"}}},
 				Message:      "Hi hjordan, Outlook has been crashing on PC-OUTLOOK-PLUGIN.",
 				CreatedAt:    seen, UpdatedAt: seen}},
+		DiagnoseRequest{Header: NewHeader(TypeDiagnoseRequest), Topic: "outlook", Device: "PC-OUTLOOK-PLUGIN", Refresh: true},
+		DiagnoseReply{Header: NewHeader(TypeDiagnoseReply), Diagnosis: exampleDiagnosis(seen)},
+		NQLRequest{Header: NewHeader(TypeNQLRequest), QueryID: "#l1_device_checklist", Parameters: map[string]string{"device_name": "PC-HEALTHY"}, Instance: "eu"},
+		NQLReply{Header: NewHeader(TypeNQLReply), QueryID: "#l1_device_checklist", Headers: []string{"device.name", "device.hardware.memory"},
+			Rows: []map[string]any{{"device.name": "PC-HEALTHY", "device.hardware.memory": 17179869184}}, Source: SourceCache, Instance: "eu", DataAsOf: &seen},
+		TopicsReloadRequest{Header: NewHeader(TypeTopicsReloadRequest), RequestedBy: "key:key_0123456789abcdef"},
+		TopicsReloadReply{Header: NewHeader(TypeTopicsReloadReply), Worker: "hbDgUgBdvVDP4Nt0yrkd5E", Status: ReloadRefused,
+			Problems: []string{"topics/outlook.yaml: rules[0].when: rule outlook_offline: undeclared reference to 'IsOnlin'"},
+			Topics:   6, Queries: 17, LoadedAt: seen},
+	}
+}
+
+// exampleDiagnosis is the catalogue's diagnosis: the Outlook topic on a device with a
+// crashed add-in, after a refresh.
+func exampleDiagnosis(at time.Time) Diagnosis {
+	const plugins = "remote_action.get_outlook_plugin_crash_details_windows.execution.outputs.CrashedPluginList"
+	device := ExecutionDevice{Name: "PC-OUTLOOK-PLUGIN", CollectorUID: "cf05120d-508a-4b9f-a596-6c3865d118a1", Instance: "eu"}
+	return Diagnosis{
+		ID: "dg_0b9f6f3c2d8e4a71a5c3e1d2f4b6a890", Topic: "outlook", Device: device,
+		Fields:   map[string]any{"device.name": "PC-OUTLOOK-PLUGIN", plugins: `["Grammarly"]`, "device.boot.days_since_last_full_boot": 2},
+		Findings: []Finding{{Rule: "outlook_plugin_crashed", Title: "An Outlook add-in crashed", Evidence: map[string]any{plugins: `["Grammarly"]`}, Remediations: []string{"set_outlook_plugins"}}},
+		Rules: []RuleResult{
+			{Rule: "outlook_plugin_crashed", Title: "An Outlook add-in crashed", Status: "found", Evidence: map[string]any{plugins: `["Grammarly"]`}},
+			{Rule: "restart_overdue", Title: "The device has not been restarted for more than 10 days", Status: "clear",
+				Evidence: map[string]any{"device.boot.days_since_last_full_boot": 2}},
+			{Rule: "office_outdated", Title: "Microsoft Office is out of date", Status: "not_evaluated",
+				Reason: "outdated_office_packages is null (no data)", Evidence: map[string]any{"outdated_office_packages": nil}},
+		},
+		Remediations: []SuggestedRemedy{
+			{ID: "set_outlook_plugins", Title: "Set Outlook plugins", RemoteAction: "#set_outlook_plugins", Ready: true, Rules: []string{"outlook_plugin_crashed"}},
+			{ID: "repair_outlook_ost_problem", Title: "Repair Outlook OST Problem", RemoteAction: "#repair_outlook_ost_problem", Ready: true, Generic: true},
+		},
+		Refreshed: []Execution{{ID: "ex_5f0c2a1d9b3e4f60718293a4b5c6d7e8", RequestID: "8a1e1d0b-8d6f-4a43-a3c9-0a6c9a8b7c61",
+			RemoteAction: "#get_outlook_plugin_crash_details_windows", Device: device, Status: StatusSuccess,
+			Outputs: map[string]any{"CrashedPluginList": `["Grammarly"]`}, CreatedAt: at, UpdatedAt: at, ExpiresAt: at.Add(time.Hour)}},
+		Source: "live", DataAsOf: &at, DiagnosedAt: at,
+		Timing: map[string]int64{"resolve": 2, "refresh": 41250, "queries": 310, "total": 41570},
 	}
 }

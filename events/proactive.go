@@ -78,7 +78,7 @@ type ProactiveAlert struct {
 // ProactiveDiagnosis is a topic's diagnosis of the device.
 type ProactiveDiagnosis struct {
 	Topic        string                 `json:"topic"`
-	Source       string                 `json:"source,omitempty"` // cache or live
+	Source       string                 `json:"source,omitempty"` // cache, live or mixed
 	DataAsOf     *time.Time             `json:"data_as_of,omitempty"`
 	Findings     []ProactiveFinding     `json:"findings"`
 	Remediations []ProactiveRemediation `json:"remediations"`

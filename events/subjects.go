@@ -50,6 +50,9 @@ const (
 	// ActionsTrigger triggers a remote action on one device.
 	// Request ActionsTriggerRequest, reply ExecutionReply.
 	ActionsTrigger = "req.actions.trigger"
+	// ActionsRemediate runs a topic's remediation on a device with the params of the
+	// latest diagnosis. Request ActionsRemediateRequest, reply ExecutionReply.
+	ActionsRemediate = "req.actions.remediate"
 	// ActionsGet asks for one execution.
 	// Request ActionsGetRequest, reply ExecutionReply.
 	ActionsGet = "req.actions.get"
@@ -64,6 +67,10 @@ const (
 	// NQLExecute runs a saved query through the NQL wrapper (cache or live).
 	// Request NQLRequest, reply NQLReply.
 	NQLExecute = "req.nql.execute"
+	// TopicsReload tells every topics worker to reload its topics, allow-list and
+	// saved queries. Broadcast, not a queue group: each replica answers.
+	// Request TopicsReloadRequest, reply TopicsReloadReply (one per replica).
+	TopicsReload = "cmd.topics.reload"
 )
 
 // Subjects builds absolute subject names for one deployment.

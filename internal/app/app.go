@@ -141,6 +141,8 @@ func Run(ctx context.Context, o Options) error {
 	backCtx, stopBack := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBack()
 	backDone := start(backCtx, back, log)
+	stopReloads := reloadOnHangup(back, log)
+	defer stopReloads()
 	frontCtx, stopFront := context.WithCancel(ctx)
 	defer stopFront()
 	frontDone := start(frontCtx, front, log)

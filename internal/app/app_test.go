@@ -30,6 +30,8 @@ func testConfig(t *testing.T) config.Config {
 	cfg.NATS.SubjectPrefix = testenv.Prefix(t)
 	cfg.DatabaseURL = config.Secret(testenv.PostgresURL(t))
 	cfg.TopicsDir = filepath.Join(testenv.RepoRoot(t), "topics")
+	cfg.RemoteActionsFile = filepath.Join(testenv.RepoRoot(t), "config", "remote_actions.yaml")
+	cfg.QueriesFile = filepath.Join(testenv.RepoRoot(t), "config", "queries.yaml")
 	cfg.ShutdownTimeout = config.Duration(10 * time.Second)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

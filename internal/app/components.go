@@ -2,14 +2,14 @@ package app
 
 import (
 	"context"
+	"time"
 
 	"github.com/dexbridge/dexbridge/internal/auth"
 	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/instances"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
-
-	"github.com/dexbridge/dexbridge/internal/topic"
+	"github.com/dexbridge/dexbridge/internal/wrapper"
 	"github.com/dexbridge/dexbridge/services/devices"
 	"github.com/dexbridge/dexbridge/services/discovery"
 	"github.com/dexbridge/dexbridge/services/ingress"
@@ -30,6 +30,8 @@ func components() []component {
 		{name: "topics", build: buildTopics},
 		{name: "devices", build: buildDevices},
 		{name: "discovery", build: buildDiscovery},
+		{name: "remoteactions", build: buildRemoteActions},
+		{name: "poller", build: buildPoller},
 		{name: "webhooks", build: buildWebhooks},   // webhooks.go
 		{name: "proactive", build: buildProactive}, // webhooks.go
 	}
@@ -57,19 +59,30 @@ func buildIngress(d *deps) (Runner, error) {
 		OnListen:          d.onListen,
 		Webhooks:          receiver,
 		Proactive:         proactiveFeed(d),
+		Events:            d.bus.Conn,
+		RequestTimeout:    d.cfg.RequestTimeout.D(),
+		RefreshTimeout:    d.cfg.Diagnosis.RefreshTimeout.D(),
 	}), nil
 }
 
 func buildTopics(d *deps) (Runner, error) {
-	cat, err := topic.LoadDir(d.cfg.TopicsDir)
+	db := store.New(d.db)
+	set, err := instances.New(d.cfg, ratelimit.NewShared(db), instances.Options{Log: d.log})
 	if err != nil {
 		return nil, err
 	}
+	var live []wrapper.Instance
+	for _, in := range set.List() {
+		// A chatbot is waiting: the same patience as live identification.
+		live = append(live, wrapper.Instance{Name: in.Name, Live: in.Client.WithPolicy(2*time.Second, 10*time.Second)})
+	}
+	files := topics.Files{TopicsDir: d.cfg.TopicsDir, RemoteActionsFile: d.cfg.RemoteActionsFile, QueriesFile: d.cfg.QueriesFile}
 	return topics.New(topics.Options{
-		Conn: d.bus.Conn, Subjects: d.subjects, Catalog: cat,
+		Conn: d.bus.Conn, Subjects: d.subjects, Load: files.Load, Instances: live, MaxAge: d.cfg.Cache.FreshFor(),
+		Diagnoses: db, RefreshTimeout: d.cfg.Diagnosis.RefreshTimeout.D(), RequestTimeout: d.cfg.RequestTimeout.D(),
 		Concurrency: d.cfg.Workers.Concurrency, ShutdownTimeout: d.cfg.ShutdownTimeout.D(),
-		Log: d.log, Version: d.version, Metrics: d.metrics,
-	}), nil
+		Log: d.log.With("service", "topics"), Version: d.version, Metrics: d.metrics,
+	})
 }
 
 func buildDevices(d *deps) (Runner, error) {

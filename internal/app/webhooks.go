@@ -1,11 +1,14 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
 
+	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/config"
+	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/webhookmap"
@@ -73,10 +76,46 @@ func buildWebhooks(d *deps) (Runner, error) {
 
 // webhookDiagnoser is the topic diagnosis the webhooks worker runs before recording
 // a proactive event, so the chatbot opens the conversation knowing the findings and
-// remediations. nil skips that step: events then carry the remediations the mapping
-// rules name. Wire here a webhooks.Diagnoser that asks the topics service for a
-// diagnosis over NATS, once that service diagnoses.
-func webhookDiagnoser(*deps) webhooks.Diagnoser { return nil }
+// remediations: it asks a topics worker over NATS (req.topics.diagnose).
+func webhookDiagnoser(d *deps) webhooks.Diagnoser {
+	return natsDiagnoser{rpc: d.rpc, subjects: d.subjects}
+}
+
+// natsDiagnoser asks the topics service for a diagnosis.
+type natsDiagnoser struct {
+	rpc      *natsrpc.Client
+	subjects events.Subjects
+}
+
+// Diagnose implements webhooks.Diagnoser: the device by its collector UID when the
+// cache gave it, else by name.
+func (n natsDiagnoser) Diagnose(ctx context.Context, topic string, device webhooks.Device) (*events.ProactiveDiagnosis, error) {
+	target := device.CollectorUID
+	if target == "" {
+		target = device.Name
+	}
+	req := events.DiagnoseRequest{Header: events.NewHeader(events.TypeDiagnoseRequest), Topic: topic, Device: target}
+	var reply events.DiagnoseReply
+	if err := n.rpc.Call(ctx, n.subjects.Of(events.TopicsDiagnose), req, &reply); err != nil {
+		return nil, err
+	}
+	return proactiveDiagnosis(reply.Diagnosis), nil
+}
+
+// proactiveDiagnosis is what a proactive event carries of a diagnosis: its findings
+// and every remediation it suggests.
+func proactiveDiagnosis(d events.Diagnosis) *events.ProactiveDiagnosis {
+	out := &events.ProactiveDiagnosis{Topic: d.Topic, Source: d.Source, DataAsOf: d.DataAsOf,
+		Findings: []events.ProactiveFinding{}, Remediations: []events.ProactiveRemediation{}}
+	for _, f := range d.Findings {
+		out.Findings = append(out.Findings, events.ProactiveFinding{Rule: f.Rule, Title: f.Title, Evidence: f.Evidence})
+	}
+	for _, r := range d.Remediations {
+		out.Remediations = append(out.Remediations, events.ProactiveRemediation{ID: r.ID, Title: r.Title,
+			RemoteAction: r.RemoteAction, Params: r.Params, Message: r.Message})
+	}
+	return out
+}
 
 func buildProactive(d *deps) (Runner, error) {
 	p := d.cfg.Proactive

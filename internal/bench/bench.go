@@ -18,6 +18,14 @@
 //   - webhooks: accepted webhooks per second (202 after the JetStream ack, embedded
 //     NATS syncing every write) against bare JetStream publishes, the backlog processed
 //     to signed callbacks, and webhook-to-callback latency at a fixed rate (webhooks.go).
+//   - diagnosis: POST /api/v1/topics/{topic}/diagnosis for a topic the cache answers
+//     and a live one, at fixed rates, against the chatbot asking nxsim's NQL API the
+//     same queries directly with 300 ms of latency; and the cached path's throughput
+//     with one and two topics worker processes (diagnosis.go).
+//   - remediation: NQL calls per minute that reach the instance with 1, 100 and 1000
+//     pending executions, beside a naive one-query-per-execution poller in the same
+//     window, and the latency from nxsim completing an execution to the chatbot's long
+//     poll returning it (remediation.go).
 package bench
 
 import (
@@ -47,8 +55,10 @@ type Env struct {
 	DatabaseURL string // a database where each scenario makes its own schema
 	Duration    time.Duration
 	Rate        float64 // identify: offered requests per second through dexbridge
-	DirectRate  float64 // identify: offered requests per second to nxsim directly
-	Log         io.Writer
+	// DiagnosisRate is the offered diagnoses per second of the cached topic.
+	DiagnosisRate float64
+	DirectRate    float64 // identify: offered requests per second to nxsim directly
+	Log           io.Writer
 }
 
 // Scenario is a named measurement.
@@ -63,7 +73,9 @@ func Scenarios() []Scenario {
 		{"discovery-100k", func(ctx context.Context, env Env) ([]Row, error) { return discoveryScenario(ctx, env, 100_000) }},
 		{"discovery-500k", func(ctx context.Context, env Env) ([]Row, error) { return discoveryScenario(ctx, env, 500_000) }},
 		{"identify", identifyScenario},
-		{"webhooks", webhooksScenario}, // webhooks.go
+		{"webhooks", webhooksScenario},   // webhooks.go
+		{"diagnosis", diagnosisScenario}, // diagnosis.go
+		{"remediation", remediationScenario},
 	}
 }
 
@@ -82,14 +94,15 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	db := fs.String("database-url", getenv("DATABASE_URL"), "PostgreSQL database for the scenarios' schemas (DATABASE_URL)")
 	duration := fs.Duration("duration", 10*time.Second, "identify: measurement time per path")
 	rate := fs.Float64("rate", 5000, "identify: offered requests per second through dexbridge")
-	direct := fs.Float64("direct-rate", 20, "identify: offered requests per second to nxsim directly")
+	direct := fs.Float64("direct-rate", 20, "identify, diagnosis: offered requests per second to nxsim directly (and of the live diagnosis)")
+	diagnosisRate := fs.Float64("diagnosis-rate", 500, "diagnosis: offered diagnoses per second of the cached topic")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *db == "" {
 		return errors.New("set -database-url or DATABASE_URL")
 	}
-	env := Env{Root: *root, Bin: *bin, DatabaseURL: *db, Duration: *duration, Rate: *rate, DirectRate: *direct, Log: stderr}
+	env := Env{Root: *root, Bin: *bin, DatabaseURL: *db, Duration: *duration, Rate: *rate, DirectRate: *direct, DiagnosisRate: *diagnosisRate, Log: stderr}
 	for _, b := range []string{"dexbridge", "nxsim"} {
 		if _, err := os.Stat(filepath.Join(env.Bin, b)); err != nil {
 			return fmt.Errorf("%s: build the binaries first (make build): %w", b, err)

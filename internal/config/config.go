@@ -28,7 +28,9 @@ type Config struct {
 	ShutdownTimeout   Duration   `yaml:"shutdown_timeout"`   // in-flight work gets this long to finish
 	Workers           Workers    `yaml:"workers"`
 	Cache             Cache      `yaml:"cache"`
+	Diagnosis         Diagnosis  `yaml:"diagnosis"`
 	Limits            Limits     `yaml:"limits"`
+	Executions        Executions `yaml:"executions"` // see executions.go
 	Instances         []Instance `yaml:"instances"`
 	Admin             Admin      `yaml:"admin"`
 	Webhooks          Webhooks   `yaml:"webhooks"`  // see webhooks.go
@@ -66,6 +68,24 @@ type Workers struct {
 type Cache struct {
 	Refresh            Duration `yaml:"refresh"`              // CHATBOT_CACHE_REFRESH
 	UserActivityPeriod Duration `yaml:"user_activity_period"` // USER_ACTIVITY_PERIOD
+	// MaxAge is how old a device's cached fields may be and still answer a saved query
+	// (CACHE_MAX_AGE); zero means twice Refresh.
+	MaxAge Duration `yaml:"max_age"`
+}
+
+// FreshFor is how old cached fields may be and still answer a saved query.
+func (c Cache) FreshFor() time.Duration {
+	if c.MaxAge > 0 {
+		return c.MaxAge.D()
+	}
+	return 2 * c.Refresh.D()
+}
+
+// Diagnosis configures the topic worker's diagnoses.
+type Diagnosis struct {
+	// RefreshTimeout bounds the wait for a refresh's data-collection remote actions
+	// (DIAGNOSIS_REFRESH_TIMEOUT).
+	RefreshTimeout Duration `yaml:"refresh_timeout"`
 }
 
 // Limits are the overload protections of DESIGN.md section 5.
@@ -106,6 +126,8 @@ func Default() Config {
 			Refresh:            Duration(time.Hour),
 			UserActivityPeriod: Duration(30 * 24 * time.Hour),
 		},
+		Diagnosis:  Diagnosis{RefreshTimeout: Duration(60 * time.Second)},
+		Executions: defaultExecutions(),
 		Limits: Limits{
 			CacheRequestsPerSecond:  500,
 			EngineRequestsPerSecond: 40,
@@ -188,6 +210,7 @@ func (c Config) Validate() error {
 		{"workers.concurrency", "WORKER_CONCURRENCY", float64(c.Workers.Concurrency)},
 		{"cache.refresh", "CHATBOT_CACHE_REFRESH", c.Cache.Refresh.Seconds()},
 		{"cache.user_activity_period", "USER_ACTIVITY_PERIOD", c.Cache.UserActivityPeriod.Seconds()},
+		{"diagnosis.refresh_timeout", "DIAGNOSIS_REFRESH_TIMEOUT", c.Diagnosis.RefreshTimeout.Seconds()},
 		{"limits.cache_requests_per_second", "MAX_CACHE_REQUESTS_PER_SECOND", c.Limits.CacheRequestsPerSecond},
 		{"limits.engine_requests_per_second", "MAX_ENGINE_REQUESTS_PER_SECOND", c.Limits.EngineRequestsPerSecond},
 		{"limits.portal_requests_per_second", "MAX_PORTAL_REQUESTS_PER_SECOND", c.Limits.PortalRequestsPerSecond},
@@ -197,6 +220,9 @@ func (c Config) Validate() error {
 			return &Error{Key: p.key, Env: p.env, Reason: "must be greater than zero"}
 		}
 	}
+	if c.Cache.MaxAge < 0 {
+		return &Error{Key: "cache.max_age", Env: "CACHE_MAX_AGE", Reason: "must not be negative"}
+	}
 	if (c.Admin.Username == "") != (c.Admin.Password == "") {
 		return &Error{Key: "admin", Env: "DEXBRIDGE_ADMIN_USERNAME/DEXBRIDGE_ADMIN_PASSWORD", Reason: "set both the admin username and password, or neither"}
 	}
@@ -204,6 +230,9 @@ func (c Config) Validate() error {
 		return &Error{Key: "admin.password", Env: "DEXBRIDGE_ADMIN_PASSWORD", Reason: "use at least 12 characters"}
 	}
 	if err := c.validateWebhooks(); err != nil {
+		return err
+	}
+	if err := c.validateExecutions(); err != nil {
 		return err
 	}
 	seen := map[string]bool{}

@@ -72,6 +72,10 @@ type Handler[Req events.Message, Resp any] func(ctx context.Context, req Req) (R
 
 // Endpoint registers h on subject. reqType is the type token the request must carry.
 func Endpoint[Req events.Message, Resp any](s *Server, name, subject, reqType string, h Handler[Req, Resp]) error {
+	return addEndpoint(s, name, subject, reqType, h)
+}
+
+func addEndpoint[Req events.Message, Resp any](s *Server, name, subject, reqType string, h Handler[Req, Resp], opts ...micro.EndpointOpt) error {
 	return s.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) {
 		ctx, cancel := requestContext(r.Headers())
 		s.pool.Go(func() {
@@ -87,7 +91,7 @@ func Endpoint[Req events.Message, Resp any](s *Server, name, subject, reqType st
 				return h(ctx, req)
 			})
 		})
-	}), micro.WithEndpointSubject(subject))
+	}), append([]micro.EndpointOpt{micro.WithEndpointSubject(subject)}, opts...)...)
 }
 
 func (s *Server) serve(ctx context.Context, r micro.Request, call func(context.Context) (any, error)) {
@@ -116,7 +120,11 @@ func (s *Server) serve(ctx context.Context, r micro.Request, call func(context.C
 			log.DebugContext(ctx, "request refused", "code", p.Code, "err", err)
 		}
 		doc, _ := json.Marshal(p.Doc())
-		if rerr := r.Error(string(p.Code), p.Code.Title(), doc); rerr != nil {
+		// The error headers of micro's Error, sent with Respond: Error records the error
+		// on the request for micro's stats after the handler has returned, which races
+		// with micro reading it, since the handler hands the request to the pool.
+		headers := micro.Headers{micro.ErrorHeader: {p.Code.Title()}, micro.ErrorCodeHeader: {string(p.Code)}}
+		if rerr := r.Respond(doc, micro.WithHeaders(headers)); rerr != nil {
 			log.WarnContext(ctx, "reply failed", "err", rerr)
 		}
 		return

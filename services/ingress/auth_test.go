@@ -22,7 +22,6 @@ import (
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/testenv"
-	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/services/ingress"
 	"github.com/dexbridge/dexbridge/services/topics"
 )
@@ -64,13 +63,14 @@ func newEnv(t *testing.T) *env {
 	subjects := events.NewSubjects(testenv.Prefix(t))
 	logs := &syncBuffer{}
 	log, _ := logging.New(logs, "debug")
-	cat, err := topic.LoadDir(filepath.Join(testenv.RepoRoot(t), "topics"))
+	root := testenv.RepoRoot(t)
+	files := topics.Files{TopicsDir: filepath.Join(root, "topics"), RemoteActionsFile: filepath.Join(root, "config", "remote_actions.yaml")}
+	svc, err := topics.New(topics.Options{Conn: nc, Subjects: subjects, Load: files.Load, Concurrency: 8, ShutdownTimeout: 5 * time.Second, Log: logging.Discard(), Version: "0.0.0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	svc := topics.New(topics.Options{Conn: nc, Subjects: subjects, Catalog: cat, Concurrency: 8, ShutdownTimeout: 5 * time.Second, Log: logging.Discard(), Version: "0.0.0"})
 	go func() { done <- svc.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	h := apitest.New(t).Handler(t, ingress.NewHandler(ingress.Options{

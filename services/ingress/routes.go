@@ -39,6 +39,15 @@ func NewHandler(o Options) http.Handler {
 	r.HandleFunc("/api/v1/devices/{device}", h.withKey(auth.Read, h.getDevice)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/status", h.withKey(auth.Read, h.status)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/admin/discovery", h.withKey(auth.Admin, h.runDiscovery)).Methods(http.MethodPost)
+	r.HandleFunc("/api/v1/topics/{topic}/diagnosis", h.withKey(auth.Diagnose, h.diagnose)).Methods(http.MethodPost)
+	r.HandleFunc("/api/v1/nql/{query_id}", h.withKey(auth.Diagnose, h.executeQuery)).Methods(http.MethodPost)
+	r.HandleFunc("/api/v1/admin/reload", h.withKey(auth.Admin, h.reloadTopics)).Methods(http.MethodPost)
+
+	// Remediation: the allow-list, triggers (sync or async) and executions (actions.go).
+	r.HandleFunc("/api/v1/remote-actions", h.withKey(auth.Read, h.listRemoteActions)).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/remote-actions/executions", h.withKey(auth.Remediate, h.triggerExecution)).Methods(http.MethodPost)
+	r.HandleFunc("/api/v1/remote-actions/executions/{id}", h.withKey(auth.Remediate, h.getExecution)).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/topics/{topic}/remediations/{id}", h.withKey(auth.Remediate, h.remediate)).Methods(http.MethodPost)
 
 	// Webhooks authenticate with their source's own credential, not an API key.
 	r.HandleFunc("/api/v1/webhooks/{source}", h.receiveWebhook).Methods(http.MethodPost, http.MethodPut, http.MethodPatch)

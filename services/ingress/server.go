@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/auth"
 	"github.com/dexbridge/dexbridge/internal/metrics"
@@ -51,6 +53,13 @@ type Options struct {
 	// Proactive serves /api/v1/proactive/...; nil answers 404. Its streams end when
 	// the server shuts down.
 	Proactive ProactiveFeed
+	// Events carries execution updates (evt.actions.updated.<id>) to the requests that
+	// wait for them (wait_seconds, ?wait=); nil answers at once with the current state.
+	Events *nats.Conn
+	// RequestTimeout is the workers' time to answer (the RPC client's timeout) and
+	// RefreshTimeout the topic worker's bound on a refresh's data collection: a
+	// diagnosis with refresh may take both.
+	RequestTimeout, RefreshTimeout time.Duration
 }
 
 // Service runs the HTTP server.

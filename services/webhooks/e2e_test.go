@@ -148,8 +148,9 @@ func TestEndToEndWithNxsim(t *testing.T) {
 	if !strings.HasPrefix(ev.Message, "Hi hjordan, Outlook has been crashing on PC-OUTLOOK-PLUGIN.") {
 		t.Errorf("message: got %q", ev.Message)
 	}
-	// The diagnosis is asserted once a Diagnoser is wired (TestEventsCarryTheDiagnosis
-	// covers the hook); without one the event has none.
+	// This worker has no Diagnoser, so the event has no diagnosis (TestEventsCarryTheDiagnosis
+	// covers the hook; internal/app's TestProactiveEventCarriesTheDiagnosis runs the real
+	// one, a topics worker over NATS, on this same alert).
 	if ev.Diagnosis != nil {
 		t.Errorf("diagnosis: got %+v, want none without a Diagnoser", ev.Diagnosis)
 	}
