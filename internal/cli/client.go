@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -299,15 +300,17 @@ func (p *paramFlags) Set(s string) error {
 // follow long-polls an execution until it is final or wait ends, showing progress.
 func follow(ctx context.Context, env Env, c *apiclient.Client, e *events.Execution, wait time.Duration, asJSON bool) error {
 	deadline := time.Now().Add(wait)
-	status := e.Status
-	stop := progress(env.Stderr, e.RemoteAction+" on "+e.Device.Name, func() string { return status })
+	var status atomic.Value // read by the spinner's goroutine
+	status.Store(e.Status)
+	stop := progress(env.Stderr, e.RemoteAction+" on "+e.Device.Name, func() string { return status.Load().(string) })
 	for !events.FinalStatus(e.Status) && time.Now().Before(deadline) {
 		next, err := c.Execution(ctx, e.ID, min(20*time.Second, time.Until(deadline)+time.Second))
 		if err != nil {
 			stop()
 			return err
 		}
-		e, status = next, next.Status
+		e = next
+		status.Store(next.Status)
 	}
 	stop()
 	if asJSON {
