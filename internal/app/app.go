@@ -20,8 +20,10 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/broker"
 	"github.com/dexbridge/dexbridge/internal/config"
+	"github.com/dexbridge/dexbridge/internal/instances"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
+	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
 )
 
@@ -56,7 +58,11 @@ type deps struct {
 	subjects events.Subjects
 	rpc      *natsrpc.Client
 	metrics  *metrics.Metrics
-	onListen func(net.Addr)
+
+	instancesOnce sync.Once
+	instanceSet   *instances.Set
+	instancesErr  error
+	onListen      func(net.Addr)
 }
 
 // ServiceNames lists the services `dexbridge run` knows, in start order.
@@ -240,4 +246,15 @@ func names(cs []component) []string {
 		out[i] = c.name
 	}
 	return out
+}
+
+// instances is the process's one set of instance clients: every service of the
+// process shares their token caches, and all take their budget from the
+// deployment-wide limiters.
+func (d *deps) instances() (*instances.Set, error) {
+	d.instancesOnce.Do(func() {
+		d.instanceSet, d.instancesErr = instances.New(d.cfg, ratelimit.NewShared(store.New(d.db)),
+			instances.Options{Log: d.log, Metrics: d.metrics})
+	})
+	return d.instanceSet, d.instancesErr
 }

@@ -3,9 +3,12 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +89,28 @@ func TestCommandLineAndExampleChatbot(t *testing.T) {
 	for _, w := range []string{"PC-OUTLOOK-PLUGIN", "I found this: An Outlook add-in crashed", "Done: Set Outlook plugins", "All good now"} {
 		if !strings.Contains(string(out), w) {
 			t.Errorf("example conversation lacks %q:\n%s", w, out)
+		}
+	}
+
+	// What an operator sees of all this.
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, re := range []string{
+		`dexbridge_upstream_calls_total\{endpoint="nql.execute",instance="eu",status="200"\} [1-9]`,
+		`dexbridge_upstream_calls_total\{endpoint="act.execute",instance="eu",status="200"\} [1-9]`,
+		`dexbridge_discovery_runs_total\{instance="eu",outcome="success"\} 1`,
+		`dexbridge_discovery_rows_total\{instance="eu",kind="devices"\} [1-9]`,
+		`dexbridge_cache_lookups_total\{kind="identify",result="hit"\} [1-9]`,
+		`dexbridge_cache_lookups_total\{kind="nql",result="miss"\} [1-9]`,
+		`dexbridge_pending_executions\{instance="eu"\} 0`,
+		`dexbridge_nats_handler_duration_seconds_count\{outcome="ok",subject="` + cfg.NATS.SubjectPrefix + `.req.topics.diagnose"\} [1-9]`,
+	} {
+		if !regexp.MustCompile(re).Match(raw) {
+			t.Errorf("/metrics has no line matching %s", re)
 		}
 	}
 }

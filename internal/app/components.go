@@ -6,7 +6,6 @@ import (
 
 	"github.com/dexbridge/dexbridge/internal/auth"
 	"github.com/dexbridge/dexbridge/internal/config"
-	"github.com/dexbridge/dexbridge/internal/instances"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/wrapper"
@@ -67,7 +66,7 @@ func buildIngress(d *deps) (Runner, error) {
 
 func buildTopics(d *deps) (Runner, error) {
 	db := store.New(d.db)
-	set, err := instances.New(d.cfg, ratelimit.NewShared(db), instances.Options{Log: d.log})
+	set, err := d.instances()
 	if err != nil {
 		return nil, err
 	}
@@ -88,21 +87,27 @@ func buildTopics(d *deps) (Runner, error) {
 func buildDevices(d *deps) (Runner, error) {
 	db := store.New(d.db)
 	limiters := ratelimit.NewShared(db)
-	set, err := instances.New(d.cfg, limiters, instances.Options{Log: d.log})
+	set, err := d.instances()
 	if err != nil {
 		return nil, err
 	}
 	lim := d.cfg.Limits.CacheRequestsPerSecond
 	return devices.New(devices.Options{
 		Conn: d.bus.Conn, Subjects: d.subjects, Cache: db, Instances: set,
-		CacheLimiter: limiters.Limiter(devices.CacheLimiterKey, ratelimit.Rate{PerSecond: lim, Burst: max(1, int(lim))}),
-		Refresh:      d.cfg.Cache.Refresh.D(), Concurrency: d.cfg.Workers.Concurrency,
+		CacheLimiter: ratelimit.Observed(limiters.Limiter(devices.CacheLimiterKey, ratelimit.Rate{PerSecond: lim, Burst: max(1, int(lim))}),
+			func() { d.metrics.RateLimited("cache") }),
+		Metrics: d.metrics,
+		Refresh: d.cfg.Cache.Refresh.D(), Concurrency: d.cfg.Workers.Concurrency,
 		ShutdownTimeout: d.cfg.ShutdownTimeout.D(), Log: d.log, Version: d.version,
 	})
 }
 
 func buildDiscovery(d *deps) (Runner, error) {
-	disc, err := discovery.FromConfig(d.cfg, store.New(d.db), d.bus.Conn, d.subjects, d.log)
+	set, err := d.instances()
+	if err != nil {
+		return nil, err
+	}
+	disc, err := discovery.FromConfig(d.cfg, store.New(d.db), set, d.bus.Conn, d.subjects, d.log, d.metrics)
 	if err != nil {
 		return nil, err
 	}

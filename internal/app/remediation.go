@@ -4,8 +4,6 @@ import (
 	"errors"
 
 	"github.com/dexbridge/dexbridge/internal/allowlist"
-	"github.com/dexbridge/dexbridge/internal/instances"
-	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/services/poller"
@@ -31,7 +29,7 @@ func buildRemoteActions(d *deps) (Runner, error) {
 		return nil, err
 	}
 	db := store.New(d.db)
-	set, err := instances.New(d.cfg, ratelimit.NewShared(db), instances.Options{Log: d.log})
+	set, err := d.instances()
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +44,7 @@ func buildRemoteActions(d *deps) (Runner, error) {
 
 func buildPoller(d *deps) (Runner, error) {
 	db := store.New(d.db)
-	set, err := instances.New(d.cfg, ratelimit.NewShared(db), instances.Options{Log: d.log})
+	set, err := d.instances()
 	if err != nil {
 		return nil, err
 	}

@@ -46,7 +46,7 @@ func discoverCmd(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	db := store.New(pool)
-	d, err := discovery.FromConfig(cfg, db, nil, events.NewSubjects(cfg.NATS.SubjectPrefix), log)
+	d, err := discovery.FromConfig(cfg, db, nil, nil, events.NewSubjects(cfg.NATS.SubjectPrefix), log, nil)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 
 	"github.com/dexbridge/dexbridge/internal/config"
+	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 )
@@ -31,6 +32,9 @@ type Options struct {
 	// (tests share a clock with nxsim, benchmarks observe calls).
 	Configure func(*nexthink.Config)
 	Log       *slog.Logger
+	// Metrics, when set, counts every upstream call by instance, call and status, and
+	// every call the instance's limiters refuse.
+	Metrics *metrics.Metrics
 }
 
 // NQLKey and ActionsKey name an instance's shared limiters.
@@ -52,6 +56,11 @@ func New(cfg config.Config, limiters *ratelimit.Shared, o Options) (*Set, error)
 			NQL:     limiters.Limiter(NQLKey(in.Name), rate(l.EngineRequestsPerSecond)),
 			Actions: limiters.Limiter(ActionsKey(in.Name), rate(l.PortalRequestsPerSecond)),
 			Log:     log,
+		}
+		if m := o.Metrics; m != nil {
+			nc.Observe = func(c nexthink.Call) { m.ObserveUpstream(c.Instance, c.Name, c.Status, c.Duration) }
+			nc.NQL = ratelimit.Observed(nc.NQL, func() { m.RateLimited("nql") })
+			nc.Actions = ratelimit.Observed(nc.Actions, func() { m.RateLimited("actions") })
 		}
 		if o.Configure != nil {
 			o.Configure(&nc)

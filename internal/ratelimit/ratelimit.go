@@ -120,3 +120,24 @@ func Wait(ctx context.Context, l Limiter, maxWait time.Duration) error {
 func RetryAfterSeconds(d time.Duration) int {
 	return max(1, int(math.Ceil(d.Seconds())))
 }
+
+// Observed reports every refusal of l to onRefuse (metrics).
+func Observed(l Limiter, onRefuse func()) Limiter {
+	if onRefuse == nil {
+		return l
+	}
+	return observed{l, onRefuse}
+}
+
+type observed struct {
+	Limiter
+	onRefuse func()
+}
+
+func (o observed) Take(ctx context.Context, maxWait time.Duration) (time.Duration, error) {
+	d, err := o.Limiter.Take(ctx, maxWait)
+	if _, ok := err.(*Limited); ok {
+		o.onRefuse()
+	}
+	return d, err
+}

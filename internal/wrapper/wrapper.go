@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/nql"
 	"github.com/dexbridge/dexbridge/internal/problem"
@@ -99,6 +100,8 @@ type Options struct {
 	MaxAge time.Duration
 	Now    func() time.Time // default time.Now
 	Log    *slog.Logger
+	// Metrics, when set, counts device queries answered from the cache (hit) or not.
+	Metrics *metrics.Metrics
 }
 
 // Wrapper answers saved queries from the cache or live. It is safe for concurrent use.
@@ -110,6 +113,7 @@ type Wrapper struct {
 	now      func() time.Time
 	types    map[string]nql.FieldType
 	log      *slog.Logger
+	metrics  *metrics.Metrics
 }
 
 // New returns a wrapper.
@@ -117,7 +121,7 @@ func New(o Options) (*Wrapper, error) {
 	if o.Resolver == nil || o.MaxAge <= 0 {
 		return nil, errors.New("wrapper: a device resolver and a positive cache age are required")
 	}
-	w := &Wrapper{live: map[string]Live{}, resolver: o.Resolver, maxAge: o.MaxAge, now: o.Now,
+	w := &Wrapper{live: map[string]Live{}, resolver: o.Resolver, maxAge: o.MaxAge, now: o.Now, metrics: o.Metrics,
 		types: deviceFieldTypes(), log: o.Log}
 	if w.now == nil {
 		w.now = time.Now
@@ -191,6 +195,14 @@ func CheckParameters(q *Query, params map[string]string) error {
 
 // Run answers q.
 func (w *Wrapper) Run(ctx context.Context, q *Query, r Request) (Answer, error) {
+	a, err := w.run(ctx, q, r)
+	if err == nil && q.Analysis.DeviceKey != nil {
+		w.metrics.Cache("nql", a.Source == events.SourceCache)
+	}
+	return a, err
+}
+
+func (w *Wrapper) run(ctx context.Context, q *Query, r Request) (Answer, error) {
 	if err := CheckParameters(q, r.Parameters); err != nil {
 		return Answer{}, err
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/instances"
+	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 )
@@ -36,6 +37,8 @@ type Options struct {
 	Instances *instances.Set
 	// CacheLimiter is MAX_CACHE_REQUESTS_PER_SECOND, shared by every replica.
 	CacheLimiter ratelimit.Limiter
+	// Metrics, when set, counts cache hits and misses and times the handlers.
+	Metrics *metrics.Metrics
 	// Refresh is CHATBOT_CACHE_REFRESH, to tell when the next discovery is due.
 	Refresh time.Duration
 	// LiveWait and LiveRetryFor are the patience of a live query: the wait for the
@@ -67,7 +70,7 @@ func New(o Options) (*Service, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &identifierService{cache: o.Cache, limiter: o.CacheLimiter, live: map[string]Live{}, now: time.Now}
+	s := &identifierService{cache: o.Cache, limiter: o.CacheLimiter, live: map[string]Live{}, now: time.Now, metrics: o.Metrics}
 	for _, in := range o.Instances.List() {
 		s.live[in.Name] = in.Client.WithPolicy(o.LiveWait, o.LiveRetryFor)
 		s.order = append(s.order, in.Name)
@@ -77,7 +80,8 @@ func New(o Options) (*Service, error) {
 
 // Run serves until ctx ends, then lets in-flight requests finish.
 func (s *Service) Run(ctx context.Context) error {
-	srv, err := natsrpc.NewServer(s.o.Conn, "devices", s.o.Version, "employee and device identification from the cache", s.o.Concurrency, s.o.Log)
+	srv, err := natsrpc.NewServer(s.o.Conn, "devices", s.o.Version, "employee and device identification from the cache", s.o.Concurrency, s.o.Log,
+		natsrpc.WithMetrics(s.o.Metrics))
 	if err != nil {
 		return err
 	}

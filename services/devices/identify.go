@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
@@ -75,6 +76,7 @@ type identifierService struct {
 	live    map[string]Live // by instance, in order
 	order   []string
 	now     func() time.Time
+	metrics *metrics.Metrics
 }
 
 // takeCache takes one call from the cache's deployment-wide budget, or refuses it
@@ -109,6 +111,7 @@ func (s *identifierService) identify(ctx context.Context, req events.DevicesIden
 		return events.DevicesIdentifyReply{}, problem.Wrap(problem.ServiceUnavailable, err, "the cache cannot be read right now").Retry(time.Second)
 	}
 	reply := events.DevicesIdentifyReply{Header: events.NewHeader(events.TypeDevicesIdentifyReply), Devices: []events.Device{}, Source: events.SourceCache}
+	s.metrics.Cache("identify", len(found) > 0)
 	if len(found) > 0 {
 		for _, d := range found {
 			reply.Devices = append(reply.Devices, wireDevice(d, req.Key))
@@ -259,6 +262,9 @@ func (s *identifierService) get(ctx context.Context, req events.DevicesGetReques
 		key, matchedBy = store.ByCollectorUID, events.KeyCollectorUID
 	}
 	found, err := s.cache.DeviceDetails(ctx, key, req.Device)
+	if err == nil {
+		s.metrics.Cache("device", len(found) > 0)
+	}
 	if err != nil {
 		return events.DevicesGetReply{}, problem.Wrap(problem.ServiceUnavailable, err, "the cache cannot be read right now").Retry(time.Second)
 	}

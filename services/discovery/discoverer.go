@@ -12,6 +12,7 @@ import (
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/instances"
+	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/store"
@@ -38,6 +39,8 @@ type Config struct {
 	Conn     *nats.Conn
 	Subjects events.Subjects
 	Log      *slog.Logger
+	// Metrics, when set, counts runs by outcome, their durations and the rows loaded.
+	Metrics *metrics.Metrics
 }
 
 // Discoverer runs discoveries of instances, one at a time per instance across every
@@ -262,10 +265,28 @@ func (r *Run) finish(ctx context.Context, end store.RunEnd, up bool) (store.Disc
 	}
 	r.rec = rec
 	r.publish(rec, up)
+	r.observe(rec)
 	if end.Outcome != store.RunSuccess {
 		return rec, fmt.Errorf("discovery of %s: %s after %d attempts: %s", rec.Instance, end.Outcome, end.Attempts, end.Error)
 	}
 	return rec, nil
+}
+
+// observe records the run in the metrics.
+func (r *Run) observe(rec store.DiscoveryRun) {
+	m := r.d.cfg.Metrics
+	if m == nil {
+		return
+	}
+	m.DiscoveryRuns.WithLabelValues(rec.Instance, rec.Outcome).Inc()
+	if rec.EndedAt != nil {
+		m.DiscoveryDuration.WithLabelValues(rec.Instance).Observe(rec.EndedAt.Sub(rec.StartedAt).Seconds())
+	}
+	for kind, n := range map[string]*int64{"devices": rec.Devices, "users": rec.Users, "activities": rec.Activities} {
+		if n != nil {
+			m.DiscoveryRows.WithLabelValues(rec.Instance, kind).Add(float64(*n))
+		}
+	}
 }
 
 // publish announces the end of the run, best effort.

@@ -83,7 +83,8 @@ func (s *Service) Run(ctx context.Context) error {
 	var srv *natsrpc.Server
 	if s.o.Conn != nil {
 		var err error
-		srv, err = natsrpc.NewServer(s.o.Conn, "discovery", s.o.Version, "discovery of the Nexthink instances into the cache", 4, s.o.Log)
+		srv, err = natsrpc.NewServer(s.o.Conn, "discovery", s.o.Version, "discovery of the Nexthink instances into the cache", 4, s.o.Log,
+			natsrpc.WithMetrics(s.o.Discoverer.cfg.Metrics))
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/instances"
+	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/topic"
@@ -16,15 +17,18 @@ import (
 
 // FromConfig builds the discoverer of a process: the configured instances on the
 // deployment-wide limiters, the cached fields (cached_fields_file, else derived from
-// the topics), CHATBOT_CACHE_REFRESH and USER_ACTIVITY_PERIOD. nc may be nil.
-func FromConfig(cfg config.Config, db *store.DB, nc *nats.Conn, subjects events.Subjects, log *slog.Logger) (*Discoverer, error) {
+// the topics), CHATBOT_CACHE_REFRESH and USER_ACTIVITY_PERIOD. set is the process's
+// instances (nil builds them); nc and m may be nil.
+func FromConfig(cfg config.Config, db *store.DB, set *instances.Set, nc *nats.Conn, subjects events.Subjects, log *slog.Logger, m *metrics.Metrics) (*Discoverer, error) {
 	fields, err := FieldsFromConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	set, err := instances.New(cfg, ratelimit.NewShared(db), instances.Options{Log: log})
-	if err != nil {
-		return nil, err
+	if set == nil {
+		var err error
+		if set, err = instances.New(cfg, ratelimit.NewShared(db), instances.Options{Log: log}); err != nil {
+			return nil, err
+		}
 	}
 	if window, _ := config.ParseDuration(QueryWindow, false); cfg.Cache.UserActivityPeriod.D() > window && log != nil {
 		log.Warn("the saved discovery queries select less than USER_ACTIVITY_PERIOD: widen their timeframe",
@@ -32,7 +36,7 @@ func FromConfig(cfg config.Config, db *store.DB, nc *nats.Conn, subjects events.
 	}
 	return NewDiscoverer(Config{
 		DB: db, Instances: set, Fields: fields, Refresh: cfg.Cache.Refresh.D(), Period: cfg.Cache.UserActivityPeriod.D(),
-		Conn: nc, Subjects: subjects, Log: log,
+		Conn: nc, Subjects: subjects, Log: log, Metrics: m,
 	})
 }
 

@@ -100,7 +100,7 @@ func New(o Options) (*Service, error) {
 	}
 	rpc := natsrpc.NewClient(o.Conn, o.RequestTimeout).WithMetrics(o.Metrics)
 	devices := natsDevices{rpc: rpc, subj: o.Subjects}
-	s.wrapper, err = wrapper.New(wrapper.Options{Instances: o.Instances, Resolver: devices, MaxAge: o.MaxAge, Log: o.Log})
+	s.wrapper, err = wrapper.New(wrapper.Options{Instances: o.Instances, Resolver: devices, MaxAge: o.MaxAge, Log: o.Log, Metrics: o.Metrics})
 	if err != nil {
 		return nil, err
 	}
