@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: real PostgreSQL and NATS, the race detector on.
+# The test command: real PostgreSQL and NATS, the race detector on, then every fuzz
+# target for a few seconds (FUZZTIME, default 5s; 0 skips them).
 # Without DATABASE_URL it uses (and if needed starts) the machine's PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,3 +13,15 @@ echo "go vet ./..." >&2
 go vet ./...
 echo "go test -race ./... (DATABASE_URL ${DATABASE_URL:+is set}, REQUIRE_SERVICES=${REQUIRE_SERVICES:-0})" >&2
 go test -race -count=1 -timeout 20m ./...
+
+fuzztime="${FUZZTIME:-5s}"
+[ "$fuzztime" = 0 ] && exit 0
+# Each target, in its package, for a short run: new crashes fail the build; their
+# inputs land in testdata/fuzz and become regression tests.
+grep -rl --include='*_test.go' '^func Fuzz' . | while read -r file; do
+  pkg="./$(dirname "${file#./}")"
+  for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | cut -d' ' -f2); do
+    echo "go test -fuzz ^$target\$ -fuzztime $fuzztime $pkg" >&2
+    go test -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" "$pkg" >/dev/null
+  done
+done
