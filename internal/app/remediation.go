@@ -1,9 +1,8 @@
 package app
 
 import (
-	"errors"
-
 	"github.com/dexbridge/dexbridge/internal/allowlist"
+	"github.com/dexbridge/dexbridge/internal/rules"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/services/poller"
@@ -11,15 +10,15 @@ import (
 )
 
 // remediationFiles loads the allow-list and the topics a remote action manager
-// checks triggers and topic remediations against.
+// checks triggers and topic remediations against, compiled as the topics worker
+// compiles them, so both accept or refuse a reload alike.
 func remediationFiles(d *deps) func() (*allowlist.List, *topic.Catalog, error) {
 	return func() (*allowlist.List, *topic.Catalog, error) {
-		allow, errAllow := allowlist.LoadFile(d.cfg.RemoteActionsFile)
-		cat, errCat := topic.LoadDir(d.cfg.TopicsDir)
-		if err := errors.Join(errAllow, errCat); err != nil {
+		set, err := rules.Load(d.cfg.TopicsDir, d.cfg.RemoteActionsFile)
+		if err != nil {
 			return nil, nil, err
 		}
-		return allow, cat, nil
+		return set.Allowlist(), set.Catalog(), nil
 	}
 }
 
@@ -36,7 +35,8 @@ func buildRemoteActions(d *deps) (Runner, error) {
 	e := d.cfg.Executions
 	return remoteactions.New(remoteactions.Options{
 		Conn: d.bus.Conn, JS: d.bus.JS, Subjects: d.subjects, Store: db, Instances: set, Allowlist: allow, Topics: cat,
-		RPC: d.rpc, ExpiresIn: e.ExpiresIn.D(), DetailsTTL: e.DetailsTTL.D(), DiagnosisMaxAge: e.DiagnosisMaxAge.D(),
+		Load: remediationFiles(d),
+		RPC:  d.rpc, ExpiresIn: e.ExpiresIn.D(), DetailsTTL: e.DetailsTTL.D(), DiagnosisMaxAge: e.DiagnosisMaxAge.D(),
 		Concurrency: d.cfg.Workers.Concurrency, ShutdownTimeout: d.cfg.ShutdownTimeout.D(), Metrics: d.metrics,
 		Log: d.log, Version: d.version,
 	})

@@ -23,6 +23,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -55,6 +57,9 @@ type Options struct {
 	Upstream  map[string]Upstream
 	Allowlist *allowlist.List
 	Topics    *topic.Catalog
+	// Load, when set, reads the allow-list and topics again on a reload (the admin
+	// call every replica obeys, or SIGHUP); a set it refuses leaves the current one.
+	Load func() (*allowlist.List, *topic.Catalog, error)
 	// RPC, when set, identifies devices the cache does not know through the devices
 	// service (req.devices.identify), which asks the instances live.
 	RPC *natsrpc.Client
@@ -76,8 +81,9 @@ type Options struct {
 
 // Service answers the remote-action requests. Replicas share a queue group.
 type Service struct {
-	o Options
-	m *manager
+	o      Options
+	m      *manager
+	worker atomic.Pointer[string] // the micro service id, once running
 }
 
 // New returns the service; Run starts it.
@@ -148,6 +154,34 @@ func (s *Service) SetConfig(allow *allowlist.List, topics *topic.Catalog) {
 	}
 }
 
+// Reload reads the allow-list and topics again and puts them in force, or refuses
+// them with their problems and keeps those in force. by says who asked, for the log.
+func (s *Service) Reload(by string) events.TopicsReloadReply {
+	reply := events.TopicsReloadReply{Header: events.NewHeader(events.TypeTopicsReloadReply), Status: events.ReloadReloaded,
+		Worker: "remoteactions", LoadedAt: time.Now().UTC()}
+	if id := s.worker.Load(); id != nil {
+		reply.Worker = "remoteactions " + *id
+	}
+	if s.o.Load == nil {
+		return reply
+	}
+	allow, topics, err := s.o.Load()
+	if err != nil {
+		reply.Status = events.ReloadRefused
+		for _, l := range strings.Split(err.Error(), "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				reply.Problems = append(reply.Problems, l)
+			}
+		}
+		s.o.Log.Warn("remote actions reload refused; the previous set stays in force", "requested_by", by, "err", err)
+	} else {
+		s.SetConfig(allow, topics)
+		s.o.Log.Info("remote actions reloaded", "requested_by", by, "remote_actions", len(allow.List()), "topics", len(topics.List()))
+	}
+	reply.Topics = len(s.m.topics.Load().List())
+	return reply
+}
+
 // caller reads who asked from the request's headers.
 func caller(ctx context.Context) Caller {
 	return Caller{APIKeyID: natsrpc.Header(ctx, events.HeaderAPIKeyID), HTTPRequestID: requestid.From(ctx)}
@@ -169,6 +203,8 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	id := srv.ID()
+	s.worker.Store(&id)
 	subj := s.o.Subjects
 	err = errors.Join(
 		natsrpc.Endpoint(srv, "list", subj.Of(events.ActionsList), events.TypeActionsListRequest,
@@ -189,6 +225,11 @@ func (s *Service) Run(ctx context.Context) error {
 			func(ctx context.Context, req events.ActionsGetRequest) (events.ExecutionReply, error) {
 				e, err := s.m.get(ctx, req.ID)
 				return reply(result{execution: e}), err
+			}),
+		// Every replica, not one of the queue group, answers a reload.
+		natsrpc.BroadcastEndpoint(srv, "reload", subj.Of(events.TopicsReload), events.TypeTopicsReloadRequest,
+			func(_ context.Context, req events.TopicsReloadRequest) (events.TopicsReloadReply, error) {
+				return s.Reload(req.RequestedBy), nil
 			}),
 	)
 	if err != nil {
