@@ -1,10 +1,10 @@
 package nexthink
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dexbridge/dexbridge/internal/testenv"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,24 +16,6 @@ import (
 	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/nxsim"
 )
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // Errors, problems and logs (debug level included) of failing calls never hold the
 // client secret, the bearer token or the signed results file URL.
@@ -60,7 +42,7 @@ func TestErrorsAndLogsHoldNoSecrets(t *testing.T) {
 		}
 		return base.RoundTrip(r)
 	})
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	mk := func(mod func(*Config)) *Client {
 		cfg := Config{Instance: "eu", APIURL: sim.TenantURL("eu"), TokenURL: sim.TenantURL("eu"), ClientID: "dexbridge",
 			ClientSecret: config.Secret(secret), HTTPClient: &http.Client{Transport: rt}, RetryFor: 600 * time.Millisecond,

@@ -7,7 +7,6 @@ package ratelimit
 import (
 	"context"
 	"fmt"
-	"math"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -98,27 +97,6 @@ func (l *Local) Take(_ context.Context, maxWait time.Duration) (time.Duration, e
 		return 0, &Limited{Key: l.key, RetryAfter: d, PerSecond: l.rate}
 	}
 	return d, nil
-}
-
-// Wait takes a call and sleeps until it may go.
-func Wait(ctx context.Context, l Limiter, maxWait time.Duration) error {
-	d, err := l.Take(ctx, maxWait)
-	if err != nil || d <= 0 {
-		return err
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// RetryAfterSeconds rounds a delay up to whole seconds, at least one.
-func RetryAfterSeconds(d time.Duration) int {
-	return max(1, int(math.Ceil(d.Seconds())))
 }
 
 // Observed reports every refusal of l to onRefuse (metrics).

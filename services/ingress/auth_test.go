@@ -1,7 +1,6 @@
 package ingress_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -31,27 +30,9 @@ const (
 	adminPass = "correct-horse-battery"
 )
 
-// syncBuffer collects log output from concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	handler http.Handler
-	logs    *syncBuffer
+	logs    *testenv.LogBuffer
 	db      *store.DB
 }
 
@@ -61,7 +42,7 @@ func newEnv(t *testing.T) *env {
 	nc := testenv.NATS(t)
 	db := store.New(testenv.Postgres(t))
 	subjects := events.NewSubjects(testenv.Prefix(t))
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	log, _ := logging.New(logs, "debug")
 	root := testenv.RepoRoot(t)
 	files := topics.Files{TopicsDir: filepath.Join(root, "topics"), RemoteActionsFile: filepath.Join(root, "config", "remote_actions.yaml")}

@@ -1,7 +1,6 @@
 package webhooks_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -74,24 +73,6 @@ var testSecrets = map[string]string{
 	"WEBHOOK_QUICK_TOKEN":           itsmToken,
 }
 
-// syncBuffer collects log output from concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type envOptions struct {
 	natsURL         string        // default testenv.NATSURL
 	duplicateWindow time.Duration // default 2 min
@@ -111,7 +92,7 @@ type env struct {
 	rules    *webhookmap.Live
 	catalog  *topic.Catalog
 	api      http.Handler
-	logs     *syncBuffer
+	logs     *testenv.LogBuffer
 	log      *slog.Logger
 	stream   webhooks.StreamOptions
 }
@@ -130,7 +111,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{natsURL: o.natsURL, nc: nc, js: js, pool: store.New(testenv.Postgres(t)), subjects: events.NewSubjects(testenv.Prefix(t)), logs: &syncBuffer{}}
+	e := &env{natsURL: o.natsURL, nc: nc, js: js, pool: store.New(testenv.Postgres(t)), subjects: events.NewSubjects(testenv.Prefix(t)), logs: &testenv.LogBuffer{}}
 	e.log, _ = logging.New(e.logs, "debug")
 	path := filepath.Join(t.TempDir(), "webhooks.yaml")
 	if err := os.WriteFile(path, []byte(testRules(t)), 0o600); err != nil {
