@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -43,11 +44,17 @@ func testConfig(t *testing.T) config.Config {
 // stop function that returns Run's error.
 func start(t *testing.T, cfg config.Config, services ...string) (string, func() error) {
 	t.Helper()
+	return startLogged(t, cfg, logging.Discard(), services...)
+}
+
+// startLogged is start with the process's logs going to log.
+func startLogged(t *testing.T, cfg config.Config, log *slog.Logger, services ...string) (string, func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	readyc := make(chan app.Ready, 1)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- app.Run(ctx, app.Options{Config: cfg, Services: services, Log: logging.Discard(), Version: "0.0.0-test",
+		errc <- app.Run(ctx, app.Options{Config: cfg, Services: services, Log: log, Version: "0.0.0-test",
 			OnReady: func(r app.Ready) { readyc <- r }})
 	}()
 	var base string
