@@ -8,14 +8,12 @@
 package allowlist
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"sort"
 
-	"gopkg.in/yaml.v3"
 
 	"github.com/dexbridge/dexbridge/internal/config"
 )
@@ -98,17 +96,8 @@ func LoadFile(path string) (*List, error) {
 
 // Parse decodes and checks an allow-list document.
 func Parse(raw []byte) (*List, error) {
-	var doc any
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return nil, err
-	}
-	if err := config.ValidateDocument("config/remote_actions.json", doc); err != nil {
-		return nil, err
-	}
 	var d document
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&d); err != nil {
+	if err := config.DecodeStrict(raw, "config/remote_actions.json", &d); err != nil {
 		return nil, err
 	}
 	return New(d.RemoteActions)

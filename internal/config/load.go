@@ -57,22 +57,29 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	return cfg, nil
 }
 
-// decodeFile checks the document against the schema first, so that unknown keys and
-// wrong types are reported with their path, then decodes it over the defaults.
+// decodeFile decodes the configuration file over the defaults; an empty file keeps them.
 func decodeFile(raw []byte, cfg *Config) error {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil
+	}
+	return DecodeStrict(raw, "config/dexbridge.json", cfg)
+}
+
+// DecodeStrict decodes a YAML document into `into` after checking it against an
+// embedded schema, so that unknown keys and wrong types are refused with their path
+// (as *Error values), not silently ignored. Every file format dexbridge reads goes
+// through it.
+func DecodeStrict(raw []byte, schemaPath string, into any) error {
 	var doc any
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		return err
 	}
-	if doc == nil {
-		return nil // an empty file keeps the defaults
-	}
-	if err := ValidateDocument("config/dexbridge.json", doc); err != nil {
+	if err := ValidateDocument(schemaPath, doc); err != nil {
 		return err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
-	return dec.Decode(cfg)
+	return dec.Decode(into)
 }
 
 // ValidateDocument checks a YAML-decoded document against an embedded schema and

@@ -149,17 +149,8 @@ func LoadQueries(path string) ([]Query, error) {
 
 // Parse decodes and checks a topic document.
 func Parse(raw []byte) (*Topic, error) {
-	var doc any
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return nil, err
-	}
-	if err := config.ValidateDocument("config/topic.json", doc); err != nil {
-		return nil, err
-	}
 	var t Topic
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&t); err != nil {
+	if err := config.DecodeStrict(raw, "config/topic.json", &t); err != nil {
 		return nil, err
 	}
 	if err := t.checkReferences(); err != nil {

@@ -187,17 +187,8 @@ func Load(path string, getenv func(string) string) (*Rules, error) {
 
 // Parse decodes and checks a webhooks document.
 func Parse(raw []byte, getenv func(string) string) (*Rules, error) {
-	var doc any
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return nil, err
-	}
-	if err := config.ValidateDocument("config/webhooks.json", doc); err != nil {
-		return nil, err
-	}
 	var d document
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&d); err != nil {
+	if err := config.DecodeStrict(raw, "config/webhooks.json", &d); err != nil {
 		return nil, err
 	}
 	r := &Rules{SuppressionWindow: d.SuppressionWindow.D()}
