@@ -14,7 +14,6 @@ import (
 	"slices"
 	"sort"
 
-
 	"github.com/dexbridge/dexbridge/internal/config"
 )
 

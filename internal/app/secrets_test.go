@@ -98,7 +98,9 @@ func TestNoSecretInTheLogs(t *testing.T) {
 	if code := basic(http.MethodPost, "/api/v1/webhooks/nexthink", "nexthink", webhookPassword, alert); code != 202 {
 		t.Errorf("webhook: %d", code)
 	}
-	waitUntil(t, func() bool { return strings.Contains(logs.String(), "callback delivered") || strings.Contains(logs.String(), `"channel":"callback"`) })
+	waitUntil(t, func() bool {
+		return strings.Contains(logs.String(), "callback delivered") || strings.Contains(logs.String(), `"channel":"callback"`)
+	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
