@@ -20,9 +20,15 @@ build: ## build the binaries into bin/
 	$(GO) build -o bin/ ./cmd/...
 
 .PHONY: bench
-bench: build ## measure discovery (100k, 500k devices), identification, webhooks and diagnosis against nxsim; BENCH_ARGS="-scenarios identify" picks some
+bench: build ## the whole benchmark suite, one table (about 10 min on 2 cores); BENCH_ARGS="-scenarios identify,mix" picks some
 	@if [ -z "$${DATABASE_URL:-}" ]; then infra/scripts/local-postgres.sh dexbench; fi
 	@DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/dexbench?sslmode=disable}" bin/dexbench -bin bin $(BENCH_ARGS)
+
+SOAK_DURATION ?= 3m
+.PHONY: soak
+soak: build ## the realistic mix against one dexbridge run for SOAK_DURATION (3m): fails if memory or goroutines grow or a request gets a 5xx
+	@if [ -z "$${DATABASE_URL:-}" ]; then infra/scripts/local-postgres.sh dexbench; fi
+	@DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/dexbench?sslmode=disable}" bin/dexbench soak -bin bin -duration $(SOAK_DURATION) $(SOAK_ARGS)
 
 .PHONY: lint
 lint: ## gofmt and go vet

@@ -1,7 +1,9 @@
 // Command dexbench measures dexbridge against nxsim and prints one table (see
-// internal/bench). Build the binaries first: `make bench` does both.
+// internal/bench), or soak-tests one `dexbridge run`. Build the binaries first:
+// `make bench` and `make soak` do both.
 //
-//	dexbench [-scenarios discovery-100k,discovery-500k,identify] [-bin bin] [-rate 5000]
+//	dexbench [-scenarios discovery-100k,discovery-500k,identify,webhooks,diagnosis,remediation,mix] [-bin bin] [-fleet 100000] [-latency 300ms] [-rate 5000] ...
+//	dexbench soak [-duration 3m] [-rate 50] [-interval 5s]
 package main
 
 import (

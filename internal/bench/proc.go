@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -29,10 +30,11 @@ type sim struct {
 	url string
 }
 
-// startSim runs `nxsim -size n` on a free port and waits until it answers.
+// startSim runs `nxsim -size n` on a free port, with env.Latency added to every
+// Nexthink API call, and waits until it answers.
 func startSim(ctx context.Context, env Env, n int, args ...string) (*sim, error) {
 	all := append([]string{"-addr", "127.0.0.1:0", "-size", fmt.Sprint(n), "-topics", "topics",
-		"-queries", "config/queries.yaml", "-log-level", "info"}, args...)
+		"-queries", "config/queries.yaml", "-log-level", "info", "-latency", env.Latency.String()}, args...)
 	cmd := exec.CommandContext(ctx, filepath.Join(env.Bin, "nxsim"), all...)
 	cmd.Dir = env.Root
 	cmd.Stderr = env.Log
@@ -214,6 +216,28 @@ instances:
 }
 
 func (d *deployment) close() { _ = os.RemoveAll(d.dir) }
+
+// discover runs `dexbridge discover eu`: the cache holds the tenant's fleet after it.
+func (d *deployment) discover(ctx context.Context, env Env) error {
+	var out bytes.Buffer
+	cmd := d.command(ctx, env, "discover", "eu")
+	cmd.Stdout = &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("dexbridge discover: %w: %s", err, out.String())
+	}
+	return nil
+}
+
+// apiKey creates an API key with the comma-separated scopes and returns it.
+func (d *deployment) apiKey(ctx context.Context, env Env, scopes string) (string, error) {
+	var out bytes.Buffer
+	cmd := d.command(ctx, env, "apikey", "create", "-name", "dexbench", "-scopes", scopes, "-q")
+	cmd.Stdout = &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("apikey: %w", err)
+	}
+	return strings.TrimSpace(out.String()), nil
+}
 
 // command is a dexbridge child process of the deployment (DEXBRIDGE_CONFIG names
 // its configuration).
