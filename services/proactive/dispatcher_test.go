@@ -206,7 +206,18 @@ func TestCallbackTargetDownAndBack(t *testing.T) {
 		return true
 	})
 	tg.setStatus(http.StatusNoContent)
-	waitFor(t, "every event delivered", func() bool { return len(tg.received()) == len(evs) })
+	// The chatbot has an event before the dispatcher records its answer: wait for both.
+	waitFor(t, "every event delivered", func() bool {
+		if len(tg.received()) != len(evs) {
+			return false
+		}
+		for _, d := range deliveries(t, db) {
+			if d.State != store.DeliveryDelivered {
+				return false
+			}
+		}
+		return true
+	})
 
 	got := map[string]bool{}
 	for _, r := range tg.received() {
