@@ -96,7 +96,7 @@ func (n natsDiagnoser) Diagnose(ctx context.Context, topic string, device webhoo
 	}
 	req := events.DiagnoseRequest{Header: events.NewHeader(events.TypeDiagnoseRequest), Topic: topic, Device: target}
 	var reply events.DiagnoseReply
-	if err := n.rpc.Call(ctx, n.subjects.Of(events.TopicsDiagnose), req, &reply); err != nil {
+	if err := n.rpc.Call(ctx, n.subjects.Of(events.TopicsDiagnose), req, &reply, natsrpc.Idempotent); err != nil {
 		return nil, err
 	}
 	return proactiveDiagnosis(reply.Diagnosis), nil

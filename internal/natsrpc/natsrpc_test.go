@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/logging"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
@@ -210,5 +212,134 @@ func TestStopWaitsForInFlight(t *testing.T) {
 	}
 	if err := <-stopped; err != nil {
 		t.Errorf("stop: %v", err)
+	}
+}
+
+// TestLostWorker: a request whose worker dies with it (here, a queue member that
+// takes the request and says nothing, then leaves) is sent once more when the call
+// is idempotent, and answered by the peer; any other call fails at once with 503
+// instead of waiting for its deadline. Neither waits much longer than LostAfter.
+func TestLostWorker(t *testing.T) {
+	const lostAfter = 300 * time.Millisecond
+	for _, tt := range []struct {
+		name       string
+		opts       []natsrpc.CallOption
+		wantErr    bool
+		wantServed int32
+	}{
+		{"idempotent: retried on the peer", []natsrpc.CallOption{natsrpc.Idempotent}, false, 1},
+		{"idempotent if an idempotency key is given", []natsrpc.CallOption{natsrpc.IdempotentIf(true)}, false, 1},
+		{"not idempotent: 503, not sent again", []natsrpc.CallOption{natsrpc.IdempotentIf(false)}, true, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			nc := testenv.NATS(t)
+			subject := testenv.Prefix(t) + ".req.topics.get"
+			// The doomed worker: a member of the queue group that never answers.
+			took := make(chan struct{}, 1)
+			doomed, err := nc.QueueSubscribe(subject, "echo", func(*nats.Msg) { took <- struct{}{} })
+			if err != nil {
+				t.Fatal(err)
+			}
+			client := natsrpc.NewClient(nc, 30*time.Second).WithLostAfter(lostAfter)
+			type result struct {
+				err  error
+				took time.Duration
+			}
+			done := make(chan result, 1)
+			start := time.Now()
+			go func() {
+				var r echoReply
+				err := client.Call(context.Background(), subject, getReq("x"), &r, tt.opts...)
+				done <- result{err, time.Since(start)}
+			}()
+			<-took
+			// It dies with the request; its peer is there.
+			if err := doomed.Unsubscribe(); err != nil {
+				t.Fatal(err)
+			}
+			var served atomic.Int32
+			srv, err := natsrpc.NewServer(nc, "echo", "1.0.0", "test", 2, logging.Discard())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+			_ = natsrpc.Endpoint(srv, "get", subject, events.TypeTopicsGetRequest,
+				func(_ context.Context, req events.TopicsGetRequest) (echoReply, error) {
+					served.Add(1)
+					return echoReply{Topic: req.Topic}, nil
+				})
+			if err := nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			r := <-done
+			var p *problem.Error
+			switch {
+			case tt.wantErr && (!errors.As(r.err, &p) || p.Code != problem.ServiceUnavailable || p.RetryAfter == 0):
+				t.Errorf("got %v, want service_unavailable with a Retry-After", r.err)
+			case !tt.wantErr && r.err != nil:
+				t.Errorf("got %v, want the peer's answer", r.err)
+			}
+			if got := served.Load(); got != tt.wantServed {
+				t.Errorf("the peer served %d requests, want %d", got, tt.wantServed)
+			}
+			if r.took > 5*lostAfter {
+				t.Errorf("the call took %s, want about %s (the lost-after bound), far less than the 30 s timeout", r.took, lostAfter)
+			}
+		})
+	}
+}
+
+// TestSlowWorkerIsNotLost: a worker busy for many lost-after periods says so with
+// progress messages; the call waits for its answer and sends the request only once.
+func TestSlowWorkerIsNotLost(t *testing.T) {
+	nc := testenv.NATS(t)
+	subject := testenv.Prefix(t) + ".req.topics.get"
+	srv, err := natsrpc.NewServer(nc, "slowpoke", "1.0.0", "test", 2, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	const lostAfter = 200 * time.Millisecond
+	var served atomic.Int32
+	_ = natsrpc.Endpoint(srv, "get", subject, events.TypeTopicsGetRequest,
+		func(ctx context.Context, req events.TopicsGetRequest) (echoReply, error) {
+			served.Add(1)
+			select {
+			case <-time.After(6 * lostAfter):
+			case <-ctx.Done():
+			}
+			return echoReply{Topic: req.Topic}, ctx.Err()
+		})
+	client := natsrpc.NewClient(nc, 10*time.Second).WithLostAfter(lostAfter)
+	var r echoReply
+	if err := client.Call(context.Background(), subject, getReq("slow"), &r, natsrpc.Idempotent); err != nil || r.Topic != "slow" {
+		t.Fatalf("got %+v, %v, want the slow answer", r, err)
+	}
+	if got := served.Load(); got != 1 {
+		t.Errorf("the request was handled %d times, want once", got)
+	}
+}
+
+// TestBusDownFailsFast: with the NATS server gone, a call is refused at once with
+// 503 and Retry-After instead of being buffered until its deadline.
+func TestBusDownFailsFast(t *testing.T) {
+	srv := testenv.StartNATS(t, t.TempDir())
+	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	client := natsrpc.NewClient(nc, 20*time.Second)
+	start := time.Now()
+	var r echoReply
+	err = client.Call(context.Background(), "t.req.topics.get", getReq("x"), &r, natsrpc.Idempotent)
+	var p *problem.Error
+	if !errors.As(err, &p) || p.Code != problem.ServiceUnavailable || p.RetryAfter == 0 {
+		t.Errorf("got %v, want service_unavailable with a Retry-After", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the call took %s, want an answer at once", took)
 	}
 }

@@ -1,7 +1,9 @@
 // Package natsrpc is typed request-reply over NATS: workers register handlers as
 // endpoints of a nats.go micro service (queue group, discovery, stats and ping for
 // free); the ingress calls them with Client. Errors travel as problem documents, so a
-// worker's 404 is the chatbot's 404.
+// worker's 404 is the chatbot's 404. While a worker works on a request it sends the
+// caller progress messages (HeaderProgress, HeaderStatus), so the caller tells a slow
+// worker from one that died with the request, and sends an idempotent request again.
 package natsrpc
 
 import (
@@ -12,6 +14,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -29,6 +32,7 @@ const HeaderDeadline = "Dexbridge-Deadline"
 
 // Server is one micro service: a named set of endpoints sharing a bounded pool.
 type Server struct {
+	nc      *nats.Conn
 	svc     micro.Service
 	pool    *Pool
 	log     *slog.Logger
@@ -60,7 +64,7 @@ func NewServer(nc *nats.Conn, name, version, description string, concurrency int
 	if err != nil {
 		return nil, fmt.Errorf("add nats service %s: %w", name, err)
 	}
-	s := &Server{svc: svc, pool: NewPool(concurrency), log: log.With("service", name)}
+	s := &Server{nc: nc, svc: svc, pool: NewPool(concurrency), log: log.With("service", name)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -78,8 +82,10 @@ func Endpoint[Req events.Message, Resp any](s *Server, name, subject, reqType st
 func addEndpoint[Req events.Message, Resp any](s *Server, name, subject, reqType string, h Handler[Req, Resp], opts ...micro.EndpointOpt) error {
 	return s.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) {
 		ctx, cancel := requestContext(r.Headers())
+		stopProgress := s.progress(r)
 		s.pool.Go(func() {
 			defer cancel()
+			defer stopProgress()
 			s.serve(ctx, r, func(ctx context.Context) (any, error) {
 				var req Req
 				if err := json.Unmarshal(r.Data(), &req); err != nil {
@@ -131,6 +137,53 @@ func (s *Server) serve(ctx context.Context, r micro.Request, call func(context.C
 	}
 	if rerr := r.RespondJSON(resp); rerr != nil {
 		log.WarnContext(ctx, "reply failed", "err", rerr)
+	}
+}
+
+// Bounds of the progress interval a caller may ask for.
+const (
+	minProgress = 10 * time.Millisecond
+	maxProgress = 10 * time.Second
+)
+
+// progress tells the caller, as HeaderProgress asks, that the request is still being
+// worked on (or waits for a slot of the pool), until stop is called: a caller hearing
+// nothing for a while presumes this worker dead and may send the request elsewhere.
+func (s *Server) progress(r micro.Request) (stop func()) {
+	ms, err := strconv.ParseInt(r.Headers().Get(HeaderProgress), 10, 64)
+	reply := r.Reply()
+	if err != nil || reply == "" {
+		return func() {}
+	}
+	every := min(max(time.Duration(ms)*time.Millisecond, minProgress), maxProgress)
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		done := stopped
+		mu.Unlock()
+		if done {
+			return
+		}
+		m := nats.NewMsg(reply)
+		m.Header.Set(HeaderStatus, StatusWorking)
+		if err := s.nc.PublishMsg(m); err != nil {
+			s.log.Debug("progress not sent", "err", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			t.Reset(every)
+		}
+	})
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
 	}
 }
 

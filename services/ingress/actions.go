@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/services/remoteactions"
 )
@@ -39,7 +40,7 @@ func executionPath(id string) string { return "/api/v1/remote-actions/executions
 func (h *handlers) listRemoteActions(w http.ResponseWriter, r *http.Request) {
 	var reply events.ActionsListReply
 	req := events.ActionsListRequest{Header: events.NewHeader(events.TypeActionsListRequest)}
-	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.ActionsList), req, &reply); err != nil {
+	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.ActionsList), req, &reply, natsrpc.Idempotent); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -103,7 +104,7 @@ func (h *handlers) triggerExecution(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.runExecution(w, r, events.ActionsTrigger, req, wait)
+	h.runExecution(w, r, events.ActionsTrigger, req, wait, key != "")
 }
 
 // remediate answers POST /api/v1/topics/{topic}/remediations/{id}.
@@ -134,15 +135,17 @@ func (h *handlers) remediate(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.runExecution(w, r, events.ActionsRemediate, req, wait)
+	h.runExecution(w, r, events.ActionsRemediate, req, wait, key != "")
 }
 
 // runExecution asks the remote action manager to trigger, then waits here, on the
 // execution's events, up to wait for its final state: 200 with it, else 202 with
-// Location. The worker's pool slot is free as soon as the trigger is answered.
-func (h *handlers) runExecution(w http.ResponseWriter, r *http.Request, subject string, req events.Message, wait time.Duration) {
+// Location. The worker's pool slot is free as soon as the trigger is answered. A
+// trigger is sent again when its worker is lost only when an Idempotency-Key makes
+// that safe (keyed).
+func (h *handlers) runExecution(w http.ResponseWriter, r *http.Request, subject string, req events.Message, wait time.Duration, keyed bool) {
 	var reply events.ExecutionReply
-	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(subject), req, &reply); err != nil {
+	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(subject), req, &reply, natsrpc.IdempotentIf(keyed)); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -208,7 +211,7 @@ func (h *handlers) getExecution(w http.ResponseWriter, r *http.Request) {
 func (h *handlers) execution(ctx context.Context, id string) (events.Execution, error) {
 	var reply events.ExecutionReply
 	req := events.ActionsGetRequest{Header: events.NewHeader(events.TypeActionsGetRequest), ID: id}
-	err := h.opts.RPC.Call(ctx, h.opts.Subjects.Of(events.ActionsGet), req, &reply)
+	err := h.opts.RPC.Call(ctx, h.opts.Subjects.Of(events.ActionsGet), req, &reply, natsrpc.Idempotent)
 	return reply.Execution, err
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
 
@@ -75,7 +76,7 @@ func (h *handlers) identifyDevices(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var reply events.DevicesIdentifyReply
-	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.DevicesIdentify), req, &reply); err != nil {
+	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.DevicesIdentify), req, &reply, natsrpc.Idempotent); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -94,7 +95,7 @@ func (h *handlers) getDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	req := events.DevicesGetRequest{Header: events.NewHeader(events.TypeDevicesGetRequest), Device: device}
 	var reply events.DevicesGetReply
-	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.DevicesGet), req, &reply); err != nil {
+	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.DevicesGet), req, &reply, natsrpc.Idempotent); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -110,7 +111,7 @@ func (h *handlers) getDevice(w http.ResponseWriter, r *http.Request) {
 func (h *handlers) status(w http.ResponseWriter, r *http.Request) {
 	var reply events.StatusGetReply
 	req := events.StatusGetRequest{Header: events.NewHeader(events.TypeStatusGetRequest)}
-	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.StatusGet), req, &reply); err != nil {
+	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.StatusGet), req, &reply, natsrpc.Idempotent); err != nil {
 		h.fail(w, r, err)
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/requestid"
 )
@@ -45,7 +46,9 @@ func (h *handlers) diagnose(w http.ResponseWriter, r *http.Request) {
 	}
 	req := events.DiagnoseRequest{Header: events.NewHeader(events.TypeDiagnoseRequest), Topic: id, Device: body.Device, Refresh: body.Refresh}
 	var reply events.DiagnoseReply
-	if err := h.opts.RPC.Call(ctx, h.opts.Subjects.Of(events.TopicsDiagnose), req, &reply); err != nil {
+	// A diagnosis reads, and may be asked twice; a refresh triggers data collections
+	// first, so it is not sent again.
+	if err := h.opts.RPC.Call(ctx, h.opts.Subjects.Of(events.TopicsDiagnose), req, &reply, natsrpc.IdempotentIf(!body.Refresh)); err != nil {
 		h.fail(w, r, err)
 		return
 	}

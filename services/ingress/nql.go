@@ -8,6 +8,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
 
@@ -41,7 +42,7 @@ func (h *handlers) executeQuery(w http.ResponseWriter, r *http.Request) {
 	}
 	req := events.NQLRequest{Header: events.NewHeader(events.TypeNQLRequest), QueryID: id, Parameters: body.Parameters, Instance: body.Instance}
 	var reply events.NQLReply
-	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.NQLExecute), req, &reply); err != nil {
+	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.NQLExecute), req, &reply, natsrpc.Idempotent); err != nil {
 		h.fail(w, r, err)
 		return
 	}

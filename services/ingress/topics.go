@@ -7,6 +7,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
 
@@ -22,7 +23,7 @@ func (h *handlers) listTopics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var reply events.TopicsListReply
-	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.TopicsList), req, &reply); err != nil {
+	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.TopicsList), req, &reply, natsrpc.Idempotent); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -37,7 +38,7 @@ func (h *handlers) getTopic(w http.ResponseWriter, r *http.Request) {
 	}
 	req := events.TopicsGetRequest{Header: events.NewHeader(events.TypeTopicsGetRequest), Topic: id}
 	var reply events.TopicsGetReply
-	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.TopicsGet), req, &reply); err != nil {
+	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.TopicsGet), req, &reply, natsrpc.Idempotent); err != nil {
 		h.fail(w, r, err)
 		return
 	}

@@ -134,7 +134,7 @@ func New(o Options) (*Service, error) {
 		m.live = func(ctx context.Context, key, value string) ([]events.Device, error) {
 			req := events.DevicesIdentifyRequest{Header: events.NewHeader(events.TypeDevicesIdentifyRequest), Key: key, Value: value}
 			var reply events.DevicesIdentifyReply
-			if err := o.RPC.Call(ctx, o.Subjects.Of(events.DevicesIdentify), req, &reply); err != nil {
+			if err := o.RPC.Call(ctx, o.Subjects.Of(events.DevicesIdentify), req, &reply, natsrpc.Idempotent); err != nil {
 				return nil, err
 			}
 			return reply.Devices, nil

@@ -30,7 +30,7 @@ type natsDevices struct {
 // instances live (req.devices.identify).
 func (d natsDevices) Resolve(ctx context.Context, device string) (wrapper.Device, error) {
 	var got events.DevicesGetReply
-	err := d.rpc.Call(ctx, d.subj.Of(events.DevicesGet), events.DevicesGetRequest{Header: events.NewHeader(events.TypeDevicesGetRequest), Device: device}, &got)
+	err := d.rpc.Call(ctx, d.subj.Of(events.DevicesGet), events.DevicesGetRequest{Header: events.NewHeader(events.TypeDevicesGetRequest), Device: device}, &got, natsrpc.Idempotent)
 	if err == nil {
 		dd := got.Device
 		out := wrapper.Device{Name: dd.Name, CollectorUID: dd.CollectorUID, UID: dd.UID, Instance: dd.Instance, Platform: dd.Platform, Fields: dd.Fields}
@@ -51,7 +51,7 @@ func (d natsDevices) Resolve(ctx context.Context, device string) (wrapper.Device
 	}
 	var found events.DevicesIdentifyReply
 	req := events.DevicesIdentifyRequest{Header: events.NewHeader(events.TypeDevicesIdentifyRequest), Key: key, Value: device}
-	if err := d.rpc.Call(ctx, d.subj.Of(events.DevicesIdentify), req, &found); err != nil {
+	if err := d.rpc.Call(ctx, d.subj.Of(events.DevicesIdentify), req, &found, natsrpc.Idempotent); err != nil {
 		return wrapper.Device{}, err
 	}
 	if len(found.Devices) == 0 {
@@ -80,7 +80,7 @@ func (a natsActions) Trigger(ctx context.Context, req events.ActionsTriggerReque
 func (a natsActions) Get(ctx context.Context, id string) (events.Execution, error) {
 	var reply events.ExecutionReply
 	req := events.ActionsGetRequest{Header: events.NewHeader(events.TypeActionsGetRequest), ID: id}
-	if err := a.rpc.Call(ctx, a.subj.Of(events.ActionsGet), req, &reply); err != nil {
+	if err := a.rpc.Call(ctx, a.subj.Of(events.ActionsGet), req, &reply, natsrpc.Idempotent); err != nil {
 		return events.Execution{}, err
 	}
 	return reply.Execution, nil
