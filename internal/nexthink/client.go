@@ -70,6 +70,7 @@ type shared struct {
 	http          *http.Client
 	nql, actions  Limiter
 	tokens        *tokenSource
+	gate          gate // shared by every policy view: the instance's health as this process sees it
 	callTimeout   time.Duration
 	exportTimeout time.Duration
 	observe       func(Call)

@@ -6,8 +6,11 @@
 // would wait longer than its MaxWait fails at once as rate limited. Failures that may
 // pass (429, 500, 502, 503, 504, transport errors and timeouts) are retried with
 // exponential backoff that honours Retry-After, within RetryFor and the context's
-// deadline. Errors are *Error values that name the instance and the call; Problem
-// maps them onto dexbridge's problem codes.
+// deadline. A failing or busy instance is not hammered: after three failed attempts
+// in a row, or a 429's Retry-After, the client's gate holds every call for a while
+// and lets one probe through (see gate); a call that would wait there longer than
+// its MaxWait fails at once. Errors are *Error values that name the instance and the
+// call; Problem maps them onto dexbridge's problem codes.
 //
 // Retry policy per call:
 //   - NQL execute, export submit and status, the remote-action list and details are

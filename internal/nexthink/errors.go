@@ -22,6 +22,7 @@ const (
 	CodeCanceled      = "canceled"       // the caller's context ended
 	CodeBadResponse   = "bad_response"   // an answer dexbridge could not read
 	CodeExportFailed  = "export_failed"  // the export ended in ERROR or took too long
+	CodeUnavailable   = "unavailable"    // not called: the instance failed its last calls or asked to wait (see gate)
 )
 
 // Error is a failed call to an instance. Its text names the instance and the call and
@@ -72,7 +73,7 @@ func (e *Error) NotRun() bool {
 	case e.unsent:
 		return true
 	case e.Status == 0:
-		return e.Code == CodeRateLimited || e.Code == CodeLimiterFailed || e.Code == CodeInvalid
+		return e.Code == CodeRateLimited || e.Code == CodeLimiterFailed || e.Code == CodeInvalid || e.Code == CodeUnavailable
 	case e.Status >= 400 && e.Status < 500, e.Status == 503:
 		return true
 	}

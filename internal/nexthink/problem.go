@@ -50,7 +50,8 @@ func (e *Error) Problem() *problem.Error {
 		p.Code, p.Detail = problem.Unprocessable, fmt.Sprintf("remote action %s is not enabled for the API on instance %s", e.Target, in)
 	case e.Status == http.StatusForbidden:
 		p.Code, p.Detail = problem.UpstreamUnavailable, fmt.Sprintf("instance %s refused dexbridge's credentials the permission for %s", in, apiName(e.Call))
-	case e.Status >= 500 || e.Code == CodeTransport || e.Code == CodeTimeout || e.Code == CodeExportFailed || e.Code == CodeBadResponse:
+	case e.Status >= 500 || e.Code == CodeTransport || e.Code == CodeTimeout || e.Code == CodeExportFailed || e.Code == CodeBadResponse ||
+		e.Code == CodeUnavailable:
 		p.Code, p.RetryAfter = problem.UpstreamUnavailable, e.RetryAfter
 		if p.RetryAfter == 0 {
 			p.RetryAfter = unavailableRetry

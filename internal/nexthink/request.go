@@ -36,7 +36,17 @@ func (r request) endpoint() string { return r.method + " " + r.path }
 
 // attempt makes one try of req: limiter, token, HTTP. On a 2xx answer it decodes the
 // JSON body into out (when not nil) and returns the status.
-func (c *Client) attempt(ctx context.Context, req request, body []byte, n int, out any) (int, *Error) {
+func (c *Client) attempt(ctx context.Context, req request, body []byte, n int, out any) (status int, e *Error) {
+	probe, e := c.pass(ctx, req.call, req.target)
+	if e != nil {
+		return 0, e
+	}
+	defer func() { c.gate.done(e, probe, time.Now()) }()
+	return c.try(ctx, req, body, n, out)
+}
+
+// try is one attempt past the gate: limiter, token, HTTP.
+func (c *Client) try(ctx context.Context, req request, body []byte, n int, out any) (int, *Error) {
 	if e := c.take(ctx, req.limiter, req.call); e != nil {
 		e.Target = req.target
 		return 0, e

@@ -47,7 +47,9 @@ func newBackOff() *backoff.ExponentialBackOff {
 // do runs req: one attempt, one more with a fresh token after a 401, and retries of
 // transient failures as req.policy allows, with exponential backoff honouring
 // Retry-After, as long as the next attempt starts within RetryFor of the first and
-// before ctx's deadline. It decodes a 2xx JSON answer into out and returns the status.
+// before ctx's deadline, a 429's Retry-After is within MaxWait, and the instance's
+// gate would let it through within MaxWait. It decodes a 2xx JSON answer into out
+// and returns the status.
 func (c *Client) do(ctx context.Context, req request, out any) (int, error) {
 	var body []byte
 	if req.body != nil {
@@ -75,6 +77,16 @@ func (c *Client) do(ctx context.Context, req request, out any) (int, error) {
 		}
 		wait := max(bo.NextBackOff(), e.RetryAfter)
 		if time.Since(start)+wait > c.retryFor {
+			return status, e
+		}
+		if e.Status == http.StatusTooManyRequests && e.RetryAfter > c.maxWait {
+			// The instance asks for more patience than the caller has: its 429 and
+			// Retry-After are the answer now, not after a wait.
+			return status, e
+		}
+		if hold := c.gate.holds(time.Now()); hold > wait+c.maxWait {
+			// The instance is known to be failing for longer than this caller would
+			// wait at the gate: this failure is the answer now.
 			return status, e
 		}
 		if deadline, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(deadline) {

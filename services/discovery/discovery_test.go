@@ -300,7 +300,12 @@ func TestPruningAndRefresh(t *testing.T) {
 // brings both back.
 func TestThreeFailuresDropTheInstanceUntilItAnswers(t *testing.T) {
 	e := newEnv(t, nil, "eu", "us")
-	d := e.discoverer(t, nil, func(c *discovery.Config) { c.RetryFor = 100 * time.Millisecond })
+	d := e.discoverer(t, nil, func(c *discovery.Config) {
+		c.RetryFor = 100 * time.Millisecond
+		// The run after the recovery waits out the cool-down the failures set on the
+		// instance's client (its gate), as a scheduled run would, then probes it.
+		c.LimiterWait = 10 * time.Second
+	})
 	discoverytest.Discover(t, d, "eu", "us")
 	usBefore := len(e.devices(t, "us"))
 
