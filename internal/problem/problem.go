@@ -145,8 +145,15 @@ func (e *Error) Retry(after time.Duration) *Error {
 	return &c
 }
 
+// Unavailable is an error that says whether a dependency could not be reached (the
+// database's connection failures say so): From answers it 503 with Retry-After.
+type Unavailable interface {
+	Unavailable() bool
+}
+
 // From classifies any error: an *Error anywhere in the chain is returned as is;
-// context deadlines become timeout; everything else is internal.
+// context deadlines become timeout; an Unavailable dependency becomes
+// service_unavailable; everything else is internal.
 func From(err error) *Error {
 	if err == nil {
 		return nil
@@ -157,6 +164,11 @@ func From(err error) *Error {
 	}
 	if errors.Is(err, contextDeadline) {
 		return &Error{Code: Timeout, Detail: "the request took too long", Err: err}
+	}
+	var u Unavailable
+	if errors.As(err, &u) && u.Unavailable() {
+		return &Error{Code: ServiceUnavailable, Detail: "a service dexbridge depends on is unavailable right now; try again shortly",
+			RetryAfter: time.Second, Err: err}
 	}
 	return &Error{Code: Internal, Detail: "an internal error occurred", Err: err}
 }
