@@ -35,7 +35,8 @@ type Options struct {
 	Subjects   events.Subjects
 	Refresh    time.Duration
 	// Recheck is how long a replica that found a discovery running elsewhere waits
-	// before it looks again (default 30 s, at most Refresh).
+	// before it looks again (default 5 s, at most Refresh): when that replica dies
+	// mid-run, another takes the lease and runs the discovery within it.
 	Recheck         time.Duration
 	ShutdownTimeout time.Duration
 	Log             *slog.Logger
@@ -65,7 +66,7 @@ type Service struct {
 // New returns the service; Run starts it.
 func New(o Options) *Service {
 	if o.Recheck <= 0 {
-		o.Recheck = 30 * time.Second
+		o.Recheck = 5 * time.Second
 	}
 	o.Recheck = min(o.Recheck, o.Refresh)
 	if o.Log == nil {

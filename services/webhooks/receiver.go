@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -204,6 +205,11 @@ func (r *Receiver) Accept(ctx context.Context, src *webhookmap.Source, in Incomi
 // publish stores data in the stream, creating the stream the first time (and again
 // after it was found missing, at most every few seconds).
 func (r *Receiver) publish(ctx context.Context, source string, data []byte, msgID string) (*jetstream.PubAck, error) {
+	if nc := r.o.JS.Conn(); nc != nil && nc.Status() != nats.CONNECTED {
+		// Refused at once: buffered until NATS is back, the sender would wait the
+		// whole publish timeout for an acknowledgement that cannot come sooner.
+		return nil, fmt.Errorf("nats %s", nc.Status())
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.o.PublishTimeout)
 	defer cancel()
 	if err := r.ensure(ctx); err != nil {

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -41,7 +42,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, subjects events.S
 	if o.MaxAge <= 0 {
 		o.MaxAge = 7 * 24 * time.Hour
 	}
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name:        subjects.Stream(events.StreamWebhooks),
 		Description: "accepted webhooks, until the webhooks worker has processed them",
 		Subjects:    []string{subjects.Of(events.WebhooksReceived, ">")},
@@ -52,11 +53,26 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, subjects events.S
 		MaxBytes:    1 << 30,
 		Duplicates:  o.DuplicateWindow,
 		Replicas:    1,
-	})
+	}
+	// A stream already as wanted is left alone: every replica and every restart of
+	// the consumer ensures it, and an update racing a consumer's creation trips a
+	// data race inside nats-server (2.15), seen with in-process servers under -race.
+	if s, err := js.Stream(ctx, cfg.Name); err == nil && sameStream(s.CachedInfo().Config, cfg) {
+		return s, nil
+	}
+	s, err := js.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("webhooks stream: %w", err)
 	}
 	return s, nil
+}
+
+// sameStream reports whether have has every setting of want that EnsureStream sets.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
+		have.Storage == want.Storage && have.Retention == want.Retention && have.Discard == want.Discard &&
+		have.MaxAge == want.MaxAge && have.MaxBytes == want.MaxBytes && have.Duplicates == want.Duplicates &&
+		have.Replicas == want.Replicas
 }
 
 // ConsumerName is the durable consumer the workers share.
