@@ -35,7 +35,7 @@ type Proactive struct {
 
 func defaultWebhooks() Webhooks {
 	return Webhooks{File: "config/webhooks.yaml", DuplicateWindow: Duration(2 * time.Minute),
-		PublishTimeout: Duration(5 * time.Second), MaxDeliveries: 5, Concurrency: 8}
+		PublishTimeout: Duration(5 * time.Second), MaxDeliveries: 5, Concurrency: 32}
 }
 
 func defaultProactive() Proactive {

@@ -36,7 +36,9 @@ type Options struct {
 	Topics *topic.Catalog
 	// Callback enqueues a callback delivery for every event opened or closed.
 	Callback bool
-	// Concurrency is how many webhooks one worker processes at once (default 8).
+	// Concurrency is how many webhooks one worker processes at once (default 32):
+	// each mostly waits, on PostgreSQL and on its diagnosis (a topics worker, then
+	// the tenant), so a backlog drains at Concurrency over that wait.
 	Concurrency int
 	// AckWait is how long JetStream waits for an ack before redelivering (default
 	// 30 s); a long diagnosis keeps its message alive with progress acks.
@@ -62,7 +64,7 @@ type Worker struct {
 // NewWorker returns a worker; Run starts it.
 func NewWorker(o Options) *Worker {
 	if o.Concurrency <= 0 {
-		o.Concurrency = 8
+		o.Concurrency = 32
 	}
 	if o.AckWait <= 0 {
 		o.AckWait = 30 * time.Second
