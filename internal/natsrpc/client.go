@@ -35,6 +35,7 @@ type Client struct {
 	lostAfter time.Duration
 	metrics   *metrics.Metrics
 	mux       *replyMux
+	slots     chan struct{} // calls waiting at once, when bounded (WithMaxInFlight)
 }
 
 // WithMetrics records each call's latency and outcome in m.
@@ -49,6 +50,16 @@ func (c *Client) WithMetrics(m *metrics.Metrics) *Client {
 func (c *Client) WithLostAfter(d time.Duration) *Client {
 	cc := *c
 	cc.lostAfter = d
+	return &cc
+}
+
+// WithMaxInFlight returns a client that has at most n calls waiting at once and
+// answers any call beyond at once with 503: an ingress under more load than its
+// workers can take sheds it, instead of queueing requests (and their memory) until
+// every one of them times out.
+func (c *Client) WithMaxInFlight(n int) *Client {
+	cc := *c
+	cc.slots = make(chan struct{}, n)
 	return &cc
 }
 
@@ -115,6 +126,15 @@ func (c *Client) Call(ctx context.Context, subject string, req events.Message, r
 			}
 			c.metrics.NATSRequestDuration.WithLabelValues(subject, outcome).Observe(time.Since(start).Seconds())
 		}(time.Now())
+	}
+	if c.slots != nil {
+		select {
+		case c.slots <- struct{}{}:
+			defer func() { <-c.slots }()
+		default:
+			return problem.New(problem.ServiceUnavailable,
+				"dexbridge is at capacity (%d requests waiting on its workers); try again shortly", cap(c.slots)).Retry(time.Second)
+		}
 	}
 	var o callOptions
 	for _, opt := range opts {

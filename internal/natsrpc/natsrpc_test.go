@@ -343,3 +343,53 @@ func TestBusDownFailsFast(t *testing.T) {
 		t.Errorf("the call took %s, want an answer at once", took)
 	}
 }
+
+// TestMaxInFlightSheds: a client bounded to two waiting calls answers a third at once
+// with 503 and Retry-After, without sending it, and takes calls again once a slot
+// is free.
+func TestMaxInFlightSheds(t *testing.T) {
+	nc := testenv.NATS(t)
+	subject := testenv.Prefix(t) + ".req.topics.get"
+	srv, err := natsrpc.NewServer(nc, "held", "1.0.0", "test", 4, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	release := make(chan struct{})
+	var served atomic.Int32
+	_ = natsrpc.Endpoint(srv, "get", subject, events.TypeTopicsGetRequest,
+		func(_ context.Context, req events.TopicsGetRequest) (echoReply, error) {
+			served.Add(1)
+			if req.Topic == "held" {
+				<-release
+			}
+			return echoReply{Topic: req.Topic}, nil
+		})
+	client := natsrpc.NewClient(nc, 10*time.Second).WithMaxInFlight(2)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			var r echoReply
+			if err := client.Call(context.Background(), subject, getReq("held"), &r); err != nil {
+				t.Errorf("held call: %v", err)
+			}
+		})
+	}
+	for served.Load() < 2 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	var r echoReply
+	err = client.Call(context.Background(), subject, getReq("third"), &r)
+	var p *problem.Error
+	if !errors.As(err, &p) || p.Code != problem.ServiceUnavailable || p.RetryAfter == 0 {
+		t.Errorf("third call: got %v, want service_unavailable with a Retry-After", err)
+	}
+	if got := served.Load(); got != 2 {
+		t.Errorf("the worker got %d requests, want 2: the shed call must not be sent", got)
+	}
+	close(release)
+	wg.Wait()
+	if err := client.Call(context.Background(), subject, getReq("after"), &r); err != nil || r.Topic != "after" {
+		t.Errorf("after the slots were freed: got %+v, %v", r, err)
+	}
+}
