@@ -2,12 +2,15 @@ package broker_test
 
 import (
 	"context"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dexbridge/dexbridge/internal/broker"
+	"github.com/dexbridge/dexbridge/internal/testenv"
 )
 
 // TestEmbeddedStateSurvivesRestart: JetStream data written through an embedded
@@ -65,5 +68,32 @@ func TestExternalServerIsJoined(t *testing.T) {
 	}
 	if err := guest.Ready(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestEnsureStream: replicas ensuring one stream at once all get it, and a changed
+// setting updates it.
+func TestEnsureStream(t *testing.T) {
+	js, err := jetstream.New(testenv.NATS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := testenv.Prefix(t)
+	cfg := jetstream.StreamConfig{Name: strings.ToUpper(prefix), Subjects: []string{prefix + ".evt.>"},
+		Storage: jetstream.MemoryStorage, MaxAge: time.Hour}
+	t.Cleanup(func() { _ = js.DeleteStream(context.Background(), cfg.Name) })
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if _, err := broker.EnsureStream(context.Background(), js, cfg); err != nil {
+				t.Errorf("concurrent ensure: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	cfg.MaxAge = 2 * time.Hour
+	s, err := broker.EnsureStream(context.Background(), js, cfg)
+	if err != nil || s.CachedInfo().Config.MaxAge != 2*time.Hour {
+		t.Fatalf("changed setting: got %v, %v; want max age 2h", s, err)
 	}
 }

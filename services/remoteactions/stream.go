@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/broker"
 	"github.com/dexbridge/dexbridge/internal/store"
 )
 
@@ -21,7 +22,7 @@ import (
 // messages); the stream keeps the changes for an hour, deduplicated by Nats-Msg-Id
 // (<execution id>.<version>), for consumers that join late.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, subjects events.Subjects) (jetstream.Stream, error) {
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	s, err := broker.EnsureStream(ctx, js, jetstream.StreamConfig{
 		Name:        subjects.Stream(events.StreamExecutions),
 		Description: "state changes of remote-action executions",
 		Subjects:    []string{subjects.Of(events.ActionsUpdated, ">")},

@@ -16,12 +16,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/broker"
 )
 
 // StreamOptions shape the WEBHOOKS stream.
@@ -54,25 +54,11 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, subjects events.S
 		Duplicates:  o.DuplicateWindow,
 		Replicas:    1,
 	}
-	// A stream already as wanted is left alone: every replica and every restart of
-	// the consumer ensures it, and an update racing a consumer's creation trips a
-	// data race inside nats-server (2.15), seen with in-process servers under -race.
-	if s, err := js.Stream(ctx, cfg.Name); err == nil && sameStream(s.CachedInfo().Config, cfg) {
-		return s, nil
-	}
-	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	s, err := broker.EnsureStream(ctx, js, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("webhooks stream: %w", err)
 	}
 	return s, nil
-}
-
-// sameStream reports whether have has every setting of want that EnsureStream sets.
-func sameStream(have, want jetstream.StreamConfig) bool {
-	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
-		have.Storage == want.Storage && have.Retention == want.Retention && have.Discard == want.Discard &&
-		have.MaxAge == want.MaxAge && have.MaxBytes == want.MaxBytes && have.Duplicates == want.Duplicates &&
-		have.Replicas == want.Replicas
 }
 
 // ConsumerName is the durable consumer the workers share.

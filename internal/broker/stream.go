@@ -1,0 +1,37 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// EnsureStream creates the stream cfg describes, or updates it when a setting
+// differs. A stream already as wanted is left alone, and a missing one is created,
+// not updated: the ingress and every worker replica ensure their streams, often at
+// the same moment, and an update racing a consumer's creation trips a data race
+// inside nats-server (2.15), seen with in-process servers under -race.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// Creating a stream that exists with the same settings succeeds.
+		s, err = js.CreateStream(ctx, cfg)
+	}
+	if err == nil && sameStream(s.CachedInfo().Config, cfg) {
+		return s, nil
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return nil, err
+	}
+	return js.UpdateStream(ctx, cfg)
+}
+
+// sameStream reports whether have has the settings dexbridge sets in want.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
+		have.Storage == want.Storage && have.Retention == want.Retention && have.Discard == want.Discard &&
+		have.MaxAge == want.MaxAge && have.MaxBytes == want.MaxBytes && have.Duplicates == want.Duplicates &&
+		have.Replicas == want.Replicas
+}
