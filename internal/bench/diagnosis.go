@@ -44,22 +44,13 @@ const (
 // worker does not serialise slow upstream work: one at a time it would answer three
 // a second.
 func diagnosisScenario(ctx context.Context, env Env) ([]Row, error) {
-	s, err := startSim(ctx, env, env.Fleet)
-	if err != nil {
-		return nil, err
-	}
-	defer s.stop()
-	db, err := newDatabase(ctx, env)
-	if err != nil {
-		return nil, err
-	}
-	defer db.drop()
 	// The cache limit is raised out of the way: the run measures the request path.
-	dep, err := newDeployment(env, s, db, 1_000_000)
+	st, err := startStack(ctx, env, env.Fleet, 1_000_000)
 	if err != nil {
 		return nil, err
 	}
-	defer dep.close()
+	defer st.close()
+	s, db, dep := st.sim, st.db, st.dep
 	if err := dep.discover(ctx, env); err != nil {
 		return nil, err
 	}

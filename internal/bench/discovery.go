@@ -14,21 +14,12 @@ import (
 // discoveryScenario measures `dexbridge discover` of an instance of n devices into an
 // empty cache, and, as the baseline, the same exports without the load.
 func discoveryScenario(ctx context.Context, env Env, n int) ([]Row, error) {
-	s, err := startSim(ctx, env, n)
+	st, err := startStack(ctx, env, n, 500)
 	if err != nil {
 		return nil, err
 	}
-	defer s.stop()
-	db, err := newDatabase(ctx, env)
-	if err != nil {
-		return nil, err
-	}
-	defer db.drop()
-	dep, err := newDeployment(env, s, db, 500)
-	if err != nil {
-		return nil, err
-	}
-	defer dep.close()
+	defer st.close()
+	s, db, dep := st.sim, st.db, st.dep
 	if err := dep.command(ctx, env, "migrate").Run(); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}

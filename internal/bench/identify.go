@@ -31,23 +31,14 @@ const (
 // env.Latency), so the direct rate stays low enough for nxsim not to saturate the
 // machine's cores: its latency is then the tenant's, not a queue's.
 func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
-	s, err := startSim(ctx, env, env.Fleet)
-	if err != nil {
-		return nil, err
-	}
-	defer s.stop()
-	db, err := newDatabase(ctx, env)
-	if err != nil {
-		return nil, err
-	}
-	defer db.drop()
 	// The cache limit is raised far above the offered rate: the run measures the
 	// request path, not the limiter's refusals.
-	dep, err := newDeployment(env, s, db, 1_000_000)
+	st, err := startStack(ctx, env, env.Fleet, 1_000_000)
 	if err != nil {
 		return nil, err
 	}
-	defer dep.close()
+	defer st.close()
+	s, db, dep := st.sim, st.db, st.dep
 	if err := dep.discover(ctx, env); err != nil {
 		return nil, err
 	}

@@ -19,9 +19,7 @@ import (
 // service, the embedded NATS, the default limits) with its cache loaded, and a mix
 // driver holding an API key that may identify, diagnose and remediate.
 type mixStack struct {
-	sim    *sim
-	db     *database
-	dep    *deployment
+	*stack
 	base   string
 	proc   *exec.Cmd // the dexbridge run process
 	stop   func()    // stops it (SIGTERM, then wait)
@@ -32,7 +30,7 @@ type mixStack struct {
 const mixCacheRate = 500
 
 func startMixStack(ctx context.Context, env Env) (_ *mixStack, err error) {
-	st := &mixStack{}
+	st := &mixStack{stack: &stack{}}
 	defer func() {
 		if err != nil {
 			st.close()
@@ -46,13 +44,7 @@ func startMixStack(ctx context.Context, env Env) (_ *mixStack, err error) {
 	for _, t := range catalog.List() {
 		queries[t.ID] = len(t.Queries)
 	}
-	if st.sim, err = startSim(ctx, env, env.Fleet); err != nil {
-		return nil, err
-	}
-	if st.db, err = newDatabase(ctx, env); err != nil {
-		return nil, err
-	}
-	if st.dep, err = newDeployment(env, st.sim, st.db, mixCacheRate); err != nil {
+	if st.stack, err = startStack(ctx, env, env.Fleet, mixCacheRate); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(env.Log, "discovery of %d devices\n", env.Fleet)
@@ -89,14 +81,8 @@ func (st *mixStack) close() {
 	if st.stop != nil {
 		st.stop()
 	}
-	if st.dep != nil {
-		st.dep.close()
-	}
-	if st.db != nil {
-		st.db.drop()
-	}
-	if st.sim != nil {
-		st.sim.stop()
+	if st.stack != nil {
+		st.stack.close()
 	}
 }
 

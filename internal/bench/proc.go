@@ -175,6 +175,47 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// stack is what a scenario runs against: nxsim, a fresh schema and a dexbridge
+// configuration pointing at both.
+type stack struct {
+	sim *sim
+	db  *database
+	dep *deployment
+}
+
+// startStack starts nxsim with n devices (and simArgs), creates the schema and
+// writes the configuration with MAX_CACHE_REQUESTS_PER_SECOND at cacheRate.
+func startStack(ctx context.Context, env Env, n int, cacheRate float64, simArgs ...string) (_ *stack, err error) {
+	st := &stack{}
+	defer func() {
+		if err != nil {
+			st.close()
+		}
+	}()
+	if st.sim, err = startSim(ctx, env, n, simArgs...); err != nil {
+		return nil, err
+	}
+	if st.db, err = newDatabase(ctx, env); err != nil {
+		return nil, err
+	}
+	if st.dep, err = newDeployment(env, st.sim, st.db, cacheRate); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+func (st *stack) close() {
+	if st.dep != nil {
+		st.dep.close()
+	}
+	if st.db != nil {
+		st.db.drop()
+	}
+	if st.sim != nil {
+		st.sim.stop()
+	}
+}
+
 // deployment is a dexbridge configuration pointing at nxsim's eu tenant.
 type deployment struct {
 	dir, config string

@@ -44,21 +44,12 @@ const (
 //     200 ms apart (so the completions fall at every phase of the poll tick), and nxsim
 //     completes its execution at its next step (25 ms).
 func remediationScenario(ctx context.Context, env Env) ([]Row, error) {
-	s, err := startSim(ctx, env, env.Fleet, "-exec-pending", "0s", "-exec-running", "0s")
+	st, err := startStack(ctx, env, env.Fleet, 500, "-exec-pending", "0s", "-exec-running", "0s")
 	if err != nil {
 		return nil, err
 	}
-	defer s.stop()
-	db, err := newDatabase(ctx, env)
-	if err != nil {
-		return nil, err
-	}
-	defer db.drop()
-	dep, err := newDeployment(env, s, db, 500)
-	if err != nil {
-		return nil, err
-	}
-	defer dep.close()
+	defer st.close()
+	s, db, dep := st.sim, st.db, st.dep
 	// Triggering 1000 executions quickly needs more than the default portal budget; the
 	// NQL budget stays at its default, 40 per second.
 	dep.env = append(dep.env, "MAX_PORTAL_REQUESTS_PER_SECOND=1000", "REMOTE_ACTION_POLL_INTERVAL="+remediationInterval.String())

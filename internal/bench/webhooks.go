@@ -78,21 +78,12 @@ sources:
 // and the signed callback, without a diagnosis before the event (that is the diagnosis
 // scenario's). No call reaches the tenant.
 func webhooksScenario(ctx context.Context, env Env) ([]Row, error) {
-	s, err := startSim(ctx, env, env.Fleet)
+	st, err := startStack(ctx, env, env.Fleet, 500)
 	if err != nil {
 		return nil, err
 	}
-	defer s.stop()
-	db, err := newDatabase(ctx, env)
-	if err != nil {
-		return nil, err
-	}
-	defer db.drop()
-	dep, err := newDeployment(env, s, db, 500)
-	if err != nil {
-		return nil, err
-	}
-	defer dep.close()
+	defer st.close()
+	dep := st.dep
 	cb, err := newCallbackSink()
 	if err != nil {
 		return nil, err
