@@ -3,12 +3,9 @@ package topics_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -195,33 +192,13 @@ func (e *env) run(r interface{ Run(context.Context) error }) {
 
 func (e *env) newKey(name string, scopes ...string) string {
 	e.t.Helper()
-	secret, _, err := auth.NewKeys(e.db).Create(context.Background(), auth.NewKey{Name: name, Scopes: scopes, CreatedBy: "test"})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return secret
+	return apitest.Key(e.t, e.db, name, scopes...)
 }
 
 // do sends a request with key and decodes the JSON answer into out (when not nil).
 func (e *env) do(method, path, key, body string, out any) *http.Response {
 	e.t.Helper()
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if key != "" {
-		req.Header.Set("X-API-Key", key)
-	}
-	rec := httptest.NewRecorder()
-	e.handler.ServeHTTP(rec, req)
-	resp := rec.Result()
-	raw, _ := io.ReadAll(resp.Body)
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			e.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, raw, err)
-		}
-	}
-	return resp
+	return apitest.Do(e.t, e.handler, method, path, key, body, out)
 }
 
 // diagnose asks for a diagnosis; on 200 it decodes the diagnosis, otherwise the
