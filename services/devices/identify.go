@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -54,19 +53,6 @@ var identifiers = map[string]identifier{
 	events.KeyCollectorUID: {devKey: store.ByCollectorUID, query: "#get_device_basic_infos_by_collector_uid", paramKey: "collector_uid"},
 }
 
-// parseIdentifier checks the key of a request; the ingress has checked the value's
-// format, this only refuses what no key allows.
-func parseIdentifier(key, value string) (identifier, error) {
-	id, ok := identifiers[key]
-	if !ok {
-		return identifier{}, problem.InvalidField("key", "unknown identification key %q", key)
-	}
-	if value == "" || len(value) > 256 || strings.ContainsAny(value, "*\x00\n\r") {
-		return identifier{}, problem.InvalidField(key, "a %s of 1 to 256 characters without wildcards is required", key)
-	}
-	return id, nil
-}
-
 // identifierService answers identification requests from the cache, or live from
 // the instances that are up when the cache knows nothing of the identifier. It is the
 // logic of the worker, without NATS.
@@ -94,14 +80,15 @@ func (s *identifierService) takeCache(ctx context.Context) error {
 }
 
 func (s *identifierService) identify(ctx context.Context, req events.DevicesIdentifyRequest) (events.DevicesIdentifyReply, error) {
-	id, err := parseIdentifier(req.Key, req.Value)
-	if err != nil {
+	if err := req.Validate(); err != nil {
 		return events.DevicesIdentifyReply{}, err
 	}
+	id := identifiers[req.Key]
 	if err := s.takeCache(ctx); err != nil {
 		return events.DevicesIdentifyReply{}, err
 	}
 	var found []store.CachedDevice
+	var err error
 	if id.user {
 		found, err = s.cache.DevicesOfUser(ctx, id.userKey, req.Value, maxDevices)
 	} else {
@@ -247,18 +234,16 @@ func utc(t *time.Time) *time.Time {
 	return &u
 }
 
-var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
 // get answers one device by name or collector UID from the cache.
 func (s *identifierService) get(ctx context.Context, req events.DevicesGetRequest) (events.DevicesGetReply, error) {
-	if req.Device == "" || len(req.Device) > 256 || strings.ContainsAny(req.Device, "*\x00\n\r") {
-		return events.DevicesGetReply{}, problem.InvalidField("device", "a device name or collector UID is required")
+	if err := req.Validate(); err != nil {
+		return events.DevicesGetReply{}, err
 	}
 	if err := s.takeCache(ctx); err != nil {
 		return events.DevicesGetReply{}, err
 	}
 	key, matchedBy := store.ByDeviceName, events.KeyDeviceName
-	if uuidRE.MatchString(req.Device) {
+	if events.IsCollectorUID(req.Device) {
 		key, matchedBy = store.ByCollectorUID, events.KeyCollectorUID
 	}
 	found, err := s.cache.DeviceDetails(ctx, key, req.Device)

@@ -125,6 +125,9 @@ func (s *Service) Run(ctx context.Context) error {
 
 // start begins a run of each requested instance and lets it go on in the background.
 func (s *Service) start(ctx, runCtx context.Context, req events.DiscoveryRunRequest) (events.DiscoveryRunReply, error) {
+	if err := req.Validate(); err != nil {
+		return events.DiscoveryRunReply{}, err
+	}
 	names := s.o.Discoverer.cfg.Instances.Names()
 	if req.Instance != "" {
 		if _, ok := s.o.Discoverer.cfg.Instances.Get(req.Instance); !ok {

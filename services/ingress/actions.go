@@ -14,7 +14,6 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/problem"
-	"github.com/dexbridge/dexbridge/services/remoteactions"
 )
 
 // maxWaitSeconds bounds wait_seconds and ?wait=: above the chatbots' own limits
@@ -70,7 +69,7 @@ func idempotencyKey(r *http.Request) (string, error) {
 	if len(vs) == 0 {
 		return "", nil
 	}
-	return vs[0], remoteactions.CheckIdempotencyKey(vs[0])
+	return vs[0], events.CheckIdempotencyKey(vs[0])
 }
 
 // triggerExecution answers POST /api/v1/remote-actions/executions.
@@ -100,7 +99,7 @@ func (h *handlers) triggerExecution(w http.ResponseWriter, r *http.Request) {
 	req := events.ActionsTriggerRequest{Header: events.NewHeader(events.TypeActionsTriggerRequest),
 		RemoteAction: body.RemoteAction, Device: body.Device, Params: body.Params, Reason: body.Reason,
 		ExternalReference: body.ExternalReference, IdempotencyKey: key}
-	if err := remoteactions.CheckTrigger(req); err != nil {
+	if err := req.Validate(); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -131,7 +130,7 @@ func (h *handlers) remediate(w http.ResponseWriter, r *http.Request) {
 	vars := mux.Vars(r)
 	req := events.ActionsRemediateRequest{Header: events.NewHeader(events.TypeActionsRemediateRequest),
 		Topic: vars["topic"], Remediation: vars["id"], Device: body.Device, Reason: body.Reason, IdempotencyKey: key}
-	if err := remoteactions.CheckRemediate(req); err != nil {
+	if err := req.Validate(); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -169,7 +168,7 @@ func (h *handlers) runExecution(w http.ResponseWriter, r *http.Request, subject 
 // current state, or, with wait, the next state (long poll) within N seconds.
 func (h *handlers) getExecution(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
-	if !remoteactions.ExecutionIDRE.MatchString(id) {
+	if !events.ValidExecutionID(id) {
 		h.fail(w, r, problem.New(problem.NotFound, "no execution %q", id))
 		return
 	}

@@ -18,8 +18,8 @@ import (
 // {"device": "<name or collector UID>", "refresh": false}.
 func (h *handlers) diagnose(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["topic"]
-	if !topicID.MatchString(id) {
-		h.fail(w, r, problem.InvalidField("topic", "a topic id is 1 to 64 characters of a-z, 0-9 and _"))
+	if err := events.CheckTopicID(id); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	var body struct {
@@ -30,8 +30,9 @@ func (h *handlers) diagnose(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if !identifierFormats[events.KeyDeviceName].re.MatchString(body.Device) && !identifierFormats[events.KeyCollectorUID].re.MatchString(body.Device) {
-		h.fail(w, r, problem.InvalidField("device", "want a device name or a collector UID"))
+	req := events.DiagnoseRequest{Header: events.NewHeader(events.TypeDiagnoseRequest), Topic: id, Device: body.Device, Refresh: body.Refresh}
+	if err := req.Validate(); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	ctx := r.Context()
@@ -44,7 +45,6 @@ func (h *handlers) diagnose(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + 10*time.Second))
 	}
-	req := events.DiagnoseRequest{Header: events.NewHeader(events.TypeDiagnoseRequest), Topic: id, Device: body.Device, Refresh: body.Refresh}
 	var reply events.DiagnoseReply
 	// A diagnosis reads, and may be asked twice; a refresh triggers data collections
 	// first, so it is not sent again.

@@ -149,7 +149,7 @@ func (m *manager) list() events.ActionsListReply {
 
 // get answers one execution.
 func (m *manager) get(ctx context.Context, id string) (store.Execution, error) {
-	if !ExecutionIDRE.MatchString(id) {
+	if !events.ValidExecutionID(id) {
 		return store.Execution{}, problem.New(problem.NotFound, "no execution %q", id)
 	}
 	e, err := m.store.Execution(ctx, id)
@@ -170,7 +170,7 @@ func (m *manager) trigger(ctx context.Context, c Caller, req events.ActionsTrigg
 			Device: req.Device, Params: req.Params, Reason: req.Reason, ExternalReference: req.ExternalReference,
 			Topic: req.Topic, Remediation: req.Remediation, IdempotencyKey: req.IdempotencyKey}}
 	res, err := m.run(ctx, j, func() error {
-		if err := CheckTrigger(req); err != nil {
+		if err := req.Validate(); err != nil {
 			return err
 		}
 		j.hash = requestHash("trigger", triggerHash{RemoteAction: req.RemoteAction, Device: req.Device, Params: req.Params,
@@ -197,7 +197,7 @@ func (m *manager) remediate(ctx context.Context, c Caller, req events.ActionsRem
 			Topic: req.Topic, Remediation: req.Remediation, IdempotencyKey: req.IdempotencyKey}}
 	var rem *topic.Remediation
 	return m.run(ctx, j, func() error {
-		if err := CheckRemediate(req); err != nil {
+		if err := req.Validate(); err != nil {
 			return err
 		}
 		t, ok := m.topics.Load().Get(req.Topic)
@@ -461,7 +461,7 @@ func (m *manager) recordAudit(ctx context.Context, j *job, outcome string, p *pr
 // known on several instances is the most recently seen one.
 func (m *manager) resolve(ctx context.Context, name string) (device, error) {
 	key, idKey := store.ByDeviceName, events.KeyDeviceName
-	if uuidRE.MatchString(name) {
+	if events.IsCollectorUID(name) {
 		key, idKey = store.ByCollectorUID, events.KeyCollectorUID
 	}
 	found, err := m.store.DevicesByKey(ctx, key, name, 10)

@@ -3,7 +3,6 @@ package topics
 import (
 	"context"
 	"encoding/json"
-	"regexp"
 
 	"github.com/nats-io/nats.go"
 
@@ -17,8 +16,6 @@ import (
 // first, then live, as identification does) and the remoteactions service runs data
 // collection.
 
-var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
 // natsDevices resolves devices through the devices service.
 type natsDevices struct {
 	rpc  *natsrpc.Client
@@ -29,6 +26,10 @@ type natsDevices struct {
 // cache does not have it, identifies it by name or collector UID, which asks the
 // instances live (req.devices.identify).
 func (d natsDevices) Resolve(ctx context.Context, device string) (wrapper.Device, error) {
+	if events.CheckDevice(device) != nil {
+		// A saved query's parameter is any value; one no device can have names none.
+		return wrapper.Device{}, problem.New(problem.NotFound, "no device %q: the cache does not have it and no Nexthink instance knows it", device)
+	}
 	var got events.DevicesGetReply
 	err := d.rpc.Call(ctx, d.subj.Of(events.DevicesGet), events.DevicesGetRequest{Header: events.NewHeader(events.TypeDevicesGetRequest), Device: device}, &got, natsrpc.Idempotent)
 	if err == nil {
@@ -46,7 +47,7 @@ func (d natsDevices) Resolve(ctx context.Context, device string) (wrapper.Device
 		return wrapper.Device{}, err
 	}
 	key := events.KeyDeviceName
-	if uuidPattern.MatchString(device) {
+	if events.IsCollectorUID(device) {
 		key = events.KeyCollectorUID
 	}
 	var found events.DevicesIdentifyReply
