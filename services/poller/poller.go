@@ -16,6 +16,7 @@ package poller
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -23,11 +24,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/broker"
 	"github.com/dexbridge/dexbridge/internal/instances"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/store"
-	"github.com/dexbridge/dexbridge/services/remoteactions"
+	"github.com/dexbridge/dexbridge/internal/wire"
 )
 
 // DefaultInterval is the seed's poll period.
@@ -83,7 +85,6 @@ type Service struct {
 	log      *slog.Logger
 	queriers map[string]Querier
 	names    []string
-	pub      *remoteactions.Publisher
 }
 
 // New returns the poller; Run starts it.
@@ -123,15 +124,14 @@ func New(o Options) *Service {
 			s.names = append(s.names, name)
 		}
 	}
-	s.pub = &remoteactions.Publisher{JS: o.JS, Subjects: o.Subjects, Log: s.log}
 	return s
 }
 
 // Run polls until ctx ends, then releases the leases it holds.
 func (s *Service) Run(ctx context.Context) error {
 	if s.o.JS != nil {
-		if _, err := remoteactions.EnsureStream(ctx, s.o.JS, s.o.Subjects); err != nil {
-			return err
+		if _, err := broker.EnsureStream(ctx, s.o.JS, events.ExecutionsStream(s.o.Subjects)); err != nil {
+			return fmt.Errorf("executions stream: %w", err)
 		}
 	}
 	var wg sync.WaitGroup
@@ -248,7 +248,9 @@ func (s *Service) tick(ctx context.Context, lease *store.PollerLease, log *slog.
 	}
 	changed = append(changed, stale...)
 	tk.Changed = len(changed)
-	s.pub.Publish(ctx, changed...)
+	if _, err := events.PublishExecutionUpdates(ctx, s.o.JS, s.o.Subjects, wire.ExecutionUpdates(changed...)...); err != nil {
+		log.Warn("execution changes not published", "err", err)
+	}
 	if s.o.Metrics != nil {
 		s.o.Metrics.PendingExecutions.WithLabelValues(instance).Set(float64(still))
 	}

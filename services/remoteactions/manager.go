@@ -13,12 +13,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/allowlist"
 	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/topic"
+	"github.com/dexbridge/dexbridge/internal/wire"
 )
 
 // Store is what the manager records in and reads from (store.DB).
@@ -52,15 +55,16 @@ type Caller struct {
 
 // manager is the remote action manager's logic, without NATS.
 type manager struct {
-	store     Store
-	upstream  map[string]Upstream // by instance
-	allow     atomic.Pointer[allowlist.List]
-	topics    atomic.Pointer[topic.Catalog]
-	live      LiveIdentify // nil: the cache only
-	details   *detailsCache
-	publisher *Publisher
-	log       *slog.Logger
-	now       func() time.Time
+	store    Store
+	upstream map[string]Upstream // by instance
+	allow    atomic.Pointer[allowlist.List]
+	topics   atomic.Pointer[topic.Catalog]
+	live     LiveIdentify // nil: the cache only
+	details  *detailsCache
+	js       jetstream.JetStream // nil: changes are not published
+	subjects events.Subjects
+	log      *slog.Logger
+	now      func() time.Time
 
 	expiresIn       time.Duration // expiresInMinutes of every trigger
 	diagnosisMaxAge time.Duration // how recent the diagnosis of a topic remediation must be
@@ -381,7 +385,7 @@ func (m *manager) fire(ctx context.Context, j *job, up Upstream) (result, error)
 	}
 	m.log.InfoContext(ctx, "remote action triggered", "execution_id", e.ID, "request_id", resp.RequestID,
 		"remote_action", e.RemoteAction, "instance", e.Instance, "device", e.DeviceName)
-	m.publisher.Publish(dctx, done)
+	m.publish(dctx, done)
 	return result{execution: done}, nil
 }
 
@@ -403,7 +407,7 @@ func (m *manager) failed(ctx context.Context, j *job, e store.Execution, auditID
 	if ferr != nil {
 		m.log.ErrorContext(ctx, "recording a failed trigger failed", "execution_id", e.ID, "err", ferr)
 	} else {
-		m.publisher.Publish(ctx, failed)
+		m.publish(ctx, failed)
 	}
 	m.log.WarnContext(ctx, "remote action trigger failed, outcome unknown", "execution_id", e.ID, "remote_action", e.RemoteAction,
 		"instance", e.Instance, "err", err)
@@ -502,4 +506,13 @@ func later(a, b *time.Time) bool {
 		return true
 	}
 	return a.After(*b)
+}
+
+// publish announces execution changes on the EXECUTIONS stream. The database is
+// authoritative: a change not published is logged, and a waiting request reads the
+// execution again when its wait ends.
+func (m *manager) publish(ctx context.Context, execs ...store.Execution) {
+	if _, err := events.PublishExecutionUpdates(ctx, m.js, m.subjects, wire.ExecutionUpdates(execs...)...); err != nil {
+		m.log.WarnContext(ctx, "execution changes not published", "err", err)
+	}
 }

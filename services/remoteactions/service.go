@@ -22,6 +22,7 @@ package remoteactions
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -32,11 +33,13 @@ import (
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/allowlist"
+	"github.com/dexbridge/dexbridge/internal/broker"
 	"github.com/dexbridge/dexbridge/internal/instances"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/requestid"
 	"github.com/dexbridge/dexbridge/internal/topic"
+	"github.com/dexbridge/dexbridge/internal/wire"
 )
 
 // Defaults of Options.
@@ -115,7 +118,7 @@ func New(o Options) (*Service, error) {
 	log := o.Log.With("service", "remoteactions")
 	m := &manager{
 		store: o.Store, upstream: o.Upstream, details: newDetailsCache(o.DetailsTTL, o.Now), log: log, now: o.Now,
-		publisher: &Publisher{JS: o.JS, Subjects: o.Subjects, Log: log},
+		js: o.JS, subjects: o.Subjects,
 		expiresIn: o.ExpiresIn, diagnosisMaxAge: o.DiagnosisMaxAge, triggerTimeout: o.TriggerTimeout,
 		replayWait: o.TriggerTimeout + 5*time.Second,
 	}
@@ -188,14 +191,14 @@ func caller(ctx context.Context) Caller {
 }
 
 func reply(r result) events.ExecutionReply {
-	return events.ExecutionReply{Header: events.NewHeader(events.TypeExecutionReply), Execution: Wire(r.execution), Replayed: r.replayed}
+	return events.ExecutionReply{Header: events.NewHeader(events.TypeExecutionReply), Execution: wire.Execution(r.execution), Replayed: r.replayed}
 }
 
 // Run serves until ctx ends, then lets in-flight triggers finish.
 func (s *Service) Run(ctx context.Context) error {
 	if s.o.JS != nil {
-		if _, err := EnsureStream(ctx, s.o.JS, s.o.Subjects); err != nil {
-			return err
+		if _, err := broker.EnsureStream(ctx, s.o.JS, events.ExecutionsStream(s.o.Subjects)); err != nil {
+			return fmt.Errorf("executions stream: %w", err)
 		}
 	}
 	srv, err := natsrpc.NewServer(s.o.Conn, "remoteactions", s.o.Version, "remote action triggers and executions",
