@@ -2,14 +2,12 @@ package ingress
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/gorilla/mux"
-	"github.com/nats-io/nats.go"
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
@@ -151,7 +149,7 @@ func (h *handlers) runExecution(w http.ResponseWriter, r *http.Request, subject 
 	e := reply.Execution
 	if wait > 0 && !events.FinalStatus(e.Status) {
 		h.extendWrite(w, wait)
-		e = h.awaitExecution(r.Context(), e, wait, true)
+		e = events.AwaitExecution(r.Context(), h.opts.Events, h.opts.Subjects, e, h.execution, events.AwaitOptions{Wait: wait})
 	}
 	w.Header().Set("Location", executionPath(e.ID))
 	if reply.Replayed {
@@ -184,24 +182,24 @@ func (h *handlers) getExecution(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var sub *nats.Subscription
+	var watch *events.ExecutionWatch
 	if wait > 0 && h.opts.Events != nil {
 		// Subscribe before reading, so that no change slips between the two.
 		var err error
-		if sub, err = h.subscribe(r.Context(), id); err != nil {
+		if watch, err = events.WatchExecution(r.Context(), h.opts.Events, h.opts.Subjects, id); err != nil {
 			h.fail(w, r, err)
 			return
 		}
-		defer func() { _ = sub.Unsubscribe() }()
+		defer watch.Stop()
 	}
 	e, err := h.execution(r.Context(), id)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if sub != nil && !events.FinalStatus(e.Status) {
+	if watch != nil && !events.FinalStatus(e.Status) {
 		h.extendWrite(w, wait)
-		e = h.next(r.Context(), sub, e, wait, false)
+		e = watch.Next(r.Context(), e, h.execution, events.AwaitOptions{Wait: wait, AnyChange: true})
 	}
 	writeJSON(w, http.StatusOK, executionBody{Execution: e})
 }
@@ -212,77 +210,6 @@ func (h *handlers) execution(ctx context.Context, id string) (events.Execution, 
 	req := events.ActionsGetRequest{Header: events.NewHeader(events.TypeActionsGetRequest), ID: id}
 	err := h.opts.RPC.Call(ctx, h.opts.Subjects.Of(events.ActionsGet), req, &reply, natsrpc.Idempotent)
 	return reply.Execution, err
-}
-
-// subscribe listens to an execution's updates; the subscription is in place on the
-// server when it returns.
-func (h *handlers) subscribe(ctx context.Context, id string) (*nats.Subscription, error) {
-	sub, err := h.opts.Events.SubscribeSync(h.opts.Subjects.Of(events.ActionsUpdated, id))
-	if err == nil {
-		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = h.opts.Events.FlushWithContext(fctx) // a round trip: the server has the subscription
-		cancel()
-	}
-	if err != nil {
-		if sub != nil {
-			_ = sub.Unsubscribe()
-		}
-		return nil, problem.Wrap(problem.ServiceUnavailable, err, "the message bus is unavailable").Retry(time.Second)
-	}
-	return sub, nil
-}
-
-// awaitExecution waits up to wait for e to reach a final state (final) or to change
-// at all, and returns the latest state known. Without a bus, it returns e.
-func (h *handlers) awaitExecution(ctx context.Context, e events.Execution, wait time.Duration, final bool) events.Execution {
-	if h.opts.Events == nil {
-		return e
-	}
-	sub, err := h.subscribe(ctx, e.ID)
-	if err != nil {
-		return e
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	// Read again now that the subscription is in place: a change may have come first.
-	if cur, err := h.execution(ctx, e.ID); err == nil && !cur.UpdatedAt.Before(e.UpdatedAt) {
-		e = cur
-	}
-	if events.FinalStatus(e.Status) {
-		return e
-	}
-	return h.next(ctx, sub, e, wait, final)
-}
-
-// next waits on sub, up to wait, for an update of e that is final (final) or newer,
-// then returns it. When the wait ends without one, it reads the execution once more:
-// the database is authoritative and an event may have been lost.
-func (h *handlers) next(ctx context.Context, sub *nats.Subscription, e events.Execution, wait time.Duration, final bool) events.Execution {
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	for {
-		msg, err := sub.NextMsgWithContext(wctx)
-		if err != nil {
-			break
-		}
-		var ev events.ExecutionUpdatedEvent
-		if json.Unmarshal(msg.Data, &ev) != nil || ev.Execution.ID != e.ID || ev.Execution.UpdatedAt.Before(e.UpdatedAt) {
-			continue
-		}
-		changed := ev.Execution.UpdatedAt.After(e.UpdatedAt) || ev.Execution.Status != e.Status
-		e = ev.Execution
-		if events.FinalStatus(e.Status) || (changed && !final) {
-			return e
-		}
-	}
-	if ctx.Err() != nil {
-		return e
-	}
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer rcancel()
-	if cur, err := h.execution(rctx, e.ID); err == nil && !cur.UpdatedAt.Before(e.UpdatedAt) {
-		return cur
-	}
-	return e
 }
 
 // extendWrite lets a long poll outlive the server's write timeout (60 s).

@@ -2,9 +2,6 @@ package topics
 
 import (
 	"context"
-	"encoding/json"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
@@ -65,7 +62,6 @@ func (d natsDevices) Resolve(ctx context.Context, device string) (wrapper.Device
 
 // natsActions is the remoteactions service's contract.
 type natsActions struct {
-	nc   *nats.Conn
 	rpc  *natsrpc.Client
 	subj events.Subjects
 }
@@ -85,24 +81,4 @@ func (a natsActions) Get(ctx context.Context, id string) (events.Execution, erro
 		return events.Execution{}, err
 	}
 	return reply.Execution, nil
-}
-
-// Watch subscribes to the execution's updates. They are JetStream messages, which
-// plain subscribers receive too; a missed one is caught by the caller's polling.
-func (a natsActions) Watch(_ context.Context, id string) (<-chan events.Execution, func(), error) {
-	ch := make(chan events.Execution, 16)
-	sub, err := a.nc.Subscribe(a.subj.Of(events.ActionsUpdated, id), func(m *nats.Msg) {
-		var ev events.ExecutionUpdatedEvent
-		if json.Unmarshal(m.Data, &ev) != nil {
-			return
-		}
-		select {
-		case ch <- ev.Execution:
-		default: // the caller polls too; never block the connection
-		}
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return ch, func() { _ = sub.Unsubscribe() }, nil
 }

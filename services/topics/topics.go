@@ -106,7 +106,7 @@ func New(o Options) (*Service, error) {
 	}
 	s.diag = &diagnoser{
 		defs: s.defs.Load, devices: devices, wrapper: s.wrapper, store: o.Diagnoses, now: time.Now, log: o.Log,
-		refresher: &refresher{actions: natsActions{nc: o.Conn, rpc: rpc, subj: o.Subjects}, bound: o.RefreshTimeout, poll: refreshPoll},
+		refresher: &refresher{actions: natsActions{rpc: rpc, subj: o.Subjects}, updates: o.Conn, subjects: o.Subjects, bound: o.RefreshTimeout, poll: refreshPoll},
 	}
 	return s, nil
 }
