@@ -12,6 +12,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/webhookmap"
+	"github.com/dexbridge/dexbridge/services/ingress"
 	"github.com/dexbridge/dexbridge/services/proactive"
 	"github.com/dexbridge/dexbridge/services/webhooks"
 )
@@ -30,26 +31,22 @@ func webhookRules(d *deps, check func(*webhookmap.Rules) error) (*webhookmap.Liv
 	return webhookmap.OpenLive(path, os.Getenv, check, d.log)
 }
 
-func webhookStream(cfg config.Config) webhooks.StreamOptions {
-	return webhooks.StreamOptions{DuplicateWindow: cfg.Webhooks.DuplicateWindow.D()}
-}
-
 // webhookReceiver is the ingress's half of the webhooks.
-func webhookReceiver(d *deps) (*webhooks.Receiver, error) {
+func webhookReceiver(d *deps) (*ingress.WebhookReceiver, error) {
 	rules, err := webhookRules(d, nil)
 	if err != nil {
 		return nil, err
 	}
-	return webhooks.NewReceiver(webhooks.ReceiverOptions{
+	return ingress.NewWebhookReceiver(ingress.WebhookReceiverOptions{
 		JS: d.bus.JS, Subjects: d.subjects, Rules: rules, Seen: store.New(d.db),
-		PublishTimeout: d.cfg.Webhooks.PublishTimeout.D(), Stream: webhookStream(d.cfg),
+		PublishTimeout: d.cfg.Webhooks.PublishTimeout.D(), DuplicateWindow: d.cfg.Webhooks.DuplicateWindow.D(),
 		Metrics: d.metrics, Log: d.log.With("service", "ingress"),
 	}), nil
 }
 
 // proactiveFeed serves the proactive events from the ingress (pull and streams).
-func proactiveFeed(d *deps) *proactive.Feed {
-	return proactive.NewFeed(proactive.FeedOptions{
+func proactiveFeed(d *deps) *ingress.ProactiveFeed {
+	return ingress.NewProactiveFeed(ingress.ProactiveFeedOptions{
 		DB: store.New(d.db), Conn: d.bus.Conn, Subjects: d.subjects, Heartbeat: d.cfg.Proactive.StreamHeartbeat.D(),
 		Metrics: d.metrics, Log: d.log.With("service", "ingress"),
 	})
@@ -69,7 +66,7 @@ func buildWebhooks(d *deps) (Runner, error) {
 		Conn: d.bus.Conn, JS: d.bus.JS, Subjects: d.subjects, DB: db, Rules: rules,
 		Resolver: webhooks.CacheResolver{DB: db}, Diagnoser: webhookDiagnoser(d), Topics: cat,
 		Callback: d.cfg.Proactive.CallbackURL != "", Concurrency: d.cfg.Webhooks.Concurrency,
-		MaxDeliveries: d.cfg.Webhooks.MaxDeliveries, Stream: webhookStream(d.cfg),
+		MaxDeliveries: d.cfg.Webhooks.MaxDeliveries, DuplicateWindow: d.cfg.Webhooks.DuplicateWindow.D(),
 		ShutdownTimeout: d.cfg.ShutdownTimeout.D(), Metrics: d.metrics, Log: d.log.With("service", "webhooks"),
 	}), nil
 }

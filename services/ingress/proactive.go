@@ -2,7 +2,6 @@ package ingress
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,17 +14,6 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
-
-// ProactiveFeed serves proactive events to chatbots (proactive.Feed).
-type ProactiveFeed interface {
-	List(ctx context.Context, after int64, limit int) ([]events.ProactiveEvent, int64, error)
-	Ack(ctx context.Context, id, by string) (events.ProactiveEvent, error)
-	Head(ctx context.Context) (int64, error)
-	Stream(ctx context.Context, after int64, send func(cursor int64, ev events.ProactiveEventChanged) error, ping func() error) error
-	Heartbeat() time.Duration
-	// Shutdown ends the streams; the ingress calls it when it stops.
-	Shutdown()
-}
 
 var proactiveEventID = regexp.MustCompile(`^pe_[0-9a-f]{32}$`)
 

@@ -2,7 +2,6 @@ package ingress
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,16 +15,7 @@ import (
 
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/requestid"
-	"github.com/dexbridge/dexbridge/internal/webhookmap"
-	"github.com/dexbridge/dexbridge/services/webhooks"
 )
-
-// WebhookReceiver authenticates webhooks and stores them durably
-// (webhooks.Receiver).
-type WebhookReceiver interface {
-	Authenticate(source string, h http.Header) (*webhookmap.Source, error)
-	Accept(ctx context.Context, src *webhookmap.Source, in webhooks.Incoming) (webhooks.Accepted, error)
-}
 
 var sourceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
@@ -48,7 +38,7 @@ func (h *handlers) receiveWebhook(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	acc, err := h.opts.Webhooks.Accept(r.Context(), src, webhooks.Incoming{
+	acc, err := h.opts.Webhooks.Accept(r.Context(), src, incomingWebhook{
 		Method: r.Method, Header: r.Header, Body: body, ContentType: r.Header.Get("Content-Type"),
 		RequestID: requestid.From(r.Context()),
 	})
@@ -60,9 +50,9 @@ func (h *handlers) receiveWebhook(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handlers) webhookFail(w http.ResponseWriter, r *http.Request, err error) {
-	var d *webhooks.Denied
-	if errors.As(err, &d) && d.Challenge != "" {
-		w.Header().Set("WWW-Authenticate", d.Challenge)
+	var d *denied
+	if errors.As(err, &d) && d.challenge != "" {
+		w.Header().Set("WWW-Authenticate", d.challenge)
 	}
 	h.fail(w, r, err)
 }

@@ -1,3 +1,7 @@
+// Package proactive delivers proactive conversation events to a chatbot's callback:
+// a signed HTTP request with retries, from an outbox in PostgreSQL that the webhooks
+// worker fills in the same transaction as the events, so every replica can deliver
+// it. The ingress serves the same events as a feed and as server-sent events.
 package proactive
 
 import (
@@ -20,6 +24,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/signature"
 	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/wire"
 )
 
 // Headers of a callback request.
@@ -193,7 +198,7 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.ProactiveDelivery) {
 			retryIn = max(d.backoff(c.Attempts), min(retryAfter, d.o.BackoffMax))
 		}
 	}
-	log := d.o.Log.With("delivery_id", DeliveryID(c.ID), "event_id", c.EventID, "attempt", c.Attempts)
+	log := d.o.Log.With("delivery_id", wire.DeliveryID(c.ID), "event_id", c.EventID, "attempt", c.Attempts)
 	ok, ferr := d.o.DB.FinishProactiveDelivery(context.WithoutCancel(ctx), c, a, state, retryIn)
 	switch {
 	case ferr != nil:
@@ -229,7 +234,7 @@ func (d *Dispatcher) send(ctx context.Context, c store.ProactiveDelivery) (int, 
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "dexbridge-callback/1")
 	req.Header.Set(HeaderSignature, signature.Sign(d.o.Secret, time.Now(), body))
-	req.Header.Set(HeaderDeliveryID, DeliveryID(c.ID))
+	req.Header.Set(HeaderDeliveryID, wire.DeliveryID(c.ID))
 	req.Header.Set(HeaderEventID, c.EventID)
 	req.Header.Set(HeaderAttempt, strconv.Itoa(c.Attempts))
 	resp, err := d.o.Client.Do(req)

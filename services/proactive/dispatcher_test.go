@@ -16,6 +16,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/signature"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/testenv"
+	"github.com/dexbridge/dexbridge/internal/wire"
 	"github.com/dexbridge/dexbridge/services/proactive"
 )
 
@@ -36,7 +37,7 @@ func record(t *testing.T, db *store.DB, users ...string) []store.ProactiveEvent 
 				DeviceName: "PC-" + u, Alert: []byte(`{"status":"open"}`), Remediations: []byte(`[]`), Message: "Hi " + u,
 				SuppressionWindow: time.Hour,
 			}}},
-			proactive.RenderDelivery)
+			wire.ProactiveDelivery)
 		if err != nil {
 			t.Fatal(err)
 		}

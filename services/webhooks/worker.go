@@ -13,12 +13,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/broker"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/webhookmap"
-	"github.com/dexbridge/dexbridge/services/proactive"
+	"github.com/dexbridge/dexbridge/internal/wire"
 )
 
 // Options are the worker's dependencies and settings.
@@ -47,8 +48,9 @@ type Options struct {
 	// and terminated, not retried forever (default 5).
 	MaxDeliveries int
 	// RetryBase is the first redelivery delay after a failure; it doubles (default 1 s).
-	RetryBase       time.Duration
-	Stream          StreamOptions
+	RetryBase time.Duration
+	// DuplicateWindow is the WEBHOOKS stream's own dedupe window.
+	DuplicateWindow time.Duration
 	ShutdownTimeout time.Duration
 	Metrics         *metrics.Metrics
 	Log             *slog.Logger
@@ -128,8 +130,8 @@ func (w *Worker) Run(ctx context.Context) error {
 // consume pulls messages until ctx ends (nil) or the consumer fails (an error:
 // the caller sets things up again).
 func (w *Worker) consume(ctx, workCtx context.Context, sem chan struct{}, inflight *sync.WaitGroup) error {
-	if _, err := EnsureStream(ctx, w.o.JS, w.o.Subjects, w.o.Stream); err != nil {
-		return err
+	if _, err := broker.EnsureStream(ctx, w.o.JS, events.WebhooksStream(w.o.Subjects, w.o.DuplicateWindow)); err != nil {
+		return fmt.Errorf("webhooks stream: %w", err)
 	}
 	cons, err := ensureConsumer(ctx, w.o.JS, w.o.Subjects, w.o.AckWait, w.o.MaxDeliveries)
 	if err != nil {
@@ -183,7 +185,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	var ev events.WebhookReceived
 	if err := json.Unmarshal(msg.Data(), &ev); err != nil || ev.DedupeKey == "" || ev.Source == "" {
 		key := fmt.Sprintf("undecodable:%s:%d", md.Stream, md.Sequence.Stream)
-		if _, rerr := w.o.DB.RecordWebhook(ctx, store.WebhookRecord{DedupeKey: key, WebhookID: WebhookID(key), Source: "unknown",
+		if _, rerr := w.o.DB.RecordWebhook(ctx, store.WebhookRecord{DedupeKey: key, WebhookID: events.WebhookID(key), Source: "unknown",
 			ReceivedAt: md.Timestamp, Outcome: store.WebhookInvalid, Detail: "undecodable stream message", Deliveries: deliveries,
 			Payload: msg.Data()}); rerr != nil {
 			w.o.Log.Error("undecodable webhook message not recorded, will retry", "stream_seq", md.Sequence.Stream, "err", rerr)
@@ -314,7 +316,7 @@ func (w *Worker) process(ctx context.Context, ev events.WebhookReceived, deliver
 		}
 		eff.Open = OpenEvents(src, a, targets, w.diagnose(ctx, a, targets, log), w.o.Topics)
 	}
-	applied, err := w.o.DB.ApplyWebhook(ctx, rec, eff, proactive.RenderDelivery)
+	applied, err := w.o.DB.ApplyWebhook(ctx, rec, eff, wire.ProactiveDelivery)
 	if err != nil {
 		return "", err
 	}
@@ -400,11 +402,7 @@ func (w *Worker) announce(applied store.Applied, log *slog.Logger) {
 		evs  []store.ProactiveEvent
 	}{{events.ProactiveOpened, applied.Opened}, {events.ProactiveClosed, applied.Closed}} {
 		for _, e := range group.evs {
-			b, err := json.Marshal(proactive.Changed(e, group.kind, ""))
-			if err == nil {
-				err = w.o.Conn.Publish(w.o.Subjects.Of(events.ProactiveChanged), b)
-			}
-			if err != nil {
+			if err := events.AnnounceProactiveChange(w.o.Conn, w.o.Subjects, wire.ProactiveChanged(e, group.kind, "")); err != nil {
 				log.Debug("proactive change not announced", "event_id", e.ID, "err", err)
 			}
 		}
