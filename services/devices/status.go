@@ -7,7 +7,7 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/store"
-	"github.com/dexbridge/dexbridge/services/discovery"
+	"github.com/dexbridge/dexbridge/internal/wire"
 )
 
 // status reports every configured instance (and any other the database knows):
@@ -46,7 +46,7 @@ func (s *identifierService) status(ctx context.Context, refresh time.Duration) (
 			}
 		}
 		if r, ok := latest[name]; ok {
-			info := discovery.RunInfo(r)
+			info := wire.DiscoveryRun(r)
 			st.LastDiscovery = &info
 			if contains(s.order, name) {
 				next := r.StartedAt.Add(refresh).UTC()
