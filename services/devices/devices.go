@@ -80,26 +80,17 @@ func New(o Options) (*Service, error) {
 
 // Run serves until ctx ends, then lets in-flight requests finish.
 func (s *Service) Run(ctx context.Context) error {
-	srv, err := natsrpc.NewServer(s.o.Conn, "devices", s.o.Version, "employee and device identification from the cache", s.o.Concurrency, s.o.Log,
-		natsrpc.WithMetrics(s.o.Metrics))
-	if err != nil {
-		return err
-	}
+	svc := natsrpc.Service{Name: "devices", Version: s.o.Version, Description: "employee and device identification from the cache",
+		Concurrency: s.o.Concurrency, ShutdownTimeout: s.o.ShutdownTimeout, Log: s.o.Log, Metrics: s.o.Metrics}
 	subj := s.o.Subjects
-	err = errors.Join(
-		natsrpc.Endpoint(srv, "identify", subj.Of(events.DevicesIdentify), events.TypeDevicesIdentifyRequest, s.s.identify),
-		natsrpc.Endpoint(srv, "get", subj.Of(events.DevicesGet), events.TypeDevicesGetRequest, s.s.get),
-		natsrpc.Endpoint(srv, "status", subj.Of(events.StatusGet), events.TypeStatusGetRequest,
-			func(ctx context.Context, _ events.StatusGetRequest) (events.StatusGetReply, error) {
-				return s.s.status(ctx, s.o.Refresh)
-			}),
-	)
-	if err != nil {
-		_ = srv.Stop(ctx)
-		return err
-	}
-	<-ctx.Done()
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.ShutdownTimeout)
-	defer cancel()
-	return srv.Stop(stopCtx)
+	return natsrpc.Serve(ctx, s.o.Conn, svc, func(srv *natsrpc.Server) error {
+		return errors.Join(
+			natsrpc.Endpoint(srv, "identify", subj.Of(events.DevicesIdentify), events.TypeDevicesIdentifyRequest, s.s.identify),
+			natsrpc.Endpoint(srv, "get", subj.Of(events.DevicesGet), events.TypeDevicesGetRequest, s.s.get),
+			natsrpc.Endpoint(srv, "status", subj.Of(events.StatusGet), events.TypeStatusGetRequest,
+				func(ctx context.Context, _ events.StatusGetRequest) (events.StatusGetReply, error) {
+					return s.s.status(ctx, s.o.Refresh)
+				}),
+		)
+	})
 }

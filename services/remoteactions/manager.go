@@ -379,8 +379,7 @@ func (m *manager) fire(ctx context.Context, j *job, up Upstream) (result, error)
 	done, err := m.store.MarkTriggered(dctx, e.ID, resp.RequestID, expires, auditID)
 	if err != nil {
 		// The action runs, but dexbridge could not record it: say so with its request id,
-		// so an operator can follow it in Nexthink.
-		m.log.ErrorContext(ctx, "recording a triggered execution failed", "execution_id", e.ID, "request_id", resp.RequestID, "err", err)
+		// so an operator can follow it in Nexthink. The service logs the failure.
 		return result{}, problem.Wrap(problem.Internal, err, fmt.Sprintf("remote action %s was triggered (Nexthink request %s) but dexbridge could not record it", e.RemoteAction, resp.RequestID))
 	}
 	m.log.InfoContext(ctx, "remote action triggered", "execution_id", e.ID, "request_id", resp.RequestID,

@@ -100,9 +100,6 @@ func New(o Options) (*Service, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Version == "" {
-		o.Version = "0.0.0" // NATS micro wants a SemVer
-	}
 	if o.ExpiresIn <= 0 {
 		o.ExpiresIn = DefaultExpiresIn
 	}
@@ -201,46 +198,37 @@ func (s *Service) Run(ctx context.Context) error {
 			return fmt.Errorf("executions stream: %w", err)
 		}
 	}
-	srv, err := natsrpc.NewServer(s.o.Conn, "remoteactions", s.o.Version, "remote action triggers and executions",
-		s.o.Concurrency, s.o.Log, natsrpc.WithMetrics(s.o.Metrics))
-	if err != nil {
-		return err
-	}
-	id := srv.ID()
-	s.worker.Store(&id)
+	svc := natsrpc.Service{Name: "remoteactions", Version: s.o.Version, Description: "remote action triggers and executions",
+		Concurrency: s.o.Concurrency, ShutdownTimeout: s.o.ShutdownTimeout, Log: s.o.Log, Metrics: s.o.Metrics}
 	subj := s.o.Subjects
-	err = errors.Join(
-		natsrpc.Endpoint(srv, "list", subj.Of(events.ActionsList), events.TypeActionsListRequest,
-			func(context.Context, events.ActionsListRequest) (events.ActionsListReply, error) {
-				return s.m.list(), nil
-			}),
-		natsrpc.Endpoint(srv, "trigger", subj.Of(events.ActionsTrigger), events.TypeActionsTriggerRequest,
-			func(ctx context.Context, req events.ActionsTriggerRequest) (events.ExecutionReply, error) {
-				r, err := s.m.trigger(ctx, caller(ctx), req)
-				return reply(r), err
-			}),
-		natsrpc.Endpoint(srv, "remediate", subj.Of(events.ActionsRemediate), events.TypeActionsRemediateRequest,
-			func(ctx context.Context, req events.ActionsRemediateRequest) (events.ExecutionReply, error) {
-				r, err := s.m.remediate(ctx, caller(ctx), req)
-				return reply(r), err
-			}),
-		natsrpc.Endpoint(srv, "get", subj.Of(events.ActionsGet), events.TypeActionsGetRequest,
-			func(ctx context.Context, req events.ActionsGetRequest) (events.ExecutionReply, error) {
-				e, err := s.m.get(ctx, req.ID)
-				return reply(result{execution: e}), err
-			}),
-		// Every replica, not one of the queue group, answers a reload.
-		natsrpc.BroadcastEndpoint(srv, "reload", subj.Of(events.TopicsReload), events.TypeTopicsReloadRequest,
-			func(_ context.Context, req events.TopicsReloadRequest) (events.TopicsReloadReply, error) {
-				return s.Reload(req.RequestedBy), nil
-			}),
-	)
-	if err != nil {
-		_ = srv.Stop(ctx)
-		return err
-	}
-	<-ctx.Done()
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.ShutdownTimeout)
-	defer cancel()
-	return srv.Stop(stopCtx)
+	return natsrpc.Serve(ctx, s.o.Conn, svc, func(srv *natsrpc.Server) error {
+		id := srv.ID()
+		s.worker.Store(&id)
+		return errors.Join(
+			natsrpc.Endpoint(srv, "list", subj.Of(events.ActionsList), events.TypeActionsListRequest,
+				func(context.Context, events.ActionsListRequest) (events.ActionsListReply, error) {
+					return s.m.list(), nil
+				}),
+			natsrpc.Endpoint(srv, "trigger", subj.Of(events.ActionsTrigger), events.TypeActionsTriggerRequest,
+				func(ctx context.Context, req events.ActionsTriggerRequest) (events.ExecutionReply, error) {
+					r, err := s.m.trigger(ctx, caller(ctx), req)
+					return reply(r), err
+				}),
+			natsrpc.Endpoint(srv, "remediate", subj.Of(events.ActionsRemediate), events.TypeActionsRemediateRequest,
+				func(ctx context.Context, req events.ActionsRemediateRequest) (events.ExecutionReply, error) {
+					r, err := s.m.remediate(ctx, caller(ctx), req)
+					return reply(r), err
+				}),
+			natsrpc.Endpoint(srv, "get", subj.Of(events.ActionsGet), events.TypeActionsGetRequest,
+				func(ctx context.Context, req events.ActionsGetRequest) (events.ExecutionReply, error) {
+					e, err := s.m.get(ctx, req.ID)
+					return reply(result{execution: e}), err
+				}),
+			// Every replica, not one of the queue group, answers a reload.
+			natsrpc.BroadcastEndpoint(srv, "reload", subj.Of(events.TopicsReload), events.TypeTopicsReloadRequest,
+				func(_ context.Context, req events.TopicsReloadRequest) (events.TopicsReloadReply, error) {
+					return s.Reload(req.RequestedBy), nil
+				}),
+		)
+	})
 }

@@ -116,50 +116,44 @@ func (s *Service) Definitions() *Definitions { return s.defs.Load() }
 
 // Run serves until ctx ends, then lets in-flight requests finish.
 func (s *Service) Run(ctx context.Context) error {
-	srv, err := natsrpc.NewServer(s.opts.Conn, "topics", s.opts.Version, "topic catalogue, diagnosis and the NQL wrapper", s.opts.Concurrency, s.opts.Log,
-		natsrpc.WithMetrics(s.opts.Metrics))
-	if err != nil {
-		return err
-	}
-	id := srv.ID()
-	s.worker.Store(&id)
+	svc := natsrpc.Service{Name: "topics", Version: s.opts.Version, Description: "topic catalogue, diagnosis and the NQL wrapper",
+		Concurrency: s.opts.Concurrency, ShutdownTimeout: s.opts.ShutdownTimeout, Log: s.opts.Log, Metrics: s.opts.Metrics}
 	subj := s.opts.Subjects
-	err = errors.Join(
-		natsrpc.Endpoint(srv, "list", subj.Of(events.TopicsList), events.TypeTopicsListRequest,
-			func(_ context.Context, req events.TopicsListRequest) (events.TopicsListReply, error) {
-				return list(s.defs.Load().Catalog(), req), nil
-			}),
-		natsrpc.Endpoint(srv, "get", subj.Of(events.TopicsGet), events.TypeTopicsGetRequest,
-			func(_ context.Context, req events.TopicsGetRequest) (events.TopicsGetReply, error) {
-				return get(s.defs.Load().Catalog(), req)
-			}),
-		natsrpc.Endpoint(srv, "diagnose", subj.Of(events.TopicsDiagnose), events.TypeDiagnoseRequest,
-			func(ctx context.Context, req events.DiagnoseRequest) (events.DiagnoseReply, error) {
-				if s.diag == nil {
-					return events.DiagnoseReply{}, unavailable("diagnosis")
-				}
-				return s.diag.diagnose(ctx, req)
-			}),
-		natsrpc.Endpoint(srv, "nql", subj.Of(events.NQLExecute), events.TypeNQLRequest,
-			func(ctx context.Context, req events.NQLRequest) (events.NQLReply, error) {
-				if s.wrapper == nil {
-					return events.NQLReply{}, unavailable("the NQL wrapper")
-				}
-				return execute(ctx, s.defs.Load(), s.wrapper, req)
-			}),
-		natsrpc.BroadcastEndpoint(srv, "reload", subj.Of(events.TopicsReload), events.TypeTopicsReloadRequest,
-			func(_ context.Context, req events.TopicsReloadRequest) (events.TopicsReloadReply, error) {
-				return s.Reload(req.RequestedBy), nil
-			}),
-	)
-	if err != nil {
-		_ = srv.Stop(ctx)
-		return err
-	}
-	<-ctx.Done()
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
-	defer cancel()
-	return srv.Stop(stopCtx)
+	return natsrpc.Serve(ctx, s.opts.Conn, svc, func(srv *natsrpc.Server) error {
+		id := srv.ID()
+		s.worker.Store(&id)
+		return errors.Join(
+			natsrpc.Endpoint(srv, "list", subj.Of(events.TopicsList), events.TypeTopicsListRequest,
+				func(_ context.Context, req events.TopicsListRequest) (events.TopicsListReply, error) {
+					return list(s.defs.Load().Catalog(), req), nil
+				}),
+			natsrpc.Endpoint(srv, "get", subj.Of(events.TopicsGet), events.TypeTopicsGetRequest,
+				func(_ context.Context, req events.TopicsGetRequest) (events.TopicsGetReply, error) {
+					if err := req.Validate(); err != nil {
+						return events.TopicsGetReply{}, err
+					}
+					return get(s.defs.Load().Catalog(), req)
+				}),
+			natsrpc.Endpoint(srv, "diagnose", subj.Of(events.TopicsDiagnose), events.TypeDiagnoseRequest,
+				func(ctx context.Context, req events.DiagnoseRequest) (events.DiagnoseReply, error) {
+					if s.diag == nil {
+						return events.DiagnoseReply{}, unavailable("diagnosis")
+					}
+					return s.diag.diagnose(ctx, req)
+				}),
+			natsrpc.Endpoint(srv, "nql", subj.Of(events.NQLExecute), events.TypeNQLRequest,
+				func(ctx context.Context, req events.NQLRequest) (events.NQLReply, error) {
+					if s.wrapper == nil {
+						return events.NQLReply{}, unavailable("the NQL wrapper")
+					}
+					return execute(ctx, s.defs.Load(), s.wrapper, req)
+				}),
+			natsrpc.BroadcastEndpoint(srv, "reload", subj.Of(events.TopicsReload), events.TypeTopicsReloadRequest,
+				func(_ context.Context, req events.TopicsReloadRequest) (events.TopicsReloadReply, error) {
+					return s.Reload(req.RequestedBy), nil
+				}),
+		)
+	})
 }
 
 // Reload loads the definitions again and puts them in force, or refuses them with
