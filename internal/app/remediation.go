@@ -2,6 +2,8 @@ package app
 
 import (
 	"github.com/dexbridge/dexbridge/internal/allowlist"
+	"github.com/dexbridge/dexbridge/internal/instances"
+	"github.com/dexbridge/dexbridge/internal/livedevices"
 	"github.com/dexbridge/dexbridge/internal/rules"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/topic"
@@ -36,7 +38,7 @@ func buildRemoteActions(d *deps) (Runner, error) {
 	return remoteactions.New(remoteactions.Options{
 		Conn: d.bus.Conn, JS: d.bus.JS, Subjects: d.subjects, Store: db, Instances: set, Allowlist: allow, Topics: cat,
 		Load: remediationFiles(d),
-		RPC:  d.rpc, ExpiresIn: e.ExpiresIn.D(), DetailsTTL: e.DetailsTTL.D(), DiagnosisMaxAge: e.DiagnosisMaxAge.D(),
+		Live: liveDevices(db, set), ExpiresIn: e.ExpiresIn.D(), DetailsTTL: e.DetailsTTL.D(), DiagnosisMaxAge: e.DiagnosisMaxAge.D(),
 		Concurrency: d.cfg.Workers.Concurrency, ShutdownTimeout: d.cfg.ShutdownTimeout.D(), Metrics: d.metrics,
 		Log: d.log, Version: d.version,
 	})
@@ -52,4 +54,13 @@ func buildPoller(d *deps) (Runner, error) {
 		DB: db, Instances: set, JS: d.bus.JS, Subjects: d.subjects, Interval: d.cfg.Executions.PollInterval.D(),
 		Metrics: d.metrics, Log: d.log,
 	}), nil
+}
+
+// liveDevices finds devices on the instances, with a chatbot's patience.
+func liveDevices(db *store.DB, set *instances.Set) *livedevices.Finder {
+	var live []livedevices.Instance
+	for _, in := range set.List() {
+		live = append(live, livedevices.Instance{Name: in.Name, Live: in.ClientWith(instances.Interactive())})
+	}
+	return livedevices.New(db, live)
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -143,6 +144,34 @@ type deviceRow struct {
 	LastLogonUser string         `db:"last_logon_user"`
 	LastLogonTime *time.Time     `db:"last_logon_time"`
 	Fields        map[string]any `db:"fields"`
+}
+
+// DeviceFields is a cached device with the fields discovery cached for it.
+type DeviceFields struct {
+	CachedDevice
+	Fields map[string]any `db:"fields"`
+}
+
+// DeviceWithFields returns, in one query, the most recently seen device whose name or
+// collector UID is value, on any instance, with its cached fields; ErrNotFound when
+// the cache has none.
+func (db *DB) DeviceWithFields(ctx context.Context, key DeviceKey, value string) (DeviceFields, error) {
+	cond, ok := deviceConditions[key]
+	if !ok {
+		return DeviceFields{}, fmt.Errorf("device with fields: unknown key %d", key)
+	}
+	rows, _ := db.pool.Query(ctx, `
+		SELECT `+deviceColumns+`, NULL::timestamptz AS last_activity, '' AS activity_source, '' AS user_name, d.fields
+		FROM devices d WHERE `+cond+`
+		ORDER BY d.last_seen DESC NULLS LAST, d.instance LIMIT 1`, value)
+	d, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[DeviceFields])
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return DeviceFields{}, ErrNotFound
+	case err != nil:
+		return DeviceFields{}, fmt.Errorf("device with fields: %w", err)
+	}
+	return d, nil
 }
 
 // DeviceDetails returns the devices whose name or collector UID is value, on every

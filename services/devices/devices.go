@@ -19,13 +19,11 @@ import (
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/instances"
+	"github.com/dexbridge/dexbridge/internal/livedevices"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 )
-
-// CacheLimiterKey names the shared limiter of cache reads.
-const CacheLimiterKey = "cache"
 
 // Options are the service's dependencies.
 type Options struct {
@@ -70,11 +68,12 @@ func New(o Options) (*Service, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &identifierService{cache: o.Cache, limiter: o.CacheLimiter, live: map[string]Live{}, now: time.Now, metrics: o.Metrics}
+	var live []livedevices.Instance
 	for _, in := range o.Instances.List() {
-		s.live[in.Name] = in.Client.WithPolicy(o.LiveWait, o.LiveRetryFor)
-		s.order = append(s.order, in.Name)
+		live = append(live, livedevices.Instance{Name: in.Name, Live: in.Client.WithPolicy(o.LiveWait, o.LiveRetryFor)})
 	}
+	s := &identifierService{cache: o.Cache, limiter: o.CacheLimiter, live: livedevices.New(o.Cache, live),
+		order: o.Instances.Names(), now: time.Now, metrics: o.Metrics}
 	return &Service{o: o, s: s}, nil
 }
 

@@ -71,7 +71,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	limiters := ratelimit.NewShared(db)
 	dev, err := devices.New(devices.Options{
 		Conn: nc, Subjects: subjects, Cache: db, Instances: set, Refresh: time.Hour,
-		CacheLimiter: limiters.Limiter(devices.CacheLimiterKey+":"+testenv.Prefix(t), ratelimit.Rate{PerSecond: limit, Burst: max(1, int(limit))}),
+		CacheLimiter: limiters.Limiter(ratelimit.CacheKey+":"+testenv.Prefix(t), ratelimit.Rate{PerSecond: limit, Burst: max(1, int(limit))}),
 		Concurrency:  16, ShutdownTimeout: 5 * time.Second, Log: logging.Discard(), Version: "0.0.0", LiveRetryFor: 500 * time.Millisecond,
 	})
 	if err != nil {

@@ -40,7 +40,7 @@ func (s *identifierService) status(ctx context.Context, refresh time.Duration) (
 	for _, name := range names {
 		st := events.InstanceStatus{Name: name, State: "unknown"}
 		if h, ok := byName[name]; ok {
-			st.State, st.DownSince = "down", utc(h.DownSince)
+			st.State, st.DownSince = "down", wire.UTC(h.DownSince)
 			if h.Up {
 				st.State = "up"
 			}
@@ -54,9 +54,9 @@ func (s *identifierService) status(ctx context.Context, refresh time.Duration) (
 			}
 		}
 		if r, ok := good[name]; ok {
-			st.LastSuccessAt = utc(r.EndedAt)
+			st.LastSuccessAt = wire.UTC(r.EndedAt)
 			if st.State == "up" {
-				st.DataAsOf = utc(r.DataAsOf)
+				st.DataAsOf = wire.UTC(r.DataAsOf)
 			}
 		}
 		c := sizes[name]

@@ -44,7 +44,7 @@ type Upstream interface {
 }
 
 // LiveIdentify finds a device the cache does not know, on the instances themselves
-// (the devices service's req.devices.identify).
+// (livedevices.Finder).
 type LiveIdentify func(ctx context.Context, key, value string) ([]events.Device, error)
 
 // Caller is who asked, from the request's NATS headers.

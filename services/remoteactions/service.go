@@ -35,6 +35,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/allowlist"
 	"github.com/dexbridge/dexbridge/internal/broker"
 	"github.com/dexbridge/dexbridge/internal/instances"
+	"github.com/dexbridge/dexbridge/internal/livedevices"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/requestid"
@@ -63,9 +64,8 @@ type Options struct {
 	// Load, when set, reads the allow-list and topics again on a reload (the admin
 	// call every replica obeys, or SIGHUP); a set it refuses leaves the current one.
 	Load func() (*allowlist.List, *topic.Catalog, error)
-	// RPC, when set, identifies devices the cache does not know through the devices
-	// service (req.devices.identify), which asks the instances live.
-	RPC *natsrpc.Client
+	// Live, when set, finds devices the cache does not know on the instances.
+	Live *livedevices.Finder
 	// ExpiresIn is expiresInMinutes of every trigger (60 minutes to 7 days).
 	ExpiresIn time.Duration
 	// DetailsTTL is how long a remote action's details are kept per instance.
@@ -124,20 +124,16 @@ func New(o Options) (*Service, error) {
 		if o.Instances != nil {
 			for _, in := range o.Instances.List() {
 				// A chatbot waits: a short wait for the portal budget, bounded retries.
-				m.upstream[in.Name] = in.Client.WithPolicy(2*time.Second, 10*time.Second)
+				m.upstream[in.Name] = in.ClientWith(instances.Interactive())
 			}
 		}
 	}
 	m.allow.Store(o.Allowlist)
 	m.topics.Store(o.Topics)
-	if o.RPC != nil {
+	if o.Live != nil {
 		m.live = func(ctx context.Context, key, value string) ([]events.Device, error) {
-			req := events.DevicesIdentifyRequest{Header: events.NewHeader(events.TypeDevicesIdentifyRequest), Key: key, Value: value}
-			var reply events.DevicesIdentifyReply
-			if err := o.RPC.Call(ctx, o.Subjects.Of(events.DevicesIdentify), req, &reply, natsrpc.Idempotent); err != nil {
-				return nil, err
-			}
-			return reply.Devices, nil
+			devs, _, err := o.Live.Find(ctx, key, value)
+			return devs, err
 		}
 	}
 	return &Service{o: o, m: m}, nil

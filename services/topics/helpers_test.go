@@ -85,7 +85,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	limiters := ratelimit.NewShared(db)
 	dev, err := devices.New(devices.Options{
 		Conn: nc, Subjects: e.subjects, Cache: db, Instances: e.set, Refresh: time.Hour,
-		CacheLimiter: limiters.Limiter(devices.CacheLimiterKey+":"+e.subjects.Prefix(), ratelimit.Rate{PerSecond: 1000, Burst: 1000}),
+		CacheLimiter: limiters.Limiter(ratelimit.CacheKey+":"+e.subjects.Prefix(), ratelimit.Rate{PerSecond: 1000, Burst: 1000}),
 		Concurrency:  16, ShutdownTimeout: 5 * time.Second, Log: logging.Discard(), Version: "0.0.0", LiveRetryFor: 500 * time.Millisecond,
 	})
 	if err != nil {
@@ -107,7 +107,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 	live := e.live(o.nqlLimit)
 	for range max(o.workers, 1) {
 		w, err := topics.New(topics.Options{
-			Conn: nc, Subjects: e.subjects, Load: e.files.Load, Instances: live, MaxAge: 2 * time.Hour, Diagnoses: db,
+			Conn: nc, Subjects: e.subjects, Load: e.files.Load, Instances: live, MaxAge: 2 * time.Hour, Diagnoses: db, Cache: db,
+			CacheLimiter:   limiters.Limiter(ratelimit.CacheKey+":"+e.subjects.Prefix(), ratelimit.Rate{PerSecond: 1000, Burst: 1000}),
 			RefreshTimeout: o.refreshTimeout, RequestTimeout: 10 * time.Second,
 			Concurrency: 16, ShutdownTimeout: 5 * time.Second, Log: logging.Discard(), Version: "0.0.0",
 		})

@@ -1,12 +1,13 @@
-// Package topics is the topic manager (the seed's "Topic Manager"): it answers the
-// topic catalogue, diagnoses a device against a topic's queries and rules, and serves
-// saved queries through the NQL wrapper (internal/wrapper), all on NATS.
+// Package topics is the topic manager: it answers the topic catalogue, diagnoses a
+// device against a topic's queries and rules, and serves saved queries through the
+// NQL wrapper (internal/wrapper), all on NATS.
 //
-// A diagnosis resolves the device through the devices service (the cache, else the
-// instances live), optionally runs the topic's data-collection remote actions through
-// the remoteactions service and waits for them within a bound, runs the topic's
-// queries through the wrapper (from the cache when it can answer, else live from the
-// device's instance), evaluates the rules, records the diagnosis and answers it.
+// A diagnosis resolves the device from the cache, with its cached fields, in one
+// query (else live, on the instances that are up), optionally runs the topic's
+// data-collection remote actions through the remoteactions service and waits for
+// them within a bound, runs the topic's queries through the wrapper (from the cache
+// when it can answer, else live from the device's instance), evaluates the rules,
+// records the diagnosis and answers it.
 //
 // The topics, the remote-action allow-list and the saved queries are loaded at
 // start-up (a bad set stops the worker) and reloaded on request: a broadcast on
@@ -25,8 +26,10 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/livedevices"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
+	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/wrapper"
 )
 
@@ -53,10 +56,15 @@ type Options struct {
 	// Diagnoses records every diagnosis. Without it the worker serves the catalogue
 	// only, and diagnoses and saved queries answer 503.
 	Diagnoses Diagnoses
+	// Cache resolves devices, with their cached fields, for diagnoses and saved
+	// queries; required with Diagnoses. CacheLimiter, when set, is the cache's
+	// deployment-wide budget (MAX_CACHE_REQUESTS_PER_SECOND) each resolution takes from.
+	Cache        Cache
+	CacheLimiter ratelimit.Limiter
 	// RefreshTimeout bounds the wait for a refresh's data collection (default 60 s).
 	RefreshTimeout time.Duration
-	// RequestTimeout bounds calls to the devices and remoteactions services when the
-	// caller gave no deadline (default 30 s).
+	// RequestTimeout bounds calls to the remoteactions service when the caller gave no
+	// deadline (default 30 s).
 	RequestTimeout  time.Duration
 	Concurrency     int
 	ShutdownTimeout time.Duration
@@ -98,8 +106,15 @@ func New(o Options) (*Service, error) {
 	if o.Diagnoses == nil {
 		return s, nil
 	}
+	if o.Cache == nil {
+		return nil, errors.New("topics: diagnoses need the cache")
+	}
+	live := make([]livedevices.Instance, len(o.Instances))
+	for i, in := range o.Instances {
+		live[i] = livedevices.Instance{Name: in.Name, Live: in.Live}
+	}
+	devices := deviceResolver{cache: o.Cache, limiter: o.CacheLimiter, live: livedevices.New(o.Cache, live), metrics: o.Metrics}
 	rpc := natsrpc.NewClient(o.Conn, o.RequestTimeout).WithMetrics(o.Metrics)
-	devices := natsDevices{rpc: rpc, subj: o.Subjects}
 	s.wrapper, err = wrapper.New(wrapper.Options{Instances: o.Instances, Resolver: devices, MaxAge: o.MaxAge, Log: o.Log, Metrics: o.Metrics})
 	if err != nil {
 		return nil, err
