@@ -76,9 +76,8 @@ func buildTopics(d *deps) (Runner, error) {
 	}
 	files := topics.Files{TopicsDir: d.cfg.TopicsDir, RemoteActionsFile: d.cfg.RemoteActionsFile, QueriesFile: d.cfg.QueriesFile}
 	return topics.New(topics.Options{
-		Conn: d.bus.Conn, Subjects: d.subjects, Load: files.Load, Instances: live, MaxAge: d.cfg.Cache.FreshFor(),
-		Diagnoses: db, Cache: db, CacheLimiter: d.cacheLimiter(), RefreshTimeout: d.cfg.Diagnosis.RefreshTimeout.D(), RequestTimeout: d.cfg.RequestTimeout.D(),
-		Concurrency: d.cfg.Workers.Concurrency, ShutdownTimeout: d.cfg.ShutdownTimeout.D(),
+		Conn: d.bus.Conn, Subjects: d.subjects, Load: files.Load, Instances: live,
+		Diagnoses: db, Cache: db, CacheLimiter: d.cacheLimiter(), Config: topics.ConfigFrom(d.cfg),
 		Log: d.log.With("service", "topics"), Version: d.version, Metrics: d.metrics,
 	})
 }
@@ -91,9 +90,7 @@ func buildDevices(d *deps) (Runner, error) {
 	}
 	return devices.New(devices.Options{
 		Conn: d.bus.Conn, Subjects: d.subjects, Cache: db, Instances: set, CacheLimiter: d.cacheLimiter(),
-		Metrics: d.metrics,
-		Refresh: d.cfg.Cache.Refresh.D(), Concurrency: d.cfg.Workers.Concurrency,
-		ShutdownTimeout: d.cfg.ShutdownTimeout.D(), Log: d.log, Version: d.version,
+		Metrics: d.metrics, Config: devices.ConfigFrom(d.cfg), Log: d.log, Version: d.version,
 	})
 }
 

@@ -34,12 +34,10 @@ func buildRemoteActions(d *deps) (Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := d.cfg.Executions
 	return remoteactions.New(remoteactions.Options{
 		Conn: d.bus.Conn, JS: d.bus.JS, Subjects: d.subjects, Store: db, Instances: set, Allowlist: allow, Topics: cat,
 		Load: remediationFiles(d),
-		Live: liveDevices(db, set), ExpiresIn: e.ExpiresIn.D(), DetailsTTL: e.DetailsTTL.D(), DiagnosisMaxAge: e.DiagnosisMaxAge.D(),
-		Concurrency: d.cfg.Workers.Concurrency, ShutdownTimeout: d.cfg.ShutdownTimeout.D(), Metrics: d.metrics,
+		Live: liveDevices(db, set), Config: remoteactions.ConfigFrom(d.cfg), Metrics: d.metrics,
 		Log: d.log, Version: d.version,
 	})
 }
@@ -51,7 +49,7 @@ func buildPoller(d *deps) (Runner, error) {
 		return nil, err
 	}
 	return poller.New(poller.Options{
-		DB: db, Instances: set, JS: d.bus.JS, Subjects: d.subjects, Interval: d.cfg.Executions.PollInterval.D(),
+		DB: db, Instances: set, JS: d.bus.JS, Subjects: d.subjects, Config: poller.ConfigFrom(d.cfg),
 		Metrics: d.metrics, Log: d.log,
 	}), nil
 }

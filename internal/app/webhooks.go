@@ -39,15 +39,14 @@ func webhookReceiver(d *deps) (*ingress.WebhookReceiver, error) {
 	}
 	return ingress.NewWebhookReceiver(ingress.WebhookReceiverOptions{
 		JS: d.bus.JS, Subjects: d.subjects, Rules: rules, Seen: store.New(d.db),
-		PublishTimeout: d.cfg.Webhooks.PublishTimeout.D(), DuplicateWindow: d.cfg.Webhooks.DuplicateWindow.D(),
-		Metrics: d.metrics, Log: d.log.With("service", "ingress"),
+		WebhookConfig: ingress.ConfigFrom(d.cfg).Webhooks, Metrics: d.metrics, Log: d.log.With("service", "ingress"),
 	}), nil
 }
 
 // proactiveFeed serves the proactive events from the ingress (pull and streams).
 func proactiveFeed(d *deps) *ingress.ProactiveFeed {
 	return ingress.NewProactiveFeed(ingress.ProactiveFeedOptions{
-		DB: store.New(d.db), Conn: d.bus.Conn, Subjects: d.subjects, Heartbeat: d.cfg.Proactive.StreamHeartbeat.D(),
+		DB: store.New(d.db), Conn: d.bus.Conn, Subjects: d.subjects, FeedConfig: ingress.ConfigFrom(d.cfg).Feed,
 		Metrics: d.metrics, Log: d.log.With("service", "ingress"),
 	})
 }
@@ -65,9 +64,8 @@ func buildWebhooks(d *deps) (Runner, error) {
 	return webhooks.NewWorker(webhooks.Options{
 		Conn: d.bus.Conn, JS: d.bus.JS, Subjects: d.subjects, DB: db, Rules: rules,
 		Resolver: webhooks.CacheResolver{DB: db}, Diagnoser: webhookDiagnoser(d), Topics: cat,
-		Callback: d.cfg.Proactive.CallbackURL != "", Concurrency: d.cfg.Webhooks.Concurrency,
-		MaxDeliveries: d.cfg.Webhooks.MaxDeliveries, DuplicateWindow: d.cfg.Webhooks.DuplicateWindow.D(),
-		ShutdownTimeout: d.cfg.ShutdownTimeout.D(), Metrics: d.metrics, Log: d.log.With("service", "webhooks"),
+		Callback: d.cfg.Proactive.CallbackURL != "", Config: webhooks.ConfigFrom(d.cfg),
+		Metrics: d.metrics, Log: d.log.With("service", "webhooks"),
 	}), nil
 }
 
@@ -118,8 +116,7 @@ func buildProactive(d *deps) (Runner, error) {
 	p := d.cfg.Proactive
 	return proactive.NewDispatcher(proactive.DispatcherOptions{
 		DB: store.New(d.db), Conn: d.bus.Conn, Subjects: d.subjects,
-		URL: p.CallbackURL, Secret: []byte(p.CallbackSecret.Reveal()), MaxAttempts: p.MaxAttempts,
-		BackoffInitial: p.BackoffInitial.D(), BackoffMax: p.BackoffMax.D(), Timeout: p.Timeout.D(),
-		ShutdownTimeout: d.cfg.ShutdownTimeout.D(), Metrics: d.metrics, Log: d.log.With("service", "proactive"),
+		URL: p.CallbackURL, Secret: []byte(p.CallbackSecret.Reveal()), Config: proactive.ConfigFrom(d.cfg),
+		Metrics: d.metrics, Log: d.log.With("service", "proactive"),
 	}), nil
 }

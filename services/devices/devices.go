@@ -18,12 +18,32 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/instances"
 	"github.com/dexbridge/dexbridge/internal/livedevices"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 )
+
+// Config is the service's tuning. A Config is whole: start from DefaultConfig.
+type Config struct {
+	// Refresh is CHATBOT_CACHE_REFRESH, to tell when the next discovery is due.
+	Refresh time.Duration
+	// Live is the patience of a live query: a chatbot waits for it.
+	Live            instances.Patience
+	Concurrency     int
+	ShutdownTimeout time.Duration
+}
+
+// ConfigFrom is the service's part of a process's configuration.
+func ConfigFrom(c config.Config) Config {
+	return Config{Refresh: c.Cache.Refresh.D(), Live: instances.Interactive(), Concurrency: c.Workers.Concurrency,
+		ShutdownTimeout: c.ShutdownTimeout.D()}
+}
+
+// DefaultConfig is the tuning of a process that configures nothing.
+func DefaultConfig() Config { return ConfigFrom(config.Default()) }
 
 // Options are the service's dependencies.
 type Options struct {
@@ -37,15 +57,10 @@ type Options struct {
 	CacheLimiter ratelimit.Limiter
 	// Metrics, when set, counts cache hits and misses and times the handlers.
 	Metrics *metrics.Metrics
-	// Refresh is CHATBOT_CACHE_REFRESH, to tell when the next discovery is due.
-	Refresh time.Duration
-	// LiveWait and LiveRetryFor are the patience of a live query: the wait for the
-	// instance's rate limit (default 2 s) and its retries (default 10 s).
-	LiveWait, LiveRetryFor time.Duration
-	Concurrency            int
-	ShutdownTimeout        time.Duration
-	Log                    *slog.Logger
-	Version                string
+	// Config is the tuning; the zero Config is DefaultConfig.
+	Config
+	Log     *slog.Logger
+	Version string
 }
 
 // Service answers identification and status requests. Replicas share a queue group.
@@ -59,18 +74,15 @@ func New(o Options) (*Service, error) {
 	if o.Cache == nil || o.CacheLimiter == nil || o.Instances == nil {
 		return nil, errors.New("devices: a cache, its limiter and the instances are required")
 	}
-	if o.LiveWait <= 0 {
-		o.LiveWait = 2 * time.Second
-	}
-	if o.LiveRetryFor <= 0 {
-		o.LiveRetryFor = 10 * time.Second
+	if o.Config == (Config{}) {
+		o.Config = DefaultConfig()
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	var live []livedevices.Instance
 	for _, in := range o.Instances.List() {
-		live = append(live, livedevices.Instance{Name: in.Name, Live: in.Client.WithPolicy(o.LiveWait, o.LiveRetryFor)})
+		live = append(live, livedevices.Instance{Name: in.Name, Live: in.ClientWith(o.Live)})
 	}
 	s := &identifierService{cache: o.Cache, limiter: o.CacheLimiter, live: livedevices.New(o.Cache, live),
 		order: o.Instances.Names(), now: time.Now, metrics: o.Metrics}

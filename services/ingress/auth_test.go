@@ -46,7 +46,9 @@ func newEnv(t *testing.T) *env {
 	log, _ := logging.New(logs, "debug")
 	root := testenv.RepoRoot(t)
 	files := topics.Files{TopicsDir: filepath.Join(root, "topics"), RemoteActionsFile: filepath.Join(root, "config", "remote_actions.yaml")}
-	svc, err := topics.New(topics.Options{Conn: nc, Subjects: subjects, Load: files.Load, Concurrency: 8, ShutdownTimeout: 5 * time.Second, Log: logging.Discard(), Version: "0.0.0"})
+	tuning := topics.DefaultConfig()
+	tuning.Concurrency, tuning.ShutdownTimeout = 8, 5*time.Second
+	svc, err := topics.New(topics.Options{Conn: nc, Subjects: subjects, Load: files.Load, Config: tuning, Log: logging.Discard(), Version: "0.0.0"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,10 +22,8 @@ type ProactiveFeedOptions struct {
 	DB       *store.DB
 	Conn     *nats.Conn // optional: a stream wakes as soon as an event is recorded
 	Subjects events.Subjects
-	// Heartbeat is how often an idle stream sends a comment line (default 15 s).
-	Heartbeat time.Duration
-	// Poll is how often a stream looks at the feed when nothing woke it (default 2 s).
-	Poll    time.Duration
+	// FeedConfig is the tuning; the zero one is DefaultConfig's.
+	FeedConfig
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
 }
@@ -42,11 +40,8 @@ type ProactiveFeed struct {
 
 // NewProactiveFeed returns a feed.
 func NewProactiveFeed(o ProactiveFeedOptions) *ProactiveFeed {
-	if o.Heartbeat <= 0 {
-		o.Heartbeat = 15 * time.Second
-	}
-	if o.Poll <= 0 {
-		o.Poll = 2 * time.Second
+	if o.FeedConfig == (FeedConfig{}) {
+		o.FeedConfig = DefaultConfig().Feed
 	}
 	return &ProactiveFeed{o: o, stop: make(chan struct{})}
 }

@@ -63,7 +63,7 @@ func newAPI(t *testing.T) *api {
 	t.Helper()
 	a := &api{db: store.New(testenv.Postgres(t)), nc: testenv.NATS(t), subjects: events.NewSubjects(testenv.Prefix(t))}
 	a.feed = ingress.NewProactiveFeed(ingress.ProactiveFeedOptions{DB: a.db, Conn: a.nc, Subjects: a.subjects,
-		Heartbeat: 150 * time.Millisecond, Poll: time.Second, Log: logging.Discard()})
+		FeedConfig: ingress.FeedConfig{Heartbeat: 150 * time.Millisecond, Poll: time.Second}, Log: logging.Discard()})
 	keys := auth.NewKeys(a.db)
 	var err error
 	if a.key, _, err = keys.Create(context.Background(), auth.NewKey{Name: "bot", Scopes: []string{"read"}}); err != nil {

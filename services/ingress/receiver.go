@@ -37,14 +37,11 @@ type WebhookReceiverOptions struct {
 	// Seen, when set, lets the receiver answer "duplicate" for a webhook processed
 	// long ago, without publishing it again. Best effort: the worker's record decides.
 	Seen WebhooksSeen
-	// PublishTimeout bounds the wait for JetStream's acknowledgement (default 5 s);
-	// past it the sender gets 503 and retries.
-	PublishTimeout time.Duration
-	// DuplicateWindow is the WEBHOOKS stream's own dedupe window.
-	DuplicateWindow time.Duration
-	Metrics         *metrics.Metrics
-	Log             *slog.Logger
-	Now             func() time.Time
+	// WebhookConfig is the tuning; the zero one is DefaultConfig's.
+	WebhookConfig
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
+	Now     func() time.Time
 }
 
 // WebhookReceiver authenticates webhooks for their source (Basic or Bearer, and an
@@ -60,8 +57,8 @@ type WebhookReceiver struct {
 
 // NewWebhookReceiver returns a receiver.
 func NewWebhookReceiver(o WebhookReceiverOptions) *WebhookReceiver {
-	if o.PublishTimeout <= 0 {
-		o.PublishTimeout = 5 * time.Second
+	if o.WebhookConfig == (WebhookConfig{}) {
+		o.WebhookConfig = DefaultConfig().Webhooks
 	}
 	if o.Now == nil {
 		o.Now = time.Now

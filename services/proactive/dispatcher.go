@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/signature"
 	"github.com/dexbridge/dexbridge/internal/store"
@@ -35,6 +36,34 @@ const (
 	HeaderAttempt    = "X-Dexbridge-Attempt"
 )
 
+// Config is the dispatcher's tuning. A Config is whole: start from DefaultConfig.
+type Config struct {
+	// MaxAttempts before a delivery is dead.
+	MaxAttempts int
+	// BackoffInitial is the wait after the first failure; it doubles up to
+	// BackoffMax, with ±20% jitter; a Retry-After answer is honoured.
+	BackoffInitial time.Duration
+	BackoffMax     time.Duration
+	// Timeout bounds one attempt.
+	Timeout time.Duration
+	// Concurrency is how many callbacks run at once.
+	Concurrency int
+	// PollInterval is how often due deliveries are looked for when nothing wakes the
+	// dispatcher.
+	PollInterval    time.Duration
+	ShutdownTimeout time.Duration
+}
+
+// ConfigFrom is the dispatcher's part of a process's configuration.
+func ConfigFrom(c config.Config) Config {
+	p := c.Proactive
+	return Config{MaxAttempts: p.MaxAttempts, BackoffInitial: p.BackoffInitial.D(), BackoffMax: p.BackoffMax.D(),
+		Timeout: p.Timeout.D(), Concurrency: 8, PollInterval: time.Second, ShutdownTimeout: c.ShutdownTimeout.D()}
+}
+
+// DefaultConfig is the tuning of a process that configures nothing.
+func DefaultConfig() Config { return ConfigFrom(config.Default()) }
+
 // DispatcherOptions configure the callback delivery.
 type DispatcherOptions struct {
 	DB       *store.DB
@@ -44,23 +73,11 @@ type DispatcherOptions struct {
 	URL string
 	// Secret signs every callback (package signature).
 	Secret []byte
-	// MaxAttempts before a delivery is dead (default 8).
-	MaxAttempts int
-	// BackoffInitial is the wait after the first failure; it doubles up to BackoffMax
-	// (defaults 1 s and 10 min), with ±20% jitter; a Retry-After answer is honoured.
-	BackoffInitial time.Duration
-	BackoffMax     time.Duration
-	// Timeout bounds one attempt (default 10 s).
-	Timeout time.Duration
-	// Concurrency is how many callbacks run at once (default 8).
-	Concurrency int
-	// PollInterval is how often due deliveries are looked for when nothing wakes the
-	// dispatcher (default 1 s).
-	PollInterval    time.Duration
-	ShutdownTimeout time.Duration
-	Client          *http.Client
-	Metrics         *metrics.Metrics
-	Log             *slog.Logger
+	// Config is the tuning; the zero Config is DefaultConfig.
+	Config
+	Client  *http.Client
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
 }
 
 // Dispatcher delivers the callback outbox. Replicas share the work: each claims due
@@ -72,26 +89,8 @@ type Dispatcher struct {
 
 // NewDispatcher returns a dispatcher; Run starts it.
 func NewDispatcher(o DispatcherOptions) *Dispatcher {
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 8
-	}
-	if o.BackoffInitial <= 0 {
-		o.BackoffInitial = time.Second
-	}
-	if o.BackoffMax <= 0 {
-		o.BackoffMax = 10 * time.Minute
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = 10 * time.Second
-	}
-	if o.Concurrency <= 0 {
-		o.Concurrency = 8
-	}
-	if o.PollInterval <= 0 {
-		o.PollInterval = time.Second
-	}
-	if o.ShutdownTimeout <= 0 {
-		o.ShutdownTimeout = 20 * time.Second
+	if o.Config == (Config{}) {
+		o.Config = DefaultConfig()
 	}
 	if o.Client == nil {
 		o.Client = &http.Client{

@@ -34,6 +34,7 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/allowlist"
 	"github.com/dexbridge/dexbridge/internal/broker"
+	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/instances"
 	"github.com/dexbridge/dexbridge/internal/livedevices"
 	"github.com/dexbridge/dexbridge/internal/metrics"
@@ -43,12 +44,32 @@ import (
 	"github.com/dexbridge/dexbridge/internal/wire"
 )
 
-// Defaults of Options.
-const (
-	DefaultExpiresIn       = time.Hour
-	DefaultDetailsTTL      = 10 * time.Minute
-	DefaultDiagnosisMaxAge = time.Hour
-)
+// Config is the service's tuning. A Config is whole: start from DefaultConfig.
+type Config struct {
+	// ExpiresIn is expiresInMinutes of every trigger (60 minutes to 7 days).
+	ExpiresIn time.Duration
+	// DetailsTTL is how long a remote action's details are kept per instance.
+	DetailsTTL time.Duration
+	// DiagnosisMaxAge is how recent the diagnosis behind a topic remediation must be.
+	DiagnosisMaxAge time.Duration
+	// TriggerTimeout bounds one trigger's call to Nexthink, retries included.
+	TriggerTimeout time.Duration
+	// Patience is the instances' clients': a chatbot waits for a trigger.
+	Patience        instances.Patience
+	Concurrency     int
+	ShutdownTimeout time.Duration
+}
+
+// ConfigFrom is the service's part of a process's configuration.
+func ConfigFrom(c config.Config) Config {
+	e := c.Executions
+	return Config{ExpiresIn: e.ExpiresIn.D(), DetailsTTL: e.DetailsTTL.D(), DiagnosisMaxAge: e.DiagnosisMaxAge.D(),
+		TriggerTimeout: 20 * time.Second, Patience: instances.Interactive(),
+		Concurrency: c.Workers.Concurrency, ShutdownTimeout: c.ShutdownTimeout.D()}
+}
+
+// DefaultConfig is the tuning of a process that configures nothing.
+func DefaultConfig() Config { return ConfigFrom(config.Default()) }
 
 // Options are the service's dependencies.
 type Options struct {
@@ -66,20 +87,12 @@ type Options struct {
 	Load func() (*allowlist.List, *topic.Catalog, error)
 	// Live, when set, finds devices the cache does not know on the instances.
 	Live *livedevices.Finder
-	// ExpiresIn is expiresInMinutes of every trigger (60 minutes to 7 days).
-	ExpiresIn time.Duration
-	// DetailsTTL is how long a remote action's details are kept per instance.
-	DetailsTTL time.Duration
-	// DiagnosisMaxAge is how recent the diagnosis behind a topic remediation must be.
-	DiagnosisMaxAge time.Duration
-	// TriggerTimeout bounds one trigger's call to Nexthink, retries included (default 20 s).
-	TriggerTimeout  time.Duration
-	Concurrency     int
-	ShutdownTimeout time.Duration
-	Metrics         *metrics.Metrics
-	Log             *slog.Logger
-	Version         string
-	Now             func() time.Time
+	// Config is the tuning; the zero Config is DefaultConfig.
+	Config
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
+	Version string
+	Now     func() time.Time
 }
 
 // Service answers the remote-action requests. Replicas share a queue group.
@@ -100,17 +113,8 @@ func New(o Options) (*Service, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.ExpiresIn <= 0 {
-		o.ExpiresIn = DefaultExpiresIn
-	}
-	if o.DetailsTTL <= 0 {
-		o.DetailsTTL = DefaultDetailsTTL
-	}
-	if o.DiagnosisMaxAge <= 0 {
-		o.DiagnosisMaxAge = DefaultDiagnosisMaxAge
-	}
-	if o.TriggerTimeout <= 0 {
-		o.TriggerTimeout = 20 * time.Second
+	if o.Config == (Config{}) {
+		o.Config = DefaultConfig()
 	}
 	log := o.Log.With("service", "remoteactions")
 	m := &manager{
@@ -123,8 +127,7 @@ func New(o Options) (*Service, error) {
 		m.upstream = map[string]Upstream{}
 		if o.Instances != nil {
 			for _, in := range o.Instances.List() {
-				// A chatbot waits: a short wait for the portal budget, bounded retries.
-				m.upstream[in.Name] = in.ClientWith(instances.Interactive())
+				m.upstream[in.Name] = in.ClientWith(o.Patience)
 			}
 		}
 	}

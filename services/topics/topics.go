@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/livedevices"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
@@ -33,12 +34,31 @@ import (
 	"github.com/dexbridge/dexbridge/internal/wrapper"
 )
 
-// Defaults of Options.
-const (
-	DefaultRefreshTimeout = 60 * time.Second
-	DefaultRequestTimeout = 30 * time.Second
-	refreshPoll           = 2 * time.Second
-)
+// refreshPoll is how often a refresh asks for an execution no update came for.
+const refreshPoll = 2 * time.Second
+
+// Config is the service's tuning. A Config is whole: start from DefaultConfig.
+type Config struct {
+	// MaxAge is how old cached fields may be and still answer a query (cache.max_age,
+	// else twice the discovery period).
+	MaxAge time.Duration
+	// RefreshTimeout bounds the wait for a refresh's data collection.
+	RefreshTimeout time.Duration
+	// RequestTimeout bounds calls to the remoteactions service when the caller gave no
+	// deadline.
+	RequestTimeout  time.Duration
+	Concurrency     int
+	ShutdownTimeout time.Duration
+}
+
+// ConfigFrom is the service's part of a process's configuration.
+func ConfigFrom(c config.Config) Config {
+	return Config{MaxAge: c.Cache.FreshFor(), RefreshTimeout: c.Diagnosis.RefreshTimeout.D(), RequestTimeout: c.RequestTimeout.D(),
+		Concurrency: c.Workers.Concurrency, ShutdownTimeout: c.ShutdownTimeout.D()}
+}
+
+// DefaultConfig is the tuning of a process that configures nothing.
+func DefaultConfig() Config { return ConfigFrom(config.Default()) }
 
 // Options are the service's dependencies.
 type Options struct {
@@ -50,9 +70,6 @@ type Options struct {
 	// Instances are the Nexthink instances queries go to when the cache cannot answer,
 	// each within its NQL rate limit.
 	Instances []wrapper.Instance
-	// MaxAge is how old cached fields may be and still answer a query (default twice
-	// the discovery period, which the caller knows: it is required with Diagnoses).
-	MaxAge time.Duration
 	// Diagnoses records every diagnosis. Without it the worker serves the catalogue
 	// only, and diagnoses and saved queries answer 503.
 	Diagnoses Diagnoses
@@ -61,16 +78,11 @@ type Options struct {
 	// deployment-wide budget (MAX_CACHE_REQUESTS_PER_SECOND) each resolution takes from.
 	Cache        Cache
 	CacheLimiter ratelimit.Limiter
-	// RefreshTimeout bounds the wait for a refresh's data collection (default 60 s).
-	RefreshTimeout time.Duration
-	// RequestTimeout bounds calls to the remoteactions service when the caller gave no
-	// deadline (default 30 s).
-	RequestTimeout  time.Duration
-	Concurrency     int
-	ShutdownTimeout time.Duration
-	Log             *slog.Logger
-	Version         string
-	Metrics         *metrics.Metrics
+	// Config is the tuning; the zero Config is DefaultConfig.
+	Config
+	Log     *slog.Logger
+	Version string
+	Metrics *metrics.Metrics
 }
 
 // Service answers topic requests. Replicas join one queue group; reloads reach all.
@@ -91,11 +103,8 @@ func New(o Options) (*Service, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	if o.RefreshTimeout <= 0 {
-		o.RefreshTimeout = DefaultRefreshTimeout
-	}
-	if o.RequestTimeout <= 0 {
-		o.RequestTimeout = DefaultRequestTimeout
+	if o.Config == (Config{}) {
+		o.Config = DefaultConfig()
 	}
 	defs, err := o.Load()
 	if err != nil {

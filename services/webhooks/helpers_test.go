@@ -134,8 +134,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if e.dupWindow == 0 {
 		e.dupWindow = config.Default().Webhooks.DuplicateWindow.D()
 	}
-	ro := ingress.WebhookReceiverOptions{JS: js, Subjects: e.subjects, Rules: e.rules, Seen: e.pool,
-		PublishTimeout: o.publishTimeout, DuplicateWindow: e.dupWindow, Log: e.log}
+	tuning := ingress.WebhookConfig{PublishTimeout: o.publishTimeout, DuplicateWindow: e.dupWindow}
+	if tuning.PublishTimeout == 0 {
+		tuning.PublishTimeout = ingress.DefaultConfig().Webhooks.PublishTimeout
+	}
+	ro := ingress.WebhookReceiverOptions{JS: js, Subjects: e.subjects, Rules: e.rules, Seen: e.pool, WebhookConfig: tuning, Log: e.log}
 	if o.noSeen {
 		ro.Seen = nil
 	}
@@ -224,8 +227,9 @@ func (e *env) startWorker(t *testing.T, mod func(*webhooks.Options)) *worker {
 	o := webhooks.Options{
 		Conn: nc, JS: js, Subjects: e.subjects, DB: e.pool, Rules: e.rules,
 		Resolver: webhooks.CacheResolver{DB: e.pool}, Topics: e.catalog, Callback: true,
-		Concurrency: 4, AckWait: time.Second, MaxDeliveries: 3, RetryBase: 50 * time.Millisecond,
-		DuplicateWindow: e.dupWindow, ShutdownTimeout: 5 * time.Second, Log: e.log,
+		Config: webhooks.Config{Concurrency: 4, AckWait: time.Second, MaxDeliveries: 3, RetryBase: 50 * time.Millisecond,
+			DiagnosisTimeout: webhooks.DefaultConfig().DiagnosisTimeout, DuplicateWindow: e.dupWindow, ShutdownTimeout: 5 * time.Second},
+		Log: e.log,
 	}
 	if mod != nil {
 		mod(&o)
