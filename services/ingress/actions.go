@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/api"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
@@ -25,12 +26,6 @@ const (
 	HeaderReplayed       = "Idempotent-Replayed"
 )
 
-// executionBody is an execution as the API returns it.
-type executionBody struct {
-	events.Execution
-	Replayed bool `json:"replayed,omitempty"`
-}
-
 func executionPath(id string) string { return "/api/v1/remote-actions/executions/" + id }
 
 // listRemoteActions answers GET /api/v1/remote-actions: the allow-list.
@@ -44,7 +39,7 @@ func (h *handlers) listRemoteActions(w http.ResponseWriter, r *http.Request) {
 	if reply.Actions == nil {
 		reply.Actions = []events.RemoteAction{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"remote_actions": reply.Actions})
+	writeJSON(w, http.StatusOK, api.RemoteActions{RemoteActions: reply.Actions})
 }
 
 // waitSeconds reads an optional wait bound.
@@ -159,7 +154,7 @@ func (h *handlers) runExecution(w http.ResponseWriter, r *http.Request, subject 
 	if events.FinalStatus(e.Status) {
 		status = http.StatusOK
 	}
-	writeJSON(w, status, executionBody{Execution: e, Replayed: reply.Replayed})
+	writeJSON(w, status, api.Execution{Execution: e, Replayed: reply.Replayed})
 }
 
 // getExecution answers GET /api/v1/remote-actions/executions/{id}[?wait=N]: the
@@ -201,7 +196,7 @@ func (h *handlers) getExecution(w http.ResponseWriter, r *http.Request) {
 		h.extendWrite(w, wait)
 		e = watch.Next(r.Context(), e, h.execution, events.AwaitOptions{Wait: wait, AnyChange: true})
 	}
-	writeJSON(w, http.StatusOK, executionBody{Execution: e})
+	writeJSON(w, http.StatusOK, api.Execution{Execution: e})
 }
 
 // execution reads an execution from the remote action manager.

@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/api"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
@@ -60,7 +61,7 @@ func (h *handlers) identifyDevices(w http.ResponseWriter, r *http.Request) {
 	if reply.Devices == nil {
 		reply.Devices = []events.Device{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"devices": reply.Devices, "source": reply.Source, "data_as_of": reply.DataAsOf})
+	writeJSON(w, http.StatusOK, api.Devices{DataAsOf: reply.DataAsOf, Devices: reply.Devices, Source: reply.Source})
 }
 
 // getDevice answers GET /api/v1/devices/{device}, a name or a collector UID.
@@ -76,10 +77,10 @@ func (h *handlers) getDevice(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	body := map[string]any{"device": reply.Device, "source": reply.Source, "data_as_of": reply.DataAsOf}
+	body := api.Device{DataAsOf: reply.DataAsOf, Device: reply.Device, Source: reply.Source}
 	if len(reply.OtherMatches) > 0 {
-		body["other_matches"] = reply.OtherMatches
-		body["note"] = "several devices have this name; this is the most recently seen"
+		body.OtherMatches = reply.OtherMatches
+		body.Note = "several devices have this name; this is the most recently seen"
 	}
 	writeJSON(w, http.StatusOK, body)
 }
@@ -92,7 +93,7 @@ func (h *handlers) status(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"instances": reply.Instances, "cache": reply.Cache})
+	writeJSON(w, http.StatusOK, api.Status{Cache: reply.Cache, Instances: reply.Instances})
 }
 
 // runDiscovery answers POST /api/v1/admin/discovery, body {"instance": "eu"} or none
@@ -119,7 +120,7 @@ func (h *handlers) runDiscovery(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, run := range reply.Runs {
 		if run.Status == events.RunStarted {
-			writeJSON(w, http.StatusAccepted, map[string]any{"runs": reply.Runs})
+			writeJSON(w, http.StatusAccepted, api.DiscoveryRuns{Runs: reply.Runs})
 			return
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/api"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
@@ -48,6 +49,6 @@ func (h *handlers) executeQuery(w http.ResponseWriter, r *http.Request) {
 	if reply.Headers == nil {
 		reply.Headers = []string{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"query_id": reply.QueryID, "headers": reply.Headers, "rows": reply.Rows,
-		"source": reply.Source, "instance": reply.Instance, "data_as_of": reply.DataAsOf})
+	writeJSON(w, http.StatusOK, api.QueryResult{DataAsOf: reply.DataAsOf, Headers: reply.Headers, Instance: reply.Instance,
+		QueryID: reply.QueryID, Rows: reply.Rows, Source: reply.Source})
 }

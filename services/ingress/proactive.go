@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/api"
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
 
@@ -61,7 +62,7 @@ func (h *handlers) listProactiveEvents(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": evs, "next_cursor": strconv.FormatInt(next, 10)})
+	writeJSON(w, http.StatusOK, api.ProactiveEvents{Events: evs, NextCursor: strconv.FormatInt(next, 10)})
 }
 
 func (h *handlers) ackProactiveEvent(w http.ResponseWriter, r *http.Request) {

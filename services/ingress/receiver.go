@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/api"
 	"github.com/dexbridge/dexbridge/internal/broker"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/problem"
@@ -136,15 +137,6 @@ type incomingWebhook struct {
 	RequestID   string
 }
 
-// acceptedWebhook is the receiver's answer.
-type acceptedWebhook struct {
-	ID        string `json:"id"`
-	Source    string `json:"source"`
-	Duplicate bool   `json:"duplicate"`
-	// DedupeKey is how dexbridge recognises this webhook when it comes again.
-	DedupeKey string `json:"dedupe_key"`
-}
-
 // maxDeliveryID bounds the sender's delivery id.
 const maxDeliveryID = 200
 
@@ -152,19 +144,19 @@ const maxDeliveryID = 200
 // the stream and returns once JetStream has acknowledged it (or recognised a
 // duplicate). When JetStream cannot confirm in time, the error is a 503 the sender
 // should retry.
-func (r *WebhookReceiver) Accept(ctx context.Context, src *webhookmap.Source, in incomingWebhook) (acceptedWebhook, error) {
+func (r *WebhookReceiver) Accept(ctx context.Context, src *webhookmap.Source, in incomingWebhook) (api.WebhookAccepted, error) {
 	if s := src.Signature; s != nil {
 		if err := signature.Verify([]byte(s.Secret.Reveal()), in.Header.Get(s.Header), in.Body, r.o.Now(), s.Tolerance); err != nil {
 			r.count(src.Name, outcomeUnauthorized)
-			return acceptedWebhook{}, &denied{problem.Wrap(problem.Unauthorized, err, s.Header+": "+err.Error()), ""}
+			return api.WebhookAccepted{}, &denied{problem.Wrap(problem.Unauthorized, err, s.Header+": "+err.Error()), ""}
 		}
 	}
 	deliveryID := strings.TrimSpace(in.Header.Get(src.DeliveryIDHeader))
 	if !validDeliveryID(deliveryID) {
-		return acceptedWebhook{}, problem.InvalidField(src.DeliveryIDHeader, "a delivery id is 1 to %d printable ASCII characters", maxDeliveryID)
+		return api.WebhookAccepted{}, problem.InvalidField(src.DeliveryIDHeader, "a delivery id is 1 to %d printable ASCII characters", maxDeliveryID)
 	}
 	key := events.WebhookDedupeKey(src.Name, deliveryID, in.Body)
-	acc := acceptedWebhook{ID: events.WebhookID(key), Source: src.Name, DedupeKey: key}
+	acc := api.WebhookAccepted{ID: events.WebhookID(key), Source: src.Name, DedupeKey: key}
 	if r.o.Seen != nil {
 		seenCtx, cancel := context.WithTimeout(ctx, time.Second)
 		done, err := r.o.Seen.WebhookDone(seenCtx, key)
@@ -184,13 +176,13 @@ func (r *WebhookReceiver) Accept(ctx context.Context, src *webhookmap.Source, in
 	}
 	data, err := json.Marshal(msg)
 	if err != nil {
-		return acceptedWebhook{}, err
+		return api.WebhookAccepted{}, err
 	}
 	ack, err := r.publish(ctx, src.Name, data, events.WebhookMsgID(key))
 	if err != nil {
 		r.count(src.Name, outcomeUnavailable)
 		r.o.Log.Warn("webhook not stored", "source", src.Name, "webhook_id", acc.ID, "err", err)
-		return acceptedWebhook{}, problem.Wrap(problem.ServiceUnavailable, err, "the webhook could not be stored durably right now; send it again").Retry(5 * time.Second)
+		return api.WebhookAccepted{}, problem.Wrap(problem.ServiceUnavailable, err, "the webhook could not be stored durably right now; send it again").Retry(5 * time.Second)
 	}
 	acc.Duplicate = ack.Duplicate
 	if acc.Duplicate {

@@ -6,6 +6,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/api"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
@@ -24,7 +25,7 @@ func (h *handlers) listTopics(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"topics": reply.Topics})
+	writeJSON(w, http.StatusOK, api.Topics{Topics: reply.Topics})
 }
 
 func (h *handlers) getTopic(w http.ResponseWriter, r *http.Request) {
