@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Code is a stable, documented machine code (DESIGN.md section 4).
+// Code is a stable, documented machine code: clients branch on it, never on a detail.
 type Code string
 
 const (

@@ -14,7 +14,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
 
-// maxBody caps every request body (DESIGN.md section 4).
+// maxBody caps every request body: 1 MiB.
 const maxBody = 1 << 20
 
 // decodeJSON reads a JSON body strictly: application/json only (415), at most 1 MiB
