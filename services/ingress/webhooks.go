@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
-	"mime"
 	"net/http"
 	"regexp"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/gorilla/mux"
@@ -61,21 +58,15 @@ func (h *handlers) webhookFail(w http.ResponseWriter, r *http.Request, err error
 // bytes (413), valid UTF-8 and one JSON object (400). Unknown fields are the point
 // of a webhook, so they are kept.
 func readJSONObject(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if r.ContentLength > maxBody {
-		w.Header().Set("Connection", "close")
-		return nil, problem.New(problem.PayloadTooLarge, "the body is larger than %d bytes", maxBody)
+	if err := declaredTooLarge(w, r); err != nil {
+		return nil, err
 	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+	if !isJSON(r.Header.Get("Content-Type")) {
 		return nil, problem.New(problem.UnsupportedMedia, "send the webhook as application/json")
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return nil, problem.New(problem.PayloadTooLarge, "the body is larger than %d bytes", maxBody)
-	}
+	raw, err := readBody(w, r)
 	if err != nil {
-		return nil, problem.Wrap(problem.Invalid, err, "the body could not be read")
+		return nil, err
 	}
 	raw = bytes.TrimSpace(raw)
 	if !utf8.Valid(raw) {
