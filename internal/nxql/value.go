@@ -59,6 +59,9 @@ func parseTime(s string) (timeExpr, bool) {
 		if rest == "" {
 			return timeExpr{base: base}, true
 		}
+		if len(rest) < 3 { // a sign, a number and a unit
+			return timeExpr{}, false
+		}
 		sign := time.Duration(1)
 		switch rest[0] {
 		case '-':
