@@ -20,11 +20,15 @@ import (
 	"github.com/dexbridge/dexbridge/internal/nxsim/fleet"
 )
 
-func start(t *testing.T, engines int) *Server {
+func start(t *testing.T, engines int, opts ...func(*Config)) *Server {
 	t.Helper()
-	s, err := Start(context.Background(), Config{Engines: engines, FleetSize: 300, Seed: 4,
+	cfg := Config{Engines: engines, FleetSize: 300, Seed: 4,
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Executions: nxsim.ExecutionTiming{Pending: 20 * time.Millisecond, Running: 50 * time.Millisecond, Tick: 5 * time.Millisecond}})
+		Executions: nxsim.ExecutionTiming{Pending: 20 * time.Millisecond, Running: 50 * time.Millisecond, Tick: 5 * time.Millisecond}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +144,8 @@ func TestEngineListNeedsBasicAuth(t *testing.T) {
 // TestEnginesPartitionTheFleet: every device is on exactly one Engine but the
 // moved ones, which are on two; the Engine a moved device left reports it older.
 func TestEnginesPartitionTheFleet(t *testing.T) {
-	s := start(t, 2)
+	now := time.Date(2025, 6, 2, 10, 0, 0, 0, time.UTC) // a still clock: device times do not move between calls
+	s := start(t, 2, func(c *Config) { c.Clock = func() time.Time { return now } })
 	seen := map[string][]string{}
 	lastSeen := map[string]map[string]string{}
 	for _, e := range engines(t, s) {
