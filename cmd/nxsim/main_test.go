@@ -80,3 +80,60 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestRunV6Mode(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	out := &testenv.LogBuffer{}
+	env := map[string]string{"NXSIM_SIZE": "40", "NXSIM_V6_PASSWORD": "pw"}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-mode", "v6", "-engines", "3", "-addr", "127.0.0.1:0", "-v6-username", "bot"},
+			func(k string) string { return env[k] }, out)
+	}()
+	var portal string
+	deadline := time.Now().Add(10 * time.Second)
+	for portal == "" && time.Now().Before(deadline) {
+		sc := bufio.NewScanner(strings.NewReader(out.String()))
+		for sc.Scan() {
+			var line struct {
+				Msg    string `json:"msg"`
+				Portal string `json:"portal"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "nxsim v6 listening" {
+				portal = line.Portal
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if portal == "" {
+		t.Fatalf("nxsim did not log the portal's address; log:\n%s", out.String())
+	}
+	req, _ := http.NewRequest("GET", portal+"/api/configuration/v1/engines", nil)
+	req.SetBasicAuth("bot", "pw")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []struct{ Name string }
+	err = json.NewDecoder(resp.Body).Decode(&list)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || len(list) != 3 {
+		t.Fatalf("engines: %d %v %v", resp.StatusCode, list, err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run: got %v, want nil after cancel", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	if err := run(context.Background(), []string{"-mode", "v5"}, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), "-mode") {
+		t.Errorf("-mode v5: got %v, want an error naming -mode", err)
+	}
+	if err := run(context.Background(), []string{"-mode", "v6", "-engines", "40", "-addr", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), "engines 40") {
+		t.Errorf("-engines 40: got %v, want an error naming engines", err)
+	}
+}
