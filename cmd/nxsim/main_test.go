@@ -22,21 +22,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-queries", "../../config/queries.yaml"},
 			func(k string) string { return env[k] }, out)
 	}()
-	var addr string
-	deadline := time.Now().Add(10 * time.Second)
-	for addr == "" && time.Now().Before(deadline) {
-		sc := bufio.NewScanner(strings.NewReader(out.String()))
-		for sc.Scan() {
-			var line struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "nxsim listening" {
-				addr = line.Addr
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	addr := waitForLog(out, "nxsim listening", "addr")
 	if addr == "" {
 		t.Fatalf("nxsim did not log its address; log:\n%s", out.String())
 	}
@@ -91,21 +77,7 @@ func TestRunV6Mode(t *testing.T) {
 		done <- run(ctx, []string{"-mode", "v6", "-engines", "3", "-addr", "127.0.0.1:0", "-v6-username", "bot"},
 			func(k string) string { return env[k] }, out)
 	}()
-	var portal string
-	deadline := time.Now().Add(10 * time.Second)
-	for portal == "" && time.Now().Before(deadline) {
-		sc := bufio.NewScanner(strings.NewReader(out.String()))
-		for sc.Scan() {
-			var line struct {
-				Msg    string `json:"msg"`
-				Portal string `json:"portal"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "nxsim v6 listening" {
-				portal = line.Portal
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	portal := waitForLog(out, "nxsim v6 listening", "portal")
 	if portal == "" {
 		t.Fatalf("nxsim did not log the portal's address; log:\n%s", out.String())
 	}
@@ -136,4 +108,22 @@ func TestRunV6Mode(t *testing.T) {
 	if err := run(context.Background(), []string{"-mode", "v6", "-engines", "40", "-addr", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard); err == nil || !strings.Contains(err.Error(), "engines 40") {
 		t.Errorf("-engines 40: got %v, want an error naming engines", err)
 	}
+}
+
+// waitForLog polls the JSON log (up to 10 s) for the line with message msg and
+// returns its string attribute key, "" when it never came.
+func waitForLog(out *testenv.LogBuffer, msg, key string) string {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		sc := bufio.NewScanner(strings.NewReader(out.String()))
+		for sc.Scan() {
+			var line map[string]any
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == msg {
+				v, _ := line[key].(string)
+				return v
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return ""
 }
