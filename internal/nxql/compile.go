@@ -289,7 +289,7 @@ func (c *compiler) where(n *node, tables []*Table) (where, error) {
 	}
 	w := where{table: t}
 	for _, x := range n.list[2:] {
-		f, err := c.filter(x, t, 0)
+		f, err := c.filter(x, t)
 		if err != nil {
 			return where{}, err
 		}
@@ -300,7 +300,7 @@ func (c *compiler) where(n *node, tables []*Table) (where, error) {
 
 var comparisons = []string{"eq", "ne", "gt", "ge", "lt", "le"}
 
-func (c *compiler) filter(n *node, t *Table, depth int) (filter, error) {
+func (c *compiler) filter(n *node, t *Table) (filter, error) {
 	op := n.head()
 	switch op {
 	case "and", "or", "not":
@@ -309,7 +309,7 @@ func (c *compiler) filter(n *node, t *Table, depth int) (filter, error) {
 		}
 		f := filter{op: op}
 		for _, x := range n.list[1:] {
-			sub, err := c.filter(x, t, depth+1)
+			sub, err := c.filter(x, t)
 			if err != nil {
 				return filter{}, err
 			}

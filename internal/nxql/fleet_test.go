@@ -55,17 +55,3 @@ func run(t testing.TB, f *fleet.Fleet, text string, platforms ...string) *nxql.R
 	}
 	return res
 }
-
-func TestSmoke(t *testing.T) {
-	f := newFleet(t, 200, 3)
-	for _, q := range []string{
-		`(select (name device_uid platform last_seen #"action:get_outlook_online_windows/IsOnline") (from device (where device (eq name (string "PC-HEALTHY")))))`,
-		`(select (name number_of_packages) (from device (where device (eq name (string "PC-OFFICE-OUTDATED"))) (with installation (where package (eq name (string "Microsoft 365")) (eq name (string "Microsoft Office"))) (where package (ne version (pattern "16.*"))) (compute number_of_packages))))`,
-		`(select ((device (device_uid)) (user (name)) last_end_time) (from (device user) (with session (compute last_end_time) (between now-30d now))) (limit 5))`,
-		`(select (request_uid status) (from remote_action_execution (between now-7d now)))`,
-		`(select (name #*) (from device) (order_by last_seen desc) (limit 3))`,
-	} {
-		res := run(t, f, q, "windows", "mac_os")
-		t.Logf("%s\n%v\n%v", q, res.Columns, res.Rows)
-	}
-}
