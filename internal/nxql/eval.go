@@ -431,9 +431,14 @@ func (r *run) pairs(obj Row) error {
 
 // objectKey identifies the object of table t an event row links.
 func (r *run) objectKey(t *Table, ev Row) string {
+	if len(t.Key) == 1 {
+		if s, ok := ev.Value(t.Key[0]).(string); ok {
+			return s
+		}
+	}
 	var b strings.Builder
-	for k := range t.Fields {
-		b.WriteString(fmt.Sprint(r.value(ev, &t.Fields[k])))
+	for _, f := range t.Key {
+		b.WriteString(fmt.Sprint(ev.Value(f)))
 		b.WriteByte(0)
 	}
 	return b.String()

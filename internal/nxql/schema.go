@@ -81,6 +81,8 @@ type Table struct {
 	Links      []string
 	Fields     []Field
 	Aggregates []Aggregate
+	// Key are the source fields that identify one object (objects only).
+	Key []string
 	// Platform is the source field holding the device platform, used by the
 	// platform parameter; "" when the table does not depend on a device.
 	Platform string
@@ -119,7 +121,7 @@ func NewSchema() *Schema {
 	en := func(name, src string, m map[string]string) Field {
 		return Field{Name: name, Type: e, Source: src, Enum: m}
 	}
-	device := &Table{Name: "device", Kind: KindObject, Source: "devices",
+	device := &Table{Name: "device", Kind: KindObject, Source: "devices", Key: []string{"device.collector.uid"},
 		Platform: "device.operating_system.platform", dynamic: true,
 		Fields: []Field{
 			f("name", s, "device.name"),
@@ -140,7 +142,7 @@ func NewSchema() *Schema {
 			{Name: "#Location", Type: s, Source: "device.entity"},
 			{Name: "#score:Device health", Type: r, compute: deviceHealth},
 		}}
-	user := &Table{Name: "user", Kind: KindObject, Source: "users", Fields: []Field{
+	user := &Table{Name: "user", Kind: KindObject, Source: "users", Key: []string{"user.name"}, Fields: []Field{
 		f("name", s, "user.name"),
 		f("user_uid", s, "user.uid"),
 		f("upn", s, "user.upn"),
@@ -149,12 +151,12 @@ func NewSchema() *Schema {
 		f("full_name", s, "user.ad.full_name"),
 		f("department", s, "user.ad.department"),
 	}}
-	pkg := &Table{Name: "package", Kind: KindObject, Fields: []Field{
+	pkg := &Table{Name: "package", Kind: KindObject, Key: []string{"package.name", "package.version"}, Fields: []Field{
 		f("name", s, "package.name"), f("version", s, "package.version"), f("publisher", s, "package.publisher"),
 	}}
-	binary := &Table{Name: "binary", Kind: KindObject, Fields: []Field{f("executable_name", s, "binary.name")}}
-	application := &Table{Name: "application", Kind: KindObject, Fields: []Field{f("name", s, "application.name")}}
-	action := &Table{Name: "remote_action", Kind: KindObject, Fields: []Field{
+	binary := &Table{Name: "binary", Kind: KindObject, Key: []string{"binary.name"}, Fields: []Field{f("executable_name", s, "binary.name")}}
+	application := &Table{Name: "application", Kind: KindObject, Key: []string{"application.name"}, Fields: []Field{f("name", s, "application.name")}}
+	action := &Table{Name: "remote_action", Kind: KindObject, Key: []string{"remote_action.nql_id"}, Fields: []Field{
 		f("name", s, "remote_action.name"), f("nql_id", s, "remote_action.nql_id"),
 	}}
 	dp := "device.operating_system.platform"
