@@ -285,7 +285,7 @@ func writeHTMLError(w http.ResponseWriter, status int, msg string, options []str
 	_, _ = io.WriteString(w, b.String())
 }
 
-// constantTimeEqual compares credentials without leaking their length through timing.
+// constantTimeEqual compares credentials in time that does not depend on where they differ.
 func constantTimeEqual(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
