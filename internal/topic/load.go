@@ -112,7 +112,7 @@ var queryIDPattern = regexp.MustCompile(`^#[a-z0-9_]{2,255}$`)
 // LoadQueries reads a file of saved queries that belong to no topic
 // (config/queries.yaml): a top-level `queries:` list whose items have the form of a
 // topic's queries. It checks the keys, the ids (pattern, duplicates) and that each
-// has NQL; compiling the NQL is the caller's business (rules.CheckQueryFile).
+// has NQL; Files.Check compiles the NQL.
 func LoadQueries(path string) ([]Query, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {

@@ -1,5 +1,3 @@
-// Package topic reads the topic files in topics/: one YAML file per topic, checked
-// against schemas/config/topic.json, naming the file and the path of every problem.
 package topic
 
 // Topic is one diagnosable subject ("Outlook keeps crashing").
