@@ -126,6 +126,7 @@ func LoadQueries(path string) ([]Query, error) {
 	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	locateNQL(raw, doc.Queries)
 	var errs []error
 	seen := map[string]bool{}
 	for i, q := range doc.Queries {
@@ -153,6 +154,7 @@ func Parse(raw []byte) (*Topic, error) {
 	if err := config.DecodeStrict(raw, "config/topic.json", &t); err != nil {
 		return nil, err
 	}
+	locateNQL(raw, t.Queries)
 	if err := t.checkReferences(); err != nil {
 		return nil, err
 	}

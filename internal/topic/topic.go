@@ -24,6 +24,8 @@ type Query struct {
 	// ("device.name", "device.collector.uid", "device.uid").
 	Parameters map[string]string `yaml:"parameters"`
 	NQL        string            `yaml:"nql"`
+	// NQLAt is where NQL is in its file, to give an NQL error's position there.
+	NQLAt TextPos `yaml:"-"`
 }
 
 // Rule is a CEL expression over the queries' fields; when true, the problem it
