@@ -27,3 +27,18 @@ func (ps Problems) Error() string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// ProblemLines splits the error of Files.Load into its problems, one per line, as a
+// refused reload reports them.
+func ProblemLines(err error) []string {
+	var out []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{"the definitions could not be loaded"}
+	}
+	return out
+}

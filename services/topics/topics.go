@@ -18,7 +18,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,7 +174,7 @@ func (s *Service) Reload(by string) events.TopicsReloadReply {
 	}
 	defs, err := s.opts.Load()
 	if err != nil {
-		reply.Status, reply.Problems = events.ReloadRefused, problemLines(err)
+		reply.Status, reply.Problems = events.ReloadRefused, topic.ProblemLines(err)
 		s.opts.Log.Warn("topics reload refused; the previous set stays in force", "requested_by", by, "problems", len(reply.Problems), "err", err)
 		defs = s.defs.Load()
 	} else {
@@ -184,18 +183,4 @@ func (s *Service) Reload(by string) events.TopicsReloadReply {
 	}
 	reply.Topics, reply.Queries, reply.LoadedAt = len(defs.Topics()), defs.QueryCount(), defs.LoadedAt()
 	return reply
-}
-
-// problemLines splits a load error into its problems, one per line.
-func problemLines(err error) []string {
-	var out []string
-	for _, l := range strings.Split(err.Error(), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	if len(out) == 0 {
-		out = []string{"the definitions could not be loaded"}
-	}
-	return out
 }
