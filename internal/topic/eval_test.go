@@ -311,6 +311,12 @@ func checkOutcome(t *testing.T, p *topic.Program, fields map[string]any, out top
 	if got := len(out.Findings); got != len(tt.found) {
 		t.Errorf("got %d findings, want %d", got, len(tt.found))
 	}
+	for _, f := range out.Findings {
+		i := slices.IndexFunc(p.Topic().Rules, func(r topic.Rule) bool { return r.ID == f.Rule })
+		if !slices.Contains(tt.found, f.Rule) || i < 0 || !slices.Equal(f.Remediations, p.Topic().Rules[i].Remediations) {
+			t.Errorf("finding %+v: want a found rule with the remediations it names", f)
+		}
+	}
 }
 
 func sameValue(a, b any) bool {
