@@ -4,6 +4,11 @@
 // evaluates a topic's rules over the fields its queries returned. Every problem names
 // its file and the path of the offending key.
 //
+// Files.Load is the one way to load topics: it reads the topic files, the allow-list
+// and the saved-queries file and returns one compiled Set, which the workers, the
+// cached-field derivation and the benchmarks use; Files.Check is the same, reported
+// by what each problem concerns, for dexbridge check.
+//
 // # Checks
 //
 // Compile checks everything that can be checked offline and reports every problem,
