@@ -8,6 +8,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/wrapper"
 	"github.com/dexbridge/dexbridge/services/devices"
 	"github.com/dexbridge/dexbridge/services/discovery"
@@ -75,9 +76,8 @@ func buildTopics(d *deps) (Runner, error) {
 		// A chatbot is waiting: the same patience as live identification.
 		live = append(live, wrapper.Instance{Name: in.Name, Live: in.Client.WithPolicy(2*time.Second, 10*time.Second)})
 	}
-	files := topics.Files{TopicsDir: d.cfg.TopicsDir, RemoteActionsFile: d.cfg.RemoteActionsFile, QueriesFile: d.cfg.QueriesFile}
 	return topics.New(topics.Options{
-		Conn: d.bus.Conn, Subjects: d.subjects, Load: files.Load, Instances: live, MaxAge: d.cfg.Cache.FreshFor(),
+		Conn: d.bus.Conn, Subjects: d.subjects, Load: topic.FilesOf(d.cfg).Load, Instances: live, MaxAge: d.cfg.Cache.FreshFor(),
 		Diagnoses: db, RefreshTimeout: d.cfg.Diagnosis.RefreshTimeout.D(), RequestTimeout: d.cfg.RequestTimeout.D(),
 		Concurrency: d.cfg.Workers.Concurrency, ShutdownTimeout: d.cfg.ShutdownTimeout.D(),
 		Log: d.log.With("service", "topics"), Version: d.version, Metrics: d.metrics,

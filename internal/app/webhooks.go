@@ -56,10 +56,11 @@ func proactiveFeed(d *deps) *proactive.Feed {
 }
 
 func buildWebhooks(d *deps) (Runner, error) {
-	cat, err := topic.LoadDir(d.cfg.TopicsDir)
+	set, err := topic.FilesOf(d.cfg).Load()
 	if err != nil {
 		return nil, err
 	}
+	cat := set.Catalog()
 	rules, err := webhookRules(d, func(r *webhookmap.Rules) error { return r.CheckTopics(cat) })
 	if err != nil {
 		return nil, err

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dexbridge/dexbridge/events"
-	"github.com/dexbridge/dexbridge/internal/allowlist"
 	"github.com/dexbridge/dexbridge/internal/apitest"
 	"github.com/dexbridge/dexbridge/internal/auth"
 	"github.com/dexbridge/dexbridge/internal/config"
@@ -106,17 +104,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 	discoverytest.Discover(t, discoverytest.Discoverer(t, cfg, db, set, nil), "eu")
 
 	e := &env{sim: sim, pool: pool, db: db, cfg: cfg, set: set, url: testenv.NATSURL(t), subjects: events.NewSubjects(testenv.Prefix(t))}
-	allow, err := allowlist.LoadFile(filepath.Join(root, "config", "remote_actions.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := topic.LoadDir(filepath.Join(root, "topics"))
+	topics, err := topic.FilesIn(root).Load()
 	if err != nil {
 		t.Fatal(err)
 	}
 	worker := connect(t, e.url)
 	mo := remoteactions.Options{Conn: worker, JS: jetStream(t, worker), Subjects: e.subjects, Store: db, Instances: set,
-		Allowlist: allow, Topics: cat, Concurrency: 16, ShutdownTimeout: 5 * time.Second, TriggerTimeout: 5 * time.Second,
+		Allowlist: topics.Allowlist(), Topics: topics.Catalog(), Concurrency: 16, ShutdownTimeout: 5 * time.Second, TriggerTimeout: 5 * time.Second,
 		Log: logging.Discard()}
 	if o.manager != nil {
 		o.manager(&mo)

@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dexbridge/dexbridge/events"
-	"github.com/dexbridge/dexbridge/internal/allowlist"
 	"github.com/dexbridge/dexbridge/internal/apitest"
 	"github.com/dexbridge/dexbridge/internal/auth"
 	"github.com/dexbridge/dexbridge/internal/config"
@@ -49,7 +48,7 @@ type env struct {
 	set      *instances.Set
 	handler  http.Handler
 	key      string // scopes read, diagnose and admin
-	files    topics.Files
+	files    topic.Files
 	workers  []*topics.Service
 }
 
@@ -102,8 +101,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.topicsDir == "" {
 		o.topicsDir = filepath.Join(root, "topics")
 	}
-	e.files = topics.Files{TopicsDir: o.topicsDir, RemoteActionsFile: filepath.Join(root, "config", "remote_actions.yaml"),
-		QueriesFile: filepath.Join(root, "config", "queries.yaml")}
+	e.files = topic.FilesIn(root)
+	e.files.Dir = o.topicsDir
 	live := e.live(o.nqlLimit)
 	for range max(o.workers, 1) {
 		w, err := topics.New(topics.Options{
@@ -146,11 +145,7 @@ func (e *env) live(limit float64) []wrapper.Instance {
 func (e *env) runActions() {
 	e.t.Helper()
 	root := testenv.RepoRoot(e.t)
-	allow, err := allowlist.LoadFile(filepath.Join(root, "config", "remote_actions.yaml"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	cat, err := topic.LoadDir(filepath.Join(root, "topics"))
+	set, err := topic.FilesIn(root).Load()
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -168,7 +163,7 @@ func (e *env) runActions() {
 	}
 	nc, js := conn()
 	svc, err := remoteactions.New(remoteactions.Options{Conn: nc, JS: js, Subjects: e.subjects, Store: e.db, Instances: e.set,
-		Allowlist: allow, Topics: cat, Concurrency: 16, ShutdownTimeout: 5 * time.Second, TriggerTimeout: 5 * time.Second,
+		Allowlist: set.Allowlist(), Topics: set.Catalog(), Concurrency: 16, ShutdownTimeout: 5 * time.Second, TriggerTimeout: 5 * time.Second,
 		Log: logging.Discard()})
 	if err != nil {
 		e.t.Fatal(err)

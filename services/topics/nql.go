@@ -7,6 +7,7 @@ import (
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/problem"
+	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/wrapper"
 )
 
@@ -16,14 +17,14 @@ var (
 )
 
 // execute answers a saved query through the wrapper: the NQL endpoint's logic.
-func execute(ctx context.Context, defs *Definitions, w *wrapper.Wrapper, req events.NQLRequest) (events.NQLReply, error) {
+func execute(ctx context.Context, defs *topic.Set, w *wrapper.Wrapper, req events.NQLRequest) (events.NQLReply, error) {
 	if !queryIDPattern.MatchString(req.QueryID) {
 		return events.NQLReply{}, problem.InvalidField("query_id", "a saved query id matches %s", queryIDPattern)
 	}
 	if req.Instance != "" && !instancePattern.MatchString(req.Instance) {
 		return events.NQLReply{}, problem.InvalidField("instance", "want an instance name")
 	}
-	q, ok := defs.Queries.Get(req.QueryID)
+	q, ok := defs.Query(req.QueryID)
 	if !ok {
 		return events.NQLReply{}, problem.New(problem.NotFound, "no saved query %s", req.QueryID)
 	}

@@ -3,15 +3,14 @@ package topics
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/problem"
-	"github.com/dexbridge/dexbridge/internal/rules"
 	"github.com/dexbridge/dexbridge/internal/testenv"
+	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/wrapper"
 )
 
@@ -88,10 +87,9 @@ func quietActions(final string, after time.Duration) *fakeActions {
 	return a
 }
 
-func slowPC(t *testing.T) *rules.TopicProgram {
+func slowPC(t *testing.T) *topic.Program {
 	t.Helper()
-	root := testenv.RepoRoot(t)
-	set, err := rules.Load(filepath.Join(root, "topics"), filepath.Join(root, "config", "remote_actions.yaml"))
+	set, err := topic.FilesIn(testenv.RepoRoot(t)).Load()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package rules_test
+package topic_test
 
 import (
 	"errors"
@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/dexbridge/dexbridge/internal/allowlist"
-	"github.com/dexbridge/dexbridge/internal/rules"
 	"github.com/dexbridge/dexbridge/internal/topic"
 )
 
@@ -49,7 +48,7 @@ func compileDir(t *testing.T, files map[string]string) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := rules.Compile(cat, allow)
+	set, err := topic.Compile(cat, allow)
 	if err == nil {
 		t.Fatal("got no error")
 	}
@@ -144,9 +143,9 @@ func TestBadTopicsAreRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := compileDir(t, map[string]string{tt.file: edit(t, tt.file, tt.pairs...)})
-			var ps rules.Problems
+			var ps topic.Problems
 			if !errors.As(err, &ps) {
-				t.Fatalf("got %T %v, want rules.Problems", err, err)
+				t.Fatalf("got %T %v, want topic.Problems", err, err)
 			}
 			checkProblems(t, ps, tt.want)
 		})
@@ -154,7 +153,7 @@ func TestBadTopicsAreRefused(t *testing.T) {
 }
 
 // checkProblems checks that every problem is wanted and every wanted one is there.
-func checkProblems(t *testing.T, ps rules.Problems, wants []want) {
+func checkProblems(t *testing.T, ps topic.Problems, wants []want) {
 	t.Helper()
 	matched := make([]bool, len(ps))
 	for _, w := range wants {
@@ -189,9 +188,9 @@ func TestEveryProblemIsReported(t *testing.T) {
 		"slow_pc.yaml":  edit(t, "slow_pc.yaml", "    parameters:\n      device_name: device.name\n    nql: |\n      devices\n", "    nql: |\n      devices\n"),
 		"printing.yaml": edit(t, "printing.yaml"), // a good one among them
 	})
-	var ps rules.Problems
+	var ps topic.Problems
 	if !errors.As(err, &ps) {
-		t.Fatalf("got %v, want rules.Problems", err)
+		t.Fatalf("got %v, want topic.Problems", err)
 	}
 	checkProblems(t, ps, []want{
 		{"outlook.yaml", "rules[2].when", "undeclared reference to 'device.boot.days'"},
@@ -202,7 +201,7 @@ func TestEveryProblemIsReported(t *testing.T) {
 }
 
 func TestShippedTopicsCompile(t *testing.T) {
-	s, err := rules.Load(topicsDir, allowFile)
+	s, err := shippedFiles.Load()
 	if err != nil {
 		t.Fatalf("got %v", err)
 	}
@@ -217,7 +216,7 @@ func TestLoadReportsBothFiles(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("remote_actions: [{id: nope}]"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := rules.Load(filepath.Join(dir, "no-topics"), bad)
+	_, err := topic.Files{Dir: filepath.Join(dir, "no-topics"), RemoteActions: bad}.Load()
 	if err == nil || !strings.Contains(err.Error(), "no *.yaml files") || !strings.Contains(err.Error(), bad+": remote_actions[0]") {
 		t.Errorf("got %v, want both the topics and the allow-list problems", err)
 	}

@@ -1,4 +1,4 @@
-package rules
+package topic
 
 import (
 	"encoding/json"
@@ -24,7 +24,7 @@ func TestNumbersAndNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 1, 2, 12, 0, 0, 0, time.UTC)
-	p := &TopicProgram{}
+	p := &Program{}
 	base := map[string]any{
 		"a": 8.5, "b": int64(4), "c": "ab", "d": "10", "t": "2026-01-02 10:00:00",
 		"n": json.Number("4"), "x.y.z": int32(7), "package.name": "Contoso",

@@ -1,4 +1,4 @@
-package rules_test
+package topic_test
 
 import (
 	"encoding/json"
@@ -12,25 +12,28 @@ import (
 	"time"
 
 	"github.com/dexbridge/dexbridge/internal/allowlist"
-	"github.com/dexbridge/dexbridge/internal/rules"
 	"github.com/dexbridge/dexbridge/internal/topic"
 )
 
 const (
-	topicsDir = "../../topics"
-	allowFile = "../../config/remote_actions.yaml"
+	topicsDir   = "../../topics"
+	allowFile   = "../../config/remote_actions.yaml"
+	queriesFile = "../../config/queries.yaml"
 )
 
-func shipped(t testing.TB) *rules.Set {
+// shippedFiles are the repository's topics, allow-list and saved queries.
+var shippedFiles = topic.Files{Dir: topicsDir, RemoteActions: allowFile, Queries: queriesFile}
+
+func shipped(t testing.TB) *topic.Set {
 	t.Helper()
-	s, err := rules.Load(topicsDir, allowFile)
+	s, err := shippedFiles.Load()
 	if err != nil {
 		t.Fatalf("shipped topics: %v", err)
 	}
 	return s
 }
 
-func program(t testing.TB, s *rules.Set, id string) *rules.TopicProgram {
+func program(t testing.TB, s *topic.Set, id string) *topic.Program {
 	t.Helper()
 	p, ok := s.Topic(id)
 	if !ok {
@@ -241,19 +244,19 @@ func TestSeedRules(t *testing.T) {
 	}
 }
 
-func checkOutcome(t *testing.T, p *rules.TopicProgram, fields map[string]any, out rules.Outcome, tt evalCase) {
+func checkOutcome(t *testing.T, p *topic.Program, fields map[string]any, out topic.Outcome, tt evalCase) {
 	t.Helper()
 	if got, want := len(out.Rules), len(p.Topic().Rules); got != want {
 		t.Fatalf("got %d rule results, want %d", got, want)
 	}
 	for _, r := range out.Rules {
-		want := rules.Clear
+		want := topic.Clear
 		if slices.Contains(tt.found, r.Rule) {
-			want = rules.Found
+			want = topic.Found
 		}
 		reason, notEval := tt.notEval[r.Rule]
 		if notEval {
-			want = rules.NotEvaluated
+			want = topic.NotEvaluated
 		}
 		if r.Status != want {
 			t.Errorf("rule %s: got %s (%s), want %s", r.Rule, r.Status, r.Reason, want)
@@ -305,8 +308,14 @@ func checkOutcome(t *testing.T, p *rules.TopicProgram, fields map[string]any, ou
 	if strings.Join(rems, ",") != strings.Join(tt.rems, ",") {
 		t.Errorf("got remediations %v, want %v", rems, tt.rems)
 	}
-	if got := len(out.Findings()); got != len(tt.found) {
+	if got := len(out.Findings); got != len(tt.found) {
 		t.Errorf("got %d findings, want %d", got, len(tt.found))
+	}
+	for _, f := range out.Findings {
+		i := slices.IndexFunc(p.Topic().Rules, func(r topic.Rule) bool { return r.ID == f.Rule })
+		if !slices.Contains(tt.found, f.Rule) || i < 0 || !slices.Equal(f.Remediations, p.Topic().Rules[i].Remediations) {
+			t.Errorf("finding %+v: want a found rule with the remediations it names", f)
+		}
 	}
 }
 
@@ -400,8 +409,8 @@ func TestShippedCatalogue(t *testing.T) {
 	if !slices.Equal(ids, want) {
 		t.Errorf("got topics %v, want %v", ids, want)
 	}
-	if err := rules.CheckQueryFile("../../config/queries.yaml", s.Catalog()); err != nil {
-		t.Errorf("config/queries.yaml: %v", err)
+	if q, ok := s.Query("#get_device_basic_infos"); !ok || q.Parameters != nil {
+		t.Errorf("config/queries.yaml: got %+v, want #get_device_basic_infos in the set", q)
 	}
 	legacy := map[string]string{"device_bad_health": "device_bad_health", "l1_device_checklist": "l1_device_checklist", "printing": "print_issues"}
 	for id, l := range legacy {
@@ -412,14 +421,15 @@ func TestShippedCatalogue(t *testing.T) {
 }
 
 func TestQueryFileClashesWithTopics(t *testing.T) {
-	s := shipped(t)
 	path := filepath.Join(t.TempDir(), "queries.yaml")
 	body := "queries:\n  - id: \"#diagnose_outlook_issues\"\n    nql: devices | list device.name\n  - id: \"#broken\"\n    nql: devices | lisst device.name\n"
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err := rules.CheckQueryFile(path, s.Catalog())
-	var ps rules.Problems
+	files := shippedFiles
+	files.Queries = path
+	_, err := files.Load()
+	var ps topic.Problems
 	if !errors.As(err, &ps) || len(ps) != 2 {
 		t.Fatalf("got %v, want two problems", err)
 	}
@@ -488,7 +498,7 @@ const sampleAllow = `remote_actions:
     inputs: [{name: Names, required: true}, {name: Count}]
 `
 
-func sample(t *testing.T) *rules.TopicProgram {
+func sample(t *testing.T) *topic.Program {
 	t.Helper()
 	tp, err := topic.Parse([]byte(sampleTopic))
 	if err != nil {
@@ -503,7 +513,7 @@ func sample(t *testing.T) *rules.TopicProgram {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := rules.Compile(cat, allow)
+	s, err := topic.Compile(cat, allow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -517,7 +527,7 @@ func TestDeduplicationAndParams(t *testing.T) {
 		"package.name": "Contoso", "package.version": "1.0"}
 	out := p.EvaluateAt(fields, now)
 	for _, r := range out.Rules {
-		if r.Status != rules.Found {
+		if r.Status != topic.Found {
 			t.Errorf("rule %s: got %s (%s), want found", r.Rule, r.Status, r.Reason)
 		}
 	}
@@ -579,7 +589,7 @@ func TestOutcomeJSON(t *testing.T) {
 // TestConcurrentEvaluate runs evaluations in parallel (the worker's case), for -race.
 func TestConcurrentEvaluate(t *testing.T) {
 	p := program(t, shipped(t), "slow_pc")
-	done := make(chan rules.Outcome)
+	done := make(chan topic.Outcome)
 	for i := range 8 {
 		go func() {
 			f := healthy("slow_pc")

@@ -1,46 +1,4 @@
-// Package rules compiles a topic catalogue (internal/topic) against the remote-action
-// allow-list (internal/allowlist) into what the topic worker runs, and evaluates a
-// topic's rules over the fields its queries returned.
-//
-// # Checks
-//
-// Compile checks everything that can be checked offline and reports every problem,
-// each with its file, path and reason: every query compiles as NQL and has each of its
-// $parameters filled; every remote action a topic names (data_collection, the actions
-// whose outputs its queries read, its remediations) is in the allow-list with the right
-// purpose and runs on the topic's platforms; every rule and remediation param compiles
-// and reads only fields the topic's queries list; remediation params name only
-// declared inputs and fill every required one. A compiled Set is immutable: a reload
-// compiles a new one and swaps it in only when Compile succeeded.
-//
-// # Rules
-//
-// Rules and remediation params are CEL expressions over the fields a topic's queries
-// return: one row per query, merged, keyed by the fully qualified header names
-// ("device.boot.days_since_last_full_boot", "outdated_office_packages"). Dotted names
-// work as written:
-//
-//	device.boot.days_since_last_full_boot > 10
-//	remote_action.get_outlook_online_windows.execution.outputs.IsOnline == "No"
-//
-// A name CEL cannot spell (a segment that is a CEL reserved word, such as package) is
-// read as fields["package.name"]. An expression also has now (the evaluation time, a
-// timestamp), datetime(x) (an NQL date-time string or timestamp as a timestamp, UTC
-// when the text has no zone), CEL's standard library and the cel-go strings extension.
-//
-// Numbers: every number a field holds (any Go integer or float, json.Number) is a CEL
-// double, so that the sum of an int field and a double field works
-// (UserGpoAppliedTimeInSeconds + UserGpoDCDiscoveryInSeconds > 10) and comparisons
-// with int literals work (cross-type numeric comparisons are on; an int literal that
-// is an operand of arithmetic or of a comparison with a field is compiled as a
-// double). Strings stay strings, even numeric ones: a version "16.0" or a name "1234"
-// is text; a rule that expects a number in text converts it with double(x).
-//
-// A rule is evaluated only when every field it reads has a value: a field missing
-// from the results or null makes it not_evaluated with the reason, as does a run-time
-// error (a wrong type) or a result that is not a bool. Such a rule is never reported
-// as found or clear.
-package rules
+package topic
 
 import (
 	"errors"
@@ -49,63 +7,30 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"cel.dev/cel-go/cel"
 
 	"github.com/dexbridge/dexbridge/internal/allowlist"
 	"github.com/dexbridge/dexbridge/internal/nql"
-	"github.com/dexbridge/dexbridge/internal/topic"
 )
 
-// Set is a compiled topic catalogue. It is immutable and safe for concurrent use.
-type Set struct {
-	catalog *topic.Catalog
-	allow   *allowlist.List
-	topics  []*TopicProgram
-	byID    map[string]*TopicProgram
-}
-
-// Topic returns the compiled topic with id.
-func (s *Set) Topic(id string) (*TopicProgram, bool) {
-	p, ok := s.byID[id]
-	return p, ok
-}
-
-// Topics returns the compiled topics sorted by id.
-func (s *Set) Topics() []*TopicProgram { return s.topics }
-
-// Catalog returns the topics the set was compiled from.
-func (s *Set) Catalog() *topic.Catalog { return s.catalog }
-
-// Allowlist returns the allow-list the set was checked against.
-func (s *Set) Allowlist() *allowlist.List { return s.allow }
-
-// TopicProgram is one compiled topic: its queries and its rules, ready to evaluate.
-type TopicProgram struct {
-	topic        *topic.Topic
-	queries      []Query
+// Program is one compiled topic: its queries and its rules, ready to evaluate.
+type Program struct {
+	topic        *Topic
+	queries      []*SavedQuery
 	fields       []string
 	rules        []*rule
 	remediations map[string]*remediation
 }
 
-// Query is a compiled saved query of a topic.
-type Query struct {
-	ID string // "#diagnose_outlook_issues"
-	// Parameters maps each NQL parameter (without $) to the device attribute that
-	// fills it ("device.name", "device.collector.uid", "device.uid").
-	Parameters map[string]string
-	Plan       *nql.Plan
-	Headers    []string // output columns, fully qualified: the keys of its fields
-}
-
 type rule struct {
-	def  topic.Rule
+	def  Rule
 	when *expression
 }
 
 type remediation struct {
-	def    topic.Remediation
+	def    Remediation
 	action *allowlist.RemoteAction // nil for a message
 	params []param                 // sorted by name
 }
@@ -116,22 +41,22 @@ type param struct {
 }
 
 // Topic returns the topic definition.
-func (p *TopicProgram) Topic() *topic.Topic { return p.topic }
+func (p *Program) Topic() *Topic { return p.topic }
 
 // ID returns the topic id.
-func (p *TopicProgram) ID() string { return p.topic.ID }
+func (p *Program) ID() string { return p.topic.ID }
 
 // Queries returns the topic's compiled queries in file order.
-func (p *TopicProgram) Queries() []Query { return p.queries }
+func (p *Program) Queries() []*SavedQuery { return p.queries }
 
 // Fields returns every field the topic's queries return, sorted.
-func (p *TopicProgram) Fields() []string { return p.fields }
+func (p *Program) Fields() []string { return p.fields }
 
 // DataCollection returns the data-collection remote actions a refresh runs first.
-func (p *TopicProgram) DataCollection() []string { return p.topic.DataCollection }
+func (p *Program) DataCollection() []string { return p.topic.DataCollection }
 
 // RuleFields returns the fields rule id reads, in order of first use.
-func (p *TopicProgram) RuleFields(id string) ([]string, bool) {
+func (p *Program) RuleFields(id string) ([]string, bool) {
 	for _, r := range p.rules {
 		if r.def.ID == id {
 			return r.when.fields, true
@@ -140,24 +65,13 @@ func (p *TopicProgram) RuleFields(id string) ([]string, bool) {
 	return nil, false
 }
 
-// Load reads the topics in topicsDir and the allow-list at remoteActionsFile and
-// compiles them. It reports the problems of both files before giving up.
-func Load(topicsDir, remoteActionsFile string) (*Set, error) {
-	cat, errCat := topic.LoadDir(topicsDir)
-	allow, errAllow := allowlist.LoadFile(remoteActionsFile)
-	if errCat != nil || errAllow != nil {
-		return nil, errors.Join(errCat, errAllow)
-	}
-	return Compile(cat, allow)
-}
-
 // Compile checks and compiles every topic of cat against allow. The error, when there
 // is one, is Problems: every problem found, not just the first.
-func Compile(cat *topic.Catalog, allow *allowlist.List) (*Set, error) {
+func Compile(cat *Catalog, allow *allowlist.List) (*Set, error) {
 	if cat == nil || allow == nil {
-		return nil, errors.New("rules: compile needs a topic catalogue and an allow-list")
+		return nil, errors.New("topics: compile needs a topic catalogue and an allow-list")
 	}
-	s := &Set{catalog: cat, allow: allow, byID: map[string]*TopicProgram{}}
+	s := &Set{catalog: cat, allow: allow, byID: map[string]*Program{}, queries: map[string]*SavedQuery{}, loadedAt: time.Now().UTC()}
 	var probs Problems
 	for _, t := range cat.List() {
 		c := &compiler{t: t, allow: allow}
@@ -166,6 +80,9 @@ func Compile(cat *topic.Catalog, allow *allowlist.List) (*Set, error) {
 		if p != nil {
 			s.topics = append(s.topics, p)
 			s.byID[p.ID()] = p
+			for _, q := range p.queries {
+				s.queries[q.ID] = q
+			}
 		}
 	}
 	if len(probs) > 0 {
@@ -176,7 +93,7 @@ func Compile(cat *topic.Catalog, allow *allowlist.List) (*Set, error) {
 
 // compiler compiles one topic, collecting its problems.
 type compiler struct {
-	t     *topic.Topic
+	t     *Topic
 	allow *allowlist.List
 	probs Problems
 }
@@ -211,9 +128,9 @@ func (c *compiler) action(path, id string, purpose allowlist.Purpose, context st
 	return a
 }
 
-func (c *compiler) compile() *TopicProgram {
+func (c *compiler) compile() *Program {
 	t := c.t
-	p := &TopicProgram{topic: t, remediations: map[string]*remediation{}}
+	p := &Program{topic: t, remediations: map[string]*remediation{}}
 	collected := map[string]bool{}
 	for j, id := range t.DataCollection {
 		c.action(fmt.Sprintf("data_collection[%d]", j), id, allowlist.DataCollection, "")
@@ -243,7 +160,7 @@ func (c *compiler) compile() *TopicProgram {
 		for _, h := range a.Headers {
 			known[h] = true
 		}
-		p.queries = append(p.queries, Query{ID: q.ID, Parameters: maps.Clone(q.Parameters), Plan: plan, Headers: a.Headers})
+		p.queries = append(p.queries, &SavedQuery{ID: q.ID, Parameters: maps.Clone(q.Parameters), Plan: plan, Analysis: a})
 	}
 	p.fields = slices.Sorted(maps.Keys(known))
 
@@ -376,13 +293,13 @@ func nqlReason(id string, err error) string {
 	return fmt.Sprintf("query %s: %v", id, err)
 }
 
-// CheckQueryFile checks a file of saved queries that belong to no topic
+// checkQueryFile reads and compiles a file of saved queries that belong to no topic
 // (config/queries.yaml): each compiles as NQL and none has the id of a topic's query.
 // The error is Problems, or the file's own load error.
-func CheckQueryFile(path string, cat *topic.Catalog) error {
-	qs, err := topic.LoadQueries(path)
+func checkQueryFile(path string, cat *Catalog) ([]*SavedQuery, error) {
+	qs, err := LoadQueries(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	owners := map[string]string{}
 	for _, t := range cat.List() {
@@ -391,17 +308,21 @@ func CheckQueryFile(path string, cat *topic.Catalog) error {
 		}
 	}
 	var probs Problems
+	out := make([]*SavedQuery, 0, len(qs))
 	for i, q := range qs {
 		key := fmt.Sprintf("queries[%d]", i)
 		if f, dup := owners[q.ID]; dup {
 			probs = append(probs, Problem{File: path, Path: key + ".id", Reason: fmt.Sprintf("query %s is also defined by %s", q.ID, f)})
 		}
-		if _, err := nql.Compile(q.NQL, nil); err != nil {
+		plan, err := nql.Compile(q.NQL, nil)
+		if err != nil {
 			probs = append(probs, Problem{File: path, Path: key + ".nql", Reason: nqlReason(q.ID, err)})
+			continue
 		}
+		out = append(out, &SavedQuery{ID: q.ID, Plan: plan, Analysis: plan.Analysis()})
 	}
 	if len(probs) > 0 {
-		return probs
+		return nil, probs
 	}
-	return nil
+	return out, nil
 }

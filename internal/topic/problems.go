@@ -1,4 +1,4 @@
-package rules
+package topic
 
 import (
 	"fmt"
@@ -26,4 +26,19 @@ func (ps Problems) Error() string {
 		lines[i] = p.Error()
 	}
 	return strings.Join(lines, "\n")
+}
+
+// ProblemLines splits the error of Files.Load into its problems, one per line, as a
+// refused reload reports them.
+func ProblemLines(err error) []string {
+	var out []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{"the definitions could not be loaded"}
+	}
+	return out
 }

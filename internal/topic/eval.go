@@ -1,4 +1,4 @@
-package rules
+package topic
 
 import (
 	"encoding/json"
@@ -11,85 +11,46 @@ import (
 
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
+
+	"github.com/dexbridge/dexbridge/events"
 )
 
-// Status is the outcome of one rule.
-type Status string
-
-// Rule statuses.
+// The statuses of a rule (events.RuleResult.Status).
 const (
-	Found        Status = "found"         // the rule is true: the problem is present
-	Clear        Status = "clear"         // the rule is false
-	NotEvaluated Status = "not_evaluated" // the rule could not be evaluated; Reason says why
+	Found        = "found"         // the rule is true: the problem is present
+	Clear        = "clear"         // the rule is false
+	NotEvaluated = "not_evaluated" // the rule could not be evaluated; Reason says why
 )
 
-// Outcome is the evaluation of a topic's rules over one device's fields.
+// Outcome is the evaluation of a topic's rules over one device's fields, in the
+// types a diagnosis carries.
 type Outcome struct {
-	Topic       string    `json:"topic"`
-	EvaluatedAt time.Time `json:"evaluated_at"`
-	// Rules has one result per rule, in the topic file's order.
-	Rules []RuleResult `json:"rules"`
+	Topic       string
+	EvaluatedAt time.Time
+	// Rules has one result per rule, in the topic file's order. Evidence holds the
+	// values of the fields the rule reads, as the queries returned them (null for a
+	// null value; a missing field is absent).
+	Rules []events.RuleResult
+	// Findings are the rules that were found, with the remediations each suggests.
+	Findings []events.Finding
 	// Remediations are those of the found rules (in rule order, each once), then the
-	// topic's generic remediations.
-	Remediations []Suggestion `json:"remediations"`
-}
-
-// Findings returns the results of the rules that were found.
-func (o Outcome) Findings() []RuleResult {
-	var out []RuleResult
-	for _, r := range o.Rules {
-		if r.Status == Found {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// RuleResult is the result of one rule.
-type RuleResult struct {
-	Rule   string `json:"rule"`
-	Title  string `json:"title"`
-	Status Status `json:"status"`
-	// Reason says why the rule was not evaluated.
-	Reason string `json:"reason,omitempty"`
-	// Evidence holds the values of the fields the rule reads, as the queries returned
-	// them (null for a null value; a missing field is absent).
-	Evidence map[string]any `json:"evidence"`
-	// Remediations are the ids of the remediations the rule suggests, when found.
-	Remediations []string `json:"remediations,omitempty"`
-}
-
-// Suggestion is a remediation suggested by an Outcome: a remote action with its
-// params, or a message for the employee.
-type Suggestion struct {
-	ID           string `json:"id"`
-	Title        string `json:"title"`
-	RemoteAction string `json:"remote_action,omitempty"`
-	// Params are the remote action's input values, as strings (the Remote Actions API
-	// takes strings). A param that could not be computed is absent and Ready is false.
-	Params map[string]string `json:"params,omitempty"`
-	Ready  bool              `json:"ready"`
-	// NotReady says why a remote action cannot run as suggested.
-	NotReady string `json:"not_ready,omitempty"`
-	Message  string `json:"message,omitempty"`
-	// Rules are the found rules that suggest it (none for a generic remediation that
-	// no found rule suggests).
-	Rules []string `json:"rules,omitempty"`
-	// Generic is true for the topic's generic remediations, offered whatever the
-	// findings ("Additional generic remediation" in the seed).
-	Generic bool `json:"generic,omitempty"`
+	// topic's generic remediations. Params are the remote action's input values as
+	// strings (the Remote Actions API takes strings); a param that could not be
+	// computed is absent and Ready is false, NotReady says why.
+	Remediations []events.SuggestedRemedy
 }
 
 // Evaluate evaluates every rule of the topic over fields (the merged rows of the
 // topic's queries, keyed by fully qualified header name), with now as the time.
-func (p *TopicProgram) Evaluate(fields map[string]any) Outcome {
+func (p *Program) Evaluate(fields map[string]any) Outcome {
 	return p.EvaluateAt(fields, time.Now())
 }
 
 // EvaluateAt is Evaluate with the evaluation time given (the CEL variable now).
-func (p *TopicProgram) EvaluateAt(fields map[string]any, now time.Time) Outcome {
+func (p *Program) EvaluateAt(fields map[string]any, now time.Time) Outcome {
 	vars := p.activation(fields, now)
-	out := Outcome{Topic: p.topic.ID, EvaluatedAt: now, Rules: make([]RuleResult, 0, len(p.rules)), Remediations: []Suggestion{}}
+	out := Outcome{Topic: p.topic.ID, EvaluatedAt: now, Rules: make([]events.RuleResult, 0, len(p.rules)),
+		Findings: []events.Finding{}, Remediations: []events.SuggestedRemedy{}}
 	index := map[string]int{}
 	suggest := func(id, ruleID string, generic bool) {
 		if i, ok := index[id]; ok {
@@ -109,7 +70,7 @@ func (p *TopicProgram) EvaluateAt(fields map[string]any, now time.Time) Outcome 
 		out.Remediations = append(out.Remediations, s)
 	}
 	for _, r := range p.rules {
-		res := RuleResult{Rule: r.def.ID, Title: r.def.Title, Evidence: evidence(r.when.fields, fields)}
+		res := events.RuleResult{Rule: r.def.ID, Title: r.def.Title, Evidence: evidence(r.when.fields, fields)}
 		v, reason := r.when.eval(fields, vars)
 		switch {
 		case reason != "":
@@ -118,7 +79,8 @@ func (p *TopicProgram) EvaluateAt(fields map[string]any, now time.Time) Outcome 
 			res.Status, res.Reason = NotEvaluated, fmt.Sprintf("the rule yields %s, not a bool", describe(v))
 		case v == types.True:
 			res.Status = Found
-			res.Remediations = slices.Clone(r.def.Remediations)
+			out.Findings = append(out.Findings, events.Finding{Rule: res.Rule, Title: res.Title, Evidence: res.Evidence,
+				Remediations: slices.Clone(r.def.Remediations)})
 			for _, id := range r.def.Remediations {
 				suggest(id, r.def.ID, false)
 			}
@@ -134,8 +96,8 @@ func (p *TopicProgram) EvaluateAt(fields map[string]any, now time.Time) Outcome 
 }
 
 // suggest computes the suggestion of a remediation over fields.
-func (r *remediation) suggest(fields map[string]any, vars map[string]any) Suggestion {
-	s := Suggestion{ID: r.def.ID, Title: r.def.Title, RemoteAction: r.def.RemoteAction, Message: r.def.Message, Ready: true}
+func (r *remediation) suggest(fields map[string]any, vars map[string]any) events.SuggestedRemedy {
+	s := events.SuggestedRemedy{ID: r.def.ID, Title: r.def.Title, RemoteAction: r.def.RemoteAction, Message: r.def.Message, Ready: true}
 	var why []string
 	for _, prm := range r.params {
 		v, reason := prm.expr.eval(fields, vars)
@@ -195,7 +157,7 @@ func (e *expression) eval(fields map[string]any, vars map[string]any) (ref.Val, 
 
 // activation binds the CEL variables: every declared field (normalised), fields and
 // now.
-func (p *TopicProgram) activation(fields map[string]any, now time.Time) map[string]any {
+func (p *Program) activation(fields map[string]any, now time.Time) map[string]any {
 	all := make(map[string]any, len(fields))
 	vars := make(map[string]any, len(fields)+2)
 	for k, v := range fields {
