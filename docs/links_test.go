@@ -1,4 +1,5 @@
-// Package docs holds the manual; its test keeps the manual's links working.
+// Package docs holds the manual; its tests keep the manual's links working and
+// errors.md in step with internal/problem.
 package docs
 
 import (
@@ -16,10 +17,13 @@ var (
 	notAnchor = regexp.MustCompile(`[^\p{L}\p{N} _-]`)
 )
 
-// page is a Markdown file of the repository with its anchors and links.
+// page is a Markdown file of the repository: the anchor of each heading, as GitHub
+// derives it, with the text of its section up to the next heading and the heading's
+// level, and the page's links.
 type page struct {
-	anchors map[string]bool
-	links   []string
+	sections map[string]string
+	levels   map[string]int
+	links    []string
 }
 
 func readPage(t *testing.T, path string) page {
@@ -28,21 +32,24 @@ func readPage(t *testing.T, path string) page {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := page{anchors: map[string]bool{}}
+	p := page{sections: map[string]string{}, levels: map[string]int{}}
+	anchor := ""
 	inFence := false
 	for _, line := range strings.Split(string(raw), "\n") {
 		if strings.HasPrefix(line, "```") {
 			inFence = !inFence
+		}
+		if h := strings.TrimLeft(line, "#"); !inFence && h != line && strings.HasPrefix(h, " ") {
+			anchor = strings.ReplaceAll(notAnchor.ReplaceAllString(strings.ToLower(strings.TrimSpace(h)), ""), " ", "-")
+			p.sections[anchor] = ""
+			p.levels[anchor] = len(line) - len(h)
 			continue
 		}
-		if inFence {
-			continue
-		}
-		if h := strings.TrimLeft(line, "#"); h != line && strings.HasPrefix(h, " ") {
-			p.anchors[strings.ReplaceAll(notAnchor.ReplaceAllString(strings.ToLower(strings.TrimSpace(h)), ""), " ", "-")] = true
-		}
-		for _, m := range link.FindAllStringSubmatch(line, -1) {
-			p.links = append(p.links, m[1])
+		p.sections[anchor] += line + "\n"
+		if !inFence {
+			for _, m := range link.FindAllStringSubmatch(line, -1) {
+				p.links = append(p.links, m[1])
+			}
 		}
 	}
 	return p
@@ -102,7 +109,7 @@ func TestLinks(t *testing.T) {
 				t.Errorf("%s: link %q has an anchor into a file that is not Markdown", file, target)
 				continue
 			}
-			if !load(dest).anchors[anchor] {
+			if _, ok := load(dest).sections[anchor]; !ok {
 				t.Errorf("%s: link %q: %s has no heading for #%s", file, target, dest, anchor)
 			}
 		}
