@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Code is a stable, documented machine code (DESIGN.md section 4).
+// Code is a stable machine code; docs/errors.md explains each one under its own anchor.
 type Code string
 
 const (
