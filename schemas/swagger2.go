@@ -170,19 +170,24 @@ func (d downgrader) schema(ref *openapi3.SchemaRef, at string) error {
 		}
 		s.Const = nil
 	}
-	for kw, alts := range map[string]*openapi3.SchemaRefs{"oneOf": &s.OneOf, "anyOf": &s.AnyOf} {
-		if len(*alts) == 0 {
+	for _, alts := range []struct {
+		kw   string
+		list *openapi3.SchemaRefs
+	}{{"oneOf", &s.OneOf}, {"anyOf", &s.AnyOf}} {
+		if len(*alts.list) == 0 {
 			continue
 		}
 		// Only "this or null" converts: an allOf of one with x-nullable.
-		others := slices.DeleteFunc(slices.Clone(*alts), isNull)
-		if len(others) != 1 || len(*alts) != 2 {
-			return fmt.Errorf("%s: %s other than one schema or null has no Swagger 2.0 form", at, kw)
+		others := slices.DeleteFunc(slices.Clone(*alts.list), isNull)
+		if len(others) != 1 || len(*alts.list) != 2 {
+			return fmt.Errorf("%s: %s other than one schema or null has no Swagger 2.0 form", at, alts.kw)
 		}
-		s.AllOf, s.Nullable, *alts = append(s.AllOf, others[0]), true, nil
+		s.AllOf, s.Nullable, *alts.list = append(s.AllOf, others[0]), true, nil
 	}
-	children := slices.Concat(s.AllOf, slices.Collect(maps.Values(s.Properties)),
-		openapi3.SchemaRefs{s.Items, s.AdditionalProperties.Schema})
+	children := slices.Concat(s.AllOf, openapi3.SchemaRefs{s.Items, s.AdditionalProperties.Schema})
+	for _, name := range slices.Sorted(maps.Keys(s.Properties)) {
+		children = append(children, s.Properties[name])
+	}
 	for _, child := range children {
 		if err := d.schema(child, at); err != nil {
 			return err
@@ -193,20 +198,24 @@ func (d downgrader) schema(ref *openapi3.SchemaRef, at string) error {
 
 // without2 names a JSON Schema keyword of s that Swagger 2.0 lacks and openapi2conv would drop.
 func without2(s *openapi3.Schema) string {
-	for kw, set := range map[string]bool{
-		"not":               s.Not != nil,
-		"if":                s.If != nil || s.Then != nil || s.Else != nil,
-		"prefixItems":       len(s.PrefixItems) > 0,
-		"contains":          s.Contains != nil,
-		"patternProperties": len(s.PatternProperties) > 0,
-		"dependentSchemas":  len(s.DependentSchemas) > 0,
-		"dependentRequired": len(s.DependentRequired) > 0,
-		"propertyNames":     s.PropertyNames != nil,
-		"$defs":             len(s.Defs) > 0,
-		"unevaluated":       s.UnevaluatedItems.Has != nil || s.UnevaluatedItems.Schema != nil || s.UnevaluatedProperties.Has != nil || s.UnevaluatedProperties.Schema != nil,
+	for _, kw := range []struct {
+		name string
+		set  bool
+	}{
+		{"not", s.Not != nil},
+		{"if", s.If != nil || s.Then != nil || s.Else != nil},
+		{"prefixItems", len(s.PrefixItems) > 0},
+		{"contains", s.Contains != nil},
+		{"patternProperties", len(s.PatternProperties) > 0},
+		{"dependentSchemas", len(s.DependentSchemas) > 0},
+		{"dependentRequired", len(s.DependentRequired) > 0},
+		{"propertyNames", s.PropertyNames != nil},
+		{"$defs", len(s.Defs) > 0},
+		{"unevaluatedItems", s.UnevaluatedItems.Has != nil || s.UnevaluatedItems.Schema != nil},
+		{"unevaluatedProperties", s.UnevaluatedProperties.Has != nil || s.UnevaluatedProperties.Schema != nil},
 	} {
-		if set {
-			return kw
+		if kw.set {
+			return kw.name
 		}
 	}
 	return ""
