@@ -18,6 +18,7 @@ import (
 // (a tool of go.mod) and builds it in a module of its own that takes its versions from this
 // one, with a method for every operation.
 func TestOpenAPIGeneratesAGoClient(t *testing.T) {
+	t.Parallel() // one of the package's slow tests: they run side by side
 	root := testenv.RepoRoot(t)
 	doc, err := OpenAPI()
 	if err != nil {

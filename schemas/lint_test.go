@@ -23,6 +23,7 @@ const (
 // swagger-parser's validation on each, when Node.js is on the machine. Errors fail the test;
 // Redocly's warnings are logged. The npm packages are cached outside the repository.
 func TestLintersAcceptTheDocuments(t *testing.T) {
+	t.Parallel() // one of the package's slow tests: they run side by side
 	for _, tool := range []string{"node", "npm", "npx"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			if testenv.Required() {

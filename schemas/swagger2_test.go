@@ -30,6 +30,7 @@ func swaggerV2(t *testing.T) map[string]any {
 }
 
 func TestSwaggerV2PassesGoOpenAPIValidation(t *testing.T) {
+	t.Parallel() // one of the package's slow tests: they run side by side
 	raw, err := SwaggerV2JSON()
 	if err != nil {
 		t.Fatal(err)
