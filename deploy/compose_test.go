@@ -49,10 +49,15 @@ func TestCompose(t *testing.T) {
 		svc := p.Services[name]
 		switch kind := c.kind(svc); kind {
 		case "dexbridge":
+			services, err := servicesRun(cmds, svc.Command)
+			for _, s := range services {
+				ran[s] = true
+			}
 			t.Run(name, func(t *testing.T) {
-				for _, s := range c.checkDexbridge(t, cmds, svc) {
-					ran[s] = true
+				if err != nil {
+					t.Errorf("command %q: %v", svc.Command, err)
 				}
+				c.checkDexbridge(t, svc, services)
 			})
 		case "nats", "postgres", "nxsim":
 		default:
@@ -283,24 +288,20 @@ func flagDefault(usage string) string {
 	return d
 }
 
-// checkDexbridge checks one dexbridge service and returns the services it runs.
-func (c composition) checkDexbridge(t *testing.T, cmds map[string]bool, svc types.ServiceConfig) []string {
-	args := []string(svc.Command)
-	services, err := servicesRun(cmds, args)
-	if err != nil {
-		t.Errorf("command %q: %v", args, err)
-	}
-	proc := process{fs: c.containerFS(t, svc), env: env(svc), args: args, services: services}
+// checkDexbridge checks one dexbridge service, which runs services.
+func (c composition) checkDexbridge(t *testing.T, svc types.ServiceConfig, services []string) {
+	proc := process{fs: c.containerFS(t, svc), env: env(svc), args: svc.Command, services: services}
 	chk, errs := proc.check(t)
 	for _, err := range errs {
 		t.Error(err)
 	}
 	if len(errs) > 0 || len(services) == 0 {
-		return services
+		return
 	}
 	h, err := chk.health(services)
 	if err != nil {
 		t.Error(err)
+		return
 	}
 	if slices.Contains(services, "ingress") {
 		for _, port := range svc.Ports {
@@ -320,7 +321,6 @@ func (c composition) checkDexbridge(t *testing.T, cmds map[string]bool, svc type
 	}
 	c.checkAddresses(t, chk)
 	c.checkStartOrder(t, svc, chk)
-	return services
 }
 
 // checkStartOrder checks that a dexbridge service starts once NATS and PostgreSQL

@@ -52,10 +52,15 @@ func TestKubernetes(t *testing.T) {
 			if imageName(c.Image) != "dexbridge" {
 				continue
 			}
+			services, err := servicesRun(cmds, c.Args)
+			for _, s := range services {
+				ran[s] = append(ran[s], w.name)
+			}
 			t.Run(w.name, func(t *testing.T) {
-				for _, s := range m.checkDexbridge(t, cmds, img, nats, w, c) {
-					ran[s] = append(ran[s], w.name)
+				if err != nil {
+					t.Errorf("args %q: %v", c.Args, err)
 				}
+				m.checkDexbridge(t, img, nats, w, c, services)
 			})
 		}
 	}
@@ -649,14 +654,10 @@ func secretVariable(name string) bool {
 	return name == "DATABASE_URL" || strings.HasSuffix(name, "_SECRET") || strings.HasSuffix(name, "_PASSWORD") || strings.HasSuffix(name, "_TOKEN")
 }
 
-// checkDexbridge checks one dexbridge container and returns the services it runs.
-func (m manifests) checkDexbridge(t *testing.T, cmds map[string]bool, img image, nats *natsCluster, w workload, c corev1.Container) []string {
+// checkDexbridge checks one dexbridge container, which runs services.
+func (m manifests) checkDexbridge(t *testing.T, img image, nats *natsCluster, w workload, c corev1.Container, services []string) {
 	if len(c.Command) > 0 && !reflect.DeepEqual([]string(c.Command), img.entrypoint) {
 		t.Errorf("command %q replaces the image's entrypoint %q", c.Command, img.entrypoint)
-	}
-	services, err := servicesRun(cmds, c.Args)
-	if err != nil {
-		t.Errorf("args %q: %v", c.Args, err)
 	}
 	for _, e := range c.Env {
 		switch {
@@ -676,11 +677,12 @@ func (m manifests) checkDexbridge(t *testing.T, cmds map[string]bool, img image,
 		t.Error(err)
 	}
 	if len(errs) > 0 || len(services) == 0 {
-		return services
+		return
 	}
 	h, err := chk.health(services)
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
+		return
 	}
 	for kind, probe := range map[string]*corev1.Probe{"liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
 		if probe == nil || probe.HTTPGet == nil {
@@ -701,7 +703,6 @@ func (m manifests) checkDexbridge(t *testing.T, cmds map[string]bool, img image,
 	if nats != nil {
 		m.checkNATSURL(t, w.namespace, chk.cfg.NATS.URL, nats)
 	}
-	return services
 }
 
 // checkNATSURL checks that nats.url names a service of the set that reaches the
