@@ -291,16 +291,8 @@ func flagDefault(usage string) string {
 // checkDexbridge checks one dexbridge service, which runs services.
 func (c composition) checkDexbridge(t *testing.T, svc types.ServiceConfig, services []string) {
 	proc := process{fs: c.containerFS(t, svc), env: env(svc), args: svc.Command, services: services}
-	chk, errs := proc.check(t)
-	for _, err := range errs {
-		t.Error(err)
-	}
-	if len(errs) > 0 || len(services) == 0 {
-		return
-	}
-	h, err := chk.health(services)
-	if err != nil {
-		t.Error(err)
+	chk, h, ok := proc.check(t)
+	if !ok {
 		return
 	}
 	if slices.Contains(services, "ingress") {

@@ -120,12 +120,31 @@ type checked struct {
 	sources []*webhookmap.Source
 }
 
-// check runs `dexbridge check` in the process's file system with its environment,
-// then loads the configuration as `dexbridge run` would, and checks what check
-// does not read: the files named only for other processes (TLS) and that every
-// variable set is one dexbridge reads. It changes the working directory, so callers
-// do not run in parallel.
-func (p process) check(t *testing.T) (checked, []error) {
+// check checks the process (see problems) and reports what it finds; ok says
+// whether the process got as far as a health address to probe.
+func (p process) check(t *testing.T) (c checked, h health, ok bool) {
+	t.Helper()
+	c, errs := p.problems(t)
+	for _, err := range errs {
+		t.Error(err)
+	}
+	if len(errs) > 0 || len(p.services) == 0 {
+		return c, h, false
+	}
+	h, err := c.health(p.services)
+	if err != nil {
+		t.Error(err)
+		return c, h, false
+	}
+	return c, h, true
+}
+
+// problems runs `dexbridge check` in the process's file system with its
+// environment, then loads the configuration as `dexbridge run` would, and checks
+// what check does not read: the files named only for other processes (TLS) and that
+// every variable set is one dexbridge reads. It changes the working directory, so
+// callers do not run in parallel.
+func (p process) problems(t *testing.T) (checked, []error) {
 	t.Helper()
 	path := configFlag(p.args)
 	if path == "" {
