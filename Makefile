@@ -12,8 +12,12 @@ run: ## run the demo: nxsim, dexbridge (embedded NATS, local PostgreSQL), a demo
 	@infra/scripts/run-local.sh
 
 .PHONY: test
-test: ## run every test against real NATS and PostgreSQL, with the race detector
+test: ## the full suite CI runs: go vet, every test against real NATS and PostgreSQL with the race detector, then brief fuzzing
 	@infra/scripts/test.sh
+
+.PHONY: test-short
+test-short: ## the quick loop: go test -short (no race detector, no fuzzing, no process kills)
+	@infra/scripts/test.sh short
 
 .PHONY: build
 build: ## build the binaries into bin/

@@ -8,7 +8,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
 
@@ -21,7 +20,7 @@ import (
 const (
 	MaxParams            = 32
 	MaxParamValue        = 4096
-	MaxReason            = nexthink.MaxTriggerReasonRune // triggerInfo.reason
+	MaxReason            = 500 // the Remote Actions API's bound on triggerInfo.reason
 	MaxExternalReference = 256
 	MaxIdempotencyKey    = 255
 )

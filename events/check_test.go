@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
 
@@ -38,6 +39,14 @@ func TestCheckTrigger(t *testing.T) {
 		if got != tt.field || (err == nil) != (tt.field == "") {
 			t.Errorf("%s: got %v (field %q), want field %q", tt.name, err, got, tt.field)
 		}
+	}
+}
+
+// TestReasonBoundIsTheTenants: a reason the checks let through is one the Remote
+// Actions API takes (events cannot import the client, which its tests would cycle).
+func TestReasonBoundIsTheTenants(t *testing.T) {
+	if events.MaxReason != nexthink.MaxTriggerReasonRune {
+		t.Errorf("got %d, want the Remote Actions API's %d", events.MaxReason, nexthink.MaxTriggerReasonRune)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/getkin/kin-openapi/openapi2conv"
 	"github.com/getkin/kin-openapi/openapi3"
 	"gopkg.in/yaml.v3"
 )
@@ -36,18 +35,4 @@ func OpenAPIJSON() ([]byte, error) {
 		return nil, fmt.Errorf("openapi: %w", err)
 	}
 	return json.Marshal(v)
-}
-
-// SwaggerV2JSON is the document converted to Swagger 2.0, which Power Platform custom
-// connectors import.
-func SwaggerV2JSON() ([]byte, error) {
-	doc, err := OpenAPI()
-	if err != nil {
-		return nil, err
-	}
-	v2, err := openapi2conv.FromV3(doc)
-	if err != nil {
-		return nil, fmt.Errorf("swagger 2.0 export: %w", err)
-	}
-	return json.Marshal(v2)
 }

@@ -1,6 +1,8 @@
-// Command nxsim runs the Nexthink tenant emulator (see internal/nxsim).
+// Command nxsim runs the Nexthink tenant emulator: Nexthink Infinity tenants (see
+// internal/nxsim), or with -mode v6 a V6 Portal and Engines (see internal/nxsim/v6).
 //
 //	nxsim -addr 127.0.0.1:8091 -size 1000 -seed 1 -topics topics -queries config/queries.yaml
+//	nxsim -mode v6 -engines 2 -addr 127.0.0.1:8091   # Portal on 8091, Engines on 8092, 8093
 //
 // Every flag has an environment equivalent (NXSIM_ADDR, NXSIM_SIZE, ...); a flag given
 // on the command line wins.
@@ -13,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -20,6 +23,7 @@ import (
 	"time"
 
 	"github.com/dexbridge/dexbridge/internal/nxsim"
+	"github.com/dexbridge/dexbridge/internal/nxsim/v6"
 )
 
 func main() {
@@ -53,6 +57,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	pending := fs.String("exec-pending", env("NXSIM_EXEC_PENDING", "1s"), "time a remote-action execution stays pending (NXSIM_EXEC_PENDING)")
 	running := fs.String("exec-running", env("NXSIM_EXEC_RUNNING", "3s"), "time a remote-action execution runs (NXSIM_EXEC_RUNNING)")
 	logLevel := fs.String("log-level", env("NXSIM_LOG_LEVEL", "info"), "debug, info, warn or error (NXSIM_LOG_LEVEL)")
+	mode := fs.String("mode", env("NXSIM_MODE", "infinity"), "infinity (tenants with the NQL and Remote Actions APIs) or v6 (a V6 Portal on -addr\n"+
+		"and Engines with the NXQL Web API on the next ports, or free ports when -addr's port is 0;\n"+
+		"Basic credentials -v6-username and NXSIM_V6_PASSWORD, default nxsim-secret) (NXSIM_MODE)")
+	engines := fs.String("engines", env("NXSIM_ENGINES", "2"), "Engines in v6 mode, 1 to 16 (NXSIM_ENGINES)")
+	v6User := fs.String("v6-username", env("NXSIM_V6_USERNAME", "nxsim"), "Basic user name of the v6 Portal and Engines (NXSIM_V6_USERNAME)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -87,6 +96,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return fmt.Errorf("%s %q: %w", d.name, d.in, err)
 		}
 	}
+	if *mode == "v6" {
+		return runV6(ctx, cfg, *engines, *v6User, env("NXSIM_V6_PASSWORD", "nxsim-secret"))
+	}
+	if *mode != "infinity" {
+		return fmt.Errorf("-mode %q: want infinity or v6", *mode)
+	}
 	if *tenants != "" {
 		if cfg.Tenants, err = nxsim.LoadTenants(*tenants); err != nil {
 			return err
@@ -98,4 +113,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	<-ctx.Done()
 	return in.Close()
+}
+
+// runV6 serves a V6 Portal on cfg.Addr and its Engines on the ports after it.
+func runV6(ctx context.Context, cfg nxsim.Config, engines, user, password string) error {
+	n, err := strconv.Atoi(engines)
+	if err != nil {
+		return fmt.Errorf("-engines %q: %w", engines, err)
+	}
+	host, portText, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("-addr %q: %w", cfg.Addr, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 0 || port+n > 65535 {
+		return fmt.Errorf("-addr %q: want a port that leaves room for %d engines after it", cfg.Addr, n)
+	}
+	vc := v6.Config{Engines: n, Host: host, PortalPort: port, FleetSize: cfg.FleetSize, Seed: cfg.Seed,
+		Username: user, Password: password, Executions: cfg.Executions, Logger: cfg.Logger}
+	if port != 0 {
+		for k := range n {
+			vc.EnginePorts = append(vc.EnginePorts, port+1+k)
+		}
+	}
+	s, err := v6.Start(ctx, vc)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return s.Close()
 }

@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
-# The test command: real PostgreSQL and NATS, the race detector on, then every fuzz
-# target for a few seconds (FUZZTIME, default 5s; 0 skips them).
+# The test commands, against real PostgreSQL and NATS.
+#   test.sh        the full suite CI runs: go vet, every test with the race detector,
+#                  then every fuzz target for a few seconds (FUZZTIME, default 5s; 0
+#                  skips them).
+#   test.sh short  the quick loop: go test -short, no race detector, no fuzzing; tests
+#                  that kill processes or run long skip themselves under -short.
 # Without DATABASE_URL it uses (and if needed starts) the machine's PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+mode="${1:-full}"
+case "$mode" in
+  full | short) ;;
+  *) echo "usage: $0 [short]" >&2; exit 2 ;;
+esac
 if [ -z "${DATABASE_URL:-}" ] && command -v pg_isready >/dev/null 2>&1; then
   if infra/scripts/local-postgres.sh test; then
     export DATABASE_URL="postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
   fi
+fi
+if [ "$mode" = short ]; then
+  echo "go test -short ./... (DATABASE_URL ${DATABASE_URL:+is set}, REQUIRE_SERVICES=${REQUIRE_SERVICES:-0})" >&2
+  exec go test -short -count=1 -timeout 10m ./...
 fi
 echo "go vet ./..." >&2
 go vet ./...

@@ -3,7 +3,7 @@
 // collection) outputs. The file is checked against schemas/config/remote_actions.json
 // and every problem names the file and the key.
 //
-// The list is what offline checks (`dexbridge check`, rules.Compile) rely on; at run
+// The list is what offline checks (`dexbridge check`, topic.Compile) rely on; at run
 // time the tenant's Remote Actions API details stay authoritative.
 package allowlist
 

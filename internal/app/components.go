@@ -8,6 +8,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/instances"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/wrapper"
 	"github.com/dexbridge/dexbridge/services/devices"
 	"github.com/dexbridge/dexbridge/services/discovery"
@@ -74,9 +75,8 @@ func buildTopics(d *deps) (Runner, error) {
 	for _, in := range set.List() {
 		live = append(live, wrapper.Instance{Name: in.Name, Live: in.ClientWith(instances.Interactive())})
 	}
-	files := topics.Files{TopicsDir: d.cfg.TopicsDir, RemoteActionsFile: d.cfg.RemoteActionsFile, QueriesFile: d.cfg.QueriesFile}
 	return topics.New(topics.Options{
-		Conn: d.bus.Conn, Subjects: d.subjects, Load: files.Load, Instances: live,
+		Conn: d.bus.Conn, Subjects: d.subjects, Load: topic.FilesOf(d.cfg).Load, Instances: live,
 		Diagnoses: db, Cache: db, CacheLimiter: d.cacheLimiter(), Config: topics.ConfigFrom(d.cfg),
 		Log: d.log.With("service", "topics"), Version: d.version, Metrics: d.metrics,
 	})

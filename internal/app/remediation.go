@@ -4,7 +4,6 @@ import (
 	"github.com/dexbridge/dexbridge/internal/allowlist"
 	"github.com/dexbridge/dexbridge/internal/instances"
 	"github.com/dexbridge/dexbridge/internal/livedevices"
-	"github.com/dexbridge/dexbridge/internal/rules"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/services/poller"
@@ -12,11 +11,11 @@ import (
 )
 
 // remediationFiles loads the allow-list and the topics a remote action manager
-// checks triggers and topic remediations against, compiled as the topics worker
-// compiles them, so both accept or refuse a reload alike.
+// checks triggers and topic remediations against, loaded as the topics worker loads
+// them, so both accept or refuse a reload alike.
 func remediationFiles(d *deps) func() (*allowlist.List, *topic.Catalog, error) {
 	return func() (*allowlist.List, *topic.Catalog, error) {
-		set, err := rules.Load(d.cfg.TopicsDir, d.cfg.RemoteActionsFile)
+		set, err := topic.FilesOf(d.cfg).Load()
 		if err != nil {
 			return nil, nil, err
 		}

@@ -52,10 +52,11 @@ func proactiveFeed(d *deps) *ingress.ProactiveFeed {
 }
 
 func buildWebhooks(d *deps) (Runner, error) {
-	cat, err := topic.LoadDir(d.cfg.TopicsDir)
+	set, err := topic.FilesOf(d.cfg).Load()
 	if err != nil {
 		return nil, err
 	}
+	cat := set.Catalog()
 	rules, err := webhookRules(d, func(r *webhookmap.Rules) error { return r.CheckTopics(cat) })
 	if err != nil {
 		return nil, err

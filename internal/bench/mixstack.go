@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,13 +35,13 @@ func startMixStack(ctx context.Context, env Env) (_ *mixStack, err error) {
 			st.close()
 		}
 	}()
-	catalog, err := topic.LoadDir(filepath.Join(env.Root, "topics"))
+	topics, err := topic.FilesIn(env.Root).Load()
 	if err != nil {
 		return nil, err
 	}
 	queries := map[string]int{}
-	for _, t := range catalog.List() {
-		queries[t.ID] = len(t.Queries)
+	for _, p := range topics.Topics() {
+		queries[p.ID()] = len(p.Queries())
 	}
 	if st.stack, err = startStack(ctx, env, env.Fleet, mixCacheRate); err != nil {
 		return nil, err

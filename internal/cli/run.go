@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/dexbridge/dexbridge/internal/allowlist"
 	"github.com/dexbridge/dexbridge/internal/app"
-	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/logging"
-	"github.com/dexbridge/dexbridge/internal/rules"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/topic"
 )
@@ -72,44 +69,20 @@ func checkCmd(_ context.Context, env Env, args []string) error {
 	// first one found.
 	var sections []string
 	section := func(name string, err error) {
-		sections = append(sections, fmt.Sprintf("%s:\n  %s", name, joinLines(err)))
-	}
-	cat, errTopics := topic.LoadDir(cfg.TopicsDir)
-	if errTopics != nil {
-		section("topics", errTopics)
-	}
-	var allow *allowlist.List
-	var errAllow error
-	if cfg.RemoteActionsFile == "" {
-		errAllow = &config.Error{Key: "remote_actions_file", Reason: "required: the remote-action allow-list"}
-	} else {
-		allow, errAllow = allowlist.LoadFile(cfg.RemoteActionsFile)
-	}
-	if errAllow != nil {
-		section("remote actions", errAllow)
-	}
-	queries := 0
-	if cat != nil {
-		if allow != nil {
-			if _, err := rules.Compile(cat, allow); err != nil {
-				section("topics", err)
-			}
-		}
-		if cfg.QueriesFile != "" {
-			if err := rules.CheckQueryFile(cfg.QueriesFile, cat); err != nil {
-				section("saved queries", err)
-			} else if qs, err := topic.LoadQueries(cfg.QueriesFile); err == nil {
-				queries = len(qs)
-			}
+		if err != nil {
+			sections = append(sections, fmt.Sprintf("%s:\n  %s", name, joinLines(err)))
 		}
 	}
-	if err := checkWebhooks(cfg, cat, env.Getenv); err != nil {
-		section("webhooks", err)
-	}
+	r := topic.FilesOf(cfg).Check()
+	section("topics", r.Topics)
+	section("remote actions", r.RemoteActions)
+	section("topics", r.Compile)
+	section("saved queries", r.Queries)
+	section("webhooks", checkWebhooks(cfg, r.Catalog, env.Getenv))
 	if len(sections) > 0 {
 		return errors.New(strings.Join(sections, "\n"))
 	}
 	_, err = fmt.Fprintf(env.Stdout, "configuration ok: %d instances, %d topics, %d remote actions, %d saved queries outside topics\n",
-		len(cfg.Instances), len(cat.List()), len(allow.List()), queries)
+		len(cfg.Instances), len(r.Catalog.List()), len(r.Allowlist.List()), r.SavedQueries)
 	return err
 }

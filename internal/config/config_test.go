@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -208,15 +209,55 @@ func TestKeyOf(t *testing.T) {
 	}
 }
 
-// TestREADMEDocumentsEveryVariable keeps the configuration reference true.
-func TestREADMEDocumentsEveryVariable(t *testing.T) {
-	raw, err := os.ReadFile("../../README.md")
+// TestDocsDocumentEveryVariable keeps the configuration reference true.
+func TestDocsDocumentEveryVariable(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, v := range Variables() {
 		if !strings.Contains(string(raw), "| `"+v.Name+"` | `"+v.Key+"` |") {
-			t.Errorf("README's configuration table has no row for %s (%s)", v.Name, v.Key)
+			t.Errorf("docs/configuration.md has no row for %s (%s)", v.Name, v.Key)
+		}
+	}
+}
+
+// TestDocsDocumentEveryKey checks that every key of the configuration schema is named
+// in docs/configuration.md, so a new key cannot go undocumented.
+func TestDocsDocumentEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("../../schemas/config/dexbridge.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type node struct {
+		Properties map[string]node `json:"properties"`
+	}
+	var schema node
+	if err := json.Unmarshal(raw, &schema); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	var walk func(prefix string, n node)
+	walk = func(prefix string, n node) {
+		for k, sub := range n.Properties {
+			if len(sub.Properties) > 0 {
+				walk(prefix+k+".", sub)
+				continue
+			}
+			keys = append(keys, prefix+k)
+		}
+	}
+	walk("", schema)
+	if len(keys) < 10 {
+		t.Fatalf("got %d keys from the schema, want the whole configuration", len(keys))
+	}
+	for _, k := range keys {
+		if !strings.Contains(string(doc), "`"+k+"`") {
+			t.Errorf("docs/configuration.md does not name the key %s", k)
 		}
 	}
 }

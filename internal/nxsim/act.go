@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 )
 
 // handleListActions serves GET /api/v1/act/remote-action.
@@ -163,7 +164,7 @@ func (t *tenant) handleExecuteAction(w http.ResponseWriter, r *http.Request) {
 	if req.TriggerInfo != nil {
 		ti = *req.TriggerInfo
 	}
-	reqID := t.executor.submit(a, devices, req.Params, expires, ti)
+	reqID := t.executor.submit("", a, devices, req.Params, time.Duration(expires)*time.Minute, ti)
 	t.log.Info("remote action triggered", "request_id", reqID, "remote_action", a.ID, "devices", len(devices))
 	writeJSON(w, http.StatusOK, map[string]any{"requestId": reqID, "expiresInMinutes": expires})
 }

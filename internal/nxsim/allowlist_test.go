@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/dexbridge/dexbridge/internal/allowlist"
+	"github.com/dexbridge/dexbridge/internal/topic"
 )
 
 // TestAllowlistMatchesTheTenantLibrary keeps dexbridge's allow-list
@@ -14,10 +15,11 @@ import (
 // step: every allow-listed action exists, API-enabled, with the same purpose, the
 // same inputs (and which are required), the same outputs and platforms.
 func TestAllowlistMatchesTheTenantLibrary(t *testing.T) {
-	list, err := allowlist.LoadFile(filepath.Join("..", "..", "config", "remote_actions.yaml"))
+	set, err := topic.FilesIn(filepath.Join("..", "..")).Load()
 	if err != nil {
 		t.Fatal(err)
 	}
+	list := set.Allowlist()
 	byID := map[string]remoteAction{}
 	for _, ra := range library() {
 		byID[ra.ID] = ra

@@ -418,7 +418,8 @@ func TestSavedQueries(t *testing.T) {
 
 func TestLoadQueriesReportsPosition(t *testing.T) {
 	dir := t.TempDir()
-	topic := "id: broken\nqueries:\n  - id: \"#good_one\"\n    nql: devices | list name\n  - id: \"#bad_one\"\n    nql: |\n      devices\n      | frobnicate name\n      | list name\n"
+	topic := "id: broken\nqueries:\n  - id: \"#good_one\"\n    nql: devices | list name\n  - id: \"#bad_one\"\n    nql: |\n      devices\n      | frobnicate name\n      | list name\n" +
+		"title: Broken\ndescription: A topic with a bad query.\nplatforms: [Windows]\n"
 	if err := os.WriteFile(filepath.Join(dir, "broken.yaml"), []byte(topic), 0o600); err != nil {
 		t.Fatal(err)
 	}

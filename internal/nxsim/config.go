@@ -47,6 +47,20 @@ type ExecutionTiming struct {
 	Tick    time.Duration // how often executions advance; default 25 ms
 }
 
+// WithDefaults fills the unset durations: 1 s pending, 3 s running, a 25 ms tick.
+func (e ExecutionTiming) WithDefaults() ExecutionTiming {
+	if e.Pending == 0 {
+		e.Pending = time.Second
+	}
+	if e.Running == 0 {
+		e.Running = 3 * time.Second
+	}
+	if e.Tick == 0 {
+		e.Tick = 25 * time.Millisecond
+	}
+	return e
+}
+
 // TenantConfig is one emulated tenant (Nexthink instance).
 type TenantConfig struct {
 	Name        string       `yaml:"name"`      // path segment: /tenants/<name>
@@ -112,15 +126,7 @@ func (cfg Config) withDefaults() Config {
 	if cfg.QueryTimeout == 0 {
 		cfg.QueryTimeout = 5 * time.Second
 	}
-	if cfg.Executions.Pending == 0 {
-		cfg.Executions.Pending = time.Second
-	}
-	if cfg.Executions.Running == 0 {
-		cfg.Executions.Running = 3 * time.Second
-	}
-	if cfg.Executions.Tick == 0 {
-		cfg.Executions.Tick = 25 * time.Millisecond
-	}
+	cfg.Executions = cfg.Executions.WithDefaults()
 	if cfg.ExportDelay == 0 {
 		cfg.ExportDelay = 200 * time.Millisecond
 	}

@@ -85,13 +85,17 @@ func newUUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// submit creates one pending execution per device and returns the request id.
-func (x *executor) submit(a *remoteAction, devices []int, params map[string]string, expiresInMinutes int, ti triggerInfo) string {
-	reqID := newUUID()
+// submit creates one pending execution per device and returns the request id:
+// reqID, or a new one when reqID is "". Executions not started within expiresIn
+// expire.
+func (x *executor) submit(reqID string, a *remoteAction, devices []int, params map[string]string, expiresIn time.Duration, ti triggerInfo) string {
+	if reqID == "" {
+		reqID = newUUID()
+	}
 	precise := x.clock()
 	now := precise.Truncate(time.Second) // NQL times have second precision
 	s := x.getSettings()
-	expires := precise.Add(time.Duration(expiresInMinutes) * time.Minute)
+	expires := precise.Add(expiresIn)
 	if s.ExpireAfterMS > 0 {
 		expires = precise.Add(time.Duration(s.ExpireAfterMS) * time.Millisecond)
 	}

@@ -29,16 +29,27 @@ type Document struct {
 	Limit float64 `json:"limit_per_second,omitempty"`
 }
 
-// TypeBase prefixes every problem type URI; the page documents each code.
-const TypeBase = "https://github.com/dexbridge/dexbridge/blob/main/README.md#error-"
+// TypeBase prefixes every problem type URI: docs/errors.md in the repository has one
+// anchor per code, named as the code. It is a constant, not configuration, because
+// RFC 9457 makes the type an identifier that clients may compare: every deployment
+// must give a code the same type.
+const TypeBase = "https://github.com/dexbridge/dexbridge/blob/main/docs/errors.md#"
 
-// Doc renders e as an RFC 9457 document.
+// Type is the problem type URI of a code: its anchor in docs/errors.md.
+func (c Code) Type() string { return TypeBase + string(c) }
+
+// Doc renders e as an RFC 9457 document. A code outside the table is rendered as
+// internal, as FromDoc does, so every document points at a documented code.
 func (e *Error) Doc() Document {
+	c := e.Code
+	if !c.Valid() {
+		c = Internal
+	}
 	d := Document{
-		Type:   TypeBase + string(e.Code),
-		Title:  e.Code.Title(),
-		Status: e.Code.Status(),
-		Code:   e.Code,
+		Type:   c.Type(),
+		Title:  c.Title(),
+		Status: c.Status(),
+		Code:   c,
 		Detail: e.Detail,
 		Field:  e.Field,
 		Limit:  e.Limit,

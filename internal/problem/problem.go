@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Code is a stable, documented machine code: clients branch on it, never on a detail.
+// Code is a stable machine code; docs/errors.md explains each one under its own anchor.
 type Code string
 
 const (

@@ -28,6 +28,9 @@ import (
 // once PostgreSQL is back: readiness and every endpoint answer again, with no
 // restart.
 func TestPostgresOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cuts PostgreSQL under load and waits for the pool to recover")
+	}
 	sim := discoverytest.StartSim(t, nil)
 	dbURL := testenv.PostgresURL(t)
 	fillCache(t, sim, dbURL)

@@ -112,7 +112,7 @@ var queryIDPattern = regexp.MustCompile(`^#[a-z0-9_]{2,255}$`)
 // LoadQueries reads a file of saved queries that belong to no topic
 // (config/queries.yaml): a top-level `queries:` list whose items have the form of a
 // topic's queries. It checks the keys, the ids (pattern, duplicates) and that each
-// has NQL; compiling the NQL is the caller's business (rules.CheckQueryFile).
+// has NQL; Files.Check compiles the NQL.
 func LoadQueries(path string) ([]Query, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -126,6 +126,7 @@ func LoadQueries(path string) ([]Query, error) {
 	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	locateNQL(raw, doc.Queries)
 	var errs []error
 	seen := map[string]bool{}
 	for i, q := range doc.Queries {
@@ -153,6 +154,7 @@ func Parse(raw []byte) (*Topic, error) {
 	if err := config.DecodeStrict(raw, "config/topic.json", &t); err != nil {
 		return nil, err
 	}
+	locateNQL(raw, t.Queries)
 	if err := t.checkReferences(); err != nil {
 		return nil, err
 	}

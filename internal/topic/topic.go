@@ -1,5 +1,3 @@
-// Package topic reads the topic files in topics/: one YAML file per topic, checked
-// against schemas/config/topic.json, naming the file and the path of every problem.
 package topic
 
 // Topic is one diagnosable subject ("Outlook keeps crashing").
@@ -26,6 +24,8 @@ type Query struct {
 	// ("device.name", "device.collector.uid", "device.uid").
 	Parameters map[string]string `yaml:"parameters"`
 	NQL        string            `yaml:"nql"`
+	// NQLAt is where NQL is in its file, to give an NQL error's position there.
+	NQLAt TextPos `yaml:"-"`
 }
 
 // Rule is a CEL expression over the queries' fields; when true, the problem it

@@ -147,3 +147,32 @@ func TestLoadQueries(t *testing.T) {
 		})
 	}
 }
+
+// TestNQLPosition: every character of a query's NQL text is found where NQLAt puts
+// it in the file, for the plain, quoted and literal styles.
+func TestNQLPosition(t *testing.T) {
+	body := "queries:\n" +
+		"  - id: \"#plain\"\n    nql: devices | list name\n" +
+		"  - id: \"#quoted\"\n    nql: \"devices | list name\"\n" +
+		"  - {id: \"#flow\", nql: 'users | list name'}\n" +
+		"  - id: \"#literal\"\n    nql: |\n      devices\n      | where name == $device_name\n      | list name\n"
+	path := filepath.Join(t.TempDir(), "queries.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	qs, err := LoadQueries(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := strings.Split(body, "\n")
+	for _, q := range qs {
+		for i, line := range strings.Split(strings.TrimSuffix(q.NQL, "\n"), "\n") {
+			for j := range line {
+				l, c := q.NQLAt.In(i+1, j+1)
+				if l < 1 || l > len(file) || c < 1 || c > len(file[l-1]) || file[l-1][c-1] != line[j] {
+					t.Fatalf("%s: text %d:%d (%q) placed at %d:%d", q.ID, i+1, j+1, line[j], l, c)
+				}
+			}
+		}
+	}
+}

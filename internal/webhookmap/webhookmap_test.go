@@ -29,11 +29,7 @@ func shipped(t testing.TB) *Rules {
 
 func TestShippedRulesMatchTheTopics(t *testing.T) {
 	r := shipped(t)
-	cat, err := topic.LoadDir("../../topics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.CheckTopics(cat); err != nil {
+	if err := r.CheckTopics(shippedTopics(t)); err != nil {
 		t.Fatal(err)
 	}
 	s, ok := r.Source("nexthink")
@@ -153,11 +149,7 @@ func TestCheckTopicsRefusesUnknownTopicsAndRemediations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat, err := topic.LoadDir("../../topics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = r.CheckTopics(cat)
+	err = r.CheckTopics(shippedTopics(t))
 	for _, w := range []string{`no topic "nope"`, `no remediation "format_disk"`} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("got %v, want it to mention %s", err, w)
@@ -361,4 +353,14 @@ func FuzzMap(f *testing.F) {
 			_ = a.Rule.Message.Render(a.Vars(a.User, "", a.Device))
 		}
 	})
+}
+
+// shippedTopics is the repository's topic catalogue.
+func shippedTopics(t *testing.T) *topic.Catalog {
+	t.Helper()
+	set, err := topic.FilesIn("../..").Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set.Catalog()
 }

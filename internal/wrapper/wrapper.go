@@ -42,6 +42,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/nql"
 	"github.com/dexbridge/dexbridge/internal/problem"
+	"github.com/dexbridge/dexbridge/internal/topic"
 )
 
 // Live runs a saved query on one instance (nexthink.Client).
@@ -170,7 +171,7 @@ const maxParameter = 1024
 
 // CheckParameters refuses a request whose parameters do not fit q: each of its
 // parameters given once, no others, no control characters.
-func CheckParameters(q *Query, params map[string]string) error {
+func CheckParameters(q *topic.SavedQuery, params map[string]string) error {
 	want := q.Analysis.Parameters
 	for _, name := range want {
 		if _, ok := params[name]; !ok {
@@ -194,7 +195,7 @@ func CheckParameters(q *Query, params map[string]string) error {
 }
 
 // Run answers q.
-func (w *Wrapper) Run(ctx context.Context, q *Query, r Request) (Answer, error) {
+func (w *Wrapper) Run(ctx context.Context, q *topic.SavedQuery, r Request) (Answer, error) {
 	a, err := w.run(ctx, q, r)
 	if err == nil && q.Analysis.DeviceKey != nil {
 		w.metrics.Cache("nql", a.Source == events.SourceCache)
@@ -202,7 +203,7 @@ func (w *Wrapper) Run(ctx context.Context, q *Query, r Request) (Answer, error) 
 	return a, err
 }
 
-func (w *Wrapper) run(ctx context.Context, q *Query, r Request) (Answer, error) {
+func (w *Wrapper) run(ctx context.Context, q *topic.SavedQuery, r Request) (Answer, error) {
 	if err := CheckParameters(q, r.Parameters); err != nil {
 		return Answer{}, err
 	}
@@ -244,7 +245,7 @@ func (w *Wrapper) run(ctx context.Context, q *Query, r Request) (Answer, error) 
 
 // cacheVerdict says why dev's cached fields cannot answer q at now, or "" when they
 // can.
-func (w *Wrapper) cacheVerdict(q *Query, dev *Device, now time.Time) string {
+func (w *Wrapper) cacheVerdict(q *topic.SavedQuery, dev *Device, now time.Time) string {
 	switch {
 	case !q.Analysis.DeviceOnly:
 		return "the query reads more than the device's own fields (remote-action outputs, packages or events)"
@@ -261,7 +262,7 @@ func (w *Wrapper) cacheVerdict(q *Query, dev *Device, now time.Time) string {
 	return ""
 }
 
-func (w *Wrapper) runCached(ctx context.Context, q *Query, params map[string]string, dev *Device, now time.Time) (Answer, error) {
+func (w *Wrapper) runCached(ctx context.Context, q *topic.SavedQuery, params map[string]string, dev *Device, now time.Time) (Answer, error) {
 	src := deviceSource{row: cachedRow{fields: dev.Fields, types: w.types}}
 	res, err := q.Plan.Run(ctx, src, params, nql.RunOptions{Now: now})
 	var pe *nql.ParamError
@@ -283,7 +284,7 @@ func (w *Wrapper) runCached(ctx context.Context, q *Query, params map[string]str
 	return a, nil
 }
 
-func (w *Wrapper) runLive(ctx context.Context, q *Query, params map[string]string, instance, why string) (Answer, error) {
+func (w *Wrapper) runLive(ctx context.Context, q *topic.SavedQuery, params map[string]string, instance, why string) (Answer, error) {
 	res, err := w.live[instance].Execute(ctx, q.ID, params)
 	if err != nil {
 		return Answer{}, nexthink.Problem(err)
@@ -298,7 +299,7 @@ func (w *Wrapper) runLive(ctx context.Context, q *Query, params map[string]strin
 }
 
 // instanceFor picks the instance of a query that selects no device.
-func (w *Wrapper) instanceFor(q *Query, asked string) (string, error) {
+func (w *Wrapper) instanceFor(q *topic.SavedQuery, asked string) (string, error) {
 	switch {
 	case asked != "":
 		if _, ok := w.live[asked]; !ok {

@@ -68,35 +68,39 @@ func cachedFields() map[string]any {
 	}
 }
 
-func library(t *testing.T) *Library {
+// library compiles the saved queries of the tests.
+func library(t *testing.T) map[string]*topic.SavedQuery {
 	t.Helper()
-	q := func(id, text string) topic.Query { return topic.Query{ID: id, NQL: text} }
-	lib, err := NewLibrary(nil, []topic.Query{
-		q("#checklist", `devices
+	lib := map[string]*topic.SavedQuery{}
+	for id, text := range map[string]string{
+		"#checklist": `devices
 | where device.name == $device_name
-| list collector.uid, device.name, last_seen, hardware.memory, boot.days_since_last_full_boot`),
-		q("#checklist_by_uid", `devices during past 7d
+| list collector.uid, device.name, last_seen, hardware.memory, boot.days_since_last_full_boot`,
+		"#checklist_by_uid": `devices during past 7d
 | where collector.uid == $uid
-| list device.name, last_seen`),
-		q("#outlook", `devices
+| list device.name, last_seen`,
+		"#outlook": `devices
 | where device.name == $device_name
-| list device.name, remote_action.get_outlook_online_windows.execution.outputs.IsOnline`),
-		q("#packages", `devices
+| list device.name, remote_action.get_outlook_online_windows.execution.outputs.IsOnline`,
+		"#packages": `devices
 | where device.name == $device_name
 | include package.installed_packages
 | compute n = package.name.count()
-| list device.name, n`),
-		q("#all_windows", `devices | where operating_system.platform == "Windows" | list device.name`),
-	})
-	if err != nil {
-		t.Fatal(err)
+| list device.name, n`,
+		"#all_windows": `devices | where operating_system.platform == "Windows" | list device.name`,
+	} {
+		plan, err := nql.Compile(text, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		lib[id] = &topic.SavedQuery{ID: id, Plan: plan, Analysis: plan.Analysis()}
 	}
 	return lib
 }
 
 type env struct {
 	w      *Wrapper
-	lib    *Library
+	lib    map[string]*topic.SavedQuery
 	eu, us *fakeLive
 }
 
@@ -119,9 +123,9 @@ func newEnv(t *testing.T, devices fakeResolver, instances ...string) *env {
 	return e
 }
 
-func (e *env) query(t *testing.T, id string) *Query {
+func (e *env) query(t *testing.T, id string) *topic.SavedQuery {
 	t.Helper()
-	q, ok := e.lib.Get(id)
+	q, ok := e.lib[id]
 	if !ok {
 		t.Fatalf("no query %s", id)
 	}
@@ -264,26 +268,6 @@ func TestOneInstanceNeedsNoName(t *testing.T) {
 	a, err := e.w.Run(context.Background(), e.query(t, "#all_windows"), Request{Parameters: map[string]string{}})
 	if err != nil || a.Instance != "eu" {
 		t.Errorf("got %+v, %v, want an answer from eu", a, err)
-	}
-}
-
-func TestLibrary(t *testing.T) {
-	lib := library(t)
-	cases := map[string]bool{"#checklist": true, "#checklist_by_uid": true, "#outlook": false, "#packages": false, "#all_windows": false}
-	for id, want := range cases {
-		q, ok := lib.Get(id)
-		if !ok {
-			t.Fatalf("no %s", id)
-		}
-		if got := q.Cacheable(); got != want {
-			t.Errorf("%s: cacheable got %v, want %v", id, got, want)
-		}
-	}
-	if _, err := NewLibrary(nil, []topic.Query{{ID: "#a", NQL: "devices | list name"}, {ID: "#a", NQL: "users | list name"}}); err == nil || !strings.Contains(err.Error(), "#a is defined twice") {
-		t.Errorf("duplicate: got %v", err)
-	}
-	if _, err := NewLibrary(nil, []topic.Query{{ID: "#bad", NQL: "devices | lisst name"}}); err == nil || !strings.Contains(err.Error(), "#bad") {
-		t.Errorf("bad NQL: got %v", err)
 	}
 }
 

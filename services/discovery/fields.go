@@ -50,7 +50,7 @@ func IdentificationFields() []string {
 // fields, then (sorted) the fields of every device-only query of the topics, the
 // queries the cache can answer, or, when override is not nil, the fields it lists.
 // Every field must be a plain device field.
-func CachedFields(cat *topic.Catalog, override []string) ([]string, error) {
+func CachedFields(set *topic.Set, override []string) ([]string, error) {
 	schema := nql.DefaultSchema()
 	extra := map[string]bool{}
 	if override != nil {
@@ -60,18 +60,13 @@ func CachedFields(cat *topic.Catalog, override []string) ([]string, error) {
 			}
 			extra[f] = true
 		}
-	} else if cat != nil {
-		for _, t := range cat.List() {
-			for _, q := range t.Queries {
-				p, err := nql.Compile(q.NQL, schema)
-				if err != nil {
-					return nil, fmt.Errorf("topic %s: query %s: %w", t.ID, q.ID, err)
-				}
-				a := p.Analysis()
-				if !a.DeviceOnly {
+	} else if set != nil {
+		for _, p := range set.Topics() {
+			for _, q := range p.Queries() {
+				if !q.Analysis.DeviceOnly {
 					continue
 				}
-				for _, f := range a.Fields {
+				for _, f := range q.Analysis.Fields {
 					if schema.IsDeviceField(f) {
 						extra[f] = true
 					}

@@ -18,11 +18,11 @@ import (
 // operators save in their tenant, in step with the cached fields derived from the
 // topics. When it fails it prints the query to paste.
 func TestSavedQueriesMatchTheCachedFields(t *testing.T) {
-	cat, err := topic.LoadDir("../../topics")
+	set, err := topic.FilesIn("../..").Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	fields, err := CachedFields(cat, nil)
+	fields, err := CachedFields(set, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,12 +68,28 @@ func indent(s, prefix string) string {
 }
 
 func TestCachedFields(t *testing.T) {
-	q := func(id, text string) topic.Query { return topic.Query{ID: id, NQL: text} }
-	cat, err := topic.New([]*topic.Topic{{ID: "t", Queries: []topic.Query{
-		q("#device_only", "devices | where name == $device_name | list name, hardware.memory, boot.days_since_last_full_boot"),
-		q("#joined", "devices | where name == $device_name | include package.installed_packages | compute n = package.name.count() | list name, entity, n"),
-		q("#remote_action", "devices | where name == $device_name | list remote_action.get_onedrive_status.execution.outputs.OneDriveStatus, entity"),
-	}}})
+	files := topic.FilesIn("../..")
+	files.Dir = t.TempDir()
+	body := `id: t
+title: T
+description: Queries of every kind.
+platforms: [Windows]
+data_collection: ["#get_onedrive_status"]
+queries:
+  - id: "#device_only"
+    parameters: {device_name: device.name}
+    nql: devices | where name == $device_name | list name, hardware.memory, boot.days_since_last_full_boot
+  - id: "#joined"
+    parameters: {device_name: device.name}
+    nql: devices | where name == $device_name | include package.installed_packages | compute n = package.name.count() | list name, entity, n
+  - id: "#remote_action"
+    parameters: {device_name: device.name}
+    nql: devices | where name == $device_name | list remote_action.get_onedrive_status.execution.outputs.OneDriveStatus, entity
+`
+	if err := os.WriteFile(filepath.Join(files.Dir, "t.yaml"), []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	set, err := files.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +108,7 @@ func TestCachedFields(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := CachedFields(cat, tt.override)
+			got, err := CachedFields(set, tt.override)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got %v, %v; want an error naming %s", got, err, tt.wantErr)

@@ -49,9 +49,9 @@ func FieldsFromConfig(cfg config.Config) ([]string, error) {
 			return nil, err
 		}
 	}
-	cat, err := topic.LoadDir(cfg.TopicsDir)
+	set, err := topic.FilesOf(cfg).Load()
 	if err != nil {
 		return nil, fmt.Errorf("cached fields: %w", err)
 	}
-	return CachedFields(cat, override)
+	return CachedFields(set, override)
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/testenv"
+	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/services/ingress"
 	"github.com/dexbridge/dexbridge/services/topics"
 )
@@ -44,11 +44,9 @@ func newEnv(t *testing.T) *env {
 	subjects := events.NewSubjects(testenv.Prefix(t))
 	logs := &testenv.LogBuffer{}
 	log, _ := logging.New(logs, "debug")
-	root := testenv.RepoRoot(t)
-	files := topics.Files{TopicsDir: filepath.Join(root, "topics"), RemoteActionsFile: filepath.Join(root, "config", "remote_actions.yaml")}
 	tuning := topics.DefaultConfig()
 	tuning.Concurrency, tuning.ShutdownTimeout = 8, 5*time.Second
-	svc, err := topics.New(topics.Options{Conn: nc, Subjects: subjects, Load: files.Load, Config: tuning, Log: logging.Discard(), Version: "0.0.0"})
+	svc, err := topics.New(topics.Options{Conn: nc, Subjects: subjects, Load: topic.FilesIn(testenv.RepoRoot(t)).Load, Config: tuning, Log: logging.Discard(), Version: "0.0.0"})
 	if err != nil {
 		t.Fatal(err)
 	}

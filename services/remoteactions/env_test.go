@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dexbridge/dexbridge/events"
-	"github.com/dexbridge/dexbridge/internal/allowlist"
 	"github.com/dexbridge/dexbridge/internal/apitest"
 	"github.com/dexbridge/dexbridge/internal/auth"
 	"github.com/dexbridge/dexbridge/internal/config"
@@ -106,11 +104,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	discoverytest.Discover(t, discoverytest.Discoverer(t, cfg, db, set, nil), "eu")
 
 	e := &env{sim: sim, pool: pool, db: db, cfg: cfg, set: set, url: testenv.NATSURL(t), subjects: events.NewSubjects(testenv.Prefix(t))}
-	allow, err := allowlist.LoadFile(filepath.Join(root, "config", "remote_actions.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := topic.LoadDir(filepath.Join(root, "topics"))
+	topics, err := topic.FilesIn(root).Load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +112,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	tuning := remoteactions.DefaultConfig()
 	tuning.Concurrency, tuning.ShutdownTimeout, tuning.TriggerTimeout = 16, 5*time.Second, 5*time.Second
 	mo := remoteactions.Options{Conn: worker, JS: jetStream(t, worker), Subjects: e.subjects, Store: db, Instances: set,
-		Allowlist: allow, Topics: cat, Config: tuning, Log: logging.Discard()}
+		Allowlist: topics.Allowlist(), Topics: topics.Catalog(), Config: tuning, Log: logging.Discard()}
 	if o.manager != nil {
 		o.manager(&mo)
 	}

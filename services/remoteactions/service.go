@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -166,12 +165,7 @@ func (s *Service) Reload(by string) events.TopicsReloadReply {
 	}
 	allow, topics, err := s.o.Load()
 	if err != nil {
-		reply.Status = events.ReloadRefused
-		for _, l := range strings.Split(err.Error(), "\n") {
-			if l = strings.TrimSpace(l); l != "" {
-				reply.Problems = append(reply.Problems, l)
-			}
-		}
+		reply.Status, reply.Problems = events.ReloadRefused, topic.ProblemLines(err)
 		s.o.Log.Warn("remote actions reload refused; the previous set stays in force", "requested_by", by, "err", err)
 	} else {
 		s.SetConfig(allow, topics)

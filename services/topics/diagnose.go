@@ -15,8 +15,8 @@ import (
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/problem"
-	"github.com/dexbridge/dexbridge/internal/rules"
 	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/wrapper"
 )
 
@@ -33,7 +33,7 @@ const sourceMixed = "mixed"
 // the data collection when asked, run the topic's queries through the wrapper,
 // evaluate the rules and record the diagnosis.
 type diagnoser struct {
-	defs      func() *Definitions
+	defs      func() *topic.Set
 	devices   wrapper.Resolver
 	wrapper   *wrapper.Wrapper
 	refresher *refresher // nil: refresh is unavailable
@@ -48,7 +48,7 @@ func (d *diagnoser) diagnose(ctx context.Context, req events.DiagnoseRequest) (e
 		return events.DiagnoseReply{}, err
 	}
 	defs := d.defs()
-	p, ok := defs.Set.Topic(req.Topic)
+	p, ok := defs.Topic(req.Topic)
 	if !ok {
 		return events.DiagnoseReply{}, problem.New(problem.NotFound, "no topic %q", req.Topic)
 	}
@@ -76,7 +76,7 @@ func (d *diagnoser) diagnose(ctx context.Context, req events.DiagnoseRequest) (e
 		timing["refresh"] = d.now().Sub(t).Milliseconds()
 	}
 	t := d.now()
-	answers, err := d.runQueries(ctx, defs, p, &dev, req.Refresh)
+	answers, err := d.runQueries(ctx, p, &dev, req.Refresh)
 	if err != nil {
 		return events.DiagnoseReply{}, err
 	}
@@ -84,7 +84,7 @@ func (d *diagnoser) diagnose(ctx context.Context, req events.DiagnoseRequest) (e
 	fields, source, asOf := merge(answers)
 	now := d.now()
 	outcome := p.EvaluateAt(fields, now)
-	fillDiagnosis(&diag, fields, outcome)
+	diag.Fields, diag.Rules, diag.Findings, diag.Remediations = fields, outcome.Rules, outcome.Findings, outcome.Remediations
 	diag.Source, diag.DataAsOf, diag.DiagnosedAt = source, asOf, now.UTC().Truncate(time.Millisecond)
 	timing["total"] = d.now().Sub(start).Milliseconds()
 	diag.Timing = timing
@@ -104,16 +104,11 @@ func (d *diagnoser) diagnose(ctx context.Context, req events.DiagnoseRequest) (e
 // runQueries runs the topic's queries on dev at once, each with its parameters filled
 // from the device, and returns their answers in the topic's order. The first failure
 // is the answer.
-func (d *diagnoser) runQueries(ctx context.Context, defs *Definitions, p *rules.TopicProgram, dev *wrapper.Device, live bool) ([]wrapper.Answer, error) {
-	qs := p.Queries()
-	runs := make([]*wrapper.Query, len(qs))
-	params := make([]map[string]string, len(qs))
-	for k, q := range qs {
-		wq, ok := defs.Queries.Get(q.ID)
-		if !ok { // the library is built from the same set: a bug
-			return nil, fmt.Errorf("topic %s: query %s is not in the library", p.ID(), q.ID)
-		}
-		runs[k], params[k] = wq, make(map[string]string, len(q.Parameters))
+func (d *diagnoser) runQueries(ctx context.Context, p *topic.Program, dev *wrapper.Device, live bool) ([]wrapper.Answer, error) {
+	runs := p.Queries()
+	params := make([]map[string]string, len(runs))
+	for k, q := range runs {
+		params[k] = make(map[string]string, len(q.Parameters))
 		for name, attr := range q.Parameters {
 			v, ok := dev.Attribute(attr)
 			if !ok {
@@ -122,8 +117,8 @@ func (d *diagnoser) runQueries(ctx context.Context, defs *Definitions, p *rules.
 			params[k][name] = v
 		}
 	}
-	answers := make([]wrapper.Answer, len(qs))
-	errs := make([]error, len(qs))
+	answers := make([]wrapper.Answer, len(runs))
+	errs := make([]error, len(runs))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -185,24 +180,6 @@ func merge(answers []wrapper.Answer) (map[string]any, string, *time.Time) {
 		source = sources[0]
 	}
 	return fields, source, oldest
-}
-
-// fillDiagnosis copies an evaluation into the wire diagnosis.
-func fillDiagnosis(d *events.Diagnosis, fields map[string]any, o rules.Outcome) {
-	d.Fields = fields
-	d.Findings = []events.Finding{}
-	d.Rules = make([]events.RuleResult, 0, len(o.Rules))
-	for _, r := range o.Rules {
-		d.Rules = append(d.Rules, events.RuleResult{Rule: r.Rule, Title: r.Title, Status: string(r.Status), Reason: r.Reason, Evidence: r.Evidence})
-		if r.Status == rules.Found {
-			d.Findings = append(d.Findings, events.Finding{Rule: r.Rule, Title: r.Title, Evidence: r.Evidence, Remediations: r.Remediations})
-		}
-	}
-	d.Remediations = make([]events.SuggestedRemedy, 0, len(o.Remediations))
-	for _, s := range o.Remediations {
-		d.Remediations = append(d.Remediations, events.SuggestedRemedy{ID: s.ID, Title: s.Title, RemoteAction: s.RemoteAction,
-			Params: s.Params, Ready: s.Ready, NotReady: s.NotReady, Message: s.Message, Rules: s.Rules, Generic: s.Generic})
-	}
 }
 
 // newDiagnosisID is "dg_" and 32 hex digits.

@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dexbridge/dexbridge/events"
-	"github.com/dexbridge/dexbridge/internal/allowlist"
 	"github.com/dexbridge/dexbridge/internal/apitest"
 	"github.com/dexbridge/dexbridge/internal/auth"
 	"github.com/dexbridge/dexbridge/internal/config"
@@ -49,7 +48,7 @@ type env struct {
 	set      *instances.Set
 	handler  http.Handler
 	key      string // scopes read, diagnose and admin
-	files    topics.Files
+	files    topic.Files
 	workers  []*topics.Service
 }
 
@@ -104,8 +103,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.topicsDir == "" {
 		o.topicsDir = filepath.Join(root, "topics")
 	}
-	e.files = topics.Files{TopicsDir: o.topicsDir, RemoteActionsFile: filepath.Join(root, "config", "remote_actions.yaml"),
-		QueriesFile: filepath.Join(root, "config", "queries.yaml")}
+	e.files = topic.FilesIn(root)
+	e.files.Dir = o.topicsDir
 	live := e.live(o.nqlLimit)
 	for range max(o.workers, 1) {
 		w, err := topics.New(topics.Options{
@@ -150,11 +149,7 @@ func (e *env) live(limit float64) []wrapper.Instance {
 func (e *env) runActions() {
 	e.t.Helper()
 	root := testenv.RepoRoot(e.t)
-	allow, err := allowlist.LoadFile(filepath.Join(root, "config", "remote_actions.yaml"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	cat, err := topic.LoadDir(filepath.Join(root, "topics"))
+	set, err := topic.FilesIn(root).Load()
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -174,7 +169,7 @@ func (e *env) runActions() {
 	tuning := remoteactions.DefaultConfig()
 	tuning.Concurrency, tuning.ShutdownTimeout, tuning.TriggerTimeout = 16, 5*time.Second, 5*time.Second
 	svc, err := remoteactions.New(remoteactions.Options{Conn: nc, JS: js, Subjects: e.subjects, Store: e.db, Instances: e.set,
-		Allowlist: allow, Topics: cat, Config: tuning, Log: logging.Discard()})
+		Allowlist: set.Allowlist(), Topics: set.Catalog(), Config: tuning, Log: logging.Discard()})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -6,15 +6,16 @@ import (
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/problem"
+	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/wrapper"
 )
 
 // execute answers a saved query through the wrapper: the NQL endpoint's logic.
-func execute(ctx context.Context, defs *Definitions, w *wrapper.Wrapper, req events.NQLRequest) (events.NQLReply, error) {
+func execute(ctx context.Context, defs *topic.Set, w *wrapper.Wrapper, req events.NQLRequest) (events.NQLReply, error) {
 	if err := req.Validate(); err != nil {
 		return events.NQLReply{}, err
 	}
-	q, ok := defs.Queries.Get(req.QueryID)
+	q, ok := defs.Query(req.QueryID)
 	if !ok {
 		return events.NQLReply{}, problem.New(problem.NotFound, "no saved query %s", req.QueryID)
 	}

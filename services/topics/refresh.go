@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/dexbridge/dexbridge/events"
-	"github.com/dexbridge/dexbridge/internal/rules"
+	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/wrapper"
 )
 
@@ -34,7 +34,7 @@ type refresher struct {
 // each is final or the bound has passed; it returns the executions as they then are
 // (some may still be running). A trigger refused is the answer: the chatbot asked
 // for fresh data, which cannot be had.
-func (r *refresher) collect(ctx context.Context, p *rules.TopicProgram, dev wrapper.Device, diagnosisID string) ([]events.Execution, error) {
+func (r *refresher) collect(ctx context.Context, p *topic.Program, dev wrapper.Device, diagnosisID string) ([]events.Execution, error) {
 	ids := p.DataCollection()
 	execs := make([]events.Execution, len(ids))
 	errs := make([]error, len(ids))

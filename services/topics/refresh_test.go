@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -13,8 +12,8 @@ import (
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/problem"
-	"github.com/dexbridge/dexbridge/internal/rules"
 	"github.com/dexbridge/dexbridge/internal/testenv"
+	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/wrapper"
 )
 
@@ -87,10 +86,9 @@ func quietActions(t *testing.T, final string, after time.Duration) *fakeActions 
 	return a
 }
 
-func slowPC(t *testing.T) *rules.TopicProgram {
+func slowPC(t *testing.T) *topic.Program {
 	t.Helper()
-	root := testenv.RepoRoot(t)
-	set, err := rules.Load(filepath.Join(root, "topics"), filepath.Join(root, "config", "remote_actions.yaml"))
+	set, err := topic.FilesIn(testenv.RepoRoot(t)).Load()
 	if err != nil {
 		t.Fatal(err)
 	}

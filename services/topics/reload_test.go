@@ -67,7 +67,7 @@ func TestReloadReachesEveryWorker(t *testing.T) {
 		t.Fatalf("reload: got %d %+v, want both workers reloaded", resp.StatusCode, a)
 	}
 	for k, w := range e.workers {
-		if _, ok := w.Definitions().Set.Topic("quick_check"); !ok {
+		if _, ok := w.Definitions().Topic("quick_check"); !ok {
 			t.Errorf("worker %d does not have the new topic", k)
 		}
 		if got := a.Workers[k].Topics; got != 7 {
@@ -76,7 +76,7 @@ func TestReloadReachesEveryWorker(t *testing.T) {
 	}
 	loaded := map[time.Time]bool{}
 	for _, w := range e.workers {
-		loaded[w.Definitions().LoadedAt] = true
+		loaded[w.Definitions().LoadedAt()] = true
 	}
 	// Whichever worker answers, the new topic diagnoses (from the cache).
 	for range 4 {
@@ -105,7 +105,7 @@ func TestReloadReachesEveryWorker(t *testing.T) {
 		}
 	}
 	for k, w := range e.workers {
-		if got := w.Definitions().LoadedAt; !loaded[got] {
+		if got := w.Definitions().LoadedAt(); !loaded[got] {
 			t.Errorf("worker %d: set loaded at %s, want the previous one (%v)", k, got, loaded)
 		}
 	}

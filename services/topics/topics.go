@@ -31,6 +31,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
+	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/wrapper"
 )
 
@@ -64,9 +65,9 @@ func DefaultConfig() Config { return ConfigFrom(config.Default()) }
 type Options struct {
 	Conn     *nats.Conn
 	Subjects events.Subjects
-	// Load reads the topics, the allow-list and the saved queries. New calls it (a bad
-	// set is refused), and every reload does.
-	Load func() (*Definitions, error)
+	// Load reads the topics, the allow-list and the saved queries (topic.Files.Load).
+	// New calls it (a bad set is refused), and every reload does.
+	Load func() (*topic.Set, error)
 	// Instances are the Nexthink instances queries go to when the cache cannot answer,
 	// each within its NQL rate limit.
 	Instances []wrapper.Instance
@@ -88,7 +89,7 @@ type Options struct {
 // Service answers topic requests. Replicas join one queue group; reloads reach all.
 type Service struct {
 	opts     Options
-	defs     atomic.Pointer[Definitions]
+	defs     atomic.Pointer[topic.Set]
 	reloadMu sync.Mutex // one reload at a time
 	worker   atomic.Pointer[string]
 	diag     *diagnoser // nil: catalogue only
@@ -136,7 +137,7 @@ func New(o Options) (*Service, error) {
 }
 
 // Definitions returns the set in force.
-func (s *Service) Definitions() *Definitions { return s.defs.Load() }
+func (s *Service) Definitions() *topic.Set { return s.defs.Load() }
 
 // Run serves until ctx ends, then lets in-flight requests finish.
 func (s *Service) Run(ctx context.Context) error {
@@ -191,13 +192,13 @@ func (s *Service) Reload(by string) events.TopicsReloadReply {
 	}
 	defs, err := s.opts.Load()
 	if err != nil {
-		reply.Status, reply.Problems = events.ReloadRefused, problemLines(err)
+		reply.Status, reply.Problems = events.ReloadRefused, topic.ProblemLines(err)
 		s.opts.Log.Warn("topics reload refused; the previous set stays in force", "requested_by", by, "problems", len(reply.Problems), "err", err)
 		defs = s.defs.Load()
 	} else {
 		s.defs.Store(defs)
-		s.opts.Log.Info("topics reloaded", "requested_by", by, "topics", len(defs.Set.Topics()), "queries", defs.Queries.Len())
+		s.opts.Log.Info("topics reloaded", "requested_by", by, "topics", len(defs.Topics()), "queries", defs.QueryCount())
 	}
-	reply.Topics, reply.Queries, reply.LoadedAt = len(defs.Set.Topics()), defs.Queries.Len(), defs.LoadedAt
+	reply.Topics, reply.Queries, reply.LoadedAt = len(defs.Topics()), defs.QueryCount(), defs.LoadedAt()
 	return reply
 }

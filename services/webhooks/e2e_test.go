@@ -25,19 +25,19 @@ import (
 
 const e2eCallbackSecret = "e2e-callback-secret-9d8c"
 
-// readmePayload is the payload template the README tells Nexthink administrators to
-// configure: the first ```json block of its "Webhooks from Nexthink" section.
-func readmePayload(t *testing.T) string {
+// docsPayload is the payload template docs/webhooks.md tells Nexthink administrators
+// to configure: the first ```json block of its "Webhooks from Nexthink" section.
+func docsPayload(t *testing.T) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "README.md"))
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "webhooks.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(raw), "### Webhooks from Nexthink")
+	_, section, ok := strings.Cut(string(raw), "## Webhooks from Nexthink")
 	_, block, ok2 := strings.Cut(section, "```json\n")
 	tmpl, _, ok3 := strings.Cut(block, "```")
 	if !ok || !ok2 || !ok3 {
-		t.Fatal("README: no ```json payload template under \"### Webhooks from Nexthink\"")
+		t.Fatal("docs/webhooks.md: no ```json payload template under \"## Webhooks from Nexthink\"")
 	}
 	return tmpl
 }
@@ -90,7 +90,7 @@ func fire(t *testing.T, sim *nxsim.Instance, body map[string]any) map[string]any
 }
 
 // TestEndToEndWithNxsim: nxsim fires "Outlook crashes" for PC-OUTLOOK-PLUGIN with its
-// webhook pointed at dexbridge's receiver and the README's payload template; dexbridge
+// webhook pointed at dexbridge's receiver and docs/webhooks.md's payload template; dexbridge
 // delivers a signed proactive event to the chatbot's callback for employee hjordan
 // on that device; the recovery closes it.
 func TestEndToEndWithNxsim(t *testing.T) {
@@ -126,7 +126,7 @@ func TestEndToEndWithNxsim(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 
 	webhook := map[string]any{"url": receiver.URL, "path": "/api/v1/webhooks/nexthink", "method": "POST",
-		"payload": readmePayload(t), "auth": map[string]any{"type": "basic", "username": "nexthink", "password": nexthinkPassword}}
+		"payload": docsPayload(t), "auth": map[string]any{"type": "basic", "username": "nexthink", "password": nexthinkPassword}}
 	out := fire(t, sim, map[string]any{"monitor": "Outlook crashes", "device": "PC-OUTLOOK-PLUGIN", "context": `{"crashes": 4}`, "webhook": webhook})
 	if wh := out["webhook"].(map[string]any); wh["status"] != 202.0 {
 		t.Fatalf("nxsim's webhook: got %v, want 202", wh)

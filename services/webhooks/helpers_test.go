@@ -127,9 +127,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.catalog, err = topic.LoadDir(filepath.Join(testenv.RepoRoot(t), "topics")); err != nil {
+	topics, err := topic.FilesIn(testenv.RepoRoot(t)).Load()
+	if err != nil {
 		t.Fatal(err)
 	}
+	e.catalog = topics.Catalog()
 	e.dupWindow = o.duplicateWindow
 	if e.dupWindow == 0 {
 		e.dupWindow = config.Default().Webhooks.DuplicateWindow.D()

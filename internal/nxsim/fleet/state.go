@@ -93,3 +93,18 @@ func (f *Fleet) snapshot(i uint32) (device, *deviceExecs) {
 	defer f.mu.RUnlock()
 	return f.devs[i], f.lastExec[i]
 }
+
+// DevicesOfUser returns the indices of the devices that the user of a users row
+// of this fleet has used, nil for any other row.
+func (f *Fleet) DevicesOfUser(r Row) []int {
+	ur, ok := r.(*userRow)
+	if !ok || ur.f != f {
+		return nil
+	}
+	devs := f.userDevs[f.userDevOff[ur.u]:f.userDevOff[ur.u+1]]
+	out := make([]int, len(devs))
+	for k, i := range devs {
+		out[k] = int(i)
+	}
+	return out
+}

@@ -81,11 +81,11 @@ func Instances(t testing.TB, cfg config.Config, db *store.DB, configure func(*ne
 // the repository's topics; mod may change its configuration.
 func Discoverer(t testing.TB, cfg config.Config, db *store.DB, set *instances.Set, mod func(*discovery.Config)) *discovery.Discoverer {
 	t.Helper()
-	cat, err := topic.LoadDir(filepath.Join(testenv.RepoRoot(t), "topics"))
+	topics, err := topic.FilesIn(testenv.RepoRoot(t)).Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	fields, err := discovery.CachedFields(cat, nil)
+	fields, err := discovery.CachedFields(topics, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
