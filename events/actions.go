@@ -17,7 +17,7 @@ const (
 // Subjects.Stream) of execution updates: evt.actions.updated.<execution id>.
 const StreamExecutions = "EXECUTIONS"
 
-// Execution states (DESIGN.md section 4). The last four are final.
+// Execution states, as the API shows them. The last four are final.
 const (
 	StatusPending          = "pending"
 	StatusInProgress       = "in_progress"

@@ -1,5 +1,9 @@
 // Package events is dexbridge's NATS contract: the subject catalogue, the typed
-// messages that travel on it and their JSON Schemas (in schemas/events).
+// messages that travel on it and their JSON Schemas (in schemas/events), the checks
+// of what requests carry (check.go, which the ingress and the workers both run), the
+// JetStream streams (streams.go) and the helpers every side needs: publishing an
+// execution's updates or a proactive change (publish.go) and waiting for an
+// execution (await.go). Services meet only here: none imports another.
 //
 // Every message carries a Header. The type token names the message and its version
 // ("dexbridge.topics.v1.list_request"); within a version only optional fields are

@@ -1,6 +1,10 @@
 package events
 
-import "encoding/json"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+)
 
 // Type token of an accepted webhook.
 const TypeWebhookReceived = "dexbridge.webhooks.v1.received"
@@ -26,4 +30,28 @@ type WebhookReceived struct {
 	RequestID   string `json:"request_id,omitempty"`
 	// Payload is the body as received (a JSON object).
 	Payload json.RawMessage `json:"payload"`
+}
+
+// WebhookDedupeKey identifies a webhook across deliveries: the sender's delivery id
+// when it gave one, else a hash of the source and the body.
+func WebhookDedupeKey(source, deliveryID string, body []byte) string {
+	if deliveryID != "" {
+		return source + ":id:" + deliveryID
+	}
+	h := sha256.New()
+	h.Write([]byte(source))
+	h.Write([]byte{0})
+	h.Write(body)
+	return source + ":sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// WebhookMsgID is the Nats-Msg-Id of a dedupe key: fixed length, safe characters.
+func WebhookMsgID(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// WebhookID is the id a webhook is known by, derived from its dedupe key.
+func WebhookID(key string) string {
+	return "wh_" + WebhookMsgID(key)[:32]
 }

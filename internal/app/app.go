@@ -146,12 +146,12 @@ func Run(ctx context.Context, o Options) error {
 	// Workers start first and stop last, so the ingress never forwards to nobody.
 	backCtx, stopBack := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBack()
-	backDone := start(backCtx, back, log)
+	backDone := start(backCtx, back)
 	stopReloads := reloadOnHangup(back, log)
 	defer stopReloads()
 	frontCtx, stopFront := context.WithCancel(ctx)
 	defer stopFront()
-	frontDone := start(frontCtx, front, log)
+	frontDone := start(frontCtx, front)
 	if o.OnReady != nil {
 		if len(front) > 0 {
 			select {
@@ -198,7 +198,7 @@ func (r *running) wait() []error {
 	return r.errs
 }
 
-func start(ctx context.Context, rs []namedRunner, log *slog.Logger) *running {
+func start(ctx context.Context, rs []namedRunner) *running {
 	run := &running{first: make(chan error, len(rs))}
 	for _, nr := range rs {
 		run.wg.Add(1)
@@ -209,8 +209,9 @@ func start(ctx context.Context, rs []namedRunner, log *slog.Logger) *running {
 				err = errors.New("stopped unexpectedly")
 			}
 			if err != nil {
+				// Returned, not logged: the caller of Run reports it (dexbridge run
+				// prints it and exits).
 				err = fmt.Errorf("%s: %w", nr.name, err)
-				log.Error("service failed", "service", nr.name, "err", err)
 				run.mu.Lock()
 				run.errs = append(run.errs, err)
 				run.mu.Unlock()

@@ -2,10 +2,10 @@ package app
 
 import (
 	"context"
-	"time"
 
 	"github.com/dexbridge/dexbridge/internal/auth"
 	"github.com/dexbridge/dexbridge/internal/config"
+	"github.com/dexbridge/dexbridge/internal/instances"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/topic"
@@ -73,32 +73,24 @@ func buildTopics(d *deps) (Runner, error) {
 	}
 	var live []wrapper.Instance
 	for _, in := range set.List() {
-		// A chatbot is waiting: the same patience as live identification.
-		live = append(live, wrapper.Instance{Name: in.Name, Live: in.Client.WithPolicy(2*time.Second, 10*time.Second)})
+		live = append(live, wrapper.Instance{Name: in.Name, Live: in.ClientWith(instances.Interactive())})
 	}
 	return topics.New(topics.Options{
-		Conn: d.bus.Conn, Subjects: d.subjects, Load: topic.FilesOf(d.cfg).Load, Instances: live, MaxAge: d.cfg.Cache.FreshFor(),
-		Diagnoses: db, RefreshTimeout: d.cfg.Diagnosis.RefreshTimeout.D(), RequestTimeout: d.cfg.RequestTimeout.D(),
-		Concurrency: d.cfg.Workers.Concurrency, ShutdownTimeout: d.cfg.ShutdownTimeout.D(),
+		Conn: d.bus.Conn, Subjects: d.subjects, Load: topic.FilesOf(d.cfg).Load, Instances: live,
+		Diagnoses: db, Cache: db, CacheLimiter: d.cacheLimiter(), Config: topics.ConfigFrom(d.cfg),
 		Log: d.log.With("service", "topics"), Version: d.version, Metrics: d.metrics,
 	})
 }
 
 func buildDevices(d *deps) (Runner, error) {
 	db := store.New(d.db)
-	limiters := ratelimit.NewShared(db)
 	set, err := d.instances()
 	if err != nil {
 		return nil, err
 	}
-	lim := d.cfg.Limits.CacheRequestsPerSecond
 	return devices.New(devices.Options{
-		Conn: d.bus.Conn, Subjects: d.subjects, Cache: db, Instances: set,
-		CacheLimiter: ratelimit.Observed(limiters.Limiter(devices.CacheLimiterKey, ratelimit.Rate{PerSecond: lim, Burst: max(1, int(lim))}),
-			func() { d.metrics.RateLimited("cache") }),
-		Metrics: d.metrics,
-		Refresh: d.cfg.Cache.Refresh.D(), Concurrency: d.cfg.Workers.Concurrency,
-		ShutdownTimeout: d.cfg.ShutdownTimeout.D(), Log: d.log, Version: d.version,
+		Conn: d.bus.Conn, Subjects: d.subjects, Cache: db, Instances: set, CacheLimiter: d.cacheLimiter(),
+		Metrics: d.metrics, Config: devices.ConfigFrom(d.cfg), Log: d.log, Version: d.version,
 	})
 }
 
@@ -136,4 +128,12 @@ func (d *deps) checks() []ingress.Check {
 		{Name: "nats", Fn: func(context.Context) error { return d.bus.Ready() }},
 		{Name: "postgres", Fn: d.db.Ping},
 	}
+}
+
+// cacheLimiter is MAX_CACHE_REQUESTS_PER_SECOND, shared by every replica: each
+// identification and each diagnosis's device resolution takes one read from it.
+func (d *deps) cacheLimiter() ratelimit.Limiter {
+	lim := d.cfg.Limits.CacheRequestsPerSecond
+	return ratelimit.Observed(ratelimit.NewShared(store.New(d.db)).Limiter(ratelimit.CacheKey, ratelimit.Rate{PerSecond: lim, Burst: max(1, int(lim))}),
+		func() { d.metrics.RateLimited("cache") })
 }

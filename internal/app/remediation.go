@@ -2,6 +2,8 @@ package app
 
 import (
 	"github.com/dexbridge/dexbridge/internal/allowlist"
+	"github.com/dexbridge/dexbridge/internal/instances"
+	"github.com/dexbridge/dexbridge/internal/livedevices"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/services/poller"
@@ -31,12 +33,10 @@ func buildRemoteActions(d *deps) (Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := d.cfg.Executions
 	return remoteactions.New(remoteactions.Options{
 		Conn: d.bus.Conn, JS: d.bus.JS, Subjects: d.subjects, Store: db, Instances: set, Allowlist: allow, Topics: cat,
 		Load: remediationFiles(d),
-		RPC:  d.rpc, ExpiresIn: e.ExpiresIn.D(), DetailsTTL: e.DetailsTTL.D(), DiagnosisMaxAge: e.DiagnosisMaxAge.D(),
-		Concurrency: d.cfg.Workers.Concurrency, ShutdownTimeout: d.cfg.ShutdownTimeout.D(), Metrics: d.metrics,
+		Live: liveDevices(db, set), Config: remoteactions.ConfigFrom(d.cfg), Metrics: d.metrics,
 		Log: d.log, Version: d.version,
 	})
 }
@@ -48,7 +48,16 @@ func buildPoller(d *deps) (Runner, error) {
 		return nil, err
 	}
 	return poller.New(poller.Options{
-		DB: db, Instances: set, JS: d.bus.JS, Subjects: d.subjects, Interval: d.cfg.Executions.PollInterval.D(),
+		DB: db, Instances: set, JS: d.bus.JS, Subjects: d.subjects, Config: poller.ConfigFrom(d.cfg),
 		Metrics: d.metrics, Log: d.log,
 	}), nil
+}
+
+// liveDevices finds devices on the instances, with a chatbot's patience.
+func liveDevices(db *store.DB, set *instances.Set) *livedevices.Finder {
+	var live []livedevices.Instance
+	for _, in := range set.List() {
+		live = append(live, livedevices.Instance{Name: in.Name, Live: in.ClientWith(instances.Interactive())})
+	}
+	return livedevices.New(db, live)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/webhookmap"
+	"github.com/dexbridge/dexbridge/services/ingress"
 	"github.com/dexbridge/dexbridge/services/proactive"
 	"github.com/dexbridge/dexbridge/services/webhooks"
 )
@@ -30,27 +31,22 @@ func webhookRules(d *deps, check func(*webhookmap.Rules) error) (*webhookmap.Liv
 	return webhookmap.OpenLive(path, os.Getenv, check, d.log)
 }
 
-func webhookStream(cfg config.Config) webhooks.StreamOptions {
-	return webhooks.StreamOptions{DuplicateWindow: cfg.Webhooks.DuplicateWindow.D()}
-}
-
 // webhookReceiver is the ingress's half of the webhooks.
-func webhookReceiver(d *deps) (*webhooks.Receiver, error) {
+func webhookReceiver(d *deps) (*ingress.WebhookReceiver, error) {
 	rules, err := webhookRules(d, nil)
 	if err != nil {
 		return nil, err
 	}
-	return webhooks.NewReceiver(webhooks.ReceiverOptions{
+	return ingress.NewWebhookReceiver(ingress.WebhookReceiverOptions{
 		JS: d.bus.JS, Subjects: d.subjects, Rules: rules, Seen: store.New(d.db),
-		PublishTimeout: d.cfg.Webhooks.PublishTimeout.D(), Stream: webhookStream(d.cfg),
-		Metrics: d.metrics, Log: d.log.With("service", "ingress"),
+		WebhookConfig: ingress.ConfigFrom(d.cfg).Webhooks, Metrics: d.metrics, Log: d.log.With("service", "ingress"),
 	}), nil
 }
 
 // proactiveFeed serves the proactive events from the ingress (pull and streams).
-func proactiveFeed(d *deps) *proactive.Feed {
-	return proactive.NewFeed(proactive.FeedOptions{
-		DB: store.New(d.db), Conn: d.bus.Conn, Subjects: d.subjects, Heartbeat: d.cfg.Proactive.StreamHeartbeat.D(),
+func proactiveFeed(d *deps) *ingress.ProactiveFeed {
+	return ingress.NewProactiveFeed(ingress.ProactiveFeedOptions{
+		DB: store.New(d.db), Conn: d.bus.Conn, Subjects: d.subjects, FeedConfig: ingress.ConfigFrom(d.cfg).Feed,
 		Metrics: d.metrics, Log: d.log.With("service", "ingress"),
 	})
 }
@@ -69,9 +65,8 @@ func buildWebhooks(d *deps) (Runner, error) {
 	return webhooks.NewWorker(webhooks.Options{
 		Conn: d.bus.Conn, JS: d.bus.JS, Subjects: d.subjects, DB: db, Rules: rules,
 		Resolver: webhooks.CacheResolver{DB: db}, Diagnoser: webhookDiagnoser(d), Topics: cat,
-		Callback: d.cfg.Proactive.CallbackURL != "", Concurrency: d.cfg.Webhooks.Concurrency,
-		MaxDeliveries: d.cfg.Webhooks.MaxDeliveries, Stream: webhookStream(d.cfg),
-		ShutdownTimeout: d.cfg.ShutdownTimeout.D(), Metrics: d.metrics, Log: d.log.With("service", "webhooks"),
+		Callback: d.cfg.Proactive.CallbackURL != "", Config: webhooks.ConfigFrom(d.cfg),
+		Metrics: d.metrics, Log: d.log.With("service", "webhooks"),
 	}), nil
 }
 
@@ -122,8 +117,7 @@ func buildProactive(d *deps) (Runner, error) {
 	p := d.cfg.Proactive
 	return proactive.NewDispatcher(proactive.DispatcherOptions{
 		DB: store.New(d.db), Conn: d.bus.Conn, Subjects: d.subjects,
-		URL: p.CallbackURL, Secret: []byte(p.CallbackSecret.Reveal()), MaxAttempts: p.MaxAttempts,
-		BackoffInitial: p.BackoffInitial.D(), BackoffMax: p.BackoffMax.D(), Timeout: p.Timeout.D(),
-		ShutdownTimeout: d.cfg.ShutdownTimeout.D(), Metrics: d.metrics, Log: d.log.With("service", "proactive"),
+		URL: p.CallbackURL, Secret: []byte(p.CallbackSecret.Reveal()), Config: proactive.ConfigFrom(d.cfg),
+		Metrics: d.metrics, Log: d.log.With("service", "proactive"),
 	}), nil
 }

@@ -107,7 +107,7 @@ func startEmbedded(o Options) (*server.Server, error) {
 		Port:       port,
 		JetStream:  true,
 		StoreDir:   filepath.Clean(o.StoreDir),
-		// DESIGN.md section 10: an acknowledged write must survive a machine crash.
+		// An acknowledged write (a webhook answered 202) must survive a machine crash.
 		SyncAlways: true,
 		NoSigs:     true,
 		NoLog:      true,

@@ -89,7 +89,8 @@ type Diagnosis struct {
 	RefreshTimeout Duration `yaml:"refresh_timeout"`
 }
 
-// Limits are the overload protections of DESIGN.md section 5.
+// Limits protect the cache and each instance from overload: calls beyond them are
+// refused with 429 and Retry-After.
 type Limits struct {
 	CacheRequestsPerSecond  float64 `yaml:"cache_requests_per_second"`  // MAX_CACHE_REQUESTS_PER_SECOND
 	EngineRequestsPerSecond float64 `yaml:"engine_requests_per_second"` // MAX_ENGINE_REQUESTS_PER_SECOND, NQL per instance

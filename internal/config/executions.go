@@ -8,7 +8,7 @@ import (
 // Executions configures remote-action triggers and the poller that follows them.
 type Executions struct {
 	// PollInterval is how often the poller asks each instance about its open
-	// executions (REMOTE_ACTION_POLL_INTERVAL, the seed's 5 s).
+	// executions (REMOTE_ACTION_POLL_INTERVAL).
 	PollInterval Duration `yaml:"poll_interval"`
 	// ExpiresIn is the expiresInMinutes of every trigger: how long Nexthink waits for
 	// an offline device (60 minutes to 7 days, whole minutes).

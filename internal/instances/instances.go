@@ -7,6 +7,7 @@ package instances
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/metrics"
@@ -35,6 +36,21 @@ type Options struct {
 	// Metrics, when set, counts every upstream call by instance, call and status, and
 	// every call the instance's limiters refuse.
 	Metrics *metrics.Metrics
+}
+
+// Patience is how long a call to an instance may wait for the instance's rate limit
+// (Wait) and how long it is retried on 429 and 5xx (RetryFor).
+type Patience struct {
+	Wait, RetryFor time.Duration
+}
+
+// Interactive is the patience of a call a chatbot waits for (identification, a
+// diagnosis, a trigger): a short wait for the budget, bounded retries.
+func Interactive() Patience { return Patience{Wait: 2 * time.Second, RetryFor: 10 * time.Second} }
+
+// ClientWith is the instance's client with patience p.
+func (i *Instance) ClientWith(p Patience) *nexthink.Client {
+	return i.Client.WithPolicy(p.Wait, p.RetryFor)
 }
 
 // NQLKey and ActionsKey name an instance's shared limiters.

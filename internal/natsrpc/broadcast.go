@@ -75,7 +75,7 @@ func (c *Client) CallAll(ctx context.Context, subject string, req events.Message
 			if json.Unmarshal(m.Data, &doc) != nil || doc.Code == "" {
 				doc = problem.Document{Code: problem.Code(code), Detail: m.Header.Get(micro.ErrorHeader)}
 			}
-			return answered, expected, problem.FromDoc(doc)
+			return answered, expected, workerProblem{p: problem.FromDoc(doc)}
 		}
 		if err := each(m.Data); err != nil {
 			return answered, expected, err

@@ -202,7 +202,7 @@ func (c *Client) Call(ctx context.Context, subject string, req events.Message, r
 		if json.Unmarshal(reply.Data, &doc) != nil || doc.Code == "" {
 			doc = problem.Document{Code: problem.Code(code), Detail: reply.Header.Get(micro.ErrorHeader)}
 		}
-		return problem.FromDoc(doc)
+		return workerProblem{p: problem.FromDoc(doc)}
 	}
 	if err := json.Unmarshal(reply.Data, resp); err != nil {
 		return fmt.Errorf("decode reply on %s: %w", subject, err)
@@ -320,4 +320,17 @@ func (x *replyMux) dispatch(m *nats.Msg) {
 	case w.reply <- m:
 	default: // a second reply: the first one counts
 	}
+}
+
+// workerProblem is a problem a worker answered with: the worker logged it where it
+// happened, so the caller need not log it again.
+type workerProblem struct{ p *problem.Error }
+
+func (w workerProblem) Error() string { return w.p.Error() }
+func (w workerProblem) Unwrap() error { return w.p }
+
+// FromWorker reports whether err is a problem a worker answered a call with.
+func FromWorker(err error) bool {
+	var w workerProblem
+	return errors.As(err, &w)
 }

@@ -1,6 +1,6 @@
 // Package nexthink is the client of one Nexthink instance: the OAuth token, NQL
-// execute v2 and export, and the Remote Actions API (../shared/nexthink/README.md and
-// the OpenAPI documents are the contract; nxsim is the stand-in in tests).
+// execute v2 and export, and the Remote Actions API (Nexthink's OpenAPI documents are
+// the contract; nxsim is the stand-in in tests).
 //
 // Every call first takes the instance's limiter (NQL or Remote Actions); a call that
 // would wait longer than its MaxWait fails at once as rate limited. Failures that may

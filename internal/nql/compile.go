@@ -179,7 +179,7 @@ type scope struct {
 // Compile parses src and resolves every name against s (DefaultSchema when nil).
 // Errors are *Error with the position of the offending name.
 //
-// Semantics (DESIGN.md section 8), with our choices where Nexthink is silent:
+// Semantics, with our choices where Nexthink is silent:
 //   - A short name resolves against the open join's table first (its own fields and
 //     the objects it links other than the primary's), then the primary table, after
 //     computed names. A where reading any joined field filters joined rows; other

@@ -1,5 +1,5 @@
 // Package nql parses, analyses and evaluates the subset of the Nexthink Query Language
-// that dexbridge and nxsim need (DESIGN.md section 8).
+// that dexbridge and nxsim need.
 //
 // Three parties share it: nxsim evaluates saved queries over its synthetic fleet, the
 // dexbridge NQL wrapper evaluates device-only queries over one cached device, and

@@ -108,7 +108,7 @@ func (s *Schema) IsDeviceField(field string) bool {
 	return ok
 }
 
-// DefaultSchema returns the data model of the NQL subset (DESIGN.md section 8).
+// DefaultSchema returns the data model of the NQL subset.
 //
 // Table, field and link names follow Nexthink's NQL data model documentation. Where
 // Nexthink does not document a detail, the choice is ours: which fields each table

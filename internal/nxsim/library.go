@@ -70,7 +70,7 @@ var outputTypes = map[string]string{
 	"CrashedPluginList": "STRING_LIST",
 }
 
-// library returns the remote actions every tenant has: the seeds' data-collection
+// library returns the remote actions every tenant has: the topics' data-collection
 // and remediation actions plus #restart_device, which is not enabled for the API.
 func library() []remoteAction {
 	dc := func(id, name, desc, uuid string) remoteAction {

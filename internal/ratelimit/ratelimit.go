@@ -6,6 +6,7 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -43,6 +44,27 @@ func (e *Limited) Error() string {
 // Problem is the answer a client gets: 429 with Retry-After.
 func (e *Limited) Problem(detail string) *problem.Error {
 	return (&problem.Error{Code: problem.RateLimited, Detail: detail, Limit: e.PerSecond, Err: e}).Retry(e.RetryAfter)
+}
+
+// CacheKey names the shared limiter of cache reads (MAX_CACHE_REQUESTS_PER_SECOND).
+const CacheKey = "cache"
+
+// TakeCacheRead takes one read from the cache's budget l without waiting, or refuses
+// it as the client hears it: 429 with Retry-After, or 503 when the budget cannot be
+// checked. A nil l does not limit.
+func TakeCacheRead(ctx context.Context, l Limiter) error {
+	if l == nil {
+		return nil
+	}
+	_, err := l.Take(ctx, 0)
+	var limited *Limited
+	switch {
+	case errors.As(err, &limited):
+		return limited.Problem("the cache takes at most MAX_CACHE_REQUESTS_PER_SECOND reads per second")
+	case err != nil:
+		return problem.Wrap(problem.ServiceUnavailable, err, "the cache's rate limit cannot be checked right now").Retry(time.Second)
+	}
+	return nil
 }
 
 // Shared hands out limiters whose budget every replica shares.

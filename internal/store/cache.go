@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -145,8 +146,37 @@ type deviceRow struct {
 	Fields        map[string]any `db:"fields"`
 }
 
+// DeviceFields is a cached device with the fields discovery cached for it.
+type DeviceFields struct {
+	CachedDevice
+	Fields map[string]any `db:"fields"`
+}
+
+// DeviceWithFields returns, in one query, the most recently seen device whose name or
+// collector UID is value, on any instance, with its cached fields; ErrNotFound when
+// the cache has none.
+func (db *DB) DeviceWithFields(ctx context.Context, key DeviceKey, value string) (DeviceFields, error) {
+	cond, ok := deviceConditions[key]
+	if !ok {
+		return DeviceFields{}, fmt.Errorf("device with fields: unknown key %d", key)
+	}
+	rows, _ := db.pool.Query(ctx, `
+		SELECT `+deviceColumns+`, NULL::timestamptz AS last_activity, '' AS activity_source, '' AS user_name, d.fields
+		FROM devices d WHERE `+cond+`
+		ORDER BY d.last_seen DESC NULLS LAST, d.instance LIMIT 1`, value)
+	d, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[DeviceFields])
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return DeviceFields{}, ErrNotFound
+	case err != nil:
+		return DeviceFields{}, fmt.Errorf("device with fields: %w", err)
+	}
+	return d, nil
+}
+
 // DeviceDetails returns the devices whose name or collector UID is value, on every
-// instance, most recently seen first, each with its cached fields and up to 20 users.
+// instance, most recently seen first, each with its cached fields; the first, the
+// one callers answer with, with its latest 20 users. Two queries, however many match.
 func (db *DB) DeviceDetails(ctx context.Context, key DeviceKey, value string) ([]DeviceDetail, error) {
 	cond, ok := deviceConditions[key]
 	if !ok {
@@ -162,7 +192,13 @@ func (db *DB) DeviceDetails(ctx context.Context, key DeviceKey, value string) ([
 		return nil, fmt.Errorf("device details: %w", err)
 	}
 	out := make([]DeviceDetail, 0, len(found))
-	for _, f := range found {
+	for k, f := range found {
+		d := DeviceDetail{CachedDevice: f.CachedDevice, LastLogonUser: f.LastLogonUser,
+			LastLogonTime: f.LastLogonTime, Fields: f.Fields}
+		if k > 0 {
+			out = append(out, d)
+			continue
+		}
 		rows, _ := db.pool.Query(ctx, `
 			SELECT coalesce(u.name, ud.user_key) AS name, coalesce(u.upn, '') AS upn, ud.last_activity, ud.source
 			FROM user_devices ud
@@ -173,8 +209,7 @@ func (db *DB) DeviceDetails(ctx context.Context, key DeviceKey, value string) ([
 		if err != nil {
 			return nil, fmt.Errorf("device users: %w", err)
 		}
-		d := DeviceDetail{CachedDevice: f.CachedDevice, LastLogonUser: f.LastLogonUser,
-			LastLogonTime: f.LastLogonTime, Fields: f.Fields, Users: users}
+		d.Users = users
 		if len(users) > 0 {
 			d.LastActivity, d.ActivitySource, d.User = &users[0].LastActivity, users[0].Source, users[0].Name
 		}

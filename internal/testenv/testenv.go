@@ -1,4 +1,4 @@
-// Package testenv gives tests real servers, never mocks (DESIGN.md section 11):
+// Package testenv gives tests real servers, never mocks:
 //
 //   - NATS: $NATS_URL if set, else an in-process nats-server with JetStream, one per test;
 //   - PostgreSQL: $DATABASE_URL if set, else a testcontainers-go container when a Docker

@@ -1,6 +1,6 @@
-// Package wrapper is the NQL wrapper (the seed's "NXQL Wrapper"): it answers a saved
-// query either from the cache that discovery keeps or from the Nexthink instance that
-// last saw the device, and says which (source) and how fresh (data as of).
+// Package wrapper is the NQL wrapper: it answers a saved query either from the cache
+// that discovery keeps or from the Nexthink instance that last saw the device, and
+// says which (source) and how fresh (data as of).
 //
 // # When the cache answers
 //

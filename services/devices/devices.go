@@ -18,14 +18,32 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/instances"
+	"github.com/dexbridge/dexbridge/internal/livedevices"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 )
 
-// CacheLimiterKey names the shared limiter of cache reads.
-const CacheLimiterKey = "cache"
+// Config is the service's tuning. A Config is whole: start from DefaultConfig.
+type Config struct {
+	// Refresh is CHATBOT_CACHE_REFRESH, to tell when the next discovery is due.
+	Refresh time.Duration
+	// Live is the patience of a live query: a chatbot waits for it.
+	Live            instances.Patience
+	Concurrency     int
+	ShutdownTimeout time.Duration
+}
+
+// ConfigFrom is the service's part of a process's configuration.
+func ConfigFrom(c config.Config) Config {
+	return Config{Refresh: c.Cache.Refresh.D(), Live: instances.Interactive(), Concurrency: c.Workers.Concurrency,
+		ShutdownTimeout: c.ShutdownTimeout.D()}
+}
+
+// DefaultConfig is the tuning of a process that configures nothing.
+func DefaultConfig() Config { return ConfigFrom(config.Default()) }
 
 // Options are the service's dependencies.
 type Options struct {
@@ -39,15 +57,10 @@ type Options struct {
 	CacheLimiter ratelimit.Limiter
 	// Metrics, when set, counts cache hits and misses and times the handlers.
 	Metrics *metrics.Metrics
-	// Refresh is CHATBOT_CACHE_REFRESH, to tell when the next discovery is due.
-	Refresh time.Duration
-	// LiveWait and LiveRetryFor are the patience of a live query: the wait for the
-	// instance's rate limit (default 2 s) and its retries (default 10 s).
-	LiveWait, LiveRetryFor time.Duration
-	Concurrency            int
-	ShutdownTimeout        time.Duration
-	Log                    *slog.Logger
-	Version                string
+	// Config is the tuning; the zero Config is DefaultConfig.
+	Config
+	Log     *slog.Logger
+	Version string
 }
 
 // Service answers identification and status requests. Replicas share a queue group.
@@ -61,45 +74,34 @@ func New(o Options) (*Service, error) {
 	if o.Cache == nil || o.CacheLimiter == nil || o.Instances == nil {
 		return nil, errors.New("devices: a cache, its limiter and the instances are required")
 	}
-	if o.LiveWait <= 0 {
-		o.LiveWait = 2 * time.Second
-	}
-	if o.LiveRetryFor <= 0 {
-		o.LiveRetryFor = 10 * time.Second
+	if o.Config == (Config{}) {
+		o.Config = DefaultConfig()
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &identifierService{cache: o.Cache, limiter: o.CacheLimiter, live: map[string]Live{}, now: time.Now, metrics: o.Metrics}
+	var live []livedevices.Instance
 	for _, in := range o.Instances.List() {
-		s.live[in.Name] = in.Client.WithPolicy(o.LiveWait, o.LiveRetryFor)
-		s.order = append(s.order, in.Name)
+		live = append(live, livedevices.Instance{Name: in.Name, Live: in.ClientWith(o.Live)})
 	}
+	s := &identifierService{cache: o.Cache, limiter: o.CacheLimiter, live: livedevices.New(o.Cache, live),
+		order: o.Instances.Names(), now: time.Now, metrics: o.Metrics}
 	return &Service{o: o, s: s}, nil
 }
 
 // Run serves until ctx ends, then lets in-flight requests finish.
 func (s *Service) Run(ctx context.Context) error {
-	srv, err := natsrpc.NewServer(s.o.Conn, "devices", s.o.Version, "employee and device identification from the cache", s.o.Concurrency, s.o.Log,
-		natsrpc.WithMetrics(s.o.Metrics))
-	if err != nil {
-		return err
-	}
+	svc := natsrpc.Service{Name: "devices", Version: s.o.Version, Description: "employee and device identification from the cache",
+		Concurrency: s.o.Concurrency, ShutdownTimeout: s.o.ShutdownTimeout, Log: s.o.Log, Metrics: s.o.Metrics}
 	subj := s.o.Subjects
-	err = errors.Join(
-		natsrpc.Endpoint(srv, "identify", subj.Of(events.DevicesIdentify), events.TypeDevicesIdentifyRequest, s.s.identify),
-		natsrpc.Endpoint(srv, "get", subj.Of(events.DevicesGet), events.TypeDevicesGetRequest, s.s.get),
-		natsrpc.Endpoint(srv, "status", subj.Of(events.StatusGet), events.TypeStatusGetRequest,
-			func(ctx context.Context, _ events.StatusGetRequest) (events.StatusGetReply, error) {
-				return s.s.status(ctx, s.o.Refresh)
-			}),
-	)
-	if err != nil {
-		_ = srv.Stop(ctx)
-		return err
-	}
-	<-ctx.Done()
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.ShutdownTimeout)
-	defer cancel()
-	return srv.Stop(stopCtx)
+	return natsrpc.Serve(ctx, s.o.Conn, svc, func(srv *natsrpc.Server) error {
+		return errors.Join(
+			natsrpc.Endpoint(srv, "identify", subj.Of(events.DevicesIdentify), events.TypeDevicesIdentifyRequest, s.s.identify),
+			natsrpc.Endpoint(srv, "get", subj.Of(events.DevicesGet), events.TypeDevicesGetRequest, s.s.get),
+			natsrpc.Endpoint(srv, "status", subj.Of(events.StatusGet), events.TypeStatusGetRequest,
+				func(ctx context.Context, _ events.StatusGetRequest) (events.StatusGetReply, error) {
+					return s.s.status(ctx, s.o.Refresh)
+				}),
+		)
+	})
 }

@@ -69,10 +69,12 @@ func newEnv(t *testing.T, o envOptions) *env {
 		limit = 1000
 	}
 	limiters := ratelimit.NewShared(db)
+	tuning := devices.DefaultConfig()
+	tuning.Refresh, tuning.Concurrency, tuning.ShutdownTimeout, tuning.Live.RetryFor = time.Hour, 16, 5*time.Second, 500*time.Millisecond
 	dev, err := devices.New(devices.Options{
-		Conn: nc, Subjects: subjects, Cache: db, Instances: set, Refresh: time.Hour,
-		CacheLimiter: limiters.Limiter(devices.CacheLimiterKey+":"+testenv.Prefix(t), ratelimit.Rate{PerSecond: limit, Burst: max(1, int(limit))}),
-		Concurrency:  16, ShutdownTimeout: 5 * time.Second, Log: logging.Discard(), Version: "0.0.0", LiveRetryFor: 500 * time.Millisecond,
+		Conn: nc, Subjects: subjects, Cache: db, Instances: set, Config: tuning,
+		CacheLimiter: limiters.Limiter(ratelimit.CacheKey+":"+testenv.Prefix(t), ratelimit.Rate{PerSecond: limit, Burst: max(1, int(limit))}),
+		Log:          logging.Discard(), Version: "0.0.0",
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,25 +1,17 @@
 package devices
 
 import (
-	"cmp"
 	"context"
-	"errors"
-	"regexp"
-	"slices"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/livedevices"
 	"github.com/dexbridge/dexbridge/internal/metrics"
-	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/wire"
 )
-
-// maxDevices bounds an answer: an employee has a handful of devices.
-const maxDevices = 50
 
 // Cache is what identification reads (store.DB).
 type Cache interface {
@@ -31,40 +23,20 @@ type Cache interface {
 	CacheSizes(ctx context.Context) (map[string]store.CacheSize, error)
 }
 
-// Live runs a saved query on one instance (nexthink.Client).
-type Live interface {
-	Execute(ctx context.Context, queryID string, params map[string]string) (*nexthink.Result, error)
-}
-
-// identifier is what a key looks up and which live query answers it.
+// identifier is what a key looks up in the cache.
 type identifier struct {
-	user     bool
-	userKey  store.UserKey
-	devKey   store.DeviceKey
-	query    string // the live query
-	paramKey string // its parameter
+	user    bool
+	userKey store.UserKey
+	devKey  store.DeviceKey
 }
 
 var identifiers = map[string]identifier{
-	events.KeyUsername:     {user: true, userKey: store.ByUserName, query: "#get_device_basic_infos", paramKey: "username"},
-	events.KeyUPN:          {user: true, userKey: store.ByUPN, query: "#get_device_basic_infos_by_upn", paramKey: "upn"},
-	events.KeyEmail:        {user: true, userKey: store.ByEmail, query: "#get_device_basic_infos_by_email", paramKey: "email"},
-	events.KeySID:          {user: true, userKey: store.BySID, query: "#get_device_basic_infos_by_sid", paramKey: "sid"},
-	events.KeyDeviceName:   {devKey: store.ByDeviceName, query: "#get_device_basic_infos_by_device_name", paramKey: "device_name"},
-	events.KeyCollectorUID: {devKey: store.ByCollectorUID, query: "#get_device_basic_infos_by_collector_uid", paramKey: "collector_uid"},
-}
-
-// parseIdentifier checks the key of a request; the ingress has checked the value's
-// format, this only refuses what no key allows.
-func parseIdentifier(key, value string) (identifier, error) {
-	id, ok := identifiers[key]
-	if !ok {
-		return identifier{}, problem.InvalidField("key", "unknown identification key %q", key)
-	}
-	if value == "" || len(value) > 256 || strings.ContainsAny(value, "*\x00\n\r") {
-		return identifier{}, problem.InvalidField(key, "a %s of 1 to 256 characters without wildcards is required", key)
-	}
-	return id, nil
+	events.KeyUsername:     {user: true, userKey: store.ByUserName},
+	events.KeyUPN:          {user: true, userKey: store.ByUPN},
+	events.KeyEmail:        {user: true, userKey: store.ByEmail},
+	events.KeySID:          {user: true, userKey: store.BySID},
+	events.KeyDeviceName:   {devKey: store.ByDeviceName},
+	events.KeyCollectorUID: {devKey: store.ByCollectorUID},
 }
 
 // identifierService answers identification requests from the cache, or live from
@@ -73,39 +45,26 @@ func parseIdentifier(key, value string) (identifier, error) {
 type identifierService struct {
 	cache   Cache
 	limiter ratelimit.Limiter
-	live    map[string]Live // by instance, in order
-	order   []string
+	live    *livedevices.Finder
+	order   []string // the configured instances
 	now     func() time.Time
 	metrics *metrics.Metrics
 }
 
-// takeCache takes one call from the cache's deployment-wide budget, or refuses it
-// with a 429.
-func (s *identifierService) takeCache(ctx context.Context) error {
-	_, err := s.limiter.Take(ctx, 0)
-	var l *ratelimit.Limited
-	switch {
-	case errors.As(err, &l):
-		return l.Problem("the cache takes at most MAX_CACHE_REQUESTS_PER_SECOND reads per second")
-	case err != nil:
-		return problem.Wrap(problem.ServiceUnavailable, err, "the cache's rate limit cannot be checked right now").Retry(time.Second)
-	}
-	return nil
-}
-
 func (s *identifierService) identify(ctx context.Context, req events.DevicesIdentifyRequest) (events.DevicesIdentifyReply, error) {
-	id, err := parseIdentifier(req.Key, req.Value)
-	if err != nil {
+	if err := req.Validate(); err != nil {
 		return events.DevicesIdentifyReply{}, err
 	}
-	if err := s.takeCache(ctx); err != nil {
+	id := identifiers[req.Key]
+	if err := ratelimit.TakeCacheRead(ctx, s.limiter); err != nil {
 		return events.DevicesIdentifyReply{}, err
 	}
 	var found []store.CachedDevice
+	var err error
 	if id.user {
-		found, err = s.cache.DevicesOfUser(ctx, id.userKey, req.Value, maxDevices)
+		found, err = s.cache.DevicesOfUser(ctx, id.userKey, req.Value, livedevices.MaxDevices)
 	} else {
-		found, err = s.cache.DevicesByKey(ctx, id.devKey, req.Value, maxDevices)
+		found, err = s.cache.DevicesByKey(ctx, id.devKey, req.Value, livedevices.MaxDevices)
 	}
 	if err != nil {
 		return events.DevicesIdentifyReply{}, problem.Wrap(problem.ServiceUnavailable, err, "the cache cannot be read right now").Retry(time.Second)
@@ -122,89 +81,14 @@ func (s *identifierService) identify(ctx context.Context, req events.DevicesIden
 		}
 		return reply, nil
 	}
-	return s.identifyLive(ctx, id, req, reply)
-}
-
-// identifyLive asks every instance not known to be down, at once, within each one's
-// NQL rate limit. Instances that fail are left out; when every one failed, the first
-// failure is the answer.
-func (s *identifierService) identifyLive(ctx context.Context, id identifier, req events.DevicesIdentifyRequest, reply events.DevicesIdentifyReply) (events.DevicesIdentifyReply, error) {
-	health, err := s.cache.InstancesHealth(ctx)
-	if err != nil {
-		return reply, problem.Wrap(problem.ServiceUnavailable, err, "the cache cannot be read right now").Retry(time.Second)
-	}
-	down := map[string]bool{}
-	for _, h := range health {
-		down[h.Name] = !h.Up
-	}
-	var targets []string
-	for _, name := range s.order {
-		if !down[name] {
-			targets = append(targets, name)
-		}
-	}
-	if len(targets) == 0 {
-		return reply, nil // nothing to ask: the cache's empty answer stands
-	}
-	type answer struct {
-		devices []events.Device
-		err     error
-	}
-	answers := make([]answer, len(targets))
-	var wg sync.WaitGroup
-	for k, name := range targets {
-		wg.Go(func() {
-			res, err := s.live[name].Execute(ctx, id.query, map[string]string{id.paramKey: req.Value})
-			if err != nil {
-				answers[k].err = err
-				return
-			}
-			for _, row := range res.Rows {
-				if d, ok := liveDevice(row, name, req.Key); ok {
-					answers[k].devices = append(answers[k].devices, d)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	var firstErr error
-	ok := 0
-	for _, a := range answers {
-		if a.err != nil {
-			firstErr = cmp.Or(firstErr, a.err)
-			continue
-		}
-		ok++
-		reply.Devices = append(reply.Devices, a.devices...)
-	}
-	if ok == 0 {
-		return reply, nexthink.Problem(firstErr)
-	}
-	slices.SortStableFunc(reply.Devices, func(a, b events.Device) int {
-		if c := cmpTimeDesc(a.LastActivity, b.LastActivity); c != 0 {
-			return c
-		}
-		return cmpTimeDesc(a.LastSeen, b.LastSeen)
-	})
-	if len(reply.Devices) > maxDevices {
-		reply.Devices = reply.Devices[:maxDevices]
+	devs, asked, err := s.live.Find(ctx, req.Key, req.Value)
+	if err != nil || !asked {
+		return reply, err // with no instance to ask, the cache's empty answer stands
 	}
 	now := s.now().UTC().Truncate(time.Second)
+	reply.Devices = append(reply.Devices, devs...)
 	reply.Source, reply.DataAsOf = events.SourceLive, &now
 	return reply, nil
-}
-
-// cmpTimeDesc orders later times first and missing times last.
-func cmpTimeDesc(a, b *time.Time) int {
-	switch {
-	case a == nil && b == nil:
-		return 0
-	case a == nil:
-		return 1
-	case b == nil:
-		return -1
-	}
-	return b.Compare(*a)
 }
 
 func wireDevice(d store.CachedDevice, matchedBy string) events.Device {
@@ -212,53 +96,21 @@ func wireDevice(d store.CachedDevice, matchedBy string) events.Device {
 		CollectorUID: d.CollectorUID, Name: d.Name, Instance: d.Instance, Platform: d.Platform,
 		OSName: d.OSName, OSVersion: d.OSVersion, HardwareType: d.HardwareType,
 		HardwareManufacturer: d.HardwareManufacturer, HardwareModel: d.HardwareModel,
-		LastSeen: utc(d.LastSeen), LastActivity: utc(d.LastActivity), ActivitySource: d.ActivitySource,
+		LastSeen: wire.UTC(d.LastSeen), LastActivity: wire.UTC(d.LastActivity), ActivitySource: d.ActivitySource,
 		User: d.User, MatchedBy: matchedBy,
 	}
 }
 
-// liveDevice reads a row of a live identification query.
-func liveDevice(row map[string]any, instance, matchedBy string) (events.Device, bool) {
-	str := func(k string) string { s, _ := row[k].(string); return s }
-	tm := func(k string) *time.Time {
-		if t, ok := nexthink.ParseTime(row[k]); ok {
-			return &t
-		}
-		return nil
-	}
-	d := events.Device{
-		CollectorUID: strings.ToLower(str("device.collector.uid")), Name: str("device.name"), Instance: instance,
-		Platform: str("device.operating_system.platform"), OSName: str("device.operating_system.name"),
-		OSVersion: str("device.operating_system.version"), HardwareType: str("device.hardware.type"),
-		HardwareManufacturer: str("device.hardware.manufacturer"), HardwareModel: str("device.hardware.model"),
-		LastSeen: tm("device.last_seen"), LastActivity: tm("last_activity"), MatchedBy: matchedBy,
-	}
-	if d.LastActivity != nil {
-		d.ActivitySource = "session"
-	}
-	return d, d.CollectorUID != "" && d.Name != ""
-}
-
-func utc(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC()
-	return &u
-}
-
-var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
 // get answers one device by name or collector UID from the cache.
 func (s *identifierService) get(ctx context.Context, req events.DevicesGetRequest) (events.DevicesGetReply, error) {
-	if req.Device == "" || len(req.Device) > 256 || strings.ContainsAny(req.Device, "*\x00\n\r") {
-		return events.DevicesGetReply{}, problem.InvalidField("device", "a device name or collector UID is required")
+	if err := req.Validate(); err != nil {
+		return events.DevicesGetReply{}, err
 	}
-	if err := s.takeCache(ctx); err != nil {
+	if err := ratelimit.TakeCacheRead(ctx, s.limiter); err != nil {
 		return events.DevicesGetReply{}, err
 	}
 	key, matchedBy := store.ByDeviceName, events.KeyDeviceName
-	if uuidRE.MatchString(req.Device) {
+	if events.IsCollectorUID(req.Device) {
 		key, matchedBy = store.ByCollectorUID, events.KeyCollectorUID
 	}
 	found, err := s.cache.DeviceDetails(ctx, key, req.Device)
@@ -274,7 +126,7 @@ func (s *identifierService) get(ctx context.Context, req events.DevicesGetReques
 	d := found[0]
 	detail := events.DeviceDetail{
 		Device: wireDevice(d.CachedDevice, matchedBy), UID: d.UID, LastLogonUser: d.LastLogonUser,
-		LastLogonTime: utc(d.LastLogonTime), Fields: d.Fields, Users: []events.DeviceUser{},
+		LastLogonTime: wire.UTC(d.LastLogonTime), Fields: d.Fields, Users: []events.DeviceUser{},
 	}
 	if detail.Fields == nil {
 		detail.Fields = map[string]any{}
@@ -287,7 +139,7 @@ func (s *identifierService) get(ctx context.Context, req events.DevicesGetReques
 		Source: events.SourceCache, DataAsOf: &asOf}
 	for _, o := range found[1:] {
 		reply.OtherMatches = append(reply.OtherMatches, events.DeviceRef{Instance: o.Instance, CollectorUID: o.CollectorUID,
-			Name: o.Name, LastSeen: utc(o.LastSeen)})
+			Name: o.Name, LastSeen: wire.UTC(o.LastSeen)})
 	}
 	return reply, nil
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/store"
-	"github.com/dexbridge/dexbridge/services/discovery"
+	"github.com/dexbridge/dexbridge/internal/wire"
 )
 
 // status reports every configured instance (and any other the database knows):
@@ -40,13 +40,13 @@ func (s *identifierService) status(ctx context.Context, refresh time.Duration) (
 	for _, name := range names {
 		st := events.InstanceStatus{Name: name, State: "unknown"}
 		if h, ok := byName[name]; ok {
-			st.State, st.DownSince = "down", utc(h.DownSince)
+			st.State, st.DownSince = "down", wire.UTC(h.DownSince)
 			if h.Up {
 				st.State = "up"
 			}
 		}
 		if r, ok := latest[name]; ok {
-			info := discovery.RunInfo(r)
+			info := wire.DiscoveryRun(r)
 			st.LastDiscovery = &info
 			if contains(s.order, name) {
 				next := r.StartedAt.Add(refresh).UTC()
@@ -54,9 +54,9 @@ func (s *identifierService) status(ctx context.Context, refresh time.Duration) (
 			}
 		}
 		if r, ok := good[name]; ok {
-			st.LastSuccessAt = utc(r.EndedAt)
+			st.LastSuccessAt = wire.UTC(r.EndedAt)
 			if st.State == "up" {
-				st.DataAsOf = utc(r.DataAsOf)
+				st.DataAsOf = wire.UTC(r.DataAsOf)
 			}
 		}
 		c := sizes[name]

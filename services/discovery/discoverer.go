@@ -16,6 +16,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/wire"
 )
 
 // Config is what a Discoverer needs.
@@ -295,7 +296,7 @@ func (r *Run) publish(rec store.DiscoveryRun, up bool) {
 	if nc == nil {
 		return
 	}
-	msg := events.DiscoveryFinishedEvent{Header: events.NewHeader(events.TypeDiscoveryFinished), Run: RunInfo(rec), Up: up}
+	msg := events.DiscoveryFinishedEvent{Header: events.NewHeader(events.TypeDiscoveryFinished), Run: wire.DiscoveryRun(rec), Up: up}
 	data, err := json.Marshal(msg)
 	if err == nil {
 		err = nc.Publish(r.d.cfg.Subjects.Of(events.DiscoveryFinished, rec.Instance), data)
@@ -303,25 +304,6 @@ func (r *Run) publish(rec store.DiscoveryRun, up bool) {
 	if err != nil {
 		r.log.Warn("publishing the end of the discovery failed", "err", err)
 	}
-}
-
-// RunInfo is a run as messages carry it.
-func RunInfo(r store.DiscoveryRun) events.DiscoveryRunInfo {
-	info := events.DiscoveryRunInfo{ID: r.ID, Instance: r.Instance, Trigger: r.Trigger, StartedAt: r.StartedAt.UTC(),
-		EndedAt: utc(r.EndedAt), Outcome: r.Outcome, Attempts: r.Attempts, Devices: r.Devices, Users: r.Users,
-		Activities: r.Activities, DataAsOf: utc(r.DataAsOf)}
-	if r.Error != nil {
-		info.Error = *r.Error
-	}
-	return info
-}
-
-func utc(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC()
-	return &u
 }
 
 // attempt exports devices, users and activity into the staging tables, streaming

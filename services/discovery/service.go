@@ -84,17 +84,15 @@ func (s *Service) Run(ctx context.Context) error {
 	var srv *natsrpc.Server
 	if s.o.Conn != nil {
 		var err error
-		srv, err = natsrpc.NewServer(s.o.Conn, "discovery", s.o.Version, "discovery of the Nexthink instances into the cache", 4, s.o.Log,
-			natsrpc.WithMetrics(s.o.Discoverer.cfg.Metrics))
+		svc := natsrpc.Service{Name: "discovery", Version: s.o.Version, Description: "discovery of the Nexthink instances into the cache",
+			Concurrency: 4, Log: s.o.Log, Metrics: s.o.Discoverer.cfg.Metrics}
+		srv, err = natsrpc.Start(s.o.Conn, svc, func(srv *natsrpc.Server) error {
+			return natsrpc.Endpoint(srv, "run", s.o.Subjects.Of(events.DiscoveryRun), events.TypeDiscoveryRunRequest,
+				func(ctx context.Context, req events.DiscoveryRunRequest) (events.DiscoveryRunReply, error) {
+					return s.start(ctx, runCtx, req)
+				})
+		})
 		if err != nil {
-			return err
-		}
-		err = natsrpc.Endpoint(srv, "run", s.o.Subjects.Of(events.DiscoveryRun), events.TypeDiscoveryRunRequest,
-			func(ctx context.Context, req events.DiscoveryRunRequest) (events.DiscoveryRunReply, error) {
-				return s.start(ctx, runCtx, req)
-			})
-		if err != nil {
-			_ = srv.Stop(ctx)
 			return err
 		}
 	}
@@ -125,6 +123,9 @@ func (s *Service) Run(ctx context.Context) error {
 
 // start begins a run of each requested instance and lets it go on in the background.
 func (s *Service) start(ctx, runCtx context.Context, req events.DiscoveryRunRequest) (events.DiscoveryRunReply, error) {
+	if err := req.Validate(); err != nil {
+		return events.DiscoveryRunReply{}, err
+	}
 	names := s.o.Discoverer.cfg.Instances.Names()
 	if req.Instance != "" {
 		if _, ok := s.o.Discoverer.cfg.Instances.Get(req.Instance); !ok {

@@ -2,19 +2,17 @@ package ingress
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/gorilla/mux"
-	"github.com/nats-io/nats.go"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/api"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/problem"
-	"github.com/dexbridge/dexbridge/services/remoteactions"
 )
 
 // maxWaitSeconds bounds wait_seconds and ?wait=: above the chatbots' own limits
@@ -27,12 +25,6 @@ const (
 	HeaderIdempotencyKey = "Idempotency-Key"
 	HeaderReplayed       = "Idempotent-Replayed"
 )
-
-// executionBody is an execution as the API returns it.
-type executionBody struct {
-	events.Execution
-	Replayed bool `json:"replayed,omitempty"`
-}
 
 func executionPath(id string) string { return "/api/v1/remote-actions/executions/" + id }
 
@@ -47,7 +39,7 @@ func (h *handlers) listRemoteActions(w http.ResponseWriter, r *http.Request) {
 	if reply.Actions == nil {
 		reply.Actions = []events.RemoteAction{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"remote_actions": reply.Actions})
+	writeJSON(w, http.StatusOK, api.RemoteActions{RemoteActions: reply.Actions})
 }
 
 // waitSeconds reads an optional wait bound.
@@ -70,7 +62,7 @@ func idempotencyKey(r *http.Request) (string, error) {
 	if len(vs) == 0 {
 		return "", nil
 	}
-	return vs[0], remoteactions.CheckIdempotencyKey(vs[0])
+	return vs[0], events.CheckIdempotencyKey(vs[0])
 }
 
 // triggerExecution answers POST /api/v1/remote-actions/executions.
@@ -100,7 +92,7 @@ func (h *handlers) triggerExecution(w http.ResponseWriter, r *http.Request) {
 	req := events.ActionsTriggerRequest{Header: events.NewHeader(events.TypeActionsTriggerRequest),
 		RemoteAction: body.RemoteAction, Device: body.Device, Params: body.Params, Reason: body.Reason,
 		ExternalReference: body.ExternalReference, IdempotencyKey: key}
-	if err := remoteactions.CheckTrigger(req); err != nil {
+	if err := req.Validate(); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -131,7 +123,7 @@ func (h *handlers) remediate(w http.ResponseWriter, r *http.Request) {
 	vars := mux.Vars(r)
 	req := events.ActionsRemediateRequest{Header: events.NewHeader(events.TypeActionsRemediateRequest),
 		Topic: vars["topic"], Remediation: vars["id"], Device: body.Device, Reason: body.Reason, IdempotencyKey: key}
-	if err := remoteactions.CheckRemediate(req); err != nil {
+	if err := req.Validate(); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -152,7 +144,7 @@ func (h *handlers) runExecution(w http.ResponseWriter, r *http.Request, subject 
 	e := reply.Execution
 	if wait > 0 && !events.FinalStatus(e.Status) {
 		h.extendWrite(w, wait)
-		e = h.awaitExecution(r.Context(), e, wait, true)
+		e = events.AwaitExecution(r.Context(), h.opts.Events, h.opts.Subjects, e, h.execution, events.AwaitOptions{Wait: wait})
 	}
 	w.Header().Set("Location", executionPath(e.ID))
 	if reply.Replayed {
@@ -162,14 +154,14 @@ func (h *handlers) runExecution(w http.ResponseWriter, r *http.Request, subject 
 	if events.FinalStatus(e.Status) {
 		status = http.StatusOK
 	}
-	writeJSON(w, status, executionBody{Execution: e, Replayed: reply.Replayed})
+	writeJSON(w, status, api.Execution{Execution: e, Replayed: reply.Replayed})
 }
 
 // getExecution answers GET /api/v1/remote-actions/executions/{id}[?wait=N]: the
 // current state, or, with wait, the next state (long poll) within N seconds.
 func (h *handlers) getExecution(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
-	if !remoteactions.ExecutionIDRE.MatchString(id) {
+	if !events.ValidExecutionID(id) {
 		h.fail(w, r, problem.New(problem.NotFound, "no execution %q", id))
 		return
 	}
@@ -185,26 +177,26 @@ func (h *handlers) getExecution(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var sub *nats.Subscription
+	var watch *events.ExecutionWatch
 	if wait > 0 && h.opts.Events != nil {
 		// Subscribe before reading, so that no change slips between the two.
 		var err error
-		if sub, err = h.subscribe(r.Context(), id); err != nil {
+		if watch, err = events.WatchExecution(r.Context(), h.opts.Events, h.opts.Subjects, id); err != nil {
 			h.fail(w, r, err)
 			return
 		}
-		defer func() { _ = sub.Unsubscribe() }()
+		defer watch.Stop()
 	}
 	e, err := h.execution(r.Context(), id)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if sub != nil && !events.FinalStatus(e.Status) {
+	if watch != nil && !events.FinalStatus(e.Status) {
 		h.extendWrite(w, wait)
-		e = h.next(r.Context(), sub, e, wait, false)
+		e = watch.Next(r.Context(), e, h.execution, events.AwaitOptions{Wait: wait, AnyChange: true})
 	}
-	writeJSON(w, http.StatusOK, executionBody{Execution: e})
+	writeJSON(w, http.StatusOK, api.Execution{Execution: e})
 }
 
 // execution reads an execution from the remote action manager.
@@ -213,77 +205,6 @@ func (h *handlers) execution(ctx context.Context, id string) (events.Execution, 
 	req := events.ActionsGetRequest{Header: events.NewHeader(events.TypeActionsGetRequest), ID: id}
 	err := h.opts.RPC.Call(ctx, h.opts.Subjects.Of(events.ActionsGet), req, &reply, natsrpc.Idempotent)
 	return reply.Execution, err
-}
-
-// subscribe listens to an execution's updates; the subscription is in place on the
-// server when it returns.
-func (h *handlers) subscribe(ctx context.Context, id string) (*nats.Subscription, error) {
-	sub, err := h.opts.Events.SubscribeSync(h.opts.Subjects.Of(events.ActionsUpdated, id))
-	if err == nil {
-		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = h.opts.Events.FlushWithContext(fctx) // a round trip: the server has the subscription
-		cancel()
-	}
-	if err != nil {
-		if sub != nil {
-			_ = sub.Unsubscribe()
-		}
-		return nil, problem.Wrap(problem.ServiceUnavailable, err, "the message bus is unavailable").Retry(time.Second)
-	}
-	return sub, nil
-}
-
-// awaitExecution waits up to wait for e to reach a final state (final) or to change
-// at all, and returns the latest state known. Without a bus, it returns e.
-func (h *handlers) awaitExecution(ctx context.Context, e events.Execution, wait time.Duration, final bool) events.Execution {
-	if h.opts.Events == nil {
-		return e
-	}
-	sub, err := h.subscribe(ctx, e.ID)
-	if err != nil {
-		return e
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	// Read again now that the subscription is in place: a change may have come first.
-	if cur, err := h.execution(ctx, e.ID); err == nil && !cur.UpdatedAt.Before(e.UpdatedAt) {
-		e = cur
-	}
-	if events.FinalStatus(e.Status) {
-		return e
-	}
-	return h.next(ctx, sub, e, wait, final)
-}
-
-// next waits on sub, up to wait, for an update of e that is final (final) or newer,
-// then returns it. When the wait ends without one, it reads the execution once more:
-// the database is authoritative and an event may have been lost.
-func (h *handlers) next(ctx context.Context, sub *nats.Subscription, e events.Execution, wait time.Duration, final bool) events.Execution {
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	for {
-		msg, err := sub.NextMsgWithContext(wctx)
-		if err != nil {
-			break
-		}
-		var ev events.ExecutionUpdatedEvent
-		if json.Unmarshal(msg.Data, &ev) != nil || ev.Execution.ID != e.ID || ev.Execution.UpdatedAt.Before(e.UpdatedAt) {
-			continue
-		}
-		changed := ev.Execution.UpdatedAt.After(e.UpdatedAt) || ev.Execution.Status != e.Status
-		e = ev.Execution
-		if events.FinalStatus(e.Status) || (changed && !final) {
-			return e
-		}
-	}
-	if ctx.Err() != nil {
-		return e
-	}
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer rcancel()
-	if cur, err := h.execution(rctx, e.ID); err == nil && !cur.UpdatedAt.Before(e.UpdatedAt) {
-		return cur
-	}
-	return e
 }
 
 // extendWrite lets a long poll outlive the server's write timeout (60 s).

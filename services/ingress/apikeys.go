@@ -7,6 +7,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/dexbridge/dexbridge/internal/api"
 	"github.com/dexbridge/dexbridge/internal/auth"
 	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/problem"
@@ -21,21 +22,8 @@ type createKeyRequest struct {
 	RateLimitPerSecond *float64   `json:"rate_limit_per_second"`
 }
 
-// apiKeyView is a key as the API shows it: never its secret or hash.
-type apiKeyView struct {
-	ID                 string     `json:"id"`
-	Name               string     `json:"name"`
-	Scopes             []string   `json:"scopes"`
-	Status             string     `json:"status"`
-	CreatedBy          string     `json:"created_by"`
-	CreatedAt          time.Time  `json:"created_at"`
-	ExpiresAt          *time.Time `json:"expires_at"`
-	RevokedAt          *time.Time `json:"revoked_at"`
-	LastUsedAt         *time.Time `json:"last_used_at"`
-	RateLimitPerSecond *float64   `json:"rate_limit_per_second"`
-}
-
-func view(k store.APIKey, now time.Time) apiKeyView {
+// view is a key as the API shows it.
+func view(k store.APIKey, now time.Time) api.APIKey {
 	status := "active"
 	switch {
 	case k.RevokedAt != nil:
@@ -43,7 +31,7 @@ func view(k store.APIKey, now time.Time) apiKeyView {
 	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
 		status = "expired"
 	}
-	return apiKeyView{ID: k.ID, Name: k.Name, Scopes: k.Scopes, Status: status, CreatedBy: k.CreatedBy, CreatedAt: k.CreatedAt,
+	return api.APIKey{ID: k.ID, Name: k.Name, Scopes: k.Scopes, Status: status, CreatedBy: k.CreatedBy, CreatedAt: k.CreatedAt,
 		ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, LastUsedAt: k.LastUsedAt, RateLimitPerSecond: k.RateLimitPerSecond}
 }
 
@@ -97,10 +85,7 @@ func (h *handlers) createKey(w http.ResponseWriter, r *http.Request, who string)
 	}
 	h.opts.Log.InfoContext(r.Context(), "api key created", "key_id", key.ID, "created_by", who, "scopes", key.Scopes)
 	w.Header().Set("Location", "/api/v1/api-keys/"+key.ID)
-	writeJSON(w, http.StatusCreated, struct {
-		apiKeyView
-		Key string `json:"key"`
-	}{view(key, time.Now()), secret})
+	writeJSON(w, http.StatusCreated, api.NewAPIKey{APIKey: view(key, time.Now()), Key: secret})
 }
 
 // createLegacyKey answers the V6 SDK's POST /v1/api_key: no body, a key that may do
@@ -113,11 +98,7 @@ func (h *handlers) createLegacyKey(w http.ResponseWriter, r *http.Request, who s
 		return
 	}
 	h.opts.Log.InfoContext(r.Context(), "api key created", "key_id", key.ID, "created_by", who, "legacy", true)
-	writeJSON(w, http.StatusCreated, struct {
-		APIKey string `json:"api_key"`
-		apiKeyView
-		Key string `json:"key"`
-	}{secret, view(key, time.Now()), secret})
+	writeJSON(w, http.StatusCreated, api.LegacyAPIKey{Secret: secret, APIKey: view(key, time.Now()), Key: secret})
 }
 
 func (h *handlers) listKeys(w http.ResponseWriter, r *http.Request, _ string) {
@@ -127,11 +108,11 @@ func (h *handlers) listKeys(w http.ResponseWriter, r *http.Request, _ string) {
 		return
 	}
 	now := time.Now()
-	out := make([]apiKeyView, 0, len(keys))
+	out := make([]api.APIKey, 0, len(keys))
 	for _, k := range keys {
 		out = append(out, view(k, now))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"api_keys": out})
+	writeJSON(w, http.StatusOK, api.APIKeys{APIKeys: out})
 }
 
 var keyID = regexp.MustCompile(`^key_[0-9a-f]{16}$`)

@@ -61,7 +61,7 @@ func (h *handlers) withKey(scope auth.Scope, next http.HandlerFunc) http.Handler
 	}
 }
 
-// keyEndpointRate is the seed's limit on the API-key endpoints: one request per 10 s
+// keyEndpointRate is the limit on the API-key endpoints: one request per 10 s
 // per client, against brute force.
 var keyEndpointRate = ratelimit.Rate{PerSecond: 0.1, Burst: 1}
 

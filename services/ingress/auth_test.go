@@ -44,7 +44,9 @@ func newEnv(t *testing.T) *env {
 	subjects := events.NewSubjects(testenv.Prefix(t))
 	logs := &testenv.LogBuffer{}
 	log, _ := logging.New(logs, "debug")
-	svc, err := topics.New(topics.Options{Conn: nc, Subjects: subjects, Load: topic.FilesIn(testenv.RepoRoot(t)).Load, Concurrency: 8, ShutdownTimeout: 5 * time.Second, Log: logging.Discard(), Version: "0.0.0"})
+	tuning := topics.DefaultConfig()
+	tuning.Concurrency, tuning.ShutdownTimeout = 8, 5*time.Second
+	svc, err := topics.New(topics.Options{Conn: nc, Subjects: subjects, Load: topic.FilesIn(testenv.RepoRoot(t)).Load, Config: tuning, Log: logging.Discard(), Version: "0.0.0"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,25 +14,16 @@ import (
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
 
-// maxBody caps every request body (DESIGN.md section 4).
+// maxBody caps every request body: 1 MiB.
 const maxBody = 1 << 20
 
 // decodeJSON reads a JSON body strictly: application/json only (415), at most 1 MiB
 // (413), valid UTF-8, one value, no unknown fields (400 naming the field). An empty
 // body is allowed when optional is true.
 func decodeJSON(w http.ResponseWriter, r *http.Request, into any, optional bool) error {
-	if r.ContentLength > maxBody {
-		// Refuse at once rather than wait for a body we will not read.
-		w.Header().Set("Connection", "close")
-		return problem.New(problem.PayloadTooLarge, "the body is larger than %d bytes", maxBody)
-	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return problem.New(problem.PayloadTooLarge, "the body is larger than %d bytes", maxBody)
-	}
+	raw, err := readBody(w, r)
 	if err != nil {
-		return problem.Wrap(problem.Invalid, err, "the body could not be read")
+		return err
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		if optional {
@@ -40,11 +31,8 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, into any, optional bool)
 		}
 		return problem.New(problem.Invalid, "a JSON body is required")
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" || !optional {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return problem.New(problem.UnsupportedMedia, "send the body as application/json")
-		}
+	if ct := r.Header.Get("Content-Type"); (ct != "" || !optional) && !isJSON(ct) {
+		return problem.New(problem.UnsupportedMedia, "send the body as application/json")
 	}
 	if !utf8.Valid(raw) {
 		return problem.New(problem.Invalid, "the body is not valid UTF-8")
@@ -58,6 +46,38 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, into any, optional bool)
 		return problem.New(problem.Invalid, "the body holds more than one JSON value")
 	}
 	return nil
+}
+
+// declaredTooLarge refuses at once a body declared larger than maxBody, rather than
+// wait for a body that will not be read.
+func declaredTooLarge(w http.ResponseWriter, r *http.Request) error {
+	if r.ContentLength > maxBody {
+		w.Header().Set("Connection", "close")
+		return problem.New(problem.PayloadTooLarge, "the body is larger than %d bytes", maxBody)
+	}
+	return nil
+}
+
+// readBody reads a request body of at most maxBody bytes (413 beyond).
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if err := declaredTooLarge(w, r); err != nil {
+		return nil, err
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, problem.New(problem.PayloadTooLarge, "the body is larger than %d bytes", maxBody)
+	}
+	if err != nil {
+		return nil, problem.Wrap(problem.Invalid, err, "the body could not be read")
+	}
+	return raw, nil
+}
+
+// isJSON reports whether a Content-Type is JSON (application/json or +json).
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
 
 // jsonProblem names the field a decoding error is about.

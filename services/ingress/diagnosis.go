@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/api"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/requestid"
@@ -18,8 +19,8 @@ import (
 // {"device": "<name or collector UID>", "refresh": false}.
 func (h *handlers) diagnose(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["topic"]
-	if !topicID.MatchString(id) {
-		h.fail(w, r, problem.InvalidField("topic", "a topic id is 1 to 64 characters of a-z, 0-9 and _"))
+	if err := events.CheckTopicID(id); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	var body struct {
@@ -30,8 +31,9 @@ func (h *handlers) diagnose(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if !identifierFormats[events.KeyDeviceName].re.MatchString(body.Device) && !identifierFormats[events.KeyCollectorUID].re.MatchString(body.Device) {
-		h.fail(w, r, problem.InvalidField("device", "want a device name or a collector UID"))
+	req := events.DiagnoseRequest{Header: events.NewHeader(events.TypeDiagnoseRequest), Topic: id, Device: body.Device, Refresh: body.Refresh}
+	if err := req.Validate(); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	ctx := r.Context()
@@ -44,7 +46,6 @@ func (h *handlers) diagnose(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + 10*time.Second))
 	}
-	req := events.DiagnoseRequest{Header: events.NewHeader(events.TypeDiagnoseRequest), Topic: id, Device: body.Device, Refresh: body.Refresh}
 	var reply events.DiagnoseReply
 	// A diagnosis reads, and may be asked twice; a refresh triggers data collections
 	// first, so it is not sent again.
@@ -66,13 +67,13 @@ func (h *handlers) reloadTopics(w http.ResponseWriter, r *http.Request) {
 	}
 	req := events.TopicsReloadRequest{Header: events.NewHeader(events.TypeTopicsReloadRequest),
 		RequestedBy: "key:" + principalFrom(r.Context()).KeyID}
-	var answer reloadAnswer
+	var answer api.Reload
 	answered, expected, err := h.opts.RPC.CallAll(r.Context(), h.opts.Subjects.Of(events.TopicsReload), req, func(raw []byte) error {
 		var reply events.TopicsReloadReply
 		if err := json.Unmarshal(raw, &reply); err != nil {
 			return err
 		}
-		answer.Workers = append(answer.Workers, reloadWorker{Worker: reply.Worker, Status: reply.Status, Problems: reply.Problems,
+		answer.Workers = append(answer.Workers, api.ReloadWorker{Worker: reply.Worker, Status: reply.Status, Problems: reply.Problems,
 			Topics: reply.Topics, Queries: reply.Queries, LoadedAt: reply.LoadedAt})
 		if reply.Status == events.ReloadRefused {
 			answer.Status, answer.Problems = events.ReloadRefused, reply.Problems
@@ -90,38 +91,11 @@ func (h *handlers) reloadTopics(w http.ResponseWriter, r *http.Request) {
 		doc.Instance, doc.RequestID = r.URL.Path, requestid.From(r.Context())
 		w.Header().Set("Content-Type", problem.ContentType)
 		w.WriteHeader(http.StatusUnprocessableEntity)
-		_ = json.NewEncoder(w).Encode(reloadRefusal{Document: doc, Problems: answer.Problems, Workers: answer.Workers})
+		_ = json.NewEncoder(w).Encode(api.ReloadRefusal{Document: doc, Problems: answer.Problems, Workers: answer.Workers})
 	case answered < expected:
 		h.fail(w, r, problem.New(problem.Timeout, "%d of %d workers answered in time; ask again to check the others", answered, expected))
 	default:
 		answer.Status = events.ReloadReloaded
 		writeJSON(w, http.StatusOK, answer)
 	}
-}
-
-// reloadAnswer is the body of a reload every worker obeyed.
-type reloadAnswer struct {
-	Status   string         `json:"status"`
-	Problems []string       `json:"-"`
-	Workers  []reloadWorker `json:"workers"`
-	Expected int            `json:"expected"` // the workers found
-	Answered int            `json:"answered"`
-}
-
-// reloadRefusal is the problem document of a refused reload, with the problems and
-// the workers' answers as extension members.
-type reloadRefusal struct {
-	problem.Document
-	Problems []string       `json:"problems"`
-	Workers  []reloadWorker `json:"workers"`
-}
-
-// reloadWorker is one worker's answer.
-type reloadWorker struct {
-	Worker   string    `json:"worker"`
-	Status   string    `json:"status"`
-	Problems []string  `json:"problems,omitempty"`
-	Topics   int       `json:"topics"`
-	Queries  int       `json:"queries"`
-	LoadedAt time.Time `json:"loaded_at"`
 }

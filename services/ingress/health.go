@@ -4,12 +4,14 @@ import (
 	"context"
 	"net/http"
 	"time"
+
+	"github.com/dexbridge/dexbridge/internal/api"
 )
 
 // healthz says the process is alive; it checks nothing else on purpose, so an
 // orchestrator does not restart a process whose dependencies are down.
 func (h *handlers) healthz(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
 }
 
 // readyz says whether requests can be served: NATS and PostgreSQL reachable.
@@ -27,9 +29,9 @@ func (h *handlers) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 		checks[c.Name] = "ok"
 	}
-	body := map[string]any{"status": "ready", "checks": checks}
+	body := api.Ready{Checks: checks, Status: "ready"}
 	if status != http.StatusOK {
-		body["status"] = "unavailable"
+		body.Status = "unavailable"
 		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, status, body)

@@ -2,19 +2,15 @@ package ingress
 
 import (
 	"net/http"
-	"regexp"
 	"strings"
 
 	"github.com/gorilla/mux"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/api"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
-
-// queryIDFormat is Nexthink's saved-query id. In a URL path the leading # is sent as
-// %23, or left out.
-var queryIDFormat = regexp.MustCompile(`^#[a-z0-9_]{2,255}$`)
 
 // executeQuery answers POST /api/v1/nql/{query_id}, body
 // {"parameters": {"device_name": "..."}, "instance": "eu"}: a saved query through the
@@ -24,7 +20,8 @@ func (h *handlers) executeQuery(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasPrefix(id, "#") {
 		id = "#" + id
 	}
-	if !queryIDFormat.MatchString(id) {
+	// In a URL path the leading # is sent as %23, or left out.
+	if !events.ValidQueryID(id) {
 		h.fail(w, r, problem.InvalidField("query_id", "a saved query id is # and 2 to 255 characters of a-z, 0-9 and _ (send # as %%23, or leave it out)"))
 		return
 	}
@@ -36,11 +33,11 @@ func (h *handlers) executeQuery(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if body.Instance != "" && !instanceName.MatchString(body.Instance) {
-		h.fail(w, r, problem.InvalidField("instance", "want an instance name"))
+	req := events.NQLRequest{Header: events.NewHeader(events.TypeNQLRequest), QueryID: id, Parameters: body.Parameters, Instance: body.Instance}
+	if err := req.Validate(); err != nil {
+		h.fail(w, r, err)
 		return
 	}
-	req := events.NQLRequest{Header: events.NewHeader(events.TypeNQLRequest), QueryID: id, Parameters: body.Parameters, Instance: body.Instance}
 	var reply events.NQLReply
 	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.NQLExecute), req, &reply, natsrpc.Idempotent); err != nil {
 		h.fail(w, r, err)
@@ -52,6 +49,6 @@ func (h *handlers) executeQuery(w http.ResponseWriter, r *http.Request) {
 	if reply.Headers == nil {
 		reply.Headers = []string{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"query_id": reply.QueryID, "headers": reply.Headers, "rows": reply.Rows,
-		"source": reply.Source, "instance": reply.Instance, "data_as_of": reply.DataAsOf})
+	writeJSON(w, http.StatusOK, api.QueryResult{DataAsOf: reply.DataAsOf, Headers: reply.Headers, Instance: reply.Instance,
+		QueryID: reply.QueryID, Rows: reply.Rows, Source: reply.Source})
 }

@@ -2,7 +2,6 @@ package ingress
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,19 +12,9 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/api"
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
-
-// ProactiveFeed serves proactive events to chatbots (proactive.Feed).
-type ProactiveFeed interface {
-	List(ctx context.Context, after int64, limit int) ([]events.ProactiveEvent, int64, error)
-	Ack(ctx context.Context, id, by string) (events.ProactiveEvent, error)
-	Head(ctx context.Context) (int64, error)
-	Stream(ctx context.Context, after int64, send func(cursor int64, ev events.ProactiveEventChanged) error, ping func() error) error
-	Heartbeat() time.Duration
-	// Shutdown ends the streams; the ingress calls it when it stops.
-	Shutdown()
-}
 
 var proactiveEventID = regexp.MustCompile(`^pe_[0-9a-f]{32}$`)
 
@@ -73,7 +62,7 @@ func (h *handlers) listProactiveEvents(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": evs, "next_cursor": strconv.FormatInt(next, 10)})
+	writeJSON(w, http.StatusOK, api.ProactiveEvents{Events: evs, NextCursor: strconv.FormatInt(next, 10)})
 }
 
 func (h *handlers) ackProactiveEvent(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/requestid"
 )
@@ -20,7 +21,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := problem.From(err)
-	if p.Code == problem.Internal {
+	// A worker's failure was logged by the worker, with its cause.
+	if p.Code == problem.Internal && !natsrpc.FromWorker(err) {
 		h.opts.Log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
 	}
 	problem.Write(w, r, requestid.From(r.Context()), p)

@@ -49,10 +49,10 @@ type Options struct {
 	// (default 10 s); a slow client is cut off, not waited for.
 	ReadHeaderTimeout time.Duration
 	// Webhooks receives /api/v1/webhooks/{source}; nil answers 404.
-	Webhooks WebhookReceiver
+	Webhooks *WebhookReceiver
 	// Proactive serves /api/v1/proactive/...; nil answers 404. Its streams end when
 	// the server shuts down.
-	Proactive ProactiveFeed
+	Proactive *ProactiveFeed
 	// Events carries execution updates (evt.actions.updated.<id>) to the requests that
 	// wait for them (wait_seconds, ?wait=); nil answers at once with the current state.
 	Events *nats.Conn

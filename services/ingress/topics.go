@@ -2,16 +2,14 @@ package ingress
 
 import (
 	"net/http"
-	"regexp"
 
 	"github.com/gorilla/mux"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/api"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
-
-var topicID = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
 
 func (h *handlers) listTopics(w http.ResponseWriter, r *http.Request) {
 	req := events.TopicsListRequest{Header: events.NewHeader(events.TypeTopicsListRequest)}
@@ -27,16 +25,15 @@ func (h *handlers) listTopics(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"topics": reply.Topics})
+	writeJSON(w, http.StatusOK, api.Topics{Topics: reply.Topics})
 }
 
 func (h *handlers) getTopic(w http.ResponseWriter, r *http.Request) {
-	id := mux.Vars(r)["topic"]
-	if !topicID.MatchString(id) {
-		h.fail(w, r, problem.InvalidField("topic", "a topic id is 1 to 64 characters of a-z, 0-9 and _"))
+	req := events.TopicsGetRequest{Header: events.NewHeader(events.TypeTopicsGetRequest), Topic: mux.Vars(r)["topic"]}
+	if err := req.Validate(); err != nil {
+		h.fail(w, r, err)
 		return
 	}
-	req := events.TopicsGetRequest{Header: events.NewHeader(events.TypeTopicsGetRequest), Topic: id}
 	var reply events.TopicsGetReply
 	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.TopicsGet), req, &reply, natsrpc.Idempotent); err != nil {
 		h.fail(w, r, err)

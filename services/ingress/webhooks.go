@@ -2,30 +2,17 @@ package ingress
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"mime"
 	"net/http"
 	"regexp"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/requestid"
-	"github.com/dexbridge/dexbridge/internal/webhookmap"
-	"github.com/dexbridge/dexbridge/services/webhooks"
 )
-
-// WebhookReceiver authenticates webhooks and stores them durably
-// (webhooks.Receiver).
-type WebhookReceiver interface {
-	Authenticate(source string, h http.Header) (*webhookmap.Source, error)
-	Accept(ctx context.Context, src *webhookmap.Source, in webhooks.Incoming) (webhooks.Accepted, error)
-}
 
 var sourceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
@@ -48,7 +35,7 @@ func (h *handlers) receiveWebhook(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	acc, err := h.opts.Webhooks.Accept(r.Context(), src, webhooks.Incoming{
+	acc, err := h.opts.Webhooks.Accept(r.Context(), src, incomingWebhook{
 		Method: r.Method, Header: r.Header, Body: body, ContentType: r.Header.Get("Content-Type"),
 		RequestID: requestid.From(r.Context()),
 	})
@@ -60,9 +47,9 @@ func (h *handlers) receiveWebhook(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handlers) webhookFail(w http.ResponseWriter, r *http.Request, err error) {
-	var d *webhooks.Denied
-	if errors.As(err, &d) && d.Challenge != "" {
-		w.Header().Set("WWW-Authenticate", d.Challenge)
+	var d *denied
+	if errors.As(err, &d) && d.challenge != "" {
+		w.Header().Set("WWW-Authenticate", d.challenge)
 	}
 	h.fail(w, r, err)
 }
@@ -71,21 +58,15 @@ func (h *handlers) webhookFail(w http.ResponseWriter, r *http.Request, err error
 // bytes (413), valid UTF-8 and one JSON object (400). Unknown fields are the point
 // of a webhook, so they are kept.
 func readJSONObject(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if r.ContentLength > maxBody {
-		w.Header().Set("Connection", "close")
-		return nil, problem.New(problem.PayloadTooLarge, "the body is larger than %d bytes", maxBody)
+	if err := declaredTooLarge(w, r); err != nil {
+		return nil, err
 	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+	if !isJSON(r.Header.Get("Content-Type")) {
 		return nil, problem.New(problem.UnsupportedMedia, "send the webhook as application/json")
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return nil, problem.New(problem.PayloadTooLarge, "the body is larger than %d bytes", maxBody)
-	}
+	raw, err := readBody(w, r)
 	if err != nil {
-		return nil, problem.Wrap(problem.Invalid, err, "the body could not be read")
+		return nil, err
 	}
 	raw = bytes.TrimSpace(raw)
 	if !utf8.Valid(raw) {

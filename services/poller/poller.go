@@ -1,5 +1,5 @@
 // Package poller follows remote-action executions to their final state. Every
-// Interval (5 s), for each instance, it reads the instance's open executions and asks
+// Interval (5 s by default), for each instance, it reads the instance's open executions and asks
 // the instance about all of them in one NQL query (QueryID, `request_id in
 // [$request_id_1, ... $request_id_250]`, one query per BatchSize executions), records
 // every change with its history, expires those past their expiresInMinutes, and
@@ -16,6 +16,7 @@ package poller
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -23,15 +24,38 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/broker"
+	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/instances"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/store"
-	"github.com/dexbridge/dexbridge/services/remoteactions"
+	"github.com/dexbridge/dexbridge/internal/wire"
 )
 
-// DefaultInterval is the seed's poll period.
-const DefaultInterval = 5 * time.Second
+// Config is the poller's tuning. A Config is whole: start from DefaultConfig.
+type Config struct {
+	// Interval is the poll period (executions.poll_interval,
+	// REMOTE_ACTION_POLL_INTERVAL).
+	Interval time.Duration
+	// LeaseRetry is how often a replica without the lease tries to take it (zero: one
+	// Interval): the longest an instance goes unpolled after its poller died.
+	LeaseRetry time.Duration
+	// ExpiryGrace is how long past its expiry an execution may stay open, so that the
+	// tenant's own final state wins (zero: one Interval).
+	ExpiryGrace time.Duration
+	// StaleTriggering is how long an execution may stay in triggering (its process
+	// died during the call to Nexthink) before it is failed.
+	StaleTriggering time.Duration
+}
+
+// ConfigFrom is the poller's part of a process's configuration.
+func ConfigFrom(c config.Config) Config {
+	return Config{Interval: c.Executions.PollInterval.D(), StaleTriggering: 2 * time.Minute}
+}
+
+// DefaultConfig is the tuning of a process that configures nothing.
+func DefaultConfig() Config { return ConfigFrom(config.Default()) }
 
 // Querier runs a saved query on one instance (nexthink.Client).
 type Querier interface {
@@ -46,20 +70,11 @@ type Options struct {
 	Queriers map[string]Querier
 	JS       jetstream.JetStream
 	Subjects events.Subjects
-	// Interval is the poll period (REMOTE_ACTION_POLL_INTERVAL, default 5 s).
-	Interval time.Duration
-	// LeaseRetry is how often a replica without the lease tries to take it (default
-	// Interval): the longest an instance goes unpolled after its poller died.
-	LeaseRetry time.Duration
-	// ExpiryGrace is how long past its expiry an execution may stay open, so that the
-	// tenant's own final state wins (default one Interval).
-	ExpiryGrace time.Duration
-	// StaleTriggering is how long an execution may stay in triggering (its process
-	// died during the call to Nexthink) before it is failed (default 2 minutes).
-	StaleTriggering time.Duration
-	Metrics         *metrics.Metrics
-	Log             *slog.Logger
-	Now             func() time.Time
+	// Config is the tuning; the zero Config is DefaultConfig.
+	Config
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
+	Now     func() time.Time
 	// Observe, when set, is told every tick of a lease holder (tests, benchmarks).
 	Observe func(Tick)
 }
@@ -83,22 +98,18 @@ type Service struct {
 	log      *slog.Logger
 	queriers map[string]Querier
 	names    []string
-	pub      *remoteactions.Publisher
 }
 
 // New returns the poller; Run starts it.
 func New(o Options) *Service {
-	if o.Interval <= 0 {
-		o.Interval = DefaultInterval
+	if o.Config == (Config{}) {
+		o.Config = DefaultConfig()
 	}
 	if o.LeaseRetry <= 0 {
 		o.LeaseRetry = o.Interval
 	}
 	if o.ExpiryGrace <= 0 {
 		o.ExpiryGrace = o.Interval
-	}
-	if o.StaleTriggering <= 0 {
-		o.StaleTriggering = 2 * time.Minute
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -123,15 +134,14 @@ func New(o Options) *Service {
 			s.names = append(s.names, name)
 		}
 	}
-	s.pub = &remoteactions.Publisher{JS: o.JS, Subjects: o.Subjects, Log: s.log}
 	return s
 }
 
 // Run polls until ctx ends, then releases the leases it holds.
 func (s *Service) Run(ctx context.Context) error {
 	if s.o.JS != nil {
-		if _, err := remoteactions.EnsureStream(ctx, s.o.JS, s.o.Subjects); err != nil {
-			return err
+		if _, err := broker.EnsureStream(ctx, s.o.JS, events.ExecutionsStream(s.o.Subjects)); err != nil {
+			return fmt.Errorf("executions stream: %w", err)
 		}
 	}
 	var wg sync.WaitGroup
@@ -248,7 +258,9 @@ func (s *Service) tick(ctx context.Context, lease *store.PollerLease, log *slog.
 	}
 	changed = append(changed, stale...)
 	tk.Changed = len(changed)
-	s.pub.Publish(ctx, changed...)
+	if _, err := events.PublishExecutionUpdates(ctx, s.o.JS, s.o.Subjects, wire.ExecutionUpdates(changed...)...); err != nil {
+		log.Warn("execution changes not published", "err", err)
+	}
 	if s.o.Metrics != nil {
 		s.o.Metrics.PendingExecutions.WithLabelValues(instance).Set(float64(still))
 	}

@@ -149,10 +149,20 @@ func (k *ticks) of(name string, since time.Time) []namedTick {
 	return out
 }
 
+// tuning is the tests' poller configuration: a tick every 100 ms, changed by mod.
+func tuning(mod func(*poller.Config)) poller.Config {
+	c := poller.DefaultConfig()
+	c.Interval = 100 * time.Millisecond
+	if mod != nil {
+		mod(&c)
+	}
+	return c
+}
+
 func (e *env) poller(o poller.Options) *poller.Service {
 	o.DB, o.Instances, o.JS, o.Subjects, o.Log = e.db, e.set, e.js, e.subjects, logging.Discard()
-	if o.Interval == 0 {
-		o.Interval = 100 * time.Millisecond
+	if o.Config == (poller.Config{}) {
+		o.Config = tuning(nil)
 	}
 	return poller.New(o)
 }
@@ -194,7 +204,7 @@ func TestOneQueryPerInstancePerTick(t *testing.T) {
 	e.trigger(t, "#repair_onedrive", e.windowsDevices(t, 200))
 	discoverytest.Control(t, e.sim, "eu", http.MethodPost, "/_nxsim/counters/reset", nil, nil)
 	var k ticks
-	stop := start(t, e.poller(poller.Options{Interval: time.Hour, Observe: k.observe("p")}))
+	stop := start(t, e.poller(poller.Options{Config: tuning(func(c *poller.Config) { c.Interval = time.Hour }), Observe: k.observe("p")}))
 	waitFor(t, "a tick", 10*time.Second, func() bool { return len(k.of("p", time.Time{})) == 1 })
 	stop()
 	tk := k.of("p", time.Time{})[0]
@@ -317,9 +327,9 @@ func TestFailover(t *testing.T) {
 	e.trigger(t, "#repair_onedrive", e.windowsDevices(t, 3))
 	var k ticks
 	const retry = 100 * time.Millisecond
-	stopA := start(t, e.poller(poller.Options{LeaseRetry: retry, Observe: k.observe("a")}))
+	stopA := start(t, e.poller(poller.Options{Config: tuning(func(c *poller.Config) { c.LeaseRetry = retry }), Observe: k.observe("a")}))
 	waitFor(t, "a to poll", 5*time.Second, func() bool { return len(k.of("a", time.Time{})) >= 2 })
-	start(t, e.poller(poller.Options{LeaseRetry: retry, Observe: k.observe("b")}))
+	start(t, e.poller(poller.Options{Config: tuning(func(c *poller.Config) { c.LeaseRetry = retry }), Observe: k.observe("b")}))
 	since := time.Now()
 	waitFor(t, "five more ticks of a", 5*time.Second, func() bool { return len(k.of("a", since)) >= 5 })
 	if n := len(k.of("b", time.Time{})); n != 0 {

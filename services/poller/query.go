@@ -10,7 +10,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/store"
 )
 
-// QueryID is the saved query the poller runs (config/queries.yaml): the seed's
+// QueryID is the saved query the poller runs (config/queries.yaml):
 // #get_remote_action_result for many request ids at once.
 const QueryID = "#dexbridge_remote_action_results"
 
@@ -20,7 +20,7 @@ const QueryID = "#dexbridge_remote_action_results"
 // Why 250: one execution is one device, so a query returns at most N rows, well under
 // NQL execute's 1000-row cap even if a request id matched several rows; the saved
 // text stays short enough to paste into the tenant (about 4 KB) and a request carries
-// about 14 KB of parameters; and the seed's 200 pending executions of one instance fit
+// about 14 KB of parameters; and 200 pending executions of one instance, a busy day, fit
 // one query. Above N pending executions an instance gets one query per 250 (1000
 // pending: 4 queries every 5 s, 0.8 a second of MAX_ENGINE_REQUESTS_PER_SECOND's 40).
 const BatchSize = 250

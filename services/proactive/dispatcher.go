@@ -1,3 +1,7 @@
+// Package proactive delivers proactive conversation events to a chatbot's callback:
+// a signed HTTP request with retries, from an outbox in PostgreSQL that the webhooks
+// worker fills in the same transaction as the events, so every replica can deliver
+// it. The ingress serves the same events as a feed and as server-sent events.
 package proactive
 
 import (
@@ -17,9 +21,11 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/signature"
 	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/wire"
 )
 
 // Headers of a callback request.
@@ -30,6 +36,34 @@ const (
 	HeaderAttempt    = "X-Dexbridge-Attempt"
 )
 
+// Config is the dispatcher's tuning. A Config is whole: start from DefaultConfig.
+type Config struct {
+	// MaxAttempts before a delivery is dead.
+	MaxAttempts int
+	// BackoffInitial is the wait after the first failure; it doubles up to
+	// BackoffMax, with ±20% jitter; a Retry-After answer is honoured.
+	BackoffInitial time.Duration
+	BackoffMax     time.Duration
+	// Timeout bounds one attempt.
+	Timeout time.Duration
+	// Concurrency is how many callbacks run at once.
+	Concurrency int
+	// PollInterval is how often due deliveries are looked for when nothing wakes the
+	// dispatcher.
+	PollInterval    time.Duration
+	ShutdownTimeout time.Duration
+}
+
+// ConfigFrom is the dispatcher's part of a process's configuration.
+func ConfigFrom(c config.Config) Config {
+	p := c.Proactive
+	return Config{MaxAttempts: p.MaxAttempts, BackoffInitial: p.BackoffInitial.D(), BackoffMax: p.BackoffMax.D(),
+		Timeout: p.Timeout.D(), Concurrency: 8, PollInterval: time.Second, ShutdownTimeout: c.ShutdownTimeout.D()}
+}
+
+// DefaultConfig is the tuning of a process that configures nothing.
+func DefaultConfig() Config { return ConfigFrom(config.Default()) }
+
 // DispatcherOptions configure the callback delivery.
 type DispatcherOptions struct {
 	DB       *store.DB
@@ -39,23 +73,11 @@ type DispatcherOptions struct {
 	URL string
 	// Secret signs every callback (package signature).
 	Secret []byte
-	// MaxAttempts before a delivery is dead (default 8).
-	MaxAttempts int
-	// BackoffInitial is the wait after the first failure; it doubles up to BackoffMax
-	// (defaults 1 s and 10 min), with ±20% jitter; a Retry-After answer is honoured.
-	BackoffInitial time.Duration
-	BackoffMax     time.Duration
-	// Timeout bounds one attempt (default 10 s).
-	Timeout time.Duration
-	// Concurrency is how many callbacks run at once (default 8).
-	Concurrency int
-	// PollInterval is how often due deliveries are looked for when nothing wakes the
-	// dispatcher (default 1 s).
-	PollInterval    time.Duration
-	ShutdownTimeout time.Duration
-	Client          *http.Client
-	Metrics         *metrics.Metrics
-	Log             *slog.Logger
+	// Config is the tuning; the zero Config is DefaultConfig.
+	Config
+	Client  *http.Client
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
 }
 
 // Dispatcher delivers the callback outbox. Replicas share the work: each claims due
@@ -67,26 +89,8 @@ type Dispatcher struct {
 
 // NewDispatcher returns a dispatcher; Run starts it.
 func NewDispatcher(o DispatcherOptions) *Dispatcher {
-	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 8
-	}
-	if o.BackoffInitial <= 0 {
-		o.BackoffInitial = time.Second
-	}
-	if o.BackoffMax <= 0 {
-		o.BackoffMax = 10 * time.Minute
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = 10 * time.Second
-	}
-	if o.Concurrency <= 0 {
-		o.Concurrency = 8
-	}
-	if o.PollInterval <= 0 {
-		o.PollInterval = time.Second
-	}
-	if o.ShutdownTimeout <= 0 {
-		o.ShutdownTimeout = 20 * time.Second
+	if o.Config == (Config{}) {
+		o.Config = DefaultConfig()
 	}
 	if o.Client == nil {
 		o.Client = &http.Client{
@@ -193,7 +197,7 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.ProactiveDelivery) {
 			retryIn = max(d.backoff(c.Attempts), min(retryAfter, d.o.BackoffMax))
 		}
 	}
-	log := d.o.Log.With("delivery_id", DeliveryID(c.ID), "event_id", c.EventID, "attempt", c.Attempts)
+	log := d.o.Log.With("delivery_id", wire.DeliveryID(c.ID), "event_id", c.EventID, "attempt", c.Attempts)
 	ok, ferr := d.o.DB.FinishProactiveDelivery(context.WithoutCancel(ctx), c, a, state, retryIn)
 	switch {
 	case ferr != nil:
@@ -229,7 +233,7 @@ func (d *Dispatcher) send(ctx context.Context, c store.ProactiveDelivery) (int, 
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "dexbridge-callback/1")
 	req.Header.Set(HeaderSignature, signature.Sign(d.o.Secret, time.Now(), body))
-	req.Header.Set(HeaderDeliveryID, DeliveryID(c.ID))
+	req.Header.Set(HeaderDeliveryID, wire.DeliveryID(c.ID))
 	req.Header.Set(HeaderEventID, c.EventID)
 	req.Header.Set(HeaderAttempt, strconv.Itoa(c.Attempts))
 	resp, err := d.o.Client.Do(req)

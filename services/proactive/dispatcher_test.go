@@ -16,6 +16,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/signature"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/testenv"
+	"github.com/dexbridge/dexbridge/internal/wire"
 	"github.com/dexbridge/dexbridge/services/proactive"
 )
 
@@ -36,7 +37,7 @@ func record(t *testing.T, db *store.DB, users ...string) []store.ProactiveEvent 
 				DeviceName: "PC-" + u, Alert: []byte(`{"status":"open"}`), Remediations: []byte(`[]`), Message: "Hi " + u,
 				SuppressionWindow: time.Hour,
 			}}},
-			proactive.RenderDelivery)
+			wire.ProactiveDelivery)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,11 +135,9 @@ func (tg *target) received() []received {
 
 func dispatcher(t *testing.T, db *store.DB, url string, mod func(*proactive.DispatcherOptions)) func() {
 	t.Helper()
-	o := proactive.DispatcherOptions{
-		DB: db, URL: url, Secret: []byte(callbackSecret), MaxAttempts: 20,
-		BackoffInitial: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Timeout: 2 * time.Second,
-		PollInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second, Log: logging.Discard(),
-	}
+	o := proactive.DispatcherOptions{DB: db, URL: url, Secret: []byte(callbackSecret), Config: proactive.DefaultConfig(), Log: logging.Discard()}
+	o.MaxAttempts, o.BackoffInitial, o.BackoffMax, o.Timeout = 20, 20*time.Millisecond, 200*time.Millisecond, 2*time.Second
+	o.PollInterval, o.ShutdownTimeout = 50*time.Millisecond, 5*time.Second
 	if mod != nil {
 		mod(&o)
 	}

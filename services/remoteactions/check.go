@@ -5,127 +5,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
-	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/allowlist"
 	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
-
-// Bounds of a trigger request. The ingress checks the same before it asks a worker;
-// the worker checks again, since NATS is not only the ingress's.
-const (
-	MaxParams            = 32
-	MaxParamValue        = 4096
-	MaxReason            = nexthink.MaxTriggerReasonRune // triggerInfo.reason
-	MaxExternalReference = 256
-	MaxIdempotencyKey    = 255
-)
-
-var (
-	// RemoteActionIDRE is Nexthink's NQL id of a remote action.
-	RemoteActionIDRE = regexp.MustCompile(`^#[a-z0-9_]{2,255}$`)
-	// ExecutionIDRE is dexbridge's execution id: only such ids become subject tokens.
-	ExecutionIDRE = regexp.MustCompile(`^ex_[0-9a-f]{32}$`)
-	// ParamNameRE is an input name.
-	ParamNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
-	// IdempotencyKeyRE is a client's Idempotency-Key: printable ASCII, no spaces.
-	IdempotencyKeyRE = regexp.MustCompile(`^[\x21-\x7e]{1,255}$`)
-	// DeviceRE is a device name or a collector UID, as identification accepts them.
-	DeviceRE = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{M}\p{N} ._'’-]{0,254}$`)
-	uuidRE   = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-	topicRE  = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
-)
-
-// CheckText refuses a free text (reason, external reference) that is too long or
-// holds control characters.
-func CheckText(field, s string, maxRunes int) error {
-	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxRunes {
-		return problem.InvalidField(field, "at most %d characters", maxRunes)
-	}
-	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) >= 0 {
-		return problem.InvalidField(field, "control characters are not allowed")
-	}
-	return nil
-}
-
-// CheckTrigger checks what a trigger request asks for, before anything is looked up.
-func CheckTrigger(req events.ActionsTriggerRequest) error {
-	if !RemoteActionIDRE.MatchString(req.RemoteAction) {
-		return problem.InvalidField("remote_action", "want a remote action's NQL id such as #repair_onedrive")
-	}
-	if err := CheckDevice(req.Device); err != nil {
-		return err
-	}
-	if err := CheckParams(req.Params); err != nil {
-		return err
-	}
-	if err := CheckText("reason", req.Reason, MaxReason); err != nil {
-		return err
-	}
-	if err := CheckText("external_reference", req.ExternalReference, MaxExternalReference); err != nil {
-		return err
-	}
-	return CheckIdempotencyKey(req.IdempotencyKey)
-}
-
-// CheckRemediate checks a topic remediation request.
-func CheckRemediate(req events.ActionsRemediateRequest) error {
-	if !topicRE.MatchString(req.Topic) {
-		return problem.InvalidField("topic", "a topic id is 1 to 64 characters of a-z, 0-9 and _")
-	}
-	if !topicRE.MatchString(req.Remediation) {
-		return problem.InvalidField("remediation", "a remediation id is 1 to 64 characters of a-z, 0-9 and _")
-	}
-	if err := CheckDevice(req.Device); err != nil {
-		return err
-	}
-	if err := CheckText("reason", req.Reason, MaxReason); err != nil {
-		return err
-	}
-	return CheckIdempotencyKey(req.IdempotencyKey)
-}
-
-// CheckDevice checks a device name or collector UID.
-func CheckDevice(d string) error {
-	if d == "" {
-		return problem.InvalidField("device", "a device name or collector UID is required")
-	}
-	if !DeviceRE.MatchString(d) && !uuidRE.MatchString(d) {
-		return problem.InvalidField("device", "want a device name (letters, digits, spaces and ._'-) or a collector UID")
-	}
-	return nil
-}
-
-// CheckParams checks the shape of params: names and sizes, not what the remote
-// action declares (checkInputs does that).
-func CheckParams(params map[string]string) error {
-	if len(params) > MaxParams {
-		return problem.InvalidField("params", "at most %d params", MaxParams)
-	}
-	for _, name := range slices.Sorted(maps.Keys(params)) {
-		if !ParamNameRE.MatchString(name) {
-			return problem.InvalidField("params", "param name %q: want letters, digits and _.-", name)
-		}
-		if err := CheckText("params."+name, params[name], MaxParamValue); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// CheckIdempotencyKey checks an Idempotency-Key ("" is none).
-func CheckIdempotencyKey(k string) error {
-	if k != "" && !IdempotencyKeyRE.MatchString(k) {
-		return problem.InvalidField("Idempotency-Key", "want 1 to %d printable ASCII characters without spaces", MaxIdempotencyKey)
-	}
-	return nil
-}
 
 // spec is what a remote action accepts, from the tenant's details (authoritative) or,
 // when the tenant cannot say, from the allow-list.

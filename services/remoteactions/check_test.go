@@ -1,10 +1,8 @@
 package remoteactions
 
 import (
-	"strings"
 	"testing"
 
-	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/allowlist"
 	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/problem"
@@ -72,39 +70,6 @@ func TestCheckPlatform(t *testing.T) {
 	}
 	if err := checkPlatform("#b", specOf(&allowlist.RemoteAction{ID: "#b", Platforms: []string{"Windows"}}, nil), "macOS"); err == nil {
 		t.Error("the allow-list's platforms are not enforced")
-	}
-}
-
-func TestCheckTrigger(t *testing.T) {
-	ok := events.ActionsTriggerRequest{RemoteAction: "#repair_onedrive", Device: "PC-1", Params: map[string]string{"A": "1"}}
-	tests := []struct {
-		name  string
-		mod   func(*events.ActionsTriggerRequest)
-		field string
-	}{
-		{"good", func(*events.ActionsTriggerRequest) {}, ""},
-		{"collector uid", func(r *events.ActionsTriggerRequest) { r.Device = "cf05120d-508a-4b9f-a596-6c3865d118a1" }, ""},
-		{"no hash", func(r *events.ActionsTriggerRequest) { r.RemoteAction = "repair_onedrive" }, "remote_action"},
-		{"wildcard device", func(r *events.ActionsTriggerRequest) { r.Device = "PC-*" }, "device"},
-		{"subject token device", func(r *events.ActionsTriggerRequest) { r.Device = "a.>" }, "device"},
-		{"no device", func(r *events.ActionsTriggerRequest) { r.Device = "" }, "device"},
-		{"bad param name", func(r *events.ActionsTriggerRequest) { r.Params = map[string]string{"a b": "1"} }, "params"},
-		{"control in a param", func(r *events.ActionsTriggerRequest) { r.Params = map[string]string{"A": "x\x00"} }, "params.A"},
-		{"long reason", func(r *events.ActionsTriggerRequest) { r.Reason = strings.Repeat("é", 501) }, "reason"},
-		{"500 characters", func(r *events.ActionsTriggerRequest) { r.Reason = strings.Repeat("é", 500) }, ""},
-		{"key with a space", func(r *events.ActionsTriggerRequest) { r.IdempotencyKey = "a b" }, "Idempotency-Key"},
-	}
-	for _, tt := range tests {
-		req := ok
-		tt.mod(&req)
-		err := CheckTrigger(req)
-		got := ""
-		if err != nil {
-			got = problem.From(err).Field
-		}
-		if got != tt.field || (err == nil) != (tt.field == "") {
-			t.Errorf("%s: got %v (field %q), want field %q", tt.name, err, got, tt.field)
-		}
 	}
 }
 

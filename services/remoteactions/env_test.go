@@ -109,9 +109,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	worker := connect(t, e.url)
+	tuning := remoteactions.DefaultConfig()
+	tuning.Concurrency, tuning.ShutdownTimeout, tuning.TriggerTimeout = 16, 5*time.Second, 5*time.Second
 	mo := remoteactions.Options{Conn: worker, JS: jetStream(t, worker), Subjects: e.subjects, Store: db, Instances: set,
-		Allowlist: topics.Allowlist(), Topics: topics.Catalog(), Concurrency: 16, ShutdownTimeout: 5 * time.Second, TriggerTimeout: 5 * time.Second,
-		Log: logging.Discard()}
+		Allowlist: topics.Allowlist(), Topics: topics.Catalog(), Config: tuning, Log: logging.Discard()}
 	if o.manager != nil {
 		o.manager(&mo)
 	}
@@ -122,8 +123,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 	run(t, svc)
 	if !o.noPoller {
 		pc := connect(t, e.url)
+		tuning := poller.DefaultConfig()
+		tuning.Interval = 100 * time.Millisecond
 		run(t, poller.New(poller.Options{DB: db, Instances: set, JS: jetStream(t, pc), Subjects: e.subjects,
-			Interval: 100 * time.Millisecond, Log: logging.Discard()}))
+			Config: tuning, Log: logging.Discard()}))
 	}
 
 	keys := auth.NewKeys(db)

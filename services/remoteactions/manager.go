@@ -13,12 +13,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/allowlist"
 	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/topic"
+	"github.com/dexbridge/dexbridge/internal/wire"
 )
 
 // Store is what the manager records in and reads from (store.DB).
@@ -41,7 +44,7 @@ type Upstream interface {
 }
 
 // LiveIdentify finds a device the cache does not know, on the instances themselves
-// (the devices service's req.devices.identify).
+// (livedevices.Finder).
 type LiveIdentify func(ctx context.Context, key, value string) ([]events.Device, error)
 
 // Caller is who asked, from the request's NATS headers.
@@ -52,15 +55,16 @@ type Caller struct {
 
 // manager is the remote action manager's logic, without NATS.
 type manager struct {
-	store     Store
-	upstream  map[string]Upstream // by instance
-	allow     atomic.Pointer[allowlist.List]
-	topics    atomic.Pointer[topic.Catalog]
-	live      LiveIdentify // nil: the cache only
-	details   *detailsCache
-	publisher *Publisher
-	log       *slog.Logger
-	now       func() time.Time
+	store    Store
+	upstream map[string]Upstream // by instance
+	allow    atomic.Pointer[allowlist.List]
+	topics   atomic.Pointer[topic.Catalog]
+	live     LiveIdentify // nil: the cache only
+	details  *detailsCache
+	js       jetstream.JetStream // nil: changes are not published
+	subjects events.Subjects
+	log      *slog.Logger
+	now      func() time.Time
 
 	expiresIn       time.Duration // expiresInMinutes of every trigger
 	diagnosisMaxAge time.Duration // how recent the diagnosis of a topic remediation must be
@@ -149,7 +153,7 @@ func (m *manager) list() events.ActionsListReply {
 
 // get answers one execution.
 func (m *manager) get(ctx context.Context, id string) (store.Execution, error) {
-	if !ExecutionIDRE.MatchString(id) {
+	if !events.ValidExecutionID(id) {
 		return store.Execution{}, problem.New(problem.NotFound, "no execution %q", id)
 	}
 	e, err := m.store.Execution(ctx, id)
@@ -170,7 +174,7 @@ func (m *manager) trigger(ctx context.Context, c Caller, req events.ActionsTrigg
 			Device: req.Device, Params: req.Params, Reason: req.Reason, ExternalReference: req.ExternalReference,
 			Topic: req.Topic, Remediation: req.Remediation, IdempotencyKey: req.IdempotencyKey}}
 	res, err := m.run(ctx, j, func() error {
-		if err := CheckTrigger(req); err != nil {
+		if err := req.Validate(); err != nil {
 			return err
 		}
 		j.hash = requestHash("trigger", triggerHash{RemoteAction: req.RemoteAction, Device: req.Device, Params: req.Params,
@@ -197,7 +201,7 @@ func (m *manager) remediate(ctx context.Context, c Caller, req events.ActionsRem
 			Topic: req.Topic, Remediation: req.Remediation, IdempotencyKey: req.IdempotencyKey}}
 	var rem *topic.Remediation
 	return m.run(ctx, j, func() error {
-		if err := CheckRemediate(req); err != nil {
+		if err := req.Validate(); err != nil {
 			return err
 		}
 		t, ok := m.topics.Load().Get(req.Topic)
@@ -375,13 +379,12 @@ func (m *manager) fire(ctx context.Context, j *job, up Upstream) (result, error)
 	done, err := m.store.MarkTriggered(dctx, e.ID, resp.RequestID, expires, auditID)
 	if err != nil {
 		// The action runs, but dexbridge could not record it: say so with its request id,
-		// so an operator can follow it in Nexthink.
-		m.log.ErrorContext(ctx, "recording a triggered execution failed", "execution_id", e.ID, "request_id", resp.RequestID, "err", err)
+		// so an operator can follow it in Nexthink. The service logs the failure.
 		return result{}, problem.Wrap(problem.Internal, err, fmt.Sprintf("remote action %s was triggered (Nexthink request %s) but dexbridge could not record it", e.RemoteAction, resp.RequestID))
 	}
 	m.log.InfoContext(ctx, "remote action triggered", "execution_id", e.ID, "request_id", resp.RequestID,
 		"remote_action", e.RemoteAction, "instance", e.Instance, "device", e.DeviceName)
-	m.publisher.Publish(dctx, done)
+	m.publish(dctx, done)
 	return result{execution: done}, nil
 }
 
@@ -403,7 +406,7 @@ func (m *manager) failed(ctx context.Context, j *job, e store.Execution, auditID
 	if ferr != nil {
 		m.log.ErrorContext(ctx, "recording a failed trigger failed", "execution_id", e.ID, "err", ferr)
 	} else {
-		m.publisher.Publish(ctx, failed)
+		m.publish(ctx, failed)
 	}
 	m.log.WarnContext(ctx, "remote action trigger failed, outcome unknown", "execution_id", e.ID, "remote_action", e.RemoteAction,
 		"instance", e.Instance, "err", err)
@@ -461,7 +464,7 @@ func (m *manager) recordAudit(ctx context.Context, j *job, outcome string, p *pr
 // known on several instances is the most recently seen one.
 func (m *manager) resolve(ctx context.Context, name string) (device, error) {
 	key, idKey := store.ByDeviceName, events.KeyDeviceName
-	if uuidRE.MatchString(name) {
+	if events.IsCollectorUID(name) {
 		key, idKey = store.ByCollectorUID, events.KeyCollectorUID
 	}
 	found, err := m.store.DevicesByKey(ctx, key, name, 10)
@@ -502,4 +505,13 @@ func later(a, b *time.Time) bool {
 		return true
 	}
 	return a.After(*b)
+}
+
+// publish announces execution changes on the EXECUTIONS stream. The database is
+// authoritative: a change not published is logged, and a waiting request reads the
+// execution again when its wait ends.
+func (m *manager) publish(ctx context.Context, execs ...store.Execution) {
+	if _, err := events.PublishExecutionUpdates(ctx, m.js, m.subjects, wire.ExecutionUpdates(execs...)...); err != nil {
+		m.log.WarnContext(ctx, "execution changes not published", "err", err)
+	}
 }

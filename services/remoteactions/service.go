@@ -22,6 +22,7 @@ package remoteactions
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -31,19 +32,43 @@ import (
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/allowlist"
+	"github.com/dexbridge/dexbridge/internal/broker"
+	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/instances"
+	"github.com/dexbridge/dexbridge/internal/livedevices"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/requestid"
 	"github.com/dexbridge/dexbridge/internal/topic"
+	"github.com/dexbridge/dexbridge/internal/wire"
 )
 
-// Defaults of Options.
-const (
-	DefaultExpiresIn       = time.Hour
-	DefaultDetailsTTL      = 10 * time.Minute
-	DefaultDiagnosisMaxAge = time.Hour
-)
+// Config is the service's tuning. A Config is whole: start from DefaultConfig.
+type Config struct {
+	// ExpiresIn is expiresInMinutes of every trigger (60 minutes to 7 days).
+	ExpiresIn time.Duration
+	// DetailsTTL is how long a remote action's details are kept per instance.
+	DetailsTTL time.Duration
+	// DiagnosisMaxAge is how recent the diagnosis behind a topic remediation must be.
+	DiagnosisMaxAge time.Duration
+	// TriggerTimeout bounds one trigger's call to Nexthink, retries included.
+	TriggerTimeout time.Duration
+	// Patience is the instances' clients': a chatbot waits for a trigger.
+	Patience        instances.Patience
+	Concurrency     int
+	ShutdownTimeout time.Duration
+}
+
+// ConfigFrom is the service's part of a process's configuration.
+func ConfigFrom(c config.Config) Config {
+	e := c.Executions
+	return Config{ExpiresIn: e.ExpiresIn.D(), DetailsTTL: e.DetailsTTL.D(), DiagnosisMaxAge: e.DiagnosisMaxAge.D(),
+		TriggerTimeout: 20 * time.Second, Patience: instances.Interactive(),
+		Concurrency: c.Workers.Concurrency, ShutdownTimeout: c.ShutdownTimeout.D()}
+}
+
+// DefaultConfig is the tuning of a process that configures nothing.
+func DefaultConfig() Config { return ConfigFrom(config.Default()) }
 
 // Options are the service's dependencies.
 type Options struct {
@@ -59,23 +84,14 @@ type Options struct {
 	// Load, when set, reads the allow-list and topics again on a reload (the admin
 	// call every replica obeys, or SIGHUP); a set it refuses leaves the current one.
 	Load func() (*allowlist.List, *topic.Catalog, error)
-	// RPC, when set, identifies devices the cache does not know through the devices
-	// service (req.devices.identify), which asks the instances live.
-	RPC *natsrpc.Client
-	// ExpiresIn is expiresInMinutes of every trigger (60 minutes to 7 days).
-	ExpiresIn time.Duration
-	// DetailsTTL is how long a remote action's details are kept per instance.
-	DetailsTTL time.Duration
-	// DiagnosisMaxAge is how recent the diagnosis behind a topic remediation must be.
-	DiagnosisMaxAge time.Duration
-	// TriggerTimeout bounds one trigger's call to Nexthink, retries included (default 20 s).
-	TriggerTimeout  time.Duration
-	Concurrency     int
-	ShutdownTimeout time.Duration
-	Metrics         *metrics.Metrics
-	Log             *slog.Logger
-	Version         string
-	Now             func() time.Time
+	// Live, when set, finds devices the cache does not know on the instances.
+	Live *livedevices.Finder
+	// Config is the tuning; the zero Config is DefaultConfig.
+	Config
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
+	Version string
+	Now     func() time.Time
 }
 
 // Service answers the remote-action requests. Replicas share a queue group.
@@ -96,25 +112,13 @@ func New(o Options) (*Service, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Version == "" {
-		o.Version = "0.0.0" // NATS micro wants a SemVer
-	}
-	if o.ExpiresIn <= 0 {
-		o.ExpiresIn = DefaultExpiresIn
-	}
-	if o.DetailsTTL <= 0 {
-		o.DetailsTTL = DefaultDetailsTTL
-	}
-	if o.DiagnosisMaxAge <= 0 {
-		o.DiagnosisMaxAge = DefaultDiagnosisMaxAge
-	}
-	if o.TriggerTimeout <= 0 {
-		o.TriggerTimeout = 20 * time.Second
+	if o.Config == (Config{}) {
+		o.Config = DefaultConfig()
 	}
 	log := o.Log.With("service", "remoteactions")
 	m := &manager{
 		store: o.Store, upstream: o.Upstream, details: newDetailsCache(o.DetailsTTL, o.Now), log: log, now: o.Now,
-		publisher: &Publisher{JS: o.JS, Subjects: o.Subjects, Log: log},
+		js: o.JS, subjects: o.Subjects,
 		expiresIn: o.ExpiresIn, diagnosisMaxAge: o.DiagnosisMaxAge, triggerTimeout: o.TriggerTimeout,
 		replayWait: o.TriggerTimeout + 5*time.Second,
 	}
@@ -122,21 +126,16 @@ func New(o Options) (*Service, error) {
 		m.upstream = map[string]Upstream{}
 		if o.Instances != nil {
 			for _, in := range o.Instances.List() {
-				// A chatbot waits: a short wait for the portal budget, bounded retries.
-				m.upstream[in.Name] = in.Client.WithPolicy(2*time.Second, 10*time.Second)
+				m.upstream[in.Name] = in.ClientWith(o.Patience)
 			}
 		}
 	}
 	m.allow.Store(o.Allowlist)
 	m.topics.Store(o.Topics)
-	if o.RPC != nil {
+	if o.Live != nil {
 		m.live = func(ctx context.Context, key, value string) ([]events.Device, error) {
-			req := events.DevicesIdentifyRequest{Header: events.NewHeader(events.TypeDevicesIdentifyRequest), Key: key, Value: value}
-			var reply events.DevicesIdentifyReply
-			if err := o.RPC.Call(ctx, o.Subjects.Of(events.DevicesIdentify), req, &reply, natsrpc.Idempotent); err != nil {
-				return nil, err
-			}
-			return reply.Devices, nil
+			devs, _, err := o.Live.Find(ctx, key, value)
+			return devs, err
 		}
 	}
 	return &Service{o: o, m: m}, nil
@@ -182,56 +181,47 @@ func caller(ctx context.Context) Caller {
 }
 
 func reply(r result) events.ExecutionReply {
-	return events.ExecutionReply{Header: events.NewHeader(events.TypeExecutionReply), Execution: Wire(r.execution), Replayed: r.replayed}
+	return events.ExecutionReply{Header: events.NewHeader(events.TypeExecutionReply), Execution: wire.Execution(r.execution), Replayed: r.replayed}
 }
 
 // Run serves until ctx ends, then lets in-flight triggers finish.
 func (s *Service) Run(ctx context.Context) error {
 	if s.o.JS != nil {
-		if _, err := EnsureStream(ctx, s.o.JS, s.o.Subjects); err != nil {
-			return err
+		if _, err := broker.EnsureStream(ctx, s.o.JS, events.ExecutionsStream(s.o.Subjects)); err != nil {
+			return fmt.Errorf("executions stream: %w", err)
 		}
 	}
-	srv, err := natsrpc.NewServer(s.o.Conn, "remoteactions", s.o.Version, "remote action triggers and executions",
-		s.o.Concurrency, s.o.Log, natsrpc.WithMetrics(s.o.Metrics))
-	if err != nil {
-		return err
-	}
-	id := srv.ID()
-	s.worker.Store(&id)
+	svc := natsrpc.Service{Name: "remoteactions", Version: s.o.Version, Description: "remote action triggers and executions",
+		Concurrency: s.o.Concurrency, ShutdownTimeout: s.o.ShutdownTimeout, Log: s.o.Log, Metrics: s.o.Metrics}
 	subj := s.o.Subjects
-	err = errors.Join(
-		natsrpc.Endpoint(srv, "list", subj.Of(events.ActionsList), events.TypeActionsListRequest,
-			func(context.Context, events.ActionsListRequest) (events.ActionsListReply, error) {
-				return s.m.list(), nil
-			}),
-		natsrpc.Endpoint(srv, "trigger", subj.Of(events.ActionsTrigger), events.TypeActionsTriggerRequest,
-			func(ctx context.Context, req events.ActionsTriggerRequest) (events.ExecutionReply, error) {
-				r, err := s.m.trigger(ctx, caller(ctx), req)
-				return reply(r), err
-			}),
-		natsrpc.Endpoint(srv, "remediate", subj.Of(events.ActionsRemediate), events.TypeActionsRemediateRequest,
-			func(ctx context.Context, req events.ActionsRemediateRequest) (events.ExecutionReply, error) {
-				r, err := s.m.remediate(ctx, caller(ctx), req)
-				return reply(r), err
-			}),
-		natsrpc.Endpoint(srv, "get", subj.Of(events.ActionsGet), events.TypeActionsGetRequest,
-			func(ctx context.Context, req events.ActionsGetRequest) (events.ExecutionReply, error) {
-				e, err := s.m.get(ctx, req.ID)
-				return reply(result{execution: e}), err
-			}),
-		// Every replica, not one of the queue group, answers a reload.
-		natsrpc.BroadcastEndpoint(srv, "reload", subj.Of(events.TopicsReload), events.TypeTopicsReloadRequest,
-			func(_ context.Context, req events.TopicsReloadRequest) (events.TopicsReloadReply, error) {
-				return s.Reload(req.RequestedBy), nil
-			}),
-	)
-	if err != nil {
-		_ = srv.Stop(ctx)
-		return err
-	}
-	<-ctx.Done()
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.ShutdownTimeout)
-	defer cancel()
-	return srv.Stop(stopCtx)
+	return natsrpc.Serve(ctx, s.o.Conn, svc, func(srv *natsrpc.Server) error {
+		id := srv.ID()
+		s.worker.Store(&id)
+		return errors.Join(
+			natsrpc.Endpoint(srv, "list", subj.Of(events.ActionsList), events.TypeActionsListRequest,
+				func(context.Context, events.ActionsListRequest) (events.ActionsListReply, error) {
+					return s.m.list(), nil
+				}),
+			natsrpc.Endpoint(srv, "trigger", subj.Of(events.ActionsTrigger), events.TypeActionsTriggerRequest,
+				func(ctx context.Context, req events.ActionsTriggerRequest) (events.ExecutionReply, error) {
+					r, err := s.m.trigger(ctx, caller(ctx), req)
+					return reply(r), err
+				}),
+			natsrpc.Endpoint(srv, "remediate", subj.Of(events.ActionsRemediate), events.TypeActionsRemediateRequest,
+				func(ctx context.Context, req events.ActionsRemediateRequest) (events.ExecutionReply, error) {
+					r, err := s.m.remediate(ctx, caller(ctx), req)
+					return reply(r), err
+				}),
+			natsrpc.Endpoint(srv, "get", subj.Of(events.ActionsGet), events.TypeActionsGetRequest,
+				func(ctx context.Context, req events.ActionsGetRequest) (events.ExecutionReply, error) {
+					e, err := s.m.get(ctx, req.ID)
+					return reply(result{execution: e}), err
+				}),
+			// Every replica, not one of the queue group, answers a reload.
+			natsrpc.BroadcastEndpoint(srv, "reload", subj.Of(events.TopicsReload), events.TypeTopicsReloadRequest,
+				func(_ context.Context, req events.TopicsReloadRequest) (events.TopicsReloadReply, error) {
+					return s.Reload(req.RequestedBy), nil
+				}),
+		)
+	})
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -30,8 +29,6 @@ type Diagnoses interface {
 // Source of a diagnosis whose queries were answered partly from the cache, partly live.
 const sourceMixed = "mixed"
 
-var topicIDPattern = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
-
 // diagnoser is the topic manager's diagnosis, without NATS: resolve the device, run
 // the data collection when asked, run the topic's queries through the wrapper,
 // evaluate the rules and record the diagnosis.
@@ -45,20 +42,9 @@ type diagnoser struct {
 	log       *slog.Logger
 }
 
-// checkDiagnose refuses what no topic or device can be.
-func checkDiagnose(req events.DiagnoseRequest) error {
-	if !topicIDPattern.MatchString(req.Topic) {
-		return problem.InvalidField("topic", "a topic id is 1 to 64 characters of a-z, 0-9 and _")
-	}
-	if req.Device == "" || len(req.Device) > 256 || strings.ContainsAny(req.Device, "*\x00\n\r") {
-		return problem.InvalidField("device", "a device name or collector UID of 1 to 256 characters without wildcards is required")
-	}
-	return nil
-}
-
 func (d *diagnoser) diagnose(ctx context.Context, req events.DiagnoseRequest) (events.DiagnoseReply, error) {
 	start := d.now()
-	if err := checkDiagnose(req); err != nil {
+	if err := req.Validate(); err != nil {
 		return events.DiagnoseReply{}, err
 	}
 	defs := d.defs()

@@ -158,6 +158,27 @@ func TestCachedTopicAsksNothingOfTheTenant(t *testing.T) {
 	}
 }
 
+// TestUncachedDeviceResolvesLive: a device the cache does not have is found on the
+// instances (the live identification query, once), and its diagnosis runs live on
+// the instance that knows it.
+func TestUncachedDeviceResolvesLive(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	if _, err := e.db.Pool().Exec(context.Background(), `DELETE FROM devices WHERE name = 'PC-UPTIME'`); err != nil {
+		t.Fatal(err)
+	}
+	discoverytest.Control(t, e.sim, "eu", http.MethodPost, "/_nxsim/counters/reset", nil, nil)
+	code, d, p := e.diagnose("l1_device_checklist", "PC-UPTIME", false)
+	if code != http.StatusOK || d.Source != "live" || d.Device.Instance != "eu" || d.Device.CollectorUID == "" {
+		t.Fatalf("got %d %v %+v, want 200 live on eu", code, p, d.Device)
+	}
+	if len(d.Findings) != 1 || d.Findings[0].Rule != "restart_overdue" {
+		t.Errorf("findings: got %+v, want restart_overdue", d.Findings)
+	}
+	if n := discoverytest.Counters(t, e.sim, "eu").Queries["#get_device_basic_infos_by_device_name"]; n != 1 {
+		t.Errorf("live identification asked %d times, want once", n)
+	}
+}
+
 // TestDiagnosisRefusals: an unknown topic or device is 404 and says which; a topic
 // for another platform is 422 saying so; a malformed request is 400; a key without
 // the diagnose scope is 403. None reaches the tenant's NQL API.

@@ -82,10 +82,12 @@ func newEnv(t *testing.T, o envOptions) *env {
 	discoverytest.Discover(t, discoverytest.Discoverer(t, e.cfg, db, e.set, nil), "eu", "us")
 
 	limiters := ratelimit.NewShared(db)
+	tuning := devices.DefaultConfig()
+	tuning.Refresh, tuning.Concurrency, tuning.ShutdownTimeout, tuning.Live.RetryFor = time.Hour, 16, 5*time.Second, 500*time.Millisecond
 	dev, err := devices.New(devices.Options{
-		Conn: nc, Subjects: e.subjects, Cache: db, Instances: e.set, Refresh: time.Hour,
-		CacheLimiter: limiters.Limiter(devices.CacheLimiterKey+":"+e.subjects.Prefix(), ratelimit.Rate{PerSecond: 1000, Burst: 1000}),
-		Concurrency:  16, ShutdownTimeout: 5 * time.Second, Log: logging.Discard(), Version: "0.0.0", LiveRetryFor: 500 * time.Millisecond,
+		Conn: nc, Subjects: e.subjects, Cache: db, Instances: e.set, Config: tuning,
+		CacheLimiter: limiters.Limiter(ratelimit.CacheKey+":"+e.subjects.Prefix(), ratelimit.Rate{PerSecond: 1000, Burst: 1000}),
+		Log:          logging.Discard(), Version: "0.0.0",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -106,9 +108,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 	live := e.live(o.nqlLimit)
 	for range max(o.workers, 1) {
 		w, err := topics.New(topics.Options{
-			Conn: nc, Subjects: e.subjects, Load: e.files.Load, Instances: live, MaxAge: 2 * time.Hour, Diagnoses: db,
-			RefreshTimeout: o.refreshTimeout, RequestTimeout: 10 * time.Second,
-			Concurrency: 16, ShutdownTimeout: 5 * time.Second, Log: logging.Discard(), Version: "0.0.0",
+			Conn: nc, Subjects: e.subjects, Load: e.files.Load, Instances: live, Diagnoses: db, Cache: db,
+			CacheLimiter: limiters.Limiter(ratelimit.CacheKey+":"+e.subjects.Prefix(), ratelimit.Rate{PerSecond: 1000, Burst: 1000}),
+			Config: topics.Config{MaxAge: 2 * time.Hour, RefreshTimeout: o.refreshTimeout, RequestTimeout: 10 * time.Second,
+				Concurrency: 16, ShutdownTimeout: 5 * time.Second},
+			Log: logging.Discard(), Version: "0.0.0",
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -162,15 +166,18 @@ func (e *env) runActions() {
 		return nc, js
 	}
 	nc, js := conn()
+	tuning := remoteactions.DefaultConfig()
+	tuning.Concurrency, tuning.ShutdownTimeout, tuning.TriggerTimeout = 16, 5*time.Second, 5*time.Second
 	svc, err := remoteactions.New(remoteactions.Options{Conn: nc, JS: js, Subjects: e.subjects, Store: e.db, Instances: e.set,
-		Allowlist: set.Allowlist(), Topics: set.Catalog(), Concurrency: 16, ShutdownTimeout: 5 * time.Second, TriggerTimeout: 5 * time.Second,
-		Log: logging.Discard()})
+		Allowlist: set.Allowlist(), Topics: set.Catalog(), Config: tuning, Log: logging.Discard()})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.run(svc)
 	_, pjs := conn()
-	e.run(poller.New(poller.Options{DB: e.db, Instances: e.set, JS: pjs, Subjects: e.subjects, Interval: 100 * time.Millisecond, Log: logging.Discard()}))
+	pc := poller.DefaultConfig()
+	pc.Interval = 100 * time.Millisecond
+	e.run(poller.New(poller.Options{DB: e.db, Instances: e.set, JS: pjs, Subjects: e.subjects, Config: pc, Log: logging.Discard()}))
 }
 
 func (e *env) run(r interface{ Run(context.Context) error }) {

@@ -2,7 +2,6 @@ package topics
 
 import (
 	"context"
-	"regexp"
 	"time"
 
 	"github.com/dexbridge/dexbridge/events"
@@ -11,18 +10,10 @@ import (
 	"github.com/dexbridge/dexbridge/internal/wrapper"
 )
 
-var (
-	queryIDPattern  = regexp.MustCompile(`^#[a-z0-9_]{2,255}$`)
-	instancePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-)
-
 // execute answers a saved query through the wrapper: the NQL endpoint's logic.
 func execute(ctx context.Context, defs *topic.Set, w *wrapper.Wrapper, req events.NQLRequest) (events.NQLReply, error) {
-	if !queryIDPattern.MatchString(req.QueryID) {
-		return events.NQLReply{}, problem.InvalidField("query_id", "a saved query id matches %s", queryIDPattern)
-	}
-	if req.Instance != "" && !instancePattern.MatchString(req.Instance) {
-		return events.NQLReply{}, problem.InvalidField("instance", "want an instance name")
+	if err := req.Validate(); err != nil {
+		return events.NQLReply{}, err
 	}
 	q, ok := defs.Query(req.QueryID)
 	if !ok {

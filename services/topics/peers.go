@@ -2,69 +2,15 @@ package topics
 
 import (
 	"context"
-	"encoding/json"
-	"regexp"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
-	"github.com/dexbridge/dexbridge/internal/problem"
-	"github.com/dexbridge/dexbridge/internal/wrapper"
 )
 
-// The topics worker's peers, over NATS: the devices service resolves devices (cache
-// first, then live, as identification does) and the remoteactions service runs data
-// collection.
-
-var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
-// natsDevices resolves devices through the devices service.
-type natsDevices struct {
-	rpc  *natsrpc.Client
-	subj events.Subjects
-}
-
-// Resolve asks for the cached device with its fields (req.devices.get); when the
-// cache does not have it, identifies it by name or collector UID, which asks the
-// instances live (req.devices.identify).
-func (d natsDevices) Resolve(ctx context.Context, device string) (wrapper.Device, error) {
-	var got events.DevicesGetReply
-	err := d.rpc.Call(ctx, d.subj.Of(events.DevicesGet), events.DevicesGetRequest{Header: events.NewHeader(events.TypeDevicesGetRequest), Device: device}, &got, natsrpc.Idempotent)
-	if err == nil {
-		dd := got.Device
-		out := wrapper.Device{Name: dd.Name, CollectorUID: dd.CollectorUID, UID: dd.UID, Instance: dd.Instance, Platform: dd.Platform, Fields: dd.Fields}
-		if got.DataAsOf != nil {
-			out.CachedAt = *got.DataAsOf
-		}
-		if out.Fields == nil {
-			out.Fields = map[string]any{}
-		}
-		return out, nil
-	}
-	if problem.CodeOf(err) != problem.NotFound {
-		return wrapper.Device{}, err
-	}
-	key := events.KeyDeviceName
-	if uuidPattern.MatchString(device) {
-		key = events.KeyCollectorUID
-	}
-	var found events.DevicesIdentifyReply
-	req := events.DevicesIdentifyRequest{Header: events.NewHeader(events.TypeDevicesIdentifyRequest), Key: key, Value: device}
-	if err := d.rpc.Call(ctx, d.subj.Of(events.DevicesIdentify), req, &found, natsrpc.Idempotent); err != nil {
-		return wrapper.Device{}, err
-	}
-	if len(found.Devices) == 0 {
-		return wrapper.Device{}, problem.New(problem.NotFound, "no device %q: the cache does not have it and no Nexthink instance knows it", device)
-	}
-	// A live answer carries no cached fields: the queries go to the device's instance.
-	f := found.Devices[0]
-	return wrapper.Device{Name: f.Name, CollectorUID: f.CollectorUID, Instance: f.Instance, Platform: f.Platform}, nil
-}
+// The remoteactions service, over NATS, runs a refresh's data collection.
 
 // natsActions is the remoteactions service's contract.
 type natsActions struct {
-	nc   *nats.Conn
 	rpc  *natsrpc.Client
 	subj events.Subjects
 }
@@ -84,24 +30,4 @@ func (a natsActions) Get(ctx context.Context, id string) (events.Execution, erro
 		return events.Execution{}, err
 	}
 	return reply.Execution, nil
-}
-
-// Watch subscribes to the execution's updates. They are JetStream messages, which
-// plain subscribers receive too; a missed one is caught by the caller's polling.
-func (a natsActions) Watch(_ context.Context, id string) (<-chan events.Execution, func(), error) {
-	ch := make(chan events.Execution, 16)
-	sub, err := a.nc.Subscribe(a.subj.Of(events.ActionsUpdated, id), func(m *nats.Msg) {
-		var ev events.ExecutionUpdatedEvent
-		if json.Unmarshal(m.Data, &ev) != nil {
-			return
-		}
-		select {
-		case ch <- ev.Execution:
-		default: // the caller polls too; never block the connection
-		}
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return ch, func() { _ = sub.Unsubscribe() }, nil
 }

@@ -5,27 +5,29 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/wrapper"
 )
 
 // Actions runs remote actions: the remoteactions service's NATS contract
-// (req.actions.trigger, req.actions.get and the evt.actions.updated.<id> events).
+// (req.actions.trigger, req.actions.get).
 type Actions interface {
 	Trigger(ctx context.Context, req events.ActionsTriggerRequest) (events.Execution, error)
 	Get(ctx context.Context, id string) (events.Execution, error)
-	// Watch delivers the updates of execution id until stop is called.
-	Watch(ctx context.Context, id string) (updates <-chan events.Execution, stop func(), err error)
 }
 
 // refresher runs a topic's data-collection remote actions on a device and waits,
 // within a bound, for them to finish, so that the queries that follow read what they
 // just collected.
 type refresher struct {
-	actions Actions
-	bound   time.Duration // how long a refresh may wait for its executions
-	poll    time.Duration // how often an execution is asked for when no update comes
+	actions  Actions
+	updates  *nats.Conn // carries the executions' updates (evt.actions.updated.<id>)
+	subjects events.Subjects
+	bound    time.Duration // how long a refresh may wait for its executions
+	poll     time.Duration // how often an execution is asked for when no update comes
 }
 
 // collect triggers every data-collection action of p on dev at once and waits until
@@ -50,7 +52,9 @@ func (r *refresher) collect(ctx context.Context, p *topic.Program, dev wrapper.D
 				errs[k] = err
 				return
 			}
-			execs[k] = r.wait(bounded, ex)
+			// Until final or the bound: from its updates and, when none comes, by
+			// asking for it every poll interval.
+			execs[k] = events.AwaitExecution(bounded, r.updates, r.subjects, ex, r.actions.Get, events.AwaitOptions{Poll: r.poll})
 		})
 	}
 	wg.Wait()
@@ -60,40 +64,4 @@ func (r *refresher) collect(ctx context.Context, p *topic.Program, dev wrapper.D
 		}
 	}
 	return execs, nil
-}
-
-// wait follows ex until it is final or ctx ends, from its update events and, when
-// none comes, by asking for it every poll interval. It asks once right after
-// subscribing, since an update may have been published before.
-func (r *refresher) wait(ctx context.Context, ex events.Execution) events.Execution {
-	if events.FinalStatus(ex.Status) {
-		return ex
-	}
-	updates, stop, err := r.actions.Watch(ctx, ex.ID)
-	if err == nil {
-		defer stop()
-	}
-	newer := func(e events.Execution) {
-		if e.ID == ex.ID && !e.UpdatedAt.Before(ex.UpdatedAt) {
-			ex = e
-		}
-	}
-	if cur, err := r.actions.Get(ctx, ex.ID); err == nil {
-		newer(cur)
-	}
-	tick := time.NewTicker(r.poll)
-	defer tick.Stop()
-	for !events.FinalStatus(ex.Status) {
-		select {
-		case e := <-updates: // a nil channel (no watch) never delivers
-			newer(e)
-		case <-tick.C:
-			if cur, err := r.actions.Get(ctx, ex.ID); err == nil {
-				newer(cur)
-			}
-		case <-ctx.Done():
-			return ex
-		}
-	}
-	return ex
 }

@@ -2,10 +2,13 @@ package topics
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/problem"
@@ -15,11 +18,13 @@ import (
 )
 
 // fakeActions plays the remoteactions service: each triggered execution moves to its
-// final status after a delay, announced by an update (unless quiet) and visible to Get.
+// final status after a delay, announced by an update on NATS (unless quiet) and
+// visible to Get.
 type fakeActions struct {
 	mu       sync.Mutex
+	nc       *nats.Conn
+	subjects events.Subjects
 	execs    map[string]events.Execution
-	watchers map[string][]chan events.Execution
 	final    string        // the final status
 	after    time.Duration // how long an execution runs; negative: never finishes
 	quiet    bool          // no update events: only Get shows the change
@@ -28,8 +33,13 @@ type fakeActions struct {
 	trigger  []events.ActionsTriggerRequest
 }
 
-func newFakeActions(final string, after time.Duration) *fakeActions {
-	return &fakeActions{execs: map[string]events.Execution{}, watchers: map[string][]chan events.Execution{}, final: final, after: after}
+func newFakeActions(t *testing.T, final string, after time.Duration) *fakeActions {
+	return &fakeActions{nc: testenv.NATS(t), subjects: events.NewSubjects(testenv.Prefix(t)), execs: map[string]events.Execution{},
+		final: final, after: after}
+}
+
+func (f *fakeActions) refresher(bound, poll time.Duration) *refresher {
+	return &refresher{actions: f, updates: f.nc, subjects: f.subjects, bound: bound, poll: poll}
 }
 
 func (f *fakeActions) Trigger(_ context.Context, req events.ActionsTriggerRequest) (events.Execution, error) {
@@ -48,13 +58,10 @@ func (f *fakeActions) Trigger(_ context.Context, req events.ActionsTriggerReques
 			ex := f.execs[id]
 			ex.Status, ex.UpdatedAt = f.final, time.Now()
 			f.execs[id] = ex
-			var ws []chan events.Execution
-			if !f.quiet {
-				ws = f.watchers[id]
-			}
 			f.mu.Unlock()
-			for _, w := range ws {
-				w <- ex
+			if !f.quiet {
+				b, _ := json.Marshal(events.ExecutionUpdatedEvent{Header: events.NewHeader(events.TypeExecutionUpdatedEvent), Execution: ex})
+				_ = f.nc.Publish(f.subjects.Of(events.ActionsUpdated, id), b)
 			}
 		})
 	}
@@ -72,17 +79,9 @@ func (f *fakeActions) Get(_ context.Context, id string) (events.Execution, error
 	return ex, nil
 }
 
-func (f *fakeActions) Watch(_ context.Context, id string) (<-chan events.Execution, func(), error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	ch := make(chan events.Execution, 4)
-	f.watchers[id] = append(f.watchers[id], ch)
-	return ch, func() {}, nil
-}
-
 // quietActions are fakeActions that publish no updates.
-func quietActions(final string, after time.Duration) *fakeActions {
-	a := newFakeActions(final, after)
+func quietActions(t *testing.T, final string, after time.Duration) *fakeActions {
+	a := newFakeActions(t, final, after)
 	a.quiet = true
 	return a
 }
@@ -112,17 +111,17 @@ func TestRefreshWaitsForTheDataCollection(t *testing.T) {
 		within  time.Duration // the refresh's duration, at most
 		atLeast time.Duration // and at least
 	}{
-		{name: "updates", actions: newFakeActions(events.StatusSuccess, 100*time.Millisecond), bound: 10 * time.Second,
+		{name: "updates", actions: newFakeActions(t, events.StatusSuccess, 100*time.Millisecond), bound: 10 * time.Second,
 			status: events.StatusSuccess, atLeast: 100 * time.Millisecond, within: 2 * time.Second},
-		{name: "failure is final too", actions: newFakeActions(events.StatusFailure, 50*time.Millisecond), bound: 10 * time.Second,
+		{name: "failure is final too", actions: newFakeActions(t, events.StatusFailure, 50*time.Millisecond), bound: 10 * time.Second,
 			status: events.StatusFailure, within: 2 * time.Second},
-		{name: "no updates: polling", actions: quietActions(events.StatusSuccess, 100*time.Millisecond), bound: 10 * time.Second, status: events.StatusSuccess, atLeast: 100 * time.Millisecond, within: 2 * time.Second},
-		{name: "bound reached", actions: newFakeActions(events.StatusSuccess, -1), bound: 300 * time.Millisecond,
+		{name: "no updates: polling", actions: quietActions(t, events.StatusSuccess, 100*time.Millisecond), bound: 10 * time.Second, status: events.StatusSuccess, atLeast: 100 * time.Millisecond, within: 2 * time.Second},
+		{name: "bound reached", actions: newFakeActions(t, events.StatusSuccess, -1), bound: 300 * time.Millisecond,
 			status: events.StatusPending, atLeast: 300 * time.Millisecond, within: 2 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &refresher{actions: tt.actions, bound: tt.bound, poll: 50 * time.Millisecond}
+			r := tt.actions.refresher(tt.bound, 50*time.Millisecond)
 			start := time.Now()
 			execs, err := r.collect(context.Background(), p, dev, "dg_1")
 			took := time.Since(start)
@@ -148,9 +147,9 @@ func TestRefreshWaitsForTheDataCollection(t *testing.T) {
 		})
 	}
 	t.Run("refused", func(t *testing.T) {
-		a := newFakeActions(events.StatusSuccess, 0)
+		a := newFakeActions(t, events.StatusSuccess, 0)
 		a.refuse = problem.New(problem.RateLimited, "instance eu is busy").Retry(time.Second)
-		_, err := (&refresher{actions: a, bound: time.Second, poll: time.Second}).collect(context.Background(), p, dev, "dg_2")
+		_, err := a.refresher(time.Second, time.Second).collect(context.Background(), p, dev, "dg_2")
 		if got := problem.CodeOf(err); got != problem.RateLimited {
 			t.Errorf("got %v, want the trigger's rate_limited", err)
 		}

@@ -1,12 +1,13 @@
-// Package topics is the topic manager (the seed's "Topic Manager"): it answers the
-// topic catalogue, diagnoses a device against a topic's queries and rules, and serves
-// saved queries through the NQL wrapper (internal/wrapper), all on NATS.
+// Package topics is the topic manager: it answers the topic catalogue, diagnoses a
+// device against a topic's queries and rules, and serves saved queries through the
+// NQL wrapper (internal/wrapper), all on NATS.
 //
-// A diagnosis resolves the device through the devices service (the cache, else the
-// instances live), optionally runs the topic's data-collection remote actions through
-// the remoteactions service and waits for them within a bound, runs the topic's
-// queries through the wrapper (from the cache when it can answer, else live from the
-// device's instance), evaluates the rules, records the diagnosis and answers it.
+// A diagnosis resolves the device from the cache, with its cached fields, in one
+// query (else live, on the instances that are up), optionally runs the topic's
+// data-collection remote actions through the remoteactions service and waits for
+// them within a bound, runs the topic's queries through the wrapper (from the cache
+// when it can answer, else live from the device's instance), evaluates the rules,
+// records the diagnosis and answers it.
 //
 // The topics, the remote-action allow-list and the saved queries are loaded at
 // start-up (a bad set stops the worker) and reloaded on request: a broadcast on
@@ -25,18 +26,40 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/config"
+	"github.com/dexbridge/dexbridge/internal/livedevices"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
+	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/wrapper"
 )
 
-// Defaults of Options.
-const (
-	DefaultRefreshTimeout = 60 * time.Second
-	DefaultRequestTimeout = 30 * time.Second
-	refreshPoll           = 2 * time.Second
-)
+// refreshPoll is how often a refresh asks for an execution no update came for.
+const refreshPoll = 2 * time.Second
+
+// Config is the service's tuning. A Config is whole: start from DefaultConfig.
+type Config struct {
+	// MaxAge is how old cached fields may be and still answer a query (cache.max_age,
+	// else twice the discovery period).
+	MaxAge time.Duration
+	// RefreshTimeout bounds the wait for a refresh's data collection.
+	RefreshTimeout time.Duration
+	// RequestTimeout bounds calls to the remoteactions service when the caller gave no
+	// deadline.
+	RequestTimeout  time.Duration
+	Concurrency     int
+	ShutdownTimeout time.Duration
+}
+
+// ConfigFrom is the service's part of a process's configuration.
+func ConfigFrom(c config.Config) Config {
+	return Config{MaxAge: c.Cache.FreshFor(), RefreshTimeout: c.Diagnosis.RefreshTimeout.D(), RequestTimeout: c.RequestTimeout.D(),
+		Concurrency: c.Workers.Concurrency, ShutdownTimeout: c.ShutdownTimeout.D()}
+}
+
+// DefaultConfig is the tuning of a process that configures nothing.
+func DefaultConfig() Config { return ConfigFrom(config.Default()) }
 
 // Options are the service's dependencies.
 type Options struct {
@@ -48,22 +71,19 @@ type Options struct {
 	// Instances are the Nexthink instances queries go to when the cache cannot answer,
 	// each within its NQL rate limit.
 	Instances []wrapper.Instance
-	// MaxAge is how old cached fields may be and still answer a query (default twice
-	// the discovery period, which the caller knows: it is required with Diagnoses).
-	MaxAge time.Duration
 	// Diagnoses records every diagnosis. Without it the worker serves the catalogue
 	// only, and diagnoses and saved queries answer 503.
 	Diagnoses Diagnoses
-	// RefreshTimeout bounds the wait for a refresh's data collection (default 60 s).
-	RefreshTimeout time.Duration
-	// RequestTimeout bounds calls to the devices and remoteactions services when the
-	// caller gave no deadline (default 30 s).
-	RequestTimeout  time.Duration
-	Concurrency     int
-	ShutdownTimeout time.Duration
-	Log             *slog.Logger
-	Version         string
-	Metrics         *metrics.Metrics
+	// Cache resolves devices, with their cached fields, for diagnoses and saved
+	// queries; required with Diagnoses. CacheLimiter, when set, is the cache's
+	// deployment-wide budget (MAX_CACHE_REQUESTS_PER_SECOND) each resolution takes from.
+	Cache        Cache
+	CacheLimiter ratelimit.Limiter
+	// Config is the tuning; the zero Config is DefaultConfig.
+	Config
+	Log     *slog.Logger
+	Version string
+	Metrics *metrics.Metrics
 }
 
 // Service answers topic requests. Replicas join one queue group; reloads reach all.
@@ -84,11 +104,8 @@ func New(o Options) (*Service, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	if o.RefreshTimeout <= 0 {
-		o.RefreshTimeout = DefaultRefreshTimeout
-	}
-	if o.RequestTimeout <= 0 {
-		o.RequestTimeout = DefaultRequestTimeout
+	if o.Config == (Config{}) {
+		o.Config = DefaultConfig()
 	}
 	defs, err := o.Load()
 	if err != nil {
@@ -99,15 +116,22 @@ func New(o Options) (*Service, error) {
 	if o.Diagnoses == nil {
 		return s, nil
 	}
+	if o.Cache == nil {
+		return nil, errors.New("topics: diagnoses need the cache")
+	}
+	live := make([]livedevices.Instance, len(o.Instances))
+	for i, in := range o.Instances {
+		live[i] = livedevices.Instance{Name: in.Name, Live: in.Live}
+	}
+	devices := deviceResolver{cache: o.Cache, limiter: o.CacheLimiter, live: livedevices.New(o.Cache, live), metrics: o.Metrics}
 	rpc := natsrpc.NewClient(o.Conn, o.RequestTimeout).WithMetrics(o.Metrics)
-	devices := natsDevices{rpc: rpc, subj: o.Subjects}
 	s.wrapper, err = wrapper.New(wrapper.Options{Instances: o.Instances, Resolver: devices, MaxAge: o.MaxAge, Log: o.Log, Metrics: o.Metrics})
 	if err != nil {
 		return nil, err
 	}
 	s.diag = &diagnoser{
 		defs: s.defs.Load, devices: devices, wrapper: s.wrapper, store: o.Diagnoses, now: time.Now, log: o.Log,
-		refresher: &refresher{actions: natsActions{nc: o.Conn, rpc: rpc, subj: o.Subjects}, bound: o.RefreshTimeout, poll: refreshPoll},
+		refresher: &refresher{actions: natsActions{rpc: rpc, subj: o.Subjects}, updates: o.Conn, subjects: o.Subjects, bound: o.RefreshTimeout, poll: refreshPoll},
 	}
 	return s, nil
 }
@@ -117,50 +141,44 @@ func (s *Service) Definitions() *topic.Set { return s.defs.Load() }
 
 // Run serves until ctx ends, then lets in-flight requests finish.
 func (s *Service) Run(ctx context.Context) error {
-	srv, err := natsrpc.NewServer(s.opts.Conn, "topics", s.opts.Version, "topic catalogue, diagnosis and the NQL wrapper", s.opts.Concurrency, s.opts.Log,
-		natsrpc.WithMetrics(s.opts.Metrics))
-	if err != nil {
-		return err
-	}
-	id := srv.ID()
-	s.worker.Store(&id)
+	svc := natsrpc.Service{Name: "topics", Version: s.opts.Version, Description: "topic catalogue, diagnosis and the NQL wrapper",
+		Concurrency: s.opts.Concurrency, ShutdownTimeout: s.opts.ShutdownTimeout, Log: s.opts.Log, Metrics: s.opts.Metrics}
 	subj := s.opts.Subjects
-	err = errors.Join(
-		natsrpc.Endpoint(srv, "list", subj.Of(events.TopicsList), events.TypeTopicsListRequest,
-			func(_ context.Context, req events.TopicsListRequest) (events.TopicsListReply, error) {
-				return list(s.defs.Load().Catalog(), req), nil
-			}),
-		natsrpc.Endpoint(srv, "get", subj.Of(events.TopicsGet), events.TypeTopicsGetRequest,
-			func(_ context.Context, req events.TopicsGetRequest) (events.TopicsGetReply, error) {
-				return get(s.defs.Load().Catalog(), req)
-			}),
-		natsrpc.Endpoint(srv, "diagnose", subj.Of(events.TopicsDiagnose), events.TypeDiagnoseRequest,
-			func(ctx context.Context, req events.DiagnoseRequest) (events.DiagnoseReply, error) {
-				if s.diag == nil {
-					return events.DiagnoseReply{}, unavailable("diagnosis")
-				}
-				return s.diag.diagnose(ctx, req)
-			}),
-		natsrpc.Endpoint(srv, "nql", subj.Of(events.NQLExecute), events.TypeNQLRequest,
-			func(ctx context.Context, req events.NQLRequest) (events.NQLReply, error) {
-				if s.wrapper == nil {
-					return events.NQLReply{}, unavailable("the NQL wrapper")
-				}
-				return execute(ctx, s.defs.Load(), s.wrapper, req)
-			}),
-		natsrpc.BroadcastEndpoint(srv, "reload", subj.Of(events.TopicsReload), events.TypeTopicsReloadRequest,
-			func(_ context.Context, req events.TopicsReloadRequest) (events.TopicsReloadReply, error) {
-				return s.Reload(req.RequestedBy), nil
-			}),
-	)
-	if err != nil {
-		_ = srv.Stop(ctx)
-		return err
-	}
-	<-ctx.Done()
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
-	defer cancel()
-	return srv.Stop(stopCtx)
+	return natsrpc.Serve(ctx, s.opts.Conn, svc, func(srv *natsrpc.Server) error {
+		id := srv.ID()
+		s.worker.Store(&id)
+		return errors.Join(
+			natsrpc.Endpoint(srv, "list", subj.Of(events.TopicsList), events.TypeTopicsListRequest,
+				func(_ context.Context, req events.TopicsListRequest) (events.TopicsListReply, error) {
+					return list(s.defs.Load().Catalog(), req), nil
+				}),
+			natsrpc.Endpoint(srv, "get", subj.Of(events.TopicsGet), events.TypeTopicsGetRequest,
+				func(_ context.Context, req events.TopicsGetRequest) (events.TopicsGetReply, error) {
+					if err := req.Validate(); err != nil {
+						return events.TopicsGetReply{}, err
+					}
+					return get(s.defs.Load().Catalog(), req)
+				}),
+			natsrpc.Endpoint(srv, "diagnose", subj.Of(events.TopicsDiagnose), events.TypeDiagnoseRequest,
+				func(ctx context.Context, req events.DiagnoseRequest) (events.DiagnoseReply, error) {
+					if s.diag == nil {
+						return events.DiagnoseReply{}, unavailable("diagnosis")
+					}
+					return s.diag.diagnose(ctx, req)
+				}),
+			natsrpc.Endpoint(srv, "nql", subj.Of(events.NQLExecute), events.TypeNQLRequest,
+				func(ctx context.Context, req events.NQLRequest) (events.NQLReply, error) {
+					if s.wrapper == nil {
+						return events.NQLReply{}, unavailable("the NQL wrapper")
+					}
+					return execute(ctx, s.defs.Load(), s.wrapper, req)
+				}),
+			natsrpc.BroadcastEndpoint(srv, "reload", subj.Of(events.TopicsReload), events.TypeTopicsReloadRequest,
+				func(_ context.Context, req events.TopicsReloadRequest) (events.TopicsReloadReply, error) {
+					return s.Reload(req.RequestedBy), nil
+				}),
+		)
+	})
 }
 
 // Reload loads the definitions again and puts them in force, or refuses them with

@@ -118,9 +118,10 @@ func TestEndToEndWithNxsim(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
+		tuning := proactive.DefaultConfig()
+		tuning.PollInterval = 100 * time.Millisecond
 		done <- proactive.NewDispatcher(proactive.DispatcherOptions{DB: e.pool, Conn: e.nc, Subjects: e.subjects,
-			URL: chatbot.URL + "/proactive", Secret: []byte(e2eCallbackSecret), PollInterval: 100 * time.Millisecond,
-			Log: e.log}).Run(ctx)
+			URL: chatbot.URL + "/proactive", Secret: []byte(e2eCallbackSecret), Config: tuning, Log: e.log}).Run(ctx)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 

@@ -19,6 +19,7 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/apitest"
 	"github.com/dexbridge/dexbridge/internal/auth"
+	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/logging"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
@@ -26,7 +27,6 @@ import (
 	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/webhookmap"
 	"github.com/dexbridge/dexbridge/services/ingress"
-	"github.com/dexbridge/dexbridge/services/proactive"
 	"github.com/dexbridge/dexbridge/services/webhooks"
 )
 
@@ -84,17 +84,17 @@ type envOptions struct {
 // env is an ingress (webhook receiver and proactive feed) over real NATS and
 // PostgreSQL, with the API document checked on every answer.
 type env struct {
-	natsURL  string
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	pool     *store.DB
-	subjects events.Subjects
-	rules    *webhookmap.Live
-	catalog  *topic.Catalog
-	api      http.Handler
-	logs     *testenv.LogBuffer
-	log      *slog.Logger
-	stream   webhooks.StreamOptions
+	natsURL   string
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	pool      *store.DB
+	subjects  events.Subjects
+	rules     *webhookmap.Live
+	catalog   *topic.Catalog
+	api       http.Handler
+	logs      *testenv.LogBuffer
+	log       *slog.Logger
+	dupWindow time.Duration // the WEBHOOKS stream's
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -132,16 +132,22 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	e.catalog = topics.Catalog()
-	e.stream = webhooks.StreamOptions{DuplicateWindow: o.duplicateWindow}
-	ro := webhooks.ReceiverOptions{JS: js, Subjects: e.subjects, Rules: e.rules, Seen: e.pool,
-		PublishTimeout: o.publishTimeout, Stream: e.stream, Log: e.log}
+	e.dupWindow = o.duplicateWindow
+	if e.dupWindow == 0 {
+		e.dupWindow = config.Default().Webhooks.DuplicateWindow.D()
+	}
+	tuning := ingress.WebhookConfig{PublishTimeout: o.publishTimeout, DuplicateWindow: e.dupWindow}
+	if tuning.PublishTimeout == 0 {
+		tuning.PublishTimeout = ingress.DefaultConfig().Webhooks.PublishTimeout
+	}
+	ro := ingress.WebhookReceiverOptions{JS: js, Subjects: e.subjects, Rules: e.rules, Seen: e.pool, WebhookConfig: tuning, Log: e.log}
 	if o.noSeen {
 		ro.Seen = nil
 	}
 	e.api = apitest.New(t).Handler(t, ingress.NewHandler(ingress.Options{
 		Keys: auth.NewKeys(e.pool), Credentials: auth.NewCredentials(nil), Limiters: ratelimit.NewShared(e.pool),
-		Subjects: e.subjects, Log: e.log, Webhooks: webhooks.NewReceiver(ro),
-		Proactive: proactive.NewFeed(proactive.FeedOptions{DB: e.pool, Conn: nc, Subjects: e.subjects, Log: e.log}),
+		Subjects: e.subjects, Log: e.log, Webhooks: ingress.NewWebhookReceiver(ro),
+		Proactive: ingress.NewProactiveFeed(ingress.ProactiveFeedOptions{DB: e.pool, Conn: nc, Subjects: e.subjects, Log: e.log}),
 	}))
 	return e
 }
@@ -223,8 +229,9 @@ func (e *env) startWorker(t *testing.T, mod func(*webhooks.Options)) *worker {
 	o := webhooks.Options{
 		Conn: nc, JS: js, Subjects: e.subjects, DB: e.pool, Rules: e.rules,
 		Resolver: webhooks.CacheResolver{DB: e.pool}, Topics: e.catalog, Callback: true,
-		Concurrency: 4, AckWait: time.Second, MaxDeliveries: 3, RetryBase: 50 * time.Millisecond,
-		Stream: e.stream, ShutdownTimeout: 5 * time.Second, Log: e.log,
+		Config: webhooks.Config{Concurrency: 4, AckWait: time.Second, MaxDeliveries: 3, RetryBase: 50 * time.Millisecond,
+			DiagnosisTimeout: webhooks.DefaultConfig().DiagnosisTimeout, DuplicateWindow: e.dupWindow, ShutdownTimeout: 5 * time.Second},
+		Log: e.log,
 	}
 	if mod != nil {
 		mod(&o)

@@ -11,7 +11,6 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/signature"
 	"github.com/dexbridge/dexbridge/internal/testenv"
-	"github.com/dexbridge/dexbridge/services/webhooks"
 )
 
 func TestAuthentication(t *testing.T) {
@@ -263,26 +262,4 @@ func TestUnconfirmedWritesAre503(t *testing.T) {
 			t.Errorf("stream after restart: got %v messages (%v), want 2: the accepted webhook survived", info.State.Msgs, err)
 		}
 	})
-}
-
-func TestDedupeKeys(t *testing.T) {
-	a := webhooks.DedupeKey("nexthink", "", []byte(`{"a":1}`))
-	tests := []struct {
-		name string
-		got  string
-		same bool
-	}{
-		{"same body", webhooks.DedupeKey("nexthink", "", []byte(`{"a":1}`)), true},
-		{"other body", webhooks.DedupeKey("nexthink", "", []byte(`{"a":2}`)), false},
-		{"other source", webhooks.DedupeKey("itsm", "", []byte(`{"a":1}`)), false},
-		{"a delivery id", webhooks.DedupeKey("nexthink", "d1", []byte(`{"a":1}`)), false},
-	}
-	for _, tt := range tests {
-		if (tt.got == a) != tt.same {
-			t.Errorf("%s: got %q vs %q, want same=%v", tt.name, tt.got, a, tt.same)
-		}
-	}
-	if id := webhooks.WebhookID(a); len(id) != 35 || !strings.HasPrefix(id, "wh_") {
-		t.Errorf("webhook id %q: want wh_ and 32 hex digits", id)
-	}
 }

@@ -13,13 +13,46 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/broker"
+	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/webhookmap"
-	"github.com/dexbridge/dexbridge/services/proactive"
+	"github.com/dexbridge/dexbridge/internal/wire"
 )
+
+// Config is the worker's tuning. A Config is whole: start from DefaultConfig.
+type Config struct {
+	// Concurrency is how many webhooks one worker processes at once: each mostly
+	// waits, on PostgreSQL and on its diagnosis (a topics worker, then the tenant), so
+	// a backlog drains at Concurrency over that wait.
+	Concurrency int
+	// AckWait is how long JetStream waits for an ack before redelivering; a long
+	// diagnosis keeps its message alive with progress acks.
+	AckWait time.Duration
+	// MaxDeliveries: a webhook that failed this many deliveries is recorded as failed
+	// and terminated, not retried forever.
+	MaxDeliveries int
+	// RetryBase is the first redelivery delay after a failure; it doubles.
+	RetryBase time.Duration
+	// DiagnosisTimeout bounds the diagnosis run before an event is recorded.
+	DiagnosisTimeout time.Duration
+	// DuplicateWindow is the WEBHOOKS stream's own dedupe window.
+	DuplicateWindow time.Duration
+	ShutdownTimeout time.Duration
+}
+
+// ConfigFrom is the worker's part of a process's configuration.
+func ConfigFrom(c config.Config) Config {
+	return Config{Concurrency: c.Webhooks.Concurrency, AckWait: 30 * time.Second, MaxDeliveries: c.Webhooks.MaxDeliveries,
+		RetryBase: time.Second, DiagnosisTimeout: 20 * time.Second, DuplicateWindow: c.Webhooks.DuplicateWindow.D(),
+		ShutdownTimeout: c.ShutdownTimeout.D()}
+}
+
+// DefaultConfig is the tuning of a process that configures nothing.
+func DefaultConfig() Config { return ConfigFrom(config.Default()) }
 
 // Options are the worker's dependencies and settings.
 type Options struct {
@@ -30,28 +63,15 @@ type Options struct {
 	Rules    *webhookmap.Live
 	Resolver Resolver
 	// Diagnoser, when set, runs the monitor's topic on the device first.
-	Diagnoser        Diagnoser
-	DiagnosisTimeout time.Duration // default 20 s
+	Diagnoser Diagnoser
 	// Topics, when set, describes the remediations the rules name.
 	Topics *topic.Catalog
 	// Callback enqueues a callback delivery for every event opened or closed.
 	Callback bool
-	// Concurrency is how many webhooks one worker processes at once (default 32):
-	// each mostly waits, on PostgreSQL and on its diagnosis (a topics worker, then
-	// the tenant), so a backlog drains at Concurrency over that wait.
-	Concurrency int
-	// AckWait is how long JetStream waits for an ack before redelivering (default
-	// 30 s); a long diagnosis keeps its message alive with progress acks.
-	AckWait time.Duration
-	// MaxDeliveries: a webhook that failed this many deliveries is recorded as failed
-	// and terminated, not retried forever (default 5).
-	MaxDeliveries int
-	// RetryBase is the first redelivery delay after a failure; it doubles (default 1 s).
-	RetryBase       time.Duration
-	Stream          StreamOptions
-	ShutdownTimeout time.Duration
-	Metrics         *metrics.Metrics
-	Log             *slog.Logger
+	// Config is the tuning; the zero Config is DefaultConfig.
+	Config
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
 	// afterCommit, in tests, runs between a webhook's commit and its ack.
 	afterCommit func(events.WebhookReceived)
 }
@@ -63,23 +83,8 @@ type Worker struct {
 
 // NewWorker returns a worker; Run starts it.
 func NewWorker(o Options) *Worker {
-	if o.Concurrency <= 0 {
-		o.Concurrency = 32
-	}
-	if o.AckWait <= 0 {
-		o.AckWait = 30 * time.Second
-	}
-	if o.MaxDeliveries <= 0 {
-		o.MaxDeliveries = 5
-	}
-	if o.RetryBase <= 0 {
-		o.RetryBase = time.Second
-	}
-	if o.DiagnosisTimeout <= 0 {
-		o.DiagnosisTimeout = 20 * time.Second
-	}
-	if o.ShutdownTimeout <= 0 {
-		o.ShutdownTimeout = 20 * time.Second
+	if o.Config == (Config{}) {
+		o.Config = DefaultConfig()
 	}
 	return &Worker{o: o}
 }
@@ -128,8 +133,8 @@ func (w *Worker) Run(ctx context.Context) error {
 // consume pulls messages until ctx ends (nil) or the consumer fails (an error:
 // the caller sets things up again).
 func (w *Worker) consume(ctx, workCtx context.Context, sem chan struct{}, inflight *sync.WaitGroup) error {
-	if _, err := EnsureStream(ctx, w.o.JS, w.o.Subjects, w.o.Stream); err != nil {
-		return err
+	if _, err := broker.EnsureStream(ctx, w.o.JS, events.WebhooksStream(w.o.Subjects, w.o.DuplicateWindow)); err != nil {
+		return fmt.Errorf("webhooks stream: %w", err)
 	}
 	cons, err := ensureConsumer(ctx, w.o.JS, w.o.Subjects, w.o.AckWait, w.o.MaxDeliveries)
 	if err != nil {
@@ -183,7 +188,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 	var ev events.WebhookReceived
 	if err := json.Unmarshal(msg.Data(), &ev); err != nil || ev.DedupeKey == "" || ev.Source == "" {
 		key := fmt.Sprintf("undecodable:%s:%d", md.Stream, md.Sequence.Stream)
-		if _, rerr := w.o.DB.RecordWebhook(ctx, store.WebhookRecord{DedupeKey: key, WebhookID: WebhookID(key), Source: "unknown",
+		if _, rerr := w.o.DB.RecordWebhook(ctx, store.WebhookRecord{DedupeKey: key, WebhookID: events.WebhookID(key), Source: "unknown",
 			ReceivedAt: md.Timestamp, Outcome: store.WebhookInvalid, Detail: "undecodable stream message", Deliveries: deliveries,
 			Payload: msg.Data()}); rerr != nil {
 			w.o.Log.Error("undecodable webhook message not recorded, will retry", "stream_seq", md.Sequence.Stream, "err", rerr)
@@ -232,7 +237,7 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 }
 
 // retryDelay is the wait before redelivering after the n-th failed delivery: the
-// retry base (1 s), doubling, at most a minute.
+// retry base, doubling, at most a minute.
 func (w *Worker) retryDelay(n int) time.Duration {
 	return min(time.Duration(1<<min(max(n-1, 0), 6))*w.o.RetryBase, time.Minute)
 }
@@ -314,7 +319,7 @@ func (w *Worker) process(ctx context.Context, ev events.WebhookReceived, deliver
 		}
 		eff.Open = OpenEvents(src, a, targets, w.diagnose(ctx, a, targets, log), w.o.Topics)
 	}
-	applied, err := w.o.DB.ApplyWebhook(ctx, rec, eff, proactive.RenderDelivery)
+	applied, err := w.o.DB.ApplyWebhook(ctx, rec, eff, wire.ProactiveDelivery)
 	if err != nil {
 		return "", err
 	}
@@ -400,11 +405,7 @@ func (w *Worker) announce(applied store.Applied, log *slog.Logger) {
 		evs  []store.ProactiveEvent
 	}{{events.ProactiveOpened, applied.Opened}, {events.ProactiveClosed, applied.Closed}} {
 		for _, e := range group.evs {
-			b, err := json.Marshal(proactive.Changed(e, group.kind, ""))
-			if err == nil {
-				err = w.o.Conn.Publish(w.o.Subjects.Of(events.ProactiveChanged), b)
-			}
-			if err != nil {
+			if err := events.AnnounceProactiveChange(w.o.Conn, w.o.Subjects, wire.ProactiveChanged(e, group.kind, "")); err != nil {
 				log.Debug("proactive change not announced", "event_id", e.ID, "err", err)
 			}
 		}

@@ -2,7 +2,7 @@ package fleet
 
 import "time"
 
-// Monitor names the seeds' proactive scenarios use.
+// Monitor names of the proactive scenarios (config/webhooks.yaml maps them).
 const (
 	MonitorOutlookCrashes  = "Outlook crashes"
 	MonitorOneDrive        = "OneDrive not running"

@@ -109,7 +109,7 @@ var commonPackages = []pkg{
 	{"Cisco Secure Client", "Cisco Systems, Inc.", []string{"5.1.4.74"}, true, true, 0.6},
 }
 
-// Office packages. The seeds' queries look for "Microsoft Office" or "Microsoft 365"
+// Office packages. The topics' queries look for "Microsoft Office" or "Microsoft 365"
 // whose version is not 16.*.
 const (
 	officeNone     uint8 = iota // no Office (macOS devices get Outlook instead)

@@ -12,7 +12,7 @@ type dataAction struct {
 	outputs []string
 }
 
-// dataActions are the data-collection remote actions of the seeds, by index.
+// dataActions are the data-collection remote actions the topics run, by index.
 var dataActions = [nDataActions]dataAction{
 	{"get_outlook_online_windows", []string{"IsOnline"}},
 	{"get_outlook_plugin_crash_details_windows", []string{"CrashedPluginList"}},

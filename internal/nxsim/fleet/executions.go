@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Execution statuses (DESIGN: the status tokens of remote_action.executions).
+// Execution statuses: the status tokens of remote_action.executions.
 const (
 	StatusPending          = "pending"
 	StatusInProgress       = "in_progress"

@@ -1,9 +1,10 @@
-package proactive_test
+package ingress_test
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,15 +21,39 @@ import (
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/testenv"
+	"github.com/dexbridge/dexbridge/internal/wire"
 	"github.com/dexbridge/dexbridge/services/ingress"
-	"github.com/dexbridge/dexbridge/services/proactive"
 )
+
+// record opens one event per user, as the webhooks worker would, with a callback
+// delivery each.
+func record(t *testing.T, db *store.DB, users ...string) []store.ProactiveEvent {
+	t.Helper()
+	var out []store.ProactiveEvent
+	for _, u := range users {
+		key := "test:id:" + u + fmt.Sprint(time.Now().UnixNano())
+		applied, err := db.ApplyWebhook(context.Background(),
+			store.WebhookRecord{DedupeKey: key, WebhookID: "wh_0123456789abcdef0123456789abcdef", Source: "nexthink",
+				ReceivedAt: time.Now(), Outcome: store.WebhookProcessed, Monitor: "Outlook crashes", AlertStatus: "open"},
+			store.ProactiveEffects{Callback: true, Open: []store.NewProactiveEvent{{
+				ID: fmt.Sprintf("pe_%032x", time.Now().UnixNano()), Topic: "outlook", SubjectKey: "user:" + u, UserName: u,
+				DeviceName: "PC-" + u, Alert: []byte(`{"status":"open"}`), Remediations: []byte(`[]`), Message: "Hi " + u,
+				SuppressionWindow: time.Hour,
+			}}},
+			wire.ProactiveDelivery)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, applied.Opened...)
+	}
+	return out
+}
 
 type api struct {
 	db       *store.DB
 	nc       *nats.Conn
 	subjects events.Subjects
-	feed     *proactive.Feed
+	feed     *ingress.ProactiveFeed
 	handler  http.Handler
 	key      string // read scope
 	noScope  string // remediate only
@@ -37,8 +62,8 @@ type api struct {
 func newAPI(t *testing.T) *api {
 	t.Helper()
 	a := &api{db: store.New(testenv.Postgres(t)), nc: testenv.NATS(t), subjects: events.NewSubjects(testenv.Prefix(t))}
-	a.feed = proactive.NewFeed(proactive.FeedOptions{DB: a.db, Conn: a.nc, Subjects: a.subjects,
-		Heartbeat: 150 * time.Millisecond, Poll: time.Second, Log: logging.Discard()})
+	a.feed = ingress.NewProactiveFeed(ingress.ProactiveFeedOptions{DB: a.db, Conn: a.nc, Subjects: a.subjects,
+		FeedConfig: ingress.FeedConfig{Heartbeat: 150 * time.Millisecond, Poll: time.Second}, Log: logging.Discard()})
 	keys := auth.NewKeys(a.db)
 	var err error
 	if a.key, _, err = keys.Create(context.Background(), auth.NewKey{Name: "bot", Scopes: []string{"read"}}); err != nil {

@@ -1,4 +1,4 @@
-package devices
+package livedevices
 
 import (
 	"os"
@@ -34,7 +34,11 @@ func TestLiveQueriesAreSaved(t *testing.T) {
 		saved[q.ID] = q.NQL
 	}
 	for _, key := range events.IdentifierKeys() {
-		id := identifiers[key]
+		id, ok := queries[key]
+		if !ok {
+			t.Errorf("%s: no live query", key)
+			continue
+		}
 		text, ok := saved[id.query]
 		if !ok {
 			t.Errorf("%s: query %s is not in config/queries.yaml", key, id.query)
@@ -46,8 +50,8 @@ func TestLiveQueriesAreSaved(t *testing.T) {
 			continue
 		}
 		a := p.Analysis()
-		if !slices.Equal(a.Parameters, []string{id.paramKey}) {
-			t.Errorf("%s: parameters %v, want [%s]", id.query, a.Parameters, id.paramKey)
+		if !slices.Equal(a.Parameters, []string{id.param}) {
+			t.Errorf("%s: parameters %v, want [%s]", id.query, a.Parameters, id.param)
 		}
 		for _, h := range []string{"device.collector.uid", "device.name", "device.last_seen"} {
 			if !slices.Contains(a.Headers, h) {

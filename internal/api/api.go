@@ -1,0 +1,151 @@
+// Package api is the REST API's answers as Go types: the ingress encodes them, and
+// another front end can answer with the same types. The order of the fields is the
+// order of the members the API sends; schemas/openapi.yaml documents each body.
+package api
+
+import (
+	"time"
+
+	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/problem"
+)
+
+// Health is GET /healthz.
+type Health struct {
+	Status string `json:"status"` // ok
+}
+
+// Ready is GET /readyz: each check's state, ok or unavailable.
+type Ready struct {
+	Checks map[string]string `json:"checks"`
+	Status string            `json:"status"` // ready or unavailable
+}
+
+// Topics is GET /api/v1/topics.
+type Topics struct {
+	Topics []events.Topic `json:"topics"`
+}
+
+// Devices is GET /api/v1/devices: an employee's devices, or a device.
+type Devices struct {
+	DataAsOf *time.Time      `json:"data_as_of"`
+	Devices  []events.Device `json:"devices"`
+	Source   string          `json:"source"`
+}
+
+// Device is GET /api/v1/devices/{device}. Note and OtherMatches are there when
+// several devices have the name.
+type Device struct {
+	DataAsOf     *time.Time          `json:"data_as_of"`
+	Device       events.DeviceDetail `json:"device"`
+	Note         string              `json:"note,omitempty"`
+	OtherMatches []events.DeviceRef  `json:"other_matches,omitempty"`
+	Source       string              `json:"source"`
+}
+
+// Status is GET /api/v1/status.
+type Status struct {
+	Cache     events.CacheSize        `json:"cache"`
+	Instances []events.InstanceStatus `json:"instances"`
+}
+
+// DiscoveryRuns is POST /api/v1/admin/discovery.
+type DiscoveryRuns struct {
+	Runs []events.DiscoveryRunStart `json:"runs"`
+}
+
+// QueryResult is POST /api/v1/nql/{query_id}.
+type QueryResult struct {
+	DataAsOf *time.Time       `json:"data_as_of"`
+	Headers  []string         `json:"headers"`
+	Instance string           `json:"instance"`
+	QueryID  string           `json:"query_id"`
+	Rows     []map[string]any `json:"rows"`
+	Source   string           `json:"source"`
+}
+
+// Reload is POST /api/v1/admin/reload when every worker put the new set in force.
+type Reload struct {
+	Status   string         `json:"status"`
+	Problems []string       `json:"-"`
+	Workers  []ReloadWorker `json:"workers"`
+	Expected int            `json:"expected"` // the workers found
+	Answered int            `json:"answered"`
+}
+
+// ReloadRefusal is the problem document of a refused reload, with the problems and
+// the workers' answers as extension members.
+type ReloadRefusal struct {
+	problem.Document
+	Problems []string       `json:"problems"`
+	Workers  []ReloadWorker `json:"workers"`
+}
+
+// ReloadWorker is one worker's answer to a reload.
+type ReloadWorker struct {
+	Worker   string    `json:"worker"`
+	Status   string    `json:"status"`
+	Problems []string  `json:"problems,omitempty"`
+	Topics   int       `json:"topics"`
+	Queries  int       `json:"queries"`
+	LoadedAt time.Time `json:"loaded_at"`
+}
+
+// RemoteActions is GET /api/v1/remote-actions.
+type RemoteActions struct {
+	RemoteActions []events.RemoteAction `json:"remote_actions"`
+}
+
+// Execution is an execution as the API returns it; Replayed marks the answer to a
+// retried trigger.
+type Execution struct {
+	events.Execution
+	Replayed bool `json:"replayed,omitempty"`
+}
+
+// WebhookAccepted is the answer to a webhook.
+type WebhookAccepted struct {
+	ID        string `json:"id"`
+	Source    string `json:"source"`
+	Duplicate bool   `json:"duplicate"`
+	// DedupeKey is how dexbridge recognises this webhook when it comes again.
+	DedupeKey string `json:"dedupe_key"`
+}
+
+// ProactiveEvents is GET /api/v1/proactive/events.
+type ProactiveEvents struct {
+	Events     []events.ProactiveEvent `json:"events"`
+	NextCursor string                  `json:"next_cursor"`
+}
+
+// APIKey is an API key as the API shows it: never its secret or hash.
+type APIKey struct {
+	ID                 string     `json:"id"`
+	Name               string     `json:"name"`
+	Scopes             []string   `json:"scopes"`
+	Status             string     `json:"status"`
+	CreatedBy          string     `json:"created_by"`
+	CreatedAt          time.Time  `json:"created_at"`
+	ExpiresAt          *time.Time `json:"expires_at"`
+	RevokedAt          *time.Time `json:"revoked_at"`
+	LastUsedAt         *time.Time `json:"last_used_at"`
+	RateLimitPerSecond *float64   `json:"rate_limit_per_second"`
+}
+
+// APIKeys is GET /api/v1/api-keys.
+type APIKeys struct {
+	APIKeys []APIKey `json:"api_keys"`
+}
+
+// NewAPIKey is POST /api/v1/api-keys: the key and, this once, its secret.
+type NewAPIKey struct {
+	APIKey
+	Key string `json:"key"`
+}
+
+// LegacyAPIKey is the V6 SDK's POST /v1/api_key: the secret as api_key too.
+type LegacyAPIKey struct {
+	Secret string `json:"api_key"`
+	APIKey
+	Key string `json:"key"`
+}
