@@ -102,6 +102,7 @@
 //	                                     "fail_devices": ["PC-HEALTHY"], "fail_actions": ["#repair_onedrive"], "failure_details"}
 //	GET  /_nxsim/executions/{requestId}  the executions of a request
 //	GET|PUT /_nxsim/exports/settings     ExportSettings: {"delay_ms", "fail": bool, "row_limit": n (licence cap, status 206)}
+//	GET  /_nxsim/devices?n=10&seed=1&platform=macOS&presence=offline   fleet devices drawn at random (reproducibly per seed): name, platform, presence (online, offline, long_unseen), last seen, user; scenarios=include to allow the named devices
 //	POST /_nxsim/devices/online          {"devices": ["PC-OFFLINE"], "online": true}
 //	POST /_nxsim/queries                 {"id": "#my_query", "nql": "devices | list name"} -> 201, or 400 with line/column
 //	POST /_nxsim/tokens/expire           invalidates every token of the tenant

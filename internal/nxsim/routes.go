@@ -36,6 +36,7 @@ func (t *tenant) routes() http.Handler {
 	mux.HandleFunc("GET /_nxsim/executions/{requestId}", t.handleGetExecutions)
 	mux.HandleFunc("GET /_nxsim/exports/settings", t.handleGetExportSettings)
 	mux.HandleFunc("PUT /_nxsim/exports/settings", t.handlePutExportSettings)
+	mux.HandleFunc("GET /_nxsim/devices", t.handleSampleDevices)
 	mux.HandleFunc("POST /_nxsim/devices/online", t.handleDevicesOnline)
 	mux.HandleFunc("POST /_nxsim/queries", t.handleAddQuery)
 	mux.HandleFunc("POST /_nxsim/tokens/expire", t.handleExpireTokens)
