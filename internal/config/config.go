@@ -30,6 +30,7 @@ type Config struct {
 	Workers           Workers    `yaml:"workers"`
 	Cache             Cache      `yaml:"cache"`
 	Diagnosis         Diagnosis  `yaml:"diagnosis"`
+	Presence          Presence   `yaml:"presence"`
 	Limits            Limits     `yaml:"limits"`
 	Executions        Executions `yaml:"executions"` // see executions.go
 	Instances         []Instance `yaml:"instances"`
@@ -89,6 +90,13 @@ type Diagnosis struct {
 	RefreshTimeout Duration `yaml:"refresh_timeout"`
 }
 
+// Presence says when a device counts as online: Nexthink heard from it within
+// OnlineWithin (PRESENCE_ONLINE_WITHIN). Waits for a device that is not online end at
+// once, since it may not come back for days.
+type Presence struct {
+	OnlineWithin Duration `yaml:"online_within"`
+}
+
 // Limits protect the cache and each instance from overload: calls beyond them are
 // refused with 429 and Retry-After.
 type Limits struct {
@@ -130,6 +138,7 @@ func Default() Config {
 			UserActivityPeriod: Duration(30 * 24 * time.Hour),
 		},
 		Diagnosis:  Diagnosis{RefreshTimeout: Duration(60 * time.Second)},
+		Presence:   Presence{OnlineWithin: Duration(time.Hour)},
 		Executions: defaultExecutions(),
 		Limits: Limits{
 			CacheRequestsPerSecond:  500,
@@ -215,6 +224,7 @@ func (c Config) Validate() error {
 		{"cache.refresh", "CHATBOT_CACHE_REFRESH", c.Cache.Refresh.Seconds()},
 		{"cache.user_activity_period", "USER_ACTIVITY_PERIOD", c.Cache.UserActivityPeriod.Seconds()},
 		{"diagnosis.refresh_timeout", "DIAGNOSIS_REFRESH_TIMEOUT", c.Diagnosis.RefreshTimeout.Seconds()},
+		{"presence.online_within", "PRESENCE_ONLINE_WITHIN", c.Presence.OnlineWithin.Seconds()},
 		{"limits.cache_requests_per_second", "MAX_CACHE_REQUESTS_PER_SECOND", c.Limits.CacheRequestsPerSecond},
 		{"limits.engine_requests_per_second", "MAX_ENGINE_REQUESTS_PER_SECOND", c.Limits.EngineRequestsPerSecond},
 		{"limits.portal_requests_per_second", "MAX_PORTAL_REQUESTS_PER_SECOND", c.Limits.PortalRequestsPerSecond},
