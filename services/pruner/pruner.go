@@ -228,9 +228,9 @@ func (s *Service) pruneAudit(l *store.PrunerLease, ctx context.Context, before t
 }
 
 // run prunes every table once, to its end, and says what it did.
-func (s *Service) run(ctx context.Context, lease *store.PrunerLease) Report {
+func (s *Service) run(ctx context.Context, lease *store.PrunerLease) (rep Report) {
 	start := time.Now()
-	rep := Report{Rows: map[string]int64{}, LeasePID: lease.BackendPID()}
+	rep = Report{Rows: map[string]int64{}, LeasePID: lease.BackendPID()}
 	var errs []error
 	defer func() {
 		if s.export != nil {
