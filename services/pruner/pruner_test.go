@@ -266,4 +266,3 @@ func TestNoExportIntoNowhere(t *testing.T) {
 		t.Error("got no error")
 	}
 }
-
