@@ -28,11 +28,13 @@ const (
 //
 // Each Prune method deletes one batch of at most limit rows of its table (and their
 // dependent rows), in one short transaction of its own, so no lock is held for long.
-// The rows are found by an index (migration 0008) and deleted by primary key. The
-// conditions that make a row prunable are written twice: once to find candidates,
-// once more in the DELETE itself, which PostgreSQL re-checks on the newest version of
-// a row changed since the candidates were read; a row that changed meanwhile (an
-// event closed, a rate limit taken) is then left alone.
+// The rows are found through an index (migration 0008) and deleted by their ctid
+// (`ctid = ANY(ARRAY(...))`, a TID scan), their dependent rows through the index on
+// their foreign key: no statement reads a whole table, whatever the planner thinks of
+// a join. The conditions that make a row prunable are written twice: once to find
+// candidates, once more in the DELETE itself, which PostgreSQL re-checks on the
+// newest version of a row changed since the candidates were read; a row that changed
+// meanwhile (an event closed, a rate limit taken) is then left alone.
 type PrunerLease struct {
 	*lease
 }
@@ -87,8 +89,8 @@ func (l *PrunerLease) batch(ctx context.Context, limit int, tables []string, sql
 // before. A sender's redelivery of such an old webhook is then processed again.
 func (l *PrunerLease) PruneWebhookDeliveries(ctx context.Context, before time.Time, limit int) (Pruned, error) {
 	return l.batch(ctx, limit, []string{TableWebhookDeliveries}, `
-		WITH c AS (SELECT dedupe_key FROM webhook_deliveries WHERE processed_at < $1 ORDER BY processed_at LIMIT $2),
-		d AS (DELETE FROM webhook_deliveries w USING c WHERE w.dedupe_key = c.dedupe_key AND w.processed_at < $1 RETURNING 1)
+		WITH c AS (SELECT ctid FROM webhook_deliveries WHERE processed_at < $1 ORDER BY processed_at LIMIT $2),
+		d AS (DELETE FROM webhook_deliveries WHERE ctid = ANY(ARRAY(SELECT ctid FROM c)) AND processed_at < $1 RETURNING 1)
 		SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM d)`, before, limit)
 }
 
@@ -110,14 +112,14 @@ func (l *PrunerLease) pruneProactive(ctx context.Context, which string, before t
 	var lastID *string
 	err := l.conn.QueryRow(ctx, `
 		WITH c AS (
-			SELECT e.id, e.updated_at, `+proactiveKept+` AS kept
+			SELECT e.ctid, e.id, e.updated_at, `+proactiveKept+` AS kept
 			FROM proactive_events e
 			WHERE `+which+` AND e.updated_at < $1 AND (e.updated_at, e.id) > ($3, $4)
 			ORDER BY e.updated_at, e.id LIMIT $2),
-		x AS (DELETE FROM proactive_events e USING c
-			WHERE e.id = c.id AND NOT c.kept AND `+which+` AND e.updated_at < $1 RETURNING e.id),
-		d AS (DELETE FROM proactive_deliveries WHERE event_id IN (SELECT id FROM x) RETURNING id),
-		a AS (DELETE FROM proactive_delivery_attempts WHERE delivery_id IN (SELECT id FROM d) RETURNING 1),
+		x AS (DELETE FROM proactive_events e WHERE e.ctid = ANY(ARRAY(SELECT ctid FROM c WHERE NOT kept))
+			AND `+which+` AND e.updated_at < $1 RETURNING e.id),
+		d AS (DELETE FROM proactive_deliveries WHERE event_id = ANY(ARRAY(SELECT id FROM x)) RETURNING id),
+		a AS (DELETE FROM proactive_delivery_attempts WHERE delivery_id = ANY(ARRAY(SELECT id FROM d)) RETURNING 1),
 		last AS (SELECT updated_at, id FROM c ORDER BY updated_at DESC, id DESC LIMIT 1)
 		SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM x), (SELECT count(*) FROM d), (SELECT count(*) FROM a),
 			(SELECT updated_at FROM last), (SELECT id FROM last)`,
@@ -153,11 +155,10 @@ const finalExecution = `status IN ('success', 'failure', 'expired', 'cancelled')
 // still running stays, so that a retry cannot run the action twice.
 func (l *PrunerLease) PruneIdempotencyKeys(ctx context.Context, before time.Time, limit int) (Pruned, error) {
 	return l.batch(ctx, limit, []string{TableIdempotencyKeys}, `
-		WITH c AS (SELECT k.api_key_id, k.key FROM idempotency_keys k
+		WITH c AS (SELECT k.ctid FROM idempotency_keys k
 			WHERE k.created_at < $1 AND EXISTS (SELECT 1 FROM executions x WHERE x.id = k.execution_id AND x.`+finalExecution+`)
 			ORDER BY k.created_at LIMIT $2),
-		d AS (DELETE FROM idempotency_keys k USING c
-			WHERE k.api_key_id = c.api_key_id AND k.key = c.key AND k.created_at < $1 RETURNING 1)
+		d AS (DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(SELECT ctid FROM c)) AND created_at < $1 RETURNING 1)
 		SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM d)`, before, limit)
 }
 
@@ -166,10 +167,10 @@ func (l *PrunerLease) PruneIdempotencyKeys(ctx context.Context, before time.Time
 // audit records stay: they have retention of their own.
 func (l *PrunerLease) PruneExecutions(ctx context.Context, before time.Time, limit int) (Pruned, error) {
 	return l.batch(ctx, limit, []string{TableExecutions, TableExecutionStates, TableIdempotencyKeys}, `
-		WITH c AS (SELECT id FROM executions WHERE `+finalExecution+` AND updated_at < $1 ORDER BY updated_at LIMIT $2),
-		x AS (DELETE FROM executions e USING c WHERE e.id = c.id AND e.`+finalExecution+` AND e.updated_at < $1 RETURNING e.id),
-		s AS (DELETE FROM execution_states WHERE execution_id IN (SELECT id FROM x) RETURNING 1),
-		k AS (DELETE FROM idempotency_keys WHERE execution_id IN (SELECT id FROM x) RETURNING 1)
+		WITH c AS (SELECT ctid FROM executions WHERE `+finalExecution+` AND updated_at < $1 ORDER BY updated_at LIMIT $2),
+		x AS (DELETE FROM executions WHERE ctid = ANY(ARRAY(SELECT ctid FROM c)) AND `+finalExecution+` AND updated_at < $1 RETURNING id),
+		s AS (DELETE FROM execution_states WHERE execution_id = ANY(ARRAY(SELECT id FROM x)) RETURNING 1),
+		k AS (DELETE FROM idempotency_keys WHERE execution_id = ANY(ARRAY(SELECT id FROM x)) RETURNING 1)
 		SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM x), (SELECT count(*) FROM s), (SELECT count(*) FROM k)`,
 		before, limit)
 }
@@ -182,8 +183,8 @@ func (l *PrunerLease) PruneExecutions(ctx context.Context, before time.Time, lim
 func (l *PrunerLease) PruneAudit(ctx context.Context, before time.Time, limit int, export func([]AuditRecord) error) (Pruned, error) {
 	if export == nil {
 		return l.batch(ctx, limit, []string{TableAudit}, `
-			WITH c AS (SELECT id FROM remote_action_audit WHERE at < $1 ORDER BY at LIMIT $2),
-			d AS (DELETE FROM remote_action_audit a USING c WHERE a.id = c.id RETURNING 1)
+			WITH c AS (SELECT ctid FROM remote_action_audit WHERE at < $1 ORDER BY at LIMIT $2),
+			d AS (DELETE FROM remote_action_audit WHERE ctid = ANY(ARRAY(SELECT ctid FROM c)) AND at < $1 RETURNING 1)
 			SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM d)`, before, limit)
 	}
 	var found int
@@ -218,8 +219,8 @@ func (l *PrunerLease) PruneAudit(ctx context.Context, before time.Time, limit in
 // keeps shorter than the diagnoses' retention.
 func (l *PrunerLease) PruneDiagnoses(ctx context.Context, before time.Time, limit int) (Pruned, error) {
 	return l.batch(ctx, limit, []string{TableDiagnoses}, `
-		WITH c AS (SELECT id FROM diagnoses WHERE diagnosed_at < $1 ORDER BY diagnosed_at LIMIT $2),
-		d AS (DELETE FROM diagnoses x USING c WHERE x.id = c.id RETURNING 1)
+		WITH c AS (SELECT ctid FROM diagnoses WHERE diagnosed_at < $1 ORDER BY diagnosed_at LIMIT $2),
+		d AS (DELETE FROM diagnoses WHERE ctid = ANY(ARRAY(SELECT ctid FROM c)) AND diagnosed_at < $1 RETURNING 1)
 		SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM d)`, before, limit)
 }
 
@@ -231,8 +232,8 @@ func (l *PrunerLease) PruneRateLimits(ctx context.Context, before time.Time, aft
 	var found, deleted int64
 	var last *string
 	err := l.conn.QueryRow(ctx, `
-		WITH c AS (SELECT key FROM rate_limits WHERE key > $3 ORDER BY key LIMIT $2),
-		d AS (DELETE FROM rate_limits r USING c WHERE r.key = c.key AND r.tat < $1 RETURNING 1)
+		WITH c AS (SELECT ctid, key FROM rate_limits WHERE key > $3 ORDER BY key LIMIT $2),
+		d AS (DELETE FROM rate_limits WHERE ctid = ANY(ARRAY(SELECT ctid FROM c)) AND tat < $1 RETURNING 1)
 		SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM d), (SELECT max(key) FROM c)`,
 		before, limit, after.Key).Scan(&found, &deleted, &last)
 	if err != nil {
@@ -254,7 +255,7 @@ func (l *PrunerLease) PruneDiscoveryRuns(ctx context.Context, keep, limit int) (
 				SELECT id, outcome, row_number() OVER (PARTITION BY instance ORDER BY started_at DESC, id DESC) AS n
 				FROM discovery_runs) r
 			WHERE n > $1 AND outcome <> 'running' LIMIT $2),
-		d AS (DELETE FROM discovery_runs x USING c WHERE x.id = c.id AND x.outcome <> 'running' RETURNING 1)
+		d AS (DELETE FROM discovery_runs WHERE id = ANY(ARRAY(SELECT id FROM c)) AND outcome <> 'running' RETURNING 1)
 		SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM d)`, keep, limit)
 }
 
