@@ -46,10 +46,9 @@ func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, _ := db.pool.Query(ctx, `SELECT name FROM users ORDER BY md5(name) LIMIT 5000`)
-	users, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil || len(users) == 0 {
-		return nil, fmt.Errorf("users in the cache: %d, %v", len(users), err)
+	users, err := sampleUsers(ctx, db)
+	if err != nil {
+		return nil, err
 	}
 
 	runCtx, stopRun := context.WithCancel(ctx)
@@ -69,19 +68,8 @@ func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
 	if err := waitHTTP(ctx, base+"/readyz", time.Minute); err != nil {
 		return nil, err
 	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048, IdleConnTimeout: time.Minute}}
-	cached := func(ctx context.Context, i int) (int, error) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/devices?username="+url.QueryEscape(users[i%len(users)]), nil)
-		req.Header.Set("X-API-Key", key)
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, nil
-	}
+	client := identifyClient()
+	cached := identifyRequest(client, base, key, users)
 	// The answers are real: a sample must come from the cache with devices in it.
 	good := 0
 	const sample = 50
@@ -158,6 +146,38 @@ func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
 		{"identify", "sampled answers from the cache with devices", fmt.Sprintf("%d of %d", good, sample), "-", ""},
 		{"identify", "peak RSS (dexbridge run ingress devices)", mib(rss), "-", ""},
 	}, nil
+}
+
+// sampleUsers picks 5000 users of the cache, the same ones each time.
+func sampleUsers(ctx context.Context, db *database) ([]string, error) {
+	rows, _ := db.pool.Query(ctx, `SELECT name FROM users ORDER BY md5(name) LIMIT 5000`)
+	users, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(users) == 0 {
+		return nil, fmt.Errorf("users in the cache: %d, %v", len(users), err)
+	}
+	return users, nil
+}
+
+// identifyClient is an HTTP client for an open loop of identifications: enough idle
+// connections that none is opened during the measurement.
+func identifyClient() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048, IdleConnTimeout: time.Minute}}
+}
+
+// identifyRequest identifies the i-th user (round robin) through dexbridge at base.
+func identifyRequest(client *http.Client, base, key string, users []string) func(ctx context.Context, i int) (int, error) {
+	return func(ctx context.Context, i int) (int, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/devices?username="+url.QueryEscape(users[i%len(users)]), nil)
+		req.Header.Set("X-API-Key", key)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
