@@ -131,3 +131,17 @@ func writeEmptyConfig(t *testing.T) string {
 	}
 	return p
 }
+
+// FuzzParseWhen: any -since or -until is either refused or a point in time.
+func FuzzParseWhen(f *testing.F) {
+	for _, s := range []string{"", "30d", "1.5h", "2026-04-01", "2026-04-01T10:00:00+02:00", "-3d", "9999999999d", "1e9h"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseWhen(s, now)
+		if err == nil && s != "" && got.IsZero() {
+			t.Errorf("parseWhen(%q): no error and no time", s)
+		}
+	})
+}
