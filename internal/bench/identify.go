@@ -31,25 +31,12 @@ const (
 // env.Latency), so the direct rate stays low enough for nxsim not to saturate the
 // machine's cores: its latency is then the tenant's, not a queue's.
 func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
-	// The cache limit is raised far above the offered rate: the run measures the
-	// request path, not the limiter's refusals.
-	st, err := startStack(ctx, env, env.Fleet, 1_000_000)
+	st, key, users, err := startIdentifyStack(ctx, env)
 	if err != nil {
 		return nil, err
 	}
 	defer st.close()
-	s, db, dep := st.sim, st.db, st.dep
-	if err := dep.discover(ctx, env); err != nil {
-		return nil, err
-	}
-	key, err := dep.apiKey(ctx, env, "read")
-	if err != nil {
-		return nil, err
-	}
-	users, err := sampleUsers(ctx, db)
-	if err != nil {
-		return nil, err
-	}
+	s, dep := st.sim, st.dep
 
 	runCtx, stopRun := context.WithCancel(ctx)
 	serve := dep.command(runCtx, env, "run", "ingress", "devices")
@@ -148,14 +135,35 @@ func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
 	}, nil
 }
 
-// sampleUsers picks 5000 users of the cache, the same ones each time.
-func sampleUsers(ctx context.Context, db *database) ([]string, error) {
-	rows, _ := db.pool.Query(ctx, `SELECT name FROM users ORDER BY md5(name) LIMIT 5000`)
-	users, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil || len(users) == 0 {
-		return nil, fmt.Errorf("users in the cache: %d, %v", len(users), err)
+// startIdentifyStack starts a stack whose cache holds nxsim's fleet, with the cache
+// limit raised far above any offered rate (identification then measures the request
+// path, not the limiter's refusals), a key with the read scope, and 5000 users of
+// the cache to identify, the same ones each time.
+func startIdentifyStack(ctx context.Context, env Env) (_ *stack, key string, users []string, err error) {
+	st, err := startStack(ctx, env, env.Fleet, 1_000_000)
+	if err != nil {
+		return nil, "", nil, err
 	}
-	return users, nil
+	defer func() {
+		if err != nil {
+			st.close()
+		}
+	}()
+	if err := st.dep.discover(ctx, env); err != nil {
+		return nil, "", nil, err
+	}
+	if key, err = st.dep.apiKey(ctx, env, "read"); err != nil {
+		return nil, "", nil, err
+	}
+	rows, _ := st.db.pool.Query(ctx, `SELECT name FROM users ORDER BY md5(name) LIMIT 5000`)
+	users, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err == nil && len(users) == 0 {
+		err = errors.New("no user in the cache")
+	}
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("users in the cache: %w", err)
+	}
+	return st, key, users, nil
 }
 
 // identifyClient is an HTTP client for an open loop of identifications: enough idle

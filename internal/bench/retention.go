@@ -24,23 +24,12 @@ import (
 // pruning, the rows pruned per second (from the pruner's own log line of the run),
 // and whether every row that had to stay is still there.
 func retentionScenario(ctx context.Context, env Env) ([]Row, error) {
-	st, err := startStack(ctx, env, env.Fleet, 1_000_000)
+	st, key, users, err := startIdentifyStack(ctx, env)
 	if err != nil {
 		return nil, err
 	}
 	defer st.close()
 	db, dep := st.db, st.dep
-	if err := dep.discover(ctx, env); err != nil {
-		return nil, err
-	}
-	key, err := dep.apiKey(ctx, env, "read")
-	if err != nil {
-		return nil, err
-	}
-	users, err := sampleUsers(ctx, db)
-	if err != nil {
-		return nil, err
-	}
 	fmt.Fprintf(env.Log, "loading %d expired rows with COPY\n", env.RetentionRows)
 	loadStart := time.Now()
 	seeded, err := seedRetention(ctx, db.pool, env.RetentionRows)
