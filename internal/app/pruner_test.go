@@ -8,7 +8,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/store"
 )
 
-// TestPrunerRunsInTheProcess: `dexbridge run pruner` prunes at start, with the
+// TestPrunerRunsInTheProcess: the pruner service prunes at start, with the
 // configured retention, and exports the audit records it deletes.
 func TestPrunerRunsInTheProcess(t *testing.T) {
 	cfg := testConfig(t)
@@ -26,7 +26,7 @@ func TestPrunerRunsInTheProcess(t *testing.T) {
 		VALUES (now() - interval '400 days', '#a', 'PC-old', 'triggered'), (now(), '#a', 'PC-new', 'triggered')`); err != nil {
 		t.Fatal(err)
 	}
-	start(t, cfg, "pruner")
+	start(t, cfg, "ingress", "pruner") // the ingress tells the test when the process is up
 	devices := func() []string {
 		var out []string
 		rows, err := pool.Query(ctx, `SELECT device FROM remote_action_audit`)
