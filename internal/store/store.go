@@ -17,8 +17,8 @@ type PoolSettings struct {
 	MaxConns int32
 	MinConns int32
 	// StatementTimeout ends any statement that runs longer, on the server. The
-	// connections of leases get it too, except discovery's (its bulk load runs
-	// longer, bounded by its own context) and the migrator's.
+	// leases' connections get it too, except discovery's (its bulk load runs longer,
+	// bounded by its own context); migrations run without it.
 	StatementTimeout time.Duration
 }
 

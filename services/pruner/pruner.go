@@ -153,10 +153,7 @@ func (s *Service) lead(ctx context.Context, lease *store.PrunerLease) {
 	t := time.NewTicker(s.o.Interval)
 	defer t.Stop()
 	for {
-		if err := lease.Alive(ctx); err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("pruner lease check failed", "err", err)
-			}
+		if !s.holds(ctx, lease) {
 			return
 		}
 		rep := s.run(ctx, lease)
@@ -164,12 +161,26 @@ func (s *Service) lead(ctx context.Context, lease *store.PrunerLease) {
 			return
 		}
 		s.report(rep)
+		// A lost connection fails every table: step back now, not an interval
+		// later, so that the replica that took the lock over is alone.
+		if rep.Err != nil && !s.holds(ctx, lease) {
+			return
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// holds checks that the lease's connection, and so the lock, is still there.
+func (s *Service) holds(ctx context.Context, lease *store.PrunerLease) bool {
+	err := lease.Alive(ctx)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("pruner lease check failed", "err", err)
+	}
+	return err == nil
 }
 
 // step prunes one table (and the rows that depend on it) a batch at a time.
