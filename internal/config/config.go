@@ -20,6 +20,7 @@ type Config struct {
 	DataDir           string     `yaml:"data_dir"`  // DEXBRIDGE_DATA_DIR
 	NATS              NATS       `yaml:"nats"`
 	DatabaseURL       Secret     `yaml:"database_url"` // DATABASE_URL
+	Database          Database   `yaml:"database"`     // pool settings, see database.go
 	TopicsDir         string     `yaml:"topics_dir"`
 	QueriesFile       string     `yaml:"queries_file"`
 	RemoteActionsFile string     `yaml:"remote_actions_file"`
@@ -37,6 +38,7 @@ type Config struct {
 	Admin             Admin      `yaml:"admin"`
 	Webhooks          Webhooks   `yaml:"webhooks"`  // see webhooks.go
 	Proactive         Proactive  `yaml:"proactive"` // see webhooks.go
+	Retention         Retention  `yaml:"retention"` // see retention.go
 }
 
 // Admin is the operator's credential for the API-key endpoints (HTTP Basic), beside
@@ -147,6 +149,7 @@ func Default() Config {
 		},
 		Webhooks:  defaultWebhooks(),
 		Proactive: defaultProactive(),
+		Retention: defaultRetention(),
 	}
 }
 
@@ -247,6 +250,12 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.validateExecutions(); err != nil {
+		return err
+	}
+	if err := c.validateDatabase(); err != nil {
+		return err
+	}
+	if err := c.validateRetention(); err != nil {
 		return err
 	}
 	seen := map[string]bool{}

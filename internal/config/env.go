@@ -18,6 +18,9 @@ type Variable struct {
 func Variables() []Variable {
 	return []Variable{
 		{"DATABASE_URL", "database_url", "PostgreSQL connection URL", func(c *Config, s string) error { c.DatabaseURL = Secret(s); return nil }},
+		{"DATABASE_MAX_CONNS", "database.max_conns", "most connections in a process's PostgreSQL pool", integer(func(c *Config) *int { return &c.Database.MaxConns })},
+		{"DATABASE_MIN_CONNS", "database.min_conns", "connections a process's PostgreSQL pool keeps open", integer(func(c *Config) *int { return &c.Database.MinConns })},
+		{"DATABASE_STATEMENT_TIMEOUT", "database.statement_timeout", "longest a PostgreSQL statement may run", duration(false, func(c *Config) *Duration { return &c.Database.StatementTimeout })},
 		{"NATS_URL", "nats.url", "NATS server to join; unset starts an embedded server", str(func(c *Config) *string { return &c.NATS.URL })},
 		{"NATS_SUBJECT_PREFIX", "nats.subject_prefix", "prefix of every subject, stream and bucket", str(func(c *Config) *string { return &c.NATS.SubjectPrefix })},
 		{"LISTEN_ADDR", "listen", "ingress address", str(func(c *Config) *string { return &c.Listen })},
