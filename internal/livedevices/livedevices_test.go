@@ -39,23 +39,23 @@ func TestLiveQueriesAreSaved(t *testing.T) {
 			t.Errorf("%s: no live query", key)
 			continue
 		}
-		text, ok := saved[id.query]
+		text, ok := saved[id.id]
 		if !ok {
-			t.Errorf("%s: query %s is not in config/queries.yaml", key, id.query)
+			t.Errorf("%s: query %s is not in config/queries.yaml", key, id.id)
 			continue
 		}
 		p, err := nql.Compile(text, nil)
 		if err != nil {
-			t.Errorf("%s: %v", id.query, err)
+			t.Errorf("%s: %v", id.id, err)
 			continue
 		}
 		a := p.Analysis()
 		if !slices.Equal(a.Parameters, []string{id.param}) {
-			t.Errorf("%s: parameters %v, want [%s]", id.query, a.Parameters, id.param)
+			t.Errorf("%s: parameters %v, want [%s]", id.id, a.Parameters, id.param)
 		}
 		for _, h := range []string{"device.collector.uid", "device.name", "device.last_seen"} {
 			if !slices.Contains(a.Headers, h) {
-				t.Errorf("%s: lists %v, want %s among them", id.query, a.Headers, h)
+				t.Errorf("%s: lists %v, want %s among them", id.id, a.Headers, h)
 			}
 		}
 	}
