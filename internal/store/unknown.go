@@ -42,7 +42,7 @@ func (db *DB) RememberUnknown(ctx context.Context, key, value string, instances 
 			DELETE FROM unknown_identifiers
 			WHERE expires_at <= now() AND NOT (key = $1 AND value_key = lower($2)))
 		INSERT INTO unknown_identifiers (key, value_key, instance, checked_at, expires_at)
-		SELECT $1, lower($2), i, $4, $4 + make_interval(secs => $5)
+		SELECT $1, lower($2), i, $4::timestamptz, $4::timestamptz + make_interval(secs => $5)
 		FROM unnest($3::text[]) AS i
 		ON CONFLICT (key, value_key, instance) DO UPDATE
 		SET checked_at = excluded.checked_at, expires_at = excluded.expires_at`,
