@@ -78,8 +78,9 @@ func (h *handlers) identifyDevices(w http.ResponseWriter, r *http.Request) {
 func (h *handlers) getDevice(w http.ResponseWriter, r *http.Request) {
 	device := mux.Vars(r)["device"]
 	req := events.DevicesGetRequest{Header: events.NewHeader(events.TypeDevicesGetRequest), Device: device}
-	for name, values := range r.URL.Query() {
-		switch {
+	q := r.URL.Query()
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		switch values := q[name]; {
 		case name != "instance":
 			h.fail(w, r, problem.InvalidField(name, "unknown parameter %q: only instance narrows a device", name))
 			return
@@ -87,7 +88,7 @@ func (h *handlers) getDevice(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, problem.InvalidField("instance", "give one instance name, or leave instance out"))
 			return
 		}
-		req.Instance = values[0]
+		req.Instance = q[name][0]
 	}
 	if err := req.Validate(); err != nil {
 		h.fail(w, r, err)
