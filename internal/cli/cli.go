@@ -42,7 +42,7 @@ func commands() []command {
 		{"discover", "discover [-config file] [-print-query] [instance ...]", "run a discovery of every instance, or the named ones, now", discoverCmd},
 		{"audit", "audit export [-since t] [-until t] [-o file]", "write the remote-action audit log as JSON lines", auditCmd},
 		{"topics", "topics [-url u] [-key k]", "list the topics (client of a running dexbridge)", topicsCmd},
-		{"devices", "devices -user|-upn|-email|-sid|-device|-collector-uid X", "identify an employee's devices", devicesCmd},
+		{"devices", "devices -user|-upn|-email|-sid|-device|-collector-uid X [-instance I]", "identify an employee's devices", devicesCmd},
 		{"diagnose", "diagnose TOPIC -device NAME [-refresh]", "diagnose a topic on a device", diagnoseCmd},
 		{"remediate", "remediate TOPIC REMEDIATION -device NAME [-wait 2m]", "run a topic's remediation and follow it", remediateCmd},
 		{"action", "action '#id' -device NAME [-param k=v]", "run an allow-listed remote action and follow it", actionCmd},

@@ -75,6 +75,10 @@ type Cache struct {
 	// MaxAge is how old a device's cached fields may be and still answer a saved query
 	// (CACHE_MAX_AGE); zero means twice Refresh.
 	MaxAge Duration `yaml:"max_age"`
+	// UnknownIdentifierTTL is how long identification remembers that the instances did
+	// not know an identifier, and does not ask them again (UNKNOWN_IDENTIFIER_TTL);
+	// zero asks every time.
+	UnknownIdentifierTTL Duration `yaml:"unknown_identifier_ttl"`
 }
 
 // FreshFor is how old cached fields may be and still answer a saved query.
@@ -136,8 +140,9 @@ func Default() Config {
 		ShutdownTimeout:   Duration(20 * time.Second),
 		Workers:           Workers{Concurrency: 64},
 		Cache: Cache{
-			Refresh:            Duration(time.Hour),
-			UserActivityPeriod: Duration(30 * 24 * time.Hour),
+			Refresh:              Duration(time.Hour),
+			UserActivityPeriod:   Duration(30 * 24 * time.Hour),
+			UnknownIdentifierTTL: Duration(5 * time.Minute),
 		},
 		Diagnosis:  Diagnosis{RefreshTimeout: Duration(60 * time.Second)},
 		Presence:   Presence{OnlineWithin: Duration(time.Hour)},
@@ -151,6 +156,15 @@ func Default() Config {
 		Proactive: defaultProactive(),
 		Retention: defaultRetention(),
 	}
+}
+
+// InstanceNames names the configured instances, in order.
+func (c Config) InstanceNames() []string {
+	names := make([]string, len(c.Instances))
+	for k, in := range c.Instances {
+		names[k] = in.Name
+	}
+	return names
 }
 
 // InstanceLimits is the effective limits of an instance.
@@ -239,6 +253,9 @@ func (c Config) Validate() error {
 	}
 	if c.Cache.MaxAge < 0 {
 		return &Error{Key: "cache.max_age", Env: "CACHE_MAX_AGE", Reason: "must not be negative"}
+	}
+	if c.Cache.UnknownIdentifierTTL < 0 {
+		return &Error{Key: "cache.unknown_identifier_ttl", Env: "UNKNOWN_IDENTIFIER_TTL", Reason: "must not be negative"}
 	}
 	if (c.Admin.Username == "") != (c.Admin.Password == "") {
 		return &Error{Key: "admin", Env: "DEXBRIDGE_ADMIN_USERNAME/DEXBRIDGE_ADMIN_PASSWORD", Reason: "set both the admin username and password, or neither"}
