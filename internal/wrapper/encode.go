@@ -9,18 +9,15 @@ import (
 	"io"
 	"math"
 	"strconv"
+
+	"github.com/dexbridge/dexbridge/events"
 )
 
-// Export formats: one JSON object per line (keyed by column, in column order), or
-// CSV with a header row.
-const (
-	FormatNDJSON = "ndjson"
-	FormatCSV    = "csv"
-)
-
-// ContentType is the media type of an export format.
+// ContentType is the media type of an export format (events.ExportNDJSON: one JSON
+// object per line, keyed by column in column order; events.ExportCSV: a header row,
+// then the rows).
 func ContentType(format string) string {
-	if format == FormatCSV {
+	if format == events.ExportCSV {
 		return "text/csv; charset=utf-8"
 	}
 	return "application/x-ndjson"
@@ -41,8 +38,8 @@ type Encoder struct {
 func NewEncoder(format string, w io.Writer, headers []string) (*Encoder, error) {
 	e := &Encoder{bw: bufio.NewWriterSize(w, 32<<10), headers: headers}
 	switch format {
-	case FormatNDJSON:
-	case FormatCSV:
+	case events.ExportNDJSON:
+	case events.ExportCSV:
 		e.csv = csv.NewWriter(e.bw)
 	default:
 		return nil, fmt.Errorf("unknown export format %q", format)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
 
@@ -158,9 +159,9 @@ func TestEncoders(t *testing.T) {
 	cols := []string{"device.name", "n", "ok", "seen", "x"}
 	rows := [][]any{{"PC-1", int64(3), true, "2026-11-30T19:58:58Z", nil}, {`a "b", c`, 2.5, false, nil, "y"}}
 	for _, tt := range []struct{ format, want string }{
-		{FormatNDJSON, `{"device.name":"PC-1","n":3,"ok":true,"seen":"2026-11-30T19:58:58Z","x":null}` + "\n" +
+		{events.ExportNDJSON, `{"device.name":"PC-1","n":3,"ok":true,"seen":"2026-11-30T19:58:58Z","x":null}` + "\n" +
 			`{"device.name":"a \"b\", c","n":2.5,"ok":false,"seen":null,"x":"y"}` + "\n"},
-		{FormatCSV, "device.name,n,ok,seen,x\nPC-1,3,true,2026-11-30T19:58:58Z,\n\"a \"\"b\"\", c\",2.5,false,,y\n"},
+		{events.ExportCSV, "device.name,n,ok,seen,x\nPC-1,3,true,2026-11-30T19:58:58Z,\n\"a \"\"b\"\", c\",2.5,false,,y\n"},
 	} {
 		var b bytes.Buffer
 		enc, err := NewEncoder(tt.format, &b, cols)
@@ -177,7 +178,7 @@ func TestEncoders(t *testing.T) {
 		}
 	}
 	var b bytes.Buffer
-	enc, _ := NewEncoder(FormatCSV, &b, []string{"device.name"})
+	enc, _ := NewEncoder(events.ExportCSV, &b, []string{"device.name"})
 	if err := enc.Close(); err != nil || b.String() != "device.name\n" {
 		t.Errorf("csv without rows: got %q, %v", b.String(), err)
 	}
