@@ -47,15 +47,21 @@ type Config struct {
 	RefreshTimeout time.Duration
 	// RequestTimeout bounds calls to the remoteactions service when the caller gave no
 	// deadline.
-	RequestTimeout  time.Duration
-	Concurrency     int
+	RequestTimeout time.Duration
+	Concurrency    int
+	// MaxExports bounds the exports (req.nql.export streams) a replica runs at once;
+	// one beyond is refused with 429, as each may hold a download for minutes.
+	MaxExports      int
 	ShutdownTimeout time.Duration
 }
+
+// DefaultMaxExports is Config.MaxExports unless a test says otherwise.
+const DefaultMaxExports = 4
 
 // ConfigFrom is the service's part of a process's configuration.
 func ConfigFrom(c config.Config) Config {
 	return Config{MaxAge: c.Cache.FreshFor(), RefreshTimeout: c.Diagnosis.RefreshTimeout.D(), RequestTimeout: c.RequestTimeout.D(),
-		Concurrency: c.Workers.Concurrency, ShutdownTimeout: c.ShutdownTimeout.D()}
+		Concurrency: c.Workers.Concurrency, MaxExports: DefaultMaxExports, ShutdownTimeout: c.ShutdownTimeout.D()}
 }
 
 // DefaultConfig is the tuning of a process that configures nothing.
@@ -172,6 +178,13 @@ func (s *Service) Run(ctx context.Context) error {
 						return events.NQLReply{}, unavailable("the NQL wrapper")
 					}
 					return execute(ctx, s.defs.Load(), s.wrapper, req)
+				}),
+			natsrpc.StreamEndpoint(srv, "nql_export", subj.Of(events.NQLExport), events.TypeNQLExportRequest, max(s.opts.MaxExports, 1),
+				func(ctx context.Context, req events.NQLExportRequest, out *natsrpc.StreamWriter) (any, error) {
+					if s.wrapper == nil {
+						return nil, unavailable("the NQL wrapper")
+					}
+					return export(ctx, s.defs.Load(), s.wrapper, req, out)
 				}),
 			natsrpc.BroadcastEndpoint(srv, "reload", subj.Of(events.TopicsReload), events.TypeTopicsReloadRequest,
 				func(_ context.Context, req events.TopicsReloadRequest) (events.TopicsReloadReply, error) {
