@@ -8,6 +8,7 @@ import "time"
 func Catalog() []Message {
 	topic := Topic{
 		ID: "outlook", Title: "Microsoft Outlook issues", Description: "d", Platforms: []string{"Windows"},
+		Phrases:      []string{"Outlook keeps crashing", "I cannot send emails"},
 		Queries:      []string{"#diagnose_outlook_issues"},
 		Remediations: []Remediation{{ID: "restart", Title: "Restart", Message: "Please restart"}},
 	}
