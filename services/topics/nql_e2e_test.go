@@ -376,8 +376,9 @@ func TestTimesAreRFC3339UTCFromZonedTenants(t *testing.T) {
 					t.Errorf("%s %s: identification %d %+v, want last_seen %s", tenant, d.Name, resp.StatusCode, found, want)
 				}
 				code, diag, p := e.diagnose("l1_device_checklist", d.Name, true)
-				if code != 200 || diag.Fields["device.last_seen"] != want {
-					t.Errorf("%s %s: live diagnosis %d %v, device.last_seen %v, want %s", tenant, d.Name, code, p, diag.Fields["device.last_seen"], want)
+				if code != 200 || diag.Source != "live" || diag.Fields["device.last_seen"] != want {
+					t.Errorf("%s %s: diagnosis with refresh %d %v, source %s, device.last_seen %v, want live %s", tenant, d.Name, code, p,
+						diag.Source, diag.Fields["device.last_seen"], want)
 				}
 			}
 		}

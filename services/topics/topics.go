@@ -49,8 +49,9 @@ type Config struct {
 	// deadline.
 	RequestTimeout time.Duration
 	Concurrency    int
-	// MaxExports bounds the exports (req.nql.export streams) a replica runs at once;
-	// one beyond is refused with 429, as each may hold a download for minutes.
+	// MaxExports bounds the exports (req.nql.export streams) a replica runs at once
+	// (DefaultMaxExports when not positive); one beyond is refused with 429, as each
+	// may hold a download for minutes.
 	MaxExports      int
 	ShutdownTimeout time.Duration
 }
@@ -112,6 +113,9 @@ func New(o Options) (*Service, error) {
 	}
 	if o.Config == (Config{}) {
 		o.Config = DefaultConfig()
+	}
+	if o.MaxExports <= 0 {
+		o.MaxExports = DefaultMaxExports
 	}
 	defs, err := o.Load()
 	if err != nil {
@@ -179,7 +183,7 @@ func (s *Service) Run(ctx context.Context) error {
 					}
 					return execute(ctx, s.defs.Load(), s.wrapper, req)
 				}),
-			natsrpc.StreamEndpoint(srv, "nql_export", subj.Of(events.NQLExport), events.TypeNQLExportRequest, max(s.opts.MaxExports, 1),
+			natsrpc.StreamEndpoint(srv, "nql_export", subj.Of(events.NQLExport), events.TypeNQLExportRequest, s.opts.MaxExports,
 				func(ctx context.Context, req events.NQLExportRequest, out *natsrpc.StreamWriter) (any, error) {
 					if s.wrapper == nil {
 						return nil, unavailable("the NQL wrapper")
