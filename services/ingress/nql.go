@@ -16,9 +16,9 @@ import (
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
 
-// queryID reads the saved query id of the path: in a URL path the leading # is sent
-// as %23, or left out.
-func queryID(r *http.Request) (string, error) {
+// decodeQuery reads the saved query id of the path and the JSON body into body. In a
+// URL path the leading # of the id is sent as %23, or left out.
+func decodeQuery(w http.ResponseWriter, r *http.Request, body any) (string, error) {
 	id := mux.Vars(r)["query_id"]
 	if !strings.HasPrefix(id, "#") {
 		id = "#" + id
@@ -26,23 +26,19 @@ func queryID(r *http.Request) (string, error) {
 	if !events.ValidQueryID(id) {
 		return "", problem.InvalidField("query_id", "a saved query id is # and 2 to 255 characters of a-z, 0-9 and _ (send # as %%23, or leave it out)")
 	}
-	return id, nil
+	return id, decodeJSON(w, r, body, true)
 }
 
 // executeQuery answers POST /api/v1/nql/{query_id}, body
 // {"parameters": {"device_name": "..."}, "instance": "eu"}: a saved query through the
 // NQL wrapper, from the cache or live.
 func (h *handlers) executeQuery(w http.ResponseWriter, r *http.Request) {
-	id, err := queryID(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
 	var body struct {
 		Parameters map[string]string `json:"parameters"`
 		Instance   string            `json:"instance"`
 	}
-	if err := decodeJSON(w, r, &body, true); err != nil {
+	id, err := decodeQuery(w, r, &body)
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -88,17 +84,13 @@ const (
 // copies the worker's chunks to the client, one at a time: the worker goes no faster
 // than the client reads, and a client that goes away stops the download.
 func (h *handlers) exportQuery(w http.ResponseWriter, r *http.Request) {
-	id, err := queryID(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
 	var body struct {
 		Parameters map[string]string `json:"parameters"`
 		Instance   string            `json:"instance"`
 		Format     string            `json:"format"`
 	}
-	if err := decodeJSON(w, r, &body, true); err != nil {
+	id, err := decodeQuery(w, r, &body)
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}

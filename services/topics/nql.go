@@ -16,15 +16,11 @@ func execute(ctx context.Context, defs *topic.Set, w *wrapper.Wrapper, req event
 	if err := req.Validate(); err != nil {
 		return events.NQLReply{}, err
 	}
-	q, ok := defs.Query(req.QueryID)
-	if !ok {
-		return events.NQLReply{}, problem.New(problem.NotFound, "no saved query %s", req.QueryID)
+	q, r, err := savedQuery(defs, req)
+	if err != nil {
+		return events.NQLReply{}, err
 	}
-	params := req.Parameters
-	if params == nil {
-		params = map[string]string{}
-	}
-	a, err := w.Run(ctx, q, wrapper.Request{Parameters: params, Instance: req.Instance})
+	a, err := w.Run(ctx, q, r)
 	if err != nil {
 		return events.NQLReply{}, err
 	}
@@ -43,16 +39,12 @@ func export(ctx context.Context, defs *topic.Set, w *wrapper.Wrapper, req events
 	if err := req.Validate(); err != nil {
 		return events.NQLExportFinished{}, err
 	}
-	q, ok := defs.Query(req.QueryID)
-	if !ok {
-		return events.NQLExportFinished{}, problem.New(problem.NotFound, "no saved query %s", req.QueryID)
-	}
-	params := req.Parameters
-	if params == nil {
-		params = map[string]string{}
+	q, r, err := savedQuery(defs, events.NQLRequest{QueryID: req.QueryID, Parameters: req.Parameters, Instance: req.Instance})
+	if err != nil {
+		return events.NQLExportFinished{}, err
 	}
 	sink := &streamSink{out: out, format: req.Format}
-	n, err := w.Export(ctx, q, wrapper.Request{Parameters: params, Instance: req.Instance}, sink)
+	n, err := w.Export(ctx, q, r, sink)
 	if err == nil {
 		err = sink.enc.Close()
 	}
@@ -82,6 +74,19 @@ func (s *streamSink) Start(st wrapper.ExportStart) error {
 }
 
 func (s *streamSink) Row(columns []string, values []any) error { return s.enc.Row(columns, values) }
+
+// savedQuery is the query a request names and the wrapper's request for it.
+func savedQuery(defs *topic.Set, req events.NQLRequest) (*topic.SavedQuery, wrapper.Request, error) {
+	q, ok := defs.Query(req.QueryID)
+	if !ok {
+		return nil, wrapper.Request{}, problem.New(problem.NotFound, "no saved query %s", req.QueryID)
+	}
+	params := req.Parameters
+	if params == nil {
+		params = map[string]string{}
+	}
+	return q, wrapper.Request{Parameters: params, Instance: req.Instance}, nil
+}
 
 // unavailable is the answer of a worker built without what diagnosis needs.
 func unavailable(what string) error {
