@@ -35,14 +35,12 @@ type TopicsGetReply struct {
 
 // Topic is what a chatbot needs to know about a topic to offer it.
 type Topic struct {
-	ID          string   `json:"id"`
-	LegacyID    string   `json:"legacy_id,omitempty"`
-	Title       string   `json:"title"`
-	Description string   `json:"description"`
-	Platforms   []string `json:"platforms"`
-	// Phrases are how employees say they have the problem ("I cannot print
-	// anything"), for a chatbot to tell which topic a message is about.
-	Phrases      []string      `json:"phrases"`
+	ID           string        `json:"id"`
+	LegacyID     string        `json:"legacy_id,omitempty"`
+	Title        string        `json:"title"`
+	Description  string        `json:"description"`
+	Platforms    []string      `json:"platforms"`
+	Phrases      []string      `json:"phrases"` // how employees say they have the problem, to pick the topic of a message
 	Queries      []string      `json:"queries"`
 	Remediations []Remediation `json:"remediations"`
 }

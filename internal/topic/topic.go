@@ -2,13 +2,12 @@ package topic
 
 // Topic is one diagnosable subject ("Outlook keeps crashing").
 type Topic struct {
-	ID          string   `yaml:"id"`
-	LegacyID    string   `yaml:"legacy_id"`
-	Title       string   `yaml:"title"`
-	Description string   `yaml:"description"`
-	Platforms   []string `yaml:"platforms"`
-	// Phrases are how employees say they have the problem (phrases.go).
-	Phrases             []string      `yaml:"phrases"`
+	ID                  string        `yaml:"id"`
+	LegacyID            string        `yaml:"legacy_id"`
+	Title               string        `yaml:"title"`
+	Description         string        `yaml:"description"`
+	Platforms           []string      `yaml:"platforms"`
+	Phrases             []string      `yaml:"phrases"` // how employees say they have the problem (phrases.go)
 	DataCollection      []string      `yaml:"data_collection"`
 	Queries             []Query       `yaml:"queries"`
 	Rules               []Rule        `yaml:"rules"`

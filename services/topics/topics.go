@@ -47,13 +47,13 @@ type Config struct {
 	RefreshTimeout time.Duration
 	// RequestTimeout bounds calls to the remoteactions service when the caller gave no
 	// deadline.
-	RequestTimeout time.Duration
-	Concurrency    int
+	RequestTimeout  time.Duration
+	Concurrency     int
+	ShutdownTimeout time.Duration
 	// MaxExports bounds the exports (req.nql.export streams) a replica runs at once
 	// (DefaultMaxExports when not positive); one beyond is refused with 429, as each
 	// may hold a download for minutes.
-	MaxExports      int
-	ShutdownTimeout time.Duration
+	MaxExports int
 }
 
 // DefaultMaxExports is Config.MaxExports unless a test says otherwise.
