@@ -8,6 +8,7 @@ import "time"
 func Catalog() []Message {
 	topic := Topic{
 		ID: "outlook", Title: "Microsoft Outlook issues", Description: "d", Platforms: []string{"Windows"},
+		Phrases:      []string{"Outlook keeps crashing", "I cannot send emails"},
 		Queries:      []string{"#diagnose_outlook_issues"},
 		Remediations: []Remediation{{ID: "restart", Title: "Restart", Message: "Please restart"}},
 	}
@@ -81,6 +82,11 @@ func Catalog() []Message {
 		NQLRequest{Header: NewHeader(TypeNQLRequest), QueryID: "#l1_device_checklist", Parameters: map[string]string{"device_name": "PC-HEALTHY"}, Instance: "eu"},
 		NQLReply{Header: NewHeader(TypeNQLReply), QueryID: "#l1_device_checklist", Headers: []string{"device.name", "device.hardware.memory"},
 			Rows: []map[string]any{{"device.name": "PC-HEALTHY", "device.hardware.memory": 17179869184}}, Source: SourceCache, Instance: "eu", DataAsOf: &seen},
+		NQLExportRequest{Header: NewHeader(TypeNQLExportRequest), QueryID: "#dexbridge_discovery_devices", Parameters: map[string]string{"platform": "Windows"},
+			Instance: "eu", Format: ExportNDJSON},
+		NQLExportStarted{Header: NewHeader(TypeNQLExportStarted), QueryID: "#dexbridge_discovery_devices", Headers: []string{"device.name", "device.last_seen"},
+			Instance: "eu", Format: ExportNDJSON, ContentType: "application/x-ndjson", DataAsOf: seen},
+		NQLExportFinished{Header: NewHeader(TypeNQLExportFinished), Rows: 1450},
 		TopicsReloadRequest{Header: NewHeader(TypeTopicsReloadRequest), RequestedBy: "key:key_0123456789abcdef"},
 		TopicsReloadReply{Header: NewHeader(TypeTopicsReloadReply), Worker: "hbDgUgBdvVDP4Nt0yrkd5E", Status: ReloadRefused,
 			Problems: []string{"topics/outlook.yaml: rules[0].when: rule outlook_offline: undeclared reference to 'IsOnlin'"},

@@ -80,6 +80,11 @@ func TestWorkersRefuseWhatTheIngressRefuses(t *testing.T) {
 		{"domain without user", events.DevicesIdentifyRequest{Key: events.KeyUsername, Value: `CORP\`}, "username"},
 		{"remediation", events.ActionsRemediateRequest{Topic: "slow_pc", Remediation: "restart", Device: "PC-1"}, ""},
 		{"bad remediation id", events.ActionsRemediateRequest{Topic: "slow_pc", Remediation: "re start", Device: "PC-1"}, "remediation"},
+		{"export", events.NQLExportRequest{QueryID: "#dexbridge_discovery_devices", Format: events.ExportCSV}, ""},
+		{"export without a format", events.NQLExportRequest{QueryID: "#dexbridge_discovery_devices"}, "format"},
+		{"export as xml", events.NQLExportRequest{QueryID: "#dexbridge_discovery_devices", Format: "xml"}, "format"},
+		{"export of a bad query id", events.NQLExportRequest{QueryID: "#X", Format: events.ExportCSV}, "query_id"},
+		{"export of a bad instance", events.NQLExportRequest{QueryID: "#x_y", Format: events.ExportCSV, Instance: "a b"}, "instance"},
 	}
 	for _, tt := range tests {
 		err := tt.req.Validate()

@@ -92,4 +92,8 @@ type NQLReply struct {
 	Source   string           `json:"source"` // cache or live
 	Instance string           `json:"instance"`
 	DataAsOf *time.Time       `json:"data_as_of"`
+	// Truncated says the instance cut the rows at RowLimit (NQL execute's cap): more
+	// exist, and an export (NQLExport) returns them all.
+	Truncated bool `json:"truncated"`
+	RowLimit  int  `json:"row_limit,omitempty"`
 }

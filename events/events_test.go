@@ -78,7 +78,7 @@ var subjectShape = regexp.MustCompile(`^(req|evt|cmd)\.[a-z_]+\.[a-z_]+(\.[a-z_*
 
 func TestSubjects(t *testing.T) {
 	for _, name := range []string{
-		events.TopicsList, events.TopicsGet, events.TopicsDiagnose, events.NQLExecute, events.TopicsReload,
+		events.TopicsList, events.TopicsGet, events.TopicsDiagnose, events.NQLExecute, events.NQLExport, events.TopicsReload,
 		events.DevicesIdentify, events.DevicesGet, events.StatusGet, events.DiscoveryRun, events.DiscoveryFinished,
 		events.ActionsList, events.ActionsTrigger, events.ActionsRemediate, events.ActionsGet, events.ActionsUpdated,
 		events.WebhooksReceived, events.ProactiveChanged,

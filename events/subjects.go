@@ -67,6 +67,10 @@ const (
 	// NQLExecute runs a saved query through the NQL wrapper (cache or live).
 	// Request NQLRequest, reply NQLReply.
 	NQLExecute = "req.nql.execute"
+	// NQLExport runs a saved query through the export API and streams every row back
+	// (a natsrpc stream). Request NQLExportRequest; stream NQLExportStarted, the body,
+	// NQLExportFinished.
+	NQLExport = "req.nql.export"
 	// TopicsReload tells every topics worker to reload its topics, allow-list and
 	// saved queries. Broadcast, not a queue group: each replica answers.
 	// Request TopicsReloadRequest, reply TopicsReloadReply (one per replica).

@@ -40,6 +40,7 @@ type Topic struct {
 	Title        string        `json:"title"`
 	Description  string        `json:"description"`
 	Platforms    []string      `json:"platforms"`
+	Phrases      []string      `json:"phrases"` // how employees say they have the problem, to pick the topic of a message
 	Queries      []string      `json:"queries"`
 	Remediations []Remediation `json:"remediations"`
 }

@@ -4,9 +4,9 @@
 //
 //	go run ./examples/chatbot -key "$KEY" -user jdoe -say "Outlook keeps crashing"
 //
-// The bot identifies the employee's device, picks the topic that matches what they
-// said, diagnoses it, offers the fix, runs it with the employee's consent (-yes), waits
-// for it, and diagnoses again to confirm.
+// The bot identifies the employee's device, picks the topic whose catalogue phrases
+// are closest to what they said (topics.go), diagnoses it, offers the fix, runs it
+// with the employee's consent (-yes), waits for it, and diagnoses again to confirm.
 package main
 
 import (
@@ -66,23 +66,14 @@ func (b *bot) converse(ctx context.Context, user, text string, consent bool) err
 	device := found.Devices[0]
 	b.say("I see you are on %s (%s). Let me have a look.", device.Name, device.Platform)
 
-	// 2. Pick the topic that matches what the employee said.
+	// 2. Pick the topic whose phrases are closest to what the employee said.
 	var catalogue struct {
-		Topics []struct {
-			ID, Title string
-			Platforms []string
-		} `json:"topics"`
+		Topics []catalogueTopic `json:"topics"`
 	}
 	if err := b.call(ctx, http.MethodGet, "/api/v1/topics?platform="+url.QueryEscape(device.Platform), nil, &catalogue); err != nil {
 		return err
 	}
-	topic := ""
-	for _, t := range catalogue.Topics {
-		if matches(text, t.Title) {
-			topic = t.ID
-			break
-		}
-	}
+	topic := pickTopic(text, catalogue.Topics)
 	if topic == "" {
 		b.say("I am not sure what this is about; I will open a ticket for you.")
 		return nil
@@ -164,16 +155,6 @@ func (b *bot) diagnose(ctx context.Context, topic, device string, refresh bool) 
 	var d diagnosis
 	err := b.call(ctx, http.MethodPost, "/api/v1/topics/"+topic+"/diagnosis", map[string]any{"device": device, "refresh": refresh}, &d)
 	return &d, err
-}
-
-// matches is the bot's whole natural-language understanding: a shared word.
-func matches(text, title string) bool {
-	for _, w := range strings.Fields(strings.ToLower(title)) {
-		if len(w) > 3 && w != "issues" && strings.Contains(strings.ToLower(text), w) {
-			return true
-		}
-	}
-	return false
 }
 
 // call sends a request with the API key and decodes the JSON answer; an error

@@ -65,6 +65,10 @@ type QueryResult struct {
 	QueryID  string           `json:"query_id"`
 	Rows     []map[string]any `json:"rows"`
 	Source   string           `json:"source"`
+	// Truncated says the instance cut the rows at RowLimit (NQL execute's cap);
+	// POST /api/v1/nql/{query_id}/export returns them all.
+	Truncated bool `json:"truncated"`
+	RowLimit  int  `json:"row_limit,omitempty"`
 }
 
 // Reload is POST /api/v1/admin/reload when every worker put the new set in force.

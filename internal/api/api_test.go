@@ -46,7 +46,7 @@ func TestBodiesEncodeAsTheMapsTheyReplace(t *testing.T) {
 		{"query", api.QueryResult{DataAsOf: &at, Headers: []string{"device.name"}, Instance: "eu", QueryID: "#q",
 			Rows: []map[string]any{{"device.name": "PC-1"}}, Source: "cache"},
 			map[string]any{"query_id": "#q", "headers": []string{"device.name"}, "rows": []map[string]any{{"device.name": "PC-1"}},
-				"source": "cache", "instance": "eu", "data_as_of": &at}},
+				"source": "cache", "instance": "eu", "data_as_of": &at, "truncated": false}},
 		{"remote actions", api.RemoteActions{RemoteActions: []events.RemoteAction{{ID: "#a"}}},
 			map[string]any{"remote_actions": []events.RemoteAction{{ID: "#a"}}}},
 		{"proactive events", api.ProactiveEvents{Events: []events.ProactiveEvent{}, NextCursor: "17"},

@@ -70,12 +70,8 @@ func (c *Client) CallAll(ctx context.Context, subject string, req events.Message
 			return answered, expected, nil // the others did not answer in time
 		}
 		answered++
-		if code := m.Header.Get(micro.ErrorCodeHeader); code != "" {
-			var doc problem.Document
-			if json.Unmarshal(m.Data, &doc) != nil || doc.Code == "" {
-				doc = problem.Document{Code: problem.Code(code), Detail: m.Header.Get(micro.ErrorHeader)}
-			}
-			return answered, expected, workerProblem{p: problem.FromDoc(doc)}
+		if err := replyProblem(m); err != nil {
+			return answered, expected, err
 		}
 		if err := each(m.Data); err != nil {
 			return answered, expected, err

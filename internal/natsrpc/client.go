@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/metrics"
@@ -197,12 +196,8 @@ func (c *Client) Call(ctx context.Context, subject string, req events.Message, r
 	case err != nil:
 		return fmt.Errorf("request %s: %w", subject, err)
 	}
-	if code := reply.Header.Get(micro.ErrorCodeHeader); code != "" {
-		var doc problem.Document
-		if json.Unmarshal(reply.Data, &doc) != nil || doc.Code == "" {
-			doc = problem.Document{Code: problem.Code(code), Detail: reply.Header.Get(micro.ErrorHeader)}
-		}
-		return workerProblem{p: problem.FromDoc(doc)}
+	if err := replyProblem(reply); err != nil {
+		return err
 	}
 	if err := json.Unmarshal(reply.Data, resp); err != nil {
 		return fmt.Errorf("decode reply on %s: %w", subject, err)

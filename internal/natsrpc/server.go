@@ -37,6 +37,11 @@ type Server struct {
 	pool    *Pool
 	log     *slog.Logger
 	metrics *metrics.Metrics
+	// streams are the running streams (StreamEndpoint); stopStreams ends them when
+	// Stop's time is up.
+	streams     sync.WaitGroup
+	streamCtx   context.Context
+	stopStreams context.CancelFunc
 }
 
 // ServerOption adjusts a Server.
@@ -65,6 +70,7 @@ func NewServer(nc *nats.Conn, name, version, description string, concurrency int
 		return nil, fmt.Errorf("add nats service %s: %w", name, err)
 	}
 	s := &Server{nc: nc, svc: svc, pool: NewPool(concurrency), log: log.With("service", name)}
+	s.streamCtx, s.stopStreams = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(s)
 	}
@@ -202,11 +208,21 @@ func requestContext(h micro.Headers) (context.Context, context.CancelFunc) {
 }
 
 // Stop stops taking requests, then waits (within ctx) for the running ones to answer.
+// Streams still running when ctx ends are broken off, and waited for.
 func (s *Server) Stop(ctx context.Context) error {
 	err := s.svc.Stop()
 	if werr := s.pool.Wait(ctx); werr != nil {
 		err = errors.Join(err, werr)
 	}
+	done := make(chan struct{})
+	go func() { s.streams.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.stopStreams()
+		<-done
+	}
+	s.stopStreams()
 	return err
 }
 

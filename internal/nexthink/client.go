@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dexbridge/dexbridge/internal/config"
+	"github.com/dexbridge/dexbridge/internal/nql"
 )
 
 // Defaults of Config.
@@ -76,6 +77,7 @@ type shared struct {
 	observe       func(Call)
 	log           *slog.Logger
 	now           func() time.Time
+	times         timeColumns // which columns of a result are date-times
 }
 
 // New checks cfg and returns a client; it makes no call.
@@ -114,6 +116,7 @@ func New(cfg Config) (*Client, error) {
 		callTimeout:   orDefault(cfg.CallTimeout, DefaultCallTimeout),
 		exportTimeout: orDefault(cfg.ExportTimeout, DefaultExportTimeout),
 		observe:       cfg.Observe, log: cfg.Log.With("instance", cfg.Instance), now: cfg.Clock,
+		times: timeColumns{schema: nql.DefaultSchema()},
 	}
 	s.tokens = &tokenSource{c: s, url: tokenURL.JoinPath("oauth2/default/v1/token").String(),
 		clientID: cfg.ClientID, secret: cfg.ClientSecret}

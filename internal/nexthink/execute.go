@@ -19,10 +19,15 @@ type Result struct {
 	ExecutedQuery string    // the NQL text with the parameters substituted
 	Executed      time.Time // executionDateTime, UTC
 	// Rows are keyed by fully qualified field names ("device.name"). Numbers are
-	// int64 when integral, else float64; strings stay strings (date-times too: see
-	// ParseTime); null is nil.
+	// int64 when integral, else float64; null is nil; strings stay strings, except
+	// that the values of the schema's date-time fields are RFC 3339 UTC text
+	// (FormatTime), whatever form the instance sent.
 	Rows []map[string]any
 }
+
+// MaxExecuteRows is the most rows NQL execute returns: the instance cuts a longer
+// result there without saying so. The export API returns every row.
+const MaxExecuteRows = 1000
 
 // executeV2 is the NqlApiExecuteV2Response schema.
 type executeV2 struct {
@@ -33,7 +38,8 @@ type executeV2 struct {
 	Data              []map[string]any `json:"data"`
 }
 
-// Execute runs a saved query with NQL execute v2 (JSON, x-utc-times: true).
+// Execute runs a saved query with NQL execute v2 (JSON, x-utc-times: true); it
+// returns at most MaxExecuteRows rows.
 // Parameters are passed without '$'. Execute is a read, so every transient failure
 // is retried.
 func (c *Client) Execute(ctx context.Context, queryID string, params map[string]string) (*Result, error) {
@@ -58,6 +64,7 @@ func (c *Client) Execute(ctx context.Context, queryID string, params map[string]
 			row[k] = plain(x)
 		}
 	}
+	c.times.rows(res.Rows)
 	return res, nil
 }
 

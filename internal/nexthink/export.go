@@ -38,11 +38,21 @@ type exportStatus struct {
 // downloads the results file without the bearer token and decodes it as it arrives,
 // calling fn with the header and each record in order. The file is never held in
 // memory. header is the same slice on every call (do not change it); record is new
-// on every call.
+// on every call. The cells of the schema's date-time fields are RFC 3339 UTC
+// (FormatTime); empty cells are empty.
 //
 // An error of fn stops the export and is returned wrapped. When the instance cut the
 // result short (206), every row is delivered and the error wraps ErrPartial.
 func (c *Client) Export(ctx context.Context, queryID string, params map[string]string, fn func(header, record []string) error) error {
+	return c.ExportStream(ctx, queryID, params, nil, fn)
+}
+
+// ExportStream is Export that also calls ready, when not nil, once the export has
+// completed and before its results file is downloaded, with whether the instance
+// cut the result short: a caller streaming the rows on can say so before the first
+// one. An error of ready stops the export and is returned wrapped.
+func (c *Client) ExportStream(ctx context.Context, queryID string, params map[string]string, ready func(partial bool) error,
+	fn func(header, record []string) error) error {
 	if err := c.checkQueryID(callExport, queryID); err != nil {
 		return err
 	}
@@ -62,7 +72,12 @@ func (c *Client) Export(ctx context.Context, queryID string, params map[string]s
 	if err != nil {
 		return err
 	}
-	rows, err := c.download(ctx, queryID, fileURL, fn)
+	if ready != nil {
+		if err := ready(partial); err != nil {
+			return fmt.Errorf("nexthink instance %s: %s %s: %w", c.name, callExport, queryID, err)
+		}
+	}
+	rows, err := c.download(ctx, queryID, fileURL, c.times.records(fn))
 	c.log.Info("nexthink export done", "call", callExport, "query_id", queryID, "rows", rows,
 		"partial", partial, "ok", err == nil, "duration_ms", time.Since(start).Milliseconds())
 	if err != nil {

@@ -24,7 +24,8 @@ type Plan struct {
 
 	cols     []valueFn
 	headers  []string
-	sortKey  valueFn // nil without sort
+	types    []FieldType // of each header
+	sortKey  valueFn     // nil without sort
 	sortDesc bool
 	limit    int // -1 without limit
 
@@ -464,27 +465,29 @@ func (c *compiler) summarize(cl *SummarizeClause) error {
 func (c *compiler) finish() error {
 	if c.list != nil {
 		for _, f := range c.list.Fields {
-			fn, _, canon, err := c.fieldRead(f, &scope{})
+			fn, typ, canon, err := c.fieldRead(f, &scope{})
 			if err != nil {
 				return err
 			}
-			c.p.cols = append(c.p.cols, fn)
-			c.p.headers = append(c.p.headers, canon)
+			c.addColumn(fn, canon, typ)
 		}
 	} else if c.summarized {
-		for k, f := range c.sumBy {
-			c.p.cols = append(c.p.cols, slotRead(k))
-			c.p.headers = append(c.p.headers, c.canonical(f.Name))
+		for _, f := range c.sumBy {
+			fn, typ, canon, err := c.fieldRead(f, &scope{})
+			if err != nil {
+				return err
+			}
+			c.addColumn(fn, canon, typ)
 		}
 		for _, it := range c.sumItems {
-			c.p.cols = append(c.p.cols, slotRead(c.post[it.Name].slot))
-			c.p.headers = append(c.p.headers, it.Name)
+			cs := c.post[it.Name]
+			c.addColumn(slotRead(cs.slot), it.Name, cs.typ)
 		}
 		c.appendComputed(c.post, len(c.sumBy)+len(c.sumItems))
 	} else {
 		for _, name := range c.primary.Defaults {
-			c.p.cols = append(c.p.cols, primRead(name))
-			c.p.headers = append(c.p.headers, name)
+			r, _ := c.s.resolveIn(c.primary, name)
+			c.addColumn(primRead(name), name, r.typ)
 			c.addField(name)
 		}
 		c.appendComputed(c.comp, 0)
@@ -497,7 +500,16 @@ func (c *compiler) finish() error {
 		c.p.sortKey, c.p.sortDesc = fn, c.sort.Desc
 	}
 	c.p.analysis.Headers = c.p.headers
+	c.p.analysis.Types = c.p.types
+	c.p.analysis.Limit = c.p.limit
 	return nil
+}
+
+// addColumn appends an output column.
+func (c *compiler) addColumn(fn valueFn, header string, typ FieldType) {
+	c.p.cols = append(c.p.cols, fn)
+	c.p.headers = append(c.p.headers, header)
+	c.p.types = append(c.p.types, typ)
 }
 
 // appendComputed adds computed names with slots from min on, in slot order.
@@ -515,8 +527,7 @@ func (c *compiler) appendComputed(names map[string]compSlot, min int) {
 		}
 	}
 	for k, name := range byslot {
-		c.p.cols = append(c.p.cols, slotRead(min+k))
-		c.p.headers = append(c.p.headers, name)
+		c.addColumn(slotRead(min+k), name, names[name].typ)
 	}
 }
 
@@ -772,6 +783,7 @@ func (p *Plan) Analysis() Analysis {
 	a.Joins = append([]string(nil), a.Joins...)
 	a.Parameters = append([]string(nil), a.Parameters...)
 	a.Headers = append([]string(nil), a.Headers...)
+	a.Types = append([]FieldType(nil), a.Types...)
 	a.Fields = append([]string(nil), a.Fields...)
 	if a.DeviceKey != nil {
 		k := *a.DeviceKey

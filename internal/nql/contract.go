@@ -75,6 +75,11 @@ type Analysis struct {
 	Joins      []string // tables joined with `with` or `include`, in order
 	Parameters []string // parameter names without `$`, in order of first use
 	Headers    []string // output columns, as in Result.Headers
+	// Types are the types of the output columns, one per header: a computed column
+	// has the type of its expression (TypeAny when only the data knows).
+	Types []FieldType
+	// Limit is the query's own limit clause, -1 without one.
+	Limit int
 	// Fields lists every fully qualified field the query reads, from any clause.
 	Fields []string
 	// DeviceKey is set when the query's first filter selects one device by an

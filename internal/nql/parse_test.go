@@ -262,6 +262,59 @@ func TestAnalysis(t *testing.T) {
 	}
 }
 
+// TestAnalysisColumnTypes: each output column has the type of the field or
+// expression it shows, and Limit is the query's own limit.
+func TestAnalysisColumnTypes(t *testing.T) {
+	dt, i, str, any := TypeDateTime, TypeInt, TypeString, TypeAny
+	tests := []struct {
+		q     string
+		types []FieldType
+		limit int
+	}{
+		{`devices | list name, last_seen, hardware.memory, remote_action.x.execution.time, remote_action.x.execution.outputs.A`,
+			[]FieldType{str, dt, i, dt, any}, -1},
+		{`devices | include session.events | compute last_session = session.events.end_time.max() | list name, last_session | limit 5`,
+			[]FieldType{str, dt}, 5},
+		{`session.events past 7d | summarize last = end_time.max(), n = count() by device.name`,
+			[]FieldType{str, dt, i}, -1},
+		{`remote_action.executions past 1d | limit 1000`,
+			[]FieldType{str, str, str, str, str, str, str, str, dt, str, str}, 1000},
+	}
+	for _, tt := range tests {
+		p, err := Compile(tt.q, nil)
+		if err != nil {
+			t.Fatalf("Compile(%q): %v", tt.q, err)
+		}
+		a := p.Analysis()
+		if !slices.Equal(a.Types, tt.types) || len(a.Types) != len(a.Headers) {
+			t.Errorf("%q Types: got %v for %q, want %v", tt.q, a.Types, a.Headers, tt.types)
+		}
+		if a.Limit != tt.limit {
+			t.Errorf("%q Limit: got %d, want %d", tt.q, a.Limit, tt.limit)
+		}
+	}
+}
+
+func TestSchemaFieldType(t *testing.T) {
+	s := DefaultSchema()
+	for _, tt := range []struct {
+		field string
+		typ   FieldType
+		ok    bool
+	}{
+		{"device.last_seen", TypeDateTime, true}, {"device.name", TypeString, true},
+		{"session.events.end_time", TypeDateTime, true}, {"user.upn", TypeString, true},
+		{"remote_action.executions.time", TypeDateTime, true}, {"alert.trigger_time", TypeDateTime, true},
+		{"remote_action.get_x.execution.time", TypeDateTime, true},
+		{"remote_action.get_x.execution.outputs.LastBoot", TypeAny, true},
+		{"last_session", TypeAny, false}, {"last_seen", TypeAny, false},
+	} {
+		if typ, ok := s.FieldType(tt.field); typ != tt.typ || ok != tt.ok {
+			t.Errorf("FieldType(%q): got %v %v, want %v %v", tt.field, typ, ok, tt.typ, tt.ok)
+		}
+	}
+}
+
 func TestSchema(t *testing.T) {
 	s := DefaultSchema()
 	for _, tt := range []struct {

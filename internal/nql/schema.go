@@ -335,3 +335,23 @@ func isLowerIDByte(c byte) bool {
 func isIDByte(c byte) bool {
 	return isLowerIDByte(c) || c >= 'A' && c <= 'Z'
 }
+
+// FieldType is the type of a fully qualified field of a table or object of the
+// schema, or of a remote_action.<id>.execution.* field; ok is false for a name the
+// schema does not declare (a computed column).
+func (s *Schema) FieldType(name string) (typ FieldType, ok bool) {
+	if _, t, ok := remoteActionField(name); ok {
+		return t, true
+	}
+	for _, t := range s.tables {
+		if typ, ok := t.types[name]; ok {
+			return typ, true
+		}
+	}
+	for _, o := range s.objects {
+		if typ, ok := o.types[name]; ok {
+			return typ, true
+		}
+	}
+	return TypeAny, false
+}

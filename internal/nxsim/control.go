@@ -140,8 +140,8 @@ func (t *tenant) handlePutExportSettings(w http.ResponseWriter, r *http.Request)
 	if !decodeControl(w, r, &s) {
 		return
 	}
-	if s.DelayMS < 0 || s.RowLimit < 0 {
-		writeJSON(w, http.StatusBadRequest, controlError{Error: "delay_ms and row_limit must not be negative"})
+	if s.DelayMS < 0 || s.RowLimit < 0 || s.FileBytesPerSecond < 0 {
+		writeJSON(w, http.StatusBadRequest, controlError{Error: "delay_ms, row_limit and file_bytes_per_second must not be negative"})
 		return
 	}
 	t.exports.setSettings(s)

@@ -42,6 +42,9 @@ type ExportSettings struct {
 	DelayMS  int  `json:"delay_ms"`  // minimum time in SUBMITTED and in IN_PROGRESS
 	Fail     bool `json:"fail"`      // exports end in ERROR
 	RowLimit int  `json:"row_limit"` // licence cap: more rows are cut and status answers 206; 0 none
+	// FileBytesPerSecond serves results files at most that fast, as slow storage
+	// would; 0 is no limit.
+	FileBytesPerSecond int `json:"file_bytes_per_second"`
 }
 
 type exportJob struct {
@@ -349,5 +352,34 @@ func (t *tenant) handleResultsFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", j.contentType)
+	if rate := t.exports.getSettings().FileBytesPerSecond; rate > 0 {
+		w = &throttledWriter{ResponseWriter: w, ctx: r.Context(), rate: rate}
+	}
 	http.ServeContent(w, r, name, st.ModTime(), f)
+}
+
+// throttledWriter sends a body at most rate bytes a second, in small flushed pieces.
+type throttledWriter struct {
+	http.ResponseWriter
+	ctx  context.Context
+	rate int
+}
+
+func (tw *throttledWriter) Write(p []byte) (int, error) {
+	piece := min(4<<10, max(tw.rate/16, 256))
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), piece)
+		m, err := tw.ResponseWriter.Write(p[:k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		_ = http.NewResponseController(tw.ResponseWriter).Flush()
+		if !sleepCtx(tw.ctx, time.Duration(k)*time.Second/time.Duration(tw.rate)) {
+			return n, tw.ctx.Err()
+		}
+		p = p[k:]
+	}
+	return n, nil
 }

@@ -53,6 +53,7 @@ func LoadDir(dir string) (*Catalog, error) {
 func New(topics []*Topic) (*Catalog, error) {
 	c := &Catalog{byID: map[string]*Topic{}}
 	queryOwner := map[string]string{}
+	phraseOwner := map[string]string{}
 	var errs []error
 	for _, t := range topics {
 		if other, dup := c.byID[t.ID]; dup {
@@ -64,6 +65,14 @@ func New(topics []*Topic) (*Catalog, error) {
 				errs = append(errs, fmt.Errorf("%s: query %s is also defined by topic %s", t.File, q.ID, owner))
 			}
 			queryOwner[q.ID] = t.ID
+		}
+		// A phrase of two topics could not tell them apart.
+		for i, p := range t.Phrases {
+			n := NormalizePhrase(p)
+			if owner, dup := phraseOwner[n]; dup && owner != t.ID {
+				errs = append(errs, fmt.Errorf("%s: phrases[%d]: %q is also a phrase of topic %s", t.File, i, p, owner))
+			}
+			phraseOwner[n] = t.ID
 		}
 		c.byID[t.ID] = t
 		c.topics = append(c.topics, t)
@@ -188,6 +197,7 @@ func (t *Topic) checkReferences() error {
 			errs = append(errs, &config.Error{Key: fmt.Sprintf("generic_remediations[%d]", i), Reason: fmt.Sprintf("no remediation %q in this topic", id)})
 		}
 	}
+	errs = append(errs, t.checkPhrases()...)
 	return errors.Join(errs...)
 }
 

@@ -7,6 +7,7 @@ type Topic struct {
 	Title               string        `yaml:"title"`
 	Description         string        `yaml:"description"`
 	Platforms           []string      `yaml:"platforms"`
+	Phrases             []string      `yaml:"phrases"` // how employees say they have the problem (phrases.go)
 	DataCollection      []string      `yaml:"data_collection"`
 	Queries             []Query       `yaml:"queries"`
 	Rules               []Rule        `yaml:"rules"`

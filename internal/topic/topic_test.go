@@ -61,6 +61,11 @@ func TestBadTopicsAreRefusedWithFileAndPath(t *testing.T) {
 		{"dangling generic remediation", "sample.yaml", strings.Replace(good, "generic_remediations: [fix]", "generic_remediations: [gone]", 1), []string{"generic_remediations[0]"}},
 		{"id differs from file", "other.yaml", good, []string{"other.yaml", "file name"}},
 		{"not yaml", "sample.yaml", "id: [", []string{"sample.yaml"}},
+		{"phrases not a list", "sample.yaml", withPhrases(`"I cannot print"`), []string{"phrases"}},
+		{"phrase without a word", "sample.yaml", withPhrases(`["I cannot print", "?!"]`), []string{"phrases[1]", "word"}},
+		{"phrase given twice", "sample.yaml", withPhrases(`["I can't print", "i can't PRINT!"]`), []string{"phrases[1]", "phrases[0]"}},
+		{"phrase too long", "sample.yaml", withPhrases(`["` + strings.Repeat("x", 201) + `"]`), []string{"phrases[0]"}},
+		{"phrase not text", "sample.yaml", withPhrases(`[{"a": 1}]`), []string{"phrases[0]"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,6 +81,51 @@ func TestBadTopicsAreRefusedWithFileAndPath(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// withPhrases is the sample topic with phrases (YAML text).
+func withPhrases(phrases string) string {
+	return strings.Replace(good, "platforms: [Windows]", "platforms: [Windows]\nphrases: "+phrases, 1)
+}
+
+func TestPhrases(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "sample.yaml", withPhrases(`["I cannot print anything", "The printer doesn't work"]`))
+	cat, err := LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := cat.Get("sample"); len(got.Phrases) != 2 || got.Phrases[1] != "The printer doesn't work" {
+		t.Errorf("got phrases %q", got.Phrases)
+	}
+	// Two topics may not share a phrase: it could not tell them apart.
+	write(t, dir, "twin.yaml", strings.Replace(strings.Replace(withPhrases(`["the PRINTER doesn't work."]`), "id: sample", "id: twin", 1),
+		"#sample_query", "#twin_query", 1))
+	_, err = LoadDir(dir)
+	if err == nil || !strings.Contains(err.Error(), "twin.yaml: phrases[0]") || !strings.Contains(err.Error(), "topic sample") {
+		t.Errorf("got %v, want the shared phrase named in twin.yaml", err)
+	}
+	for in, want := range map[string]string{
+		"The printer doesn't work!": "the printer doesn t work", "  Outlook   keeps\tcrashing ": "outlook keeps crashing",
+		"Mein Drucker geht nicht.": "mein drucker geht nicht", "?!": "",
+	} {
+		if got := NormalizePhrase(in); got != want {
+			t.Errorf("NormalizePhrase(%q): got %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Every shipped topic says how employees speak of it.
+func TestShippedTopicsHavePhrases(t *testing.T) {
+	cat, err := LoadDir("../../topics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range cat.List() {
+		if len(tp.Phrases) < 5 {
+			t.Errorf("topic %s: %d phrases, want at least 5", tp.ID, len(tp.Phrases))
+		}
 	}
 }
 

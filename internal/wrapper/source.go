@@ -73,6 +73,12 @@ func typed(v any, t nql.FieldType) nql.Value {
 				return f
 			}
 		}
+	case nql.TypeBool:
+		if x, ok := v.(string); ok {
+			if b, err := strconv.ParseBool(x); err == nil {
+				return b
+			}
+		}
 	case nql.TypeDateTime:
 		if tm, ok := nexthink.ParseTime(v); ok {
 			return tm
@@ -103,7 +109,7 @@ func deviceFieldTypes() map[string]nql.FieldType {
 // (as the NQL API returns them), everything else as it is.
 func cell(v nql.Value) any {
 	if t, ok := v.(time.Time); ok {
-		return t.UTC().Format(time.RFC3339)
+		return nexthink.FormatTime(t)
 	}
 	return v
 }

@@ -25,6 +25,15 @@
 // query that selects no device, to the instance named, or the only one configured),
 // within that instance's NQL rate limit; data_as_of is when the instance ran it.
 // Parameters travel as parameters: they are never spliced into query text.
+//
+// # Every row, and one time format
+//
+// NQL execute returns at most nexthink.MaxExecuteRows rows and cuts a longer result
+// without saying so: a live answer with that many rows, more than the query's own
+// limit allows it, is marked Truncated. Export runs the query through the export API
+// instead and hands over every row as the results file downloads (export.go).
+// Date-times in answers are RFC 3339 UTC text, by the type of each column in the
+// compiled query (computed columns included), from the cache and live alike.
 package wrapper
 
 import (
@@ -45,9 +54,12 @@ import (
 	"github.com/dexbridge/dexbridge/internal/topic"
 )
 
-// Live runs a saved query on one instance (nexthink.Client).
+// Live runs a saved query on one instance (nexthink.Client): execute, capped at
+// nexthink.MaxExecuteRows rows, or export, every row as the results file downloads.
 type Live interface {
 	Execute(ctx context.Context, queryID string, params map[string]string) (*nexthink.Result, error)
+	ExportStream(ctx context.Context, queryID string, params map[string]string, ready func(partial bool) error,
+		fn func(header, record []string) error) error
 }
 
 // Instance is a configured Nexthink instance and how to query it.
@@ -164,6 +176,10 @@ type Answer struct {
 	DataAsOf time.Time
 	// Why says why the cache did not answer; empty when it did.
 	Why string
+	// Truncated says the instance cut the result at RowLimit rows (NQL execute's
+	// cap): more rows exist, and Export returns them all.
+	Truncated bool
+	RowLimit  int
 }
 
 // maxParameter bounds a parameter value.
@@ -207,40 +223,57 @@ func (w *Wrapper) run(ctx context.Context, q *topic.SavedQuery, r Request) (Answ
 	if err := CheckParameters(q, r.Parameters); err != nil {
 		return Answer{}, err
 	}
+	t, err := w.target(ctx, q, r)
+	if err != nil {
+		return Answer{}, err
+	}
+	if t.why != "" {
+		return w.runLive(ctx, q, r.Parameters, t.instance, t.why)
+	}
+	now := w.now()
+	why := "a refresh asked for live data"
+	if !r.Live {
+		why = w.cacheVerdict(q, t.dev, now)
+	}
+	if why == "" {
+		return w.runCached(ctx, q, r.Parameters, t.dev, now)
+	}
+	if _, ok := w.live[t.instance]; !ok {
+		return Answer{}, problem.New(problem.ServiceUnavailable, "device %s was last seen by instance %s, which this worker is not configured for", t.dev.Name, t.instance).Retry(5 * time.Second)
+	}
+	return w.runLive(ctx, q, r.Parameters, t.instance, why)
+}
+
+// target is where a query runs: the device it selects (nil for none) and its
+// instance, or the instance to ask live and why (the cache cannot answer a query
+// that selects no device, nor one asked of another instance than the device's).
+type target struct {
+	dev      *Device
+	instance string
+	why      string // set when the query must go live to instance
+}
+
+func (w *Wrapper) target(ctx context.Context, q *topic.SavedQuery, r Request) (target, error) {
 	key := q.Analysis.DeviceKey
 	if key == nil {
 		instance, err := w.instanceFor(q, r.Instance)
-		if err != nil {
-			return Answer{}, err
-		}
-		return w.runLive(ctx, q, r.Parameters, instance, "the query selects no single device")
+		return target{instance: instance, why: "the query selects no single device"}, err
 	}
 	dev := r.Device
 	if dev == nil {
 		d, err := w.resolver.Resolve(ctx, r.Parameters[key.Parameter])
 		if err != nil {
-			return Answer{}, err
+			return target{}, err
 		}
 		dev = &d
 	}
 	if r.Instance != "" && r.Instance != dev.Instance {
 		if _, ok := w.live[r.Instance]; !ok {
-			return Answer{}, w.unknownInstance(r.Instance)
+			return target{}, w.unknownInstance(r.Instance)
 		}
-		return w.runLive(ctx, q, r.Parameters, r.Instance, "asked of instance "+r.Instance)
+		return target{dev: dev, instance: r.Instance, why: "asked of instance " + r.Instance}, nil
 	}
-	now := w.now()
-	why := "a refresh asked for live data"
-	if !r.Live {
-		why = w.cacheVerdict(q, dev, now)
-	}
-	if why == "" {
-		return w.runCached(ctx, q, r.Parameters, dev, now)
-	}
-	if _, ok := w.live[dev.Instance]; !ok {
-		return Answer{}, problem.New(problem.ServiceUnavailable, "device %s was last seen by instance %s, which this worker is not configured for", dev.Name, dev.Instance).Retry(5 * time.Second)
-	}
-	return w.runLive(ctx, q, r.Parameters, dev.Instance, why)
+	return target{dev: dev, instance: dev.Instance}, nil
 }
 
 // cacheVerdict says why dev's cached fields cannot answer q at now, or "" when they
@@ -293,9 +326,31 @@ func (w *Wrapper) runLive(ctx context.Context, q *topic.SavedQuery, params map[s
 	if at.IsZero() {
 		at = w.now()
 	}
+	normalizeTimes(q.Analysis, res.Rows)
 	w.log.DebugContext(ctx, "query answered live", "query", q.ID, "instance", instance, "why", why)
-	return Answer{Headers: slices.Clone(q.Analysis.Headers), Rows: res.Rows, Source: events.SourceLive,
-		Instance: instance, DataAsOf: at.UTC().Truncate(time.Second), Why: why}, nil
+	a := Answer{Headers: slices.Clone(q.Analysis.Headers), Rows: res.Rows, Source: events.SourceLive,
+		Instance: instance, DataAsOf: at.UTC().Truncate(time.Second), Why: why}
+	// A query's own limit at or under the cap explains a full answer; otherwise a
+	// full answer is a cut one (the API does not say whether a row was left out).
+	if n := len(res.Rows); n >= nexthink.MaxExecuteRows && (q.Analysis.Limit < 0 || q.Analysis.Limit > n) {
+		a.Truncated, a.RowLimit = true, nexthink.MaxExecuteRows
+	}
+	return a, nil
+}
+
+// normalizeTimes writes the date-time columns of rows (computed ones included,
+// which the client cannot tell) as RFC 3339 UTC.
+func normalizeTimes(a nql.Analysis, rows []map[string]any) {
+	for k, h := range a.Headers {
+		if k >= len(a.Types) || a.Types[k] != nql.TypeDateTime {
+			continue
+		}
+		for _, row := range rows {
+			if v, ok := row[h]; ok {
+				row[h] = nexthink.NormalizeTime(v)
+			}
+		}
+	}
 }
 
 // instanceFor picks the instance of a query that selects no device.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,11 @@ type fakeLive struct {
 	mu   sync.Mutex
 	got  []string
 	err  error
+	// rows, when set, is the answer of Execute; export is the results file of
+	// ExportStream (header first), partial its 206.
+	rows    []map[string]any
+	export  [][]string
+	partial bool
 }
 
 func (f *fakeLive) Execute(_ context.Context, id string, params map[string]string) (*nexthink.Result, error) {
@@ -30,7 +36,34 @@ func (f *fakeLive) Execute(_ context.Context, id string, params map[string]strin
 	if f.err != nil {
 		return nil, f.err
 	}
+	if f.rows != nil {
+		return &nexthink.Result{QueryID: id, Executed: liveAt, Rows: f.rows}, nil
+	}
 	return &nexthink.Result{QueryID: id, Executed: liveAt, Rows: []map[string]any{{"device.name": params["device_name"], "from": f.name}}}, nil
+}
+
+func (f *fakeLive) ExportStream(ctx context.Context, id string, _ map[string]string, ready func(bool) error, fn func(header, record []string) error) error {
+	f.mu.Lock()
+	f.got = append(f.got, "export "+id)
+	f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	if err := ready(f.partial); err != nil {
+		return err
+	}
+	for _, rec := range f.export[1:] {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(f.export[0], slices.Clone(rec)); err != nil {
+			return err
+		}
+	}
+	if f.partial {
+		return &nexthink.Error{Instance: f.name, Code: nexthink.CodePartial, Err: nexthink.ErrPartial}
+	}
+	return nil
 }
 
 func (f *fakeLive) calls() int {
@@ -88,6 +121,8 @@ func library(t *testing.T) map[string]*topic.SavedQuery {
 | compute n = package.name.count()
 | list device.name, n`,
 		"#all_windows": `devices | where operating_system.platform == "Windows" | list device.name`,
+		"#sessions":    `devices | include session.events past 7d | compute last_activity = end_time.max() | list device.name, last_seen, last_activity, hardware.memory`,
+		"#first_1000":  `devices | list device.name | limit 1000`,
 	} {
 		plan, err := nql.Compile(text, nil)
 		if err != nil {

@@ -41,6 +41,7 @@ func NewHandler(o Options) http.Handler {
 	r.HandleFunc("/api/v1/admin/discovery", h.withKey(auth.Admin, h.runDiscovery)).Methods(http.MethodPost)
 	r.HandleFunc("/api/v1/topics/{topic}/diagnosis", h.withKey(auth.Diagnose, h.diagnose)).Methods(http.MethodPost)
 	r.HandleFunc("/api/v1/nql/{query_id}", h.withKey(auth.Diagnose, h.executeQuery)).Methods(http.MethodPost)
+	r.HandleFunc("/api/v1/nql/{query_id}/export", h.withKey(auth.Diagnose, h.exportQuery)).Methods(http.MethodPost)
 	r.HandleFunc("/api/v1/admin/reload", h.withKey(auth.Admin, h.reloadTopics)).Methods(http.MethodPost)
 
 	// Remediation: the allow-list, triggers (sync or async) and executions (actions.go).

@@ -29,7 +29,8 @@ func get(c *topic.Catalog, req events.TopicsGetRequest) (events.TopicsGetReply, 
 func wire(t *topic.Topic) events.Topic {
 	w := events.Topic{
 		ID: t.ID, LegacyID: t.LegacyID, Title: t.Title, Description: t.Description,
-		Platforms: t.Platforms, Queries: make([]string, 0, len(t.Queries)), Remediations: make([]events.Remediation, 0, len(t.Remediations)),
+		Platforms: t.Platforms, Phrases: append([]string{}, t.Phrases...),
+		Queries: make([]string, 0, len(t.Queries)), Remediations: make([]events.Remediation, 0, len(t.Remediations)),
 	}
 	for _, q := range t.Queries {
 		w.Queries = append(w.Queries, q.ID)

@@ -65,12 +65,30 @@ type envOptions struct {
 	actions bool
 	// refreshTimeout is the topics workers' bound on a refresh (default 20 s).
 	refreshTimeout time.Duration
+	// fleetSize is nxsim's fleet size (default 200 devices in eu, a tenth in us).
+	fleetSize int
+	// transport, when set, carries the topics workers' calls to the tenants.
+	transport http.RoundTripper
+	// usTimeZone, when set, is the us tenant's time zone (both are Europe/Zurich).
+	usTimeZone string
+	// simClock, when set, is nxsim's clock (a still one keeps last_seen still).
+	simClock func() time.Time
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	root := testenv.RepoRoot(t)
 	sim := discoverytest.StartSim(t, func(c *nxsim.Config) {
+		if o.fleetSize > 0 {
+			c.FleetSize = o.fleetSize
+		}
+		if o.simClock != nil {
+			c.Clock = o.simClock
+		}
+		if o.usTimeZone != "" {
+			c.Tenants = nxsim.DefaultTenants(c.FleetSize, 1)
+			c.Tenants[1].TimeZone = o.usTimeZone
+		}
 		if o.actions {
 			c.Executions = nxsim.ExecutionTiming{Pending: 50 * time.Millisecond, Running: 100 * time.Millisecond, Tick: 10 * time.Millisecond}
 		}
@@ -105,7 +123,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	e.files = topic.FilesIn(root)
 	e.files.Dir = o.topicsDir
-	live := e.live(o.nqlLimit)
+	live := e.live(o.nqlLimit, o.transport)
 	for range max(o.workers, 1) {
 		w, err := topics.New(topics.Options{
 			Conn: nc, Subjects: e.subjects, Load: e.files.Load, Instances: live, Diagnoses: db, Cache: db,
@@ -129,12 +147,18 @@ func newEnv(t *testing.T, o envOptions) *env {
 }
 
 // live are the instances as the topics workers ask them: a short retry, so that a
-// tenant down fails the test quickly, and optionally a tight NQL limit.
-func (e *env) live(limit float64) []wrapper.Instance {
+// tenant down fails the test quickly, and optionally a tight NQL limit or another
+// transport.
+func (e *env) live(limit float64, transport http.RoundTripper) []wrapper.Instance {
 	set := e.set
-	if limit > 0 {
+	if limit > 0 || transport != nil {
 		set = discoverytest.Instances(e.t, e.cfg, e.db, func(c *nexthink.Config) {
-			c.NQL = ratelimit.NewLocal("nql:"+c.Instance, ratelimit.Rate{PerSecond: limit, Burst: 1})
+			if limit > 0 {
+				c.NQL = ratelimit.NewLocal("nql:"+c.Instance, ratelimit.Rate{PerSecond: limit, Burst: 1})
+			}
+			if transport != nil {
+				c.HTTPClient = &http.Client{Transport: transport}
+			}
 		})
 	}
 	var out []wrapper.Instance

@@ -50,12 +50,19 @@ type Config struct {
 	RequestTimeout  time.Duration
 	Concurrency     int
 	ShutdownTimeout time.Duration
+	// MaxExports bounds the exports (req.nql.export streams) a replica runs at once
+	// (DefaultMaxExports when not positive); one beyond is refused with 429, as each
+	// may hold a download for minutes.
+	MaxExports int
 }
+
+// DefaultMaxExports is Config.MaxExports unless a test says otherwise.
+const DefaultMaxExports = 4
 
 // ConfigFrom is the service's part of a process's configuration.
 func ConfigFrom(c config.Config) Config {
 	return Config{MaxAge: c.Cache.FreshFor(), RefreshTimeout: c.Diagnosis.RefreshTimeout.D(), RequestTimeout: c.RequestTimeout.D(),
-		Concurrency: c.Workers.Concurrency, ShutdownTimeout: c.ShutdownTimeout.D()}
+		Concurrency: c.Workers.Concurrency, MaxExports: DefaultMaxExports, ShutdownTimeout: c.ShutdownTimeout.D()}
 }
 
 // DefaultConfig is the tuning of a process that configures nothing.
@@ -106,6 +113,9 @@ func New(o Options) (*Service, error) {
 	}
 	if o.Config == (Config{}) {
 		o.Config = DefaultConfig()
+	}
+	if o.MaxExports <= 0 {
+		o.MaxExports = DefaultMaxExports
 	}
 	defs, err := o.Load()
 	if err != nil {
@@ -172,6 +182,13 @@ func (s *Service) Run(ctx context.Context) error {
 						return events.NQLReply{}, unavailable("the NQL wrapper")
 					}
 					return execute(ctx, s.defs.Load(), s.wrapper, req)
+				}),
+			natsrpc.StreamEndpoint(srv, "nql_export", subj.Of(events.NQLExport), events.TypeNQLExportRequest, s.opts.MaxExports,
+				func(ctx context.Context, req events.NQLExportRequest, out *natsrpc.StreamWriter) (any, error) {
+					if s.wrapper == nil {
+						return nil, unavailable("the NQL wrapper")
+					}
+					return export(ctx, s.defs.Load(), s.wrapper, req, out)
 				}),
 			natsrpc.BroadcastEndpoint(srv, "reload", subj.Of(events.TopicsReload), events.TypeTopicsReloadRequest,
 				func(_ context.Context, req events.TopicsReloadRequest) (events.TopicsReloadReply, error) {
