@@ -24,7 +24,11 @@ func executionQuery(q url.Values) (events.ExecutionsListRequest, error) {
 	req := events.ExecutionsListRequest{Header: events.NewHeader(events.TypeExecutionsListRequest)}
 	for _, name := range slices.Sorted(maps.Keys(q)) {
 		if !slices.Contains(executionListParams, name) {
-			return req, problem.InvalidField(name, "unknown parameter %q: filter by %s", name, strings.Join(executionListParams, ", "))
+			field := name
+			if field == "" {
+				field = "(query)"
+			}
+			return req, problem.InvalidField(field, "unknown parameter %q: filter by %s", name, strings.Join(executionListParams, ", "))
 		}
 		if name != "status" && len(q[name]) != 1 {
 			return req, problem.InvalidField(name, "give %s once", name)
