@@ -39,10 +39,13 @@ func TestCursorRoundTripAndRefusals(t *testing.T) {
 	flipped := []byte(c)
 	flipped[20] ^= 1
 	for name, bad := range map[string]string{
-		"altered":       string(flipped),
-		"truncated":     c[:len(c)-1],
-		"extended":      c + "A",
-		"other key":     func() string { s, _ := cursorCodec{key: []byte("another key, another deployment!")}.encode(scope, pos); return s }(),
+		"altered":   string(flipped),
+		"truncated": c[:len(c)-1],
+		"extended":  c + "A",
+		"other key": func() string {
+			s, _ := cursorCodec{key: []byte("another key, another deployment!")}.encode(scope, pos)
+			return s
+		}(),
 		"other device":  func() string { s, _ := testCodec.encode(testScope("PC-GPO"), pos); return s }(),
 		"other filters": func() string { s, _ := testCodec.encode(cursorScope(events.ExecutionsListRequest{}), pos); return s }(),
 		"empty":         "",
