@@ -371,8 +371,12 @@ func (m *manager) fire(ctx context.Context, j *job, up Upstream) (result, error)
 		}
 		if res.Active != nil {
 			r, err := m.existing(ctx, j, *res.Active)
-			if errors.Is(err, errReleased) && attempt < maxReserveAttempts {
-				continue // Nexthink refused the other trigger: this one may go
+			if errors.Is(err, errReleased) {
+				if attempt < maxReserveAttempts {
+					continue // Nexthink refused the other trigger: this one may go
+				}
+				return result{}, problem.New(problem.ServiceUnavailable, "the same remote action on %s was refused by Nexthink %d times in a row: retry in a moment",
+					j.device.name, attempt).Retry(time.Second)
 			}
 			return r, err
 		}
