@@ -80,6 +80,9 @@ type ActionsTriggerRequest struct {
 	// Topic and Remediation name the topic remediation that asked, for the audit.
 	Topic       string `json:"topic,omitempty"`
 	Remediation string `json:"remediation,omitempty"`
+	// Force runs the action even when an execution of it with the same params is
+	// still active on the device (else that execution is the answer, Existing).
+	Force bool `json:"force,omitempty"`
 }
 
 // ActionsRemediateRequest runs remediation Remediation of topic Topic on Device, with
@@ -92,6 +95,8 @@ type ActionsRemediateRequest struct {
 	Device         string `json:"device"` // name or collector UID
 	Reason         string `json:"reason,omitempty"`
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// Force: as for a trigger.
+	Force bool `json:"force,omitempty"`
 }
 
 // ActionsGetRequest asks for one execution by its dexbridge id.
@@ -106,6 +111,9 @@ type ExecutionReply struct {
 	Execution Execution `json:"execution"`
 	// Replayed is true when an Idempotency-Key matched an earlier trigger.
 	Replayed bool `json:"replayed,omitempty"`
+	// Existing is true when the execution is an active one of the same remote action
+	// with the same params on the device, which this trigger did not repeat.
+	Existing bool `json:"existing,omitempty"`
 }
 
 // ExecutionUpdatedEvent is published on every state change.

@@ -72,6 +72,16 @@ type SuggestedRemedy struct {
 	Message      string            `json:"message,omitempty"`
 	Rules        []string          `json:"rules,omitempty"`
 	Generic      bool              `json:"generic,omitempty"`
+	// InProgress is the execution of this remote action with these params that is
+	// still active on the device: running the remediation now answers with it.
+	InProgress *RemedyInProgress `json:"in_progress,omitempty"`
+}
+
+// RemedyInProgress is the active execution of a suggested remediation.
+type RemedyInProgress struct {
+	ExecutionID string    `json:"execution_id"`
+	Status      string    `json:"status"`
+	CreatedAt   time.Time `json:"created_at"`
 }
 
 // NQLRequest runs a saved query. Instance is needed only when the query selects no

@@ -80,7 +80,7 @@ func TestSubjects(t *testing.T) {
 	for _, name := range []string{
 		events.TopicsList, events.TopicsGet, events.TopicsDiagnose, events.NQLExecute, events.NQLExport, events.TopicsReload,
 		events.DevicesIdentify, events.DevicesGet, events.StatusGet, events.DiscoveryRun, events.DiscoveryFinished,
-		events.ActionsList, events.ActionsTrigger, events.ActionsRemediate, events.ActionsGet, events.ActionsUpdated,
+		events.ActionsList, events.ActionsTrigger, events.ActionsRemediate, events.ActionsGet, events.ActionsUpdated, events.ExecutionsList,
 		events.WebhooksReceived, events.ProactiveChanged,
 	} {
 		if !subjectShape.MatchString(name) {

@@ -56,6 +56,9 @@ const (
 	// ActionsGet asks for one execution.
 	// Request ActionsGetRequest, reply ExecutionReply.
 	ActionsGet = "req.actions.get"
+	// ExecutionsList lists executions, newest first, a page at a time.
+	// Request ExecutionsListRequest, reply ExecutionsListReply.
+	ExecutionsList = "req.executions.list"
 	// ActionsUpdated carries every state change of an execution, as
 	// evt.actions.updated.<execution id>. Message ExecutionUpdatedEvent.
 	ActionsUpdated = "evt.actions.updated"

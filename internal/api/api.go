@@ -104,10 +104,18 @@ type RemoteActions struct {
 }
 
 // Execution is an execution as the API returns it; Replayed marks the answer to a
-// retried trigger.
+// retried trigger, Existing the answer with an active execution of the same fix.
 type Execution struct {
 	events.Execution
 	Replayed bool `json:"replayed,omitempty"`
+	Existing bool `json:"existing,omitempty"`
+}
+
+// Executions is GET /api/v1/remote-actions/executions: a page, newest first;
+// NextCursor is null on the last page.
+type Executions struct {
+	Executions []events.Execution `json:"executions"`
+	NextCursor *string            `json:"next_cursor"`
 }
 
 // WebhookAccepted is the answer to a webhook.

@@ -139,24 +139,28 @@ type Trigger struct {
 	WaitSeconds       int               `json:"wait_seconds"`
 	Reason            string            `json:"reason,omitempty"`
 	ExternalReference string            `json:"external_reference,omitempty"`
+	// Force runs it even when an execution of it with the same params is active on
+	// the device (otherwise that one is the answer, Existing).
+	Force bool `json:"force,omitempty"`
 }
 
 // RunAction triggers a remote action; with WaitSeconds it waits for the final state
-// that long. idempotencyKey, when set, makes a retry return the same execution.
-func (c *Client) RunAction(ctx context.Context, t Trigger, idempotencyKey string) (*events.Execution, error) {
+// that long. idempotencyKey, when set, makes a retry return the same execution. The
+// answer says whether it is an execution of the same fix already active (Existing).
+func (c *Client) RunAction(ctx context.Context, t Trigger, idempotencyKey string) (*api.Execution, error) {
 	var h http.Header
 	if idempotencyKey != "" {
 		h = http.Header{"Idempotency-Key": {idempotencyKey}}
 	}
-	var out events.Execution
+	var out api.Execution
 	_, _, err := c.do(ctx, http.MethodPost, "/api/v1/remote-actions/executions", nil, t, &out, h)
 	return &out, err
 }
 
 // Remediate runs a topic's remediation on a device, with the params of the latest
 // diagnosis.
-func (c *Client) Remediate(ctx context.Context, topic, remediation, device string, waitSeconds int, reason string) (*events.Execution, error) {
-	var out events.Execution
+func (c *Client) Remediate(ctx context.Context, topic, remediation, device string, waitSeconds int, reason string) (*api.Execution, error) {
+	var out api.Execution
 	body := map[string]any{"device": device, "wait_seconds": waitSeconds, "reason": reason}
 	path := "/api/v1/topics/" + url.PathEscape(topic) + "/remediations/" + url.PathEscape(remediation)
 	_, _, err := c.do(ctx, http.MethodPost, path, nil, body, &out, nil)
@@ -171,6 +175,49 @@ func (c *Client) Execution(ctx context.Context, id string, wait time.Duration) (
 	}
 	var out events.Execution
 	_, _, err := c.do(ctx, http.MethodGet, "/api/v1/remote-actions/executions/"+url.PathEscape(id), q, nil, &out, nil)
+	return &out, err
+}
+
+// ExecutionQuery filters the execution list; zero fields select all.
+type ExecutionQuery struct {
+	Device       string
+	Statuses     []string
+	Since        time.Time
+	RemoteAction string
+	Limit        int
+	Cursor       string // NextCursor of the previous page of the same query
+}
+
+// ExecutionPage is a page of executions, newest first; NextCursor is empty on the
+// last page.
+type ExecutionPage struct {
+	Executions []events.Execution `json:"executions"`
+	NextCursor string             `json:"next_cursor"`
+}
+
+// Executions lists a page of executions.
+func (c *Client) Executions(ctx context.Context, q ExecutionQuery) (*ExecutionPage, error) {
+	v := url.Values{}
+	if q.Device != "" {
+		v.Set("device", q.Device)
+	}
+	if len(q.Statuses) > 0 {
+		v.Set("status", strings.Join(q.Statuses, ","))
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if q.RemoteAction != "" {
+		v.Set("remote_action", q.RemoteAction)
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Cursor != "" {
+		v.Set("cursor", q.Cursor)
+	}
+	var out ExecutionPage
+	_, _, err := c.do(ctx, http.MethodGet, "/api/v1/remote-actions/executions", v, nil, &out, nil)
 	return &out, err
 }
 

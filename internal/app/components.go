@@ -78,7 +78,7 @@ func buildTopics(d *deps) (Runner, error) {
 	}
 	return topics.New(topics.Options{
 		Conn: d.bus.Conn, Subjects: d.subjects, Load: topic.FilesOf(d.cfg).Load, Instances: live,
-		Diagnoses: db, Cache: db, CacheLimiter: d.cacheLimiter(), Config: topics.ConfigFrom(d.cfg),
+		Diagnoses: db, Executions: db, Cache: db, CacheLimiter: d.cacheLimiter(), Config: topics.ConfigFrom(d.cfg),
 		Log: d.log.With("service", "topics"), Version: d.version, Metrics: d.metrics,
 	})
 }

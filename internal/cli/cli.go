@@ -45,8 +45,9 @@ func commands() []command {
 		{"devices", "devices -user|-upn|-email|-sid|-device|-collector-uid X [-instance I]", "identify an employee's devices", devicesCmd},
 		{"diagnose", "diagnose TOPIC -device NAME [-refresh]", "diagnose a topic on a device", diagnoseCmd},
 		{"remediate", "remediate TOPIC REMEDIATION -device NAME [-wait 2m]", "run a topic's remediation and follow it", remediateCmd},
-		{"action", "action '#id' -device NAME [-param k=v]", "run an allow-listed remote action and follow it", actionCmd},
+		{"action", "action '#id' -device NAME [-param k=v] [-force]", "run an allow-listed remote action and follow it", actionCmd},
 		{"execution", "execution ID [-wait 1m]", "show (and follow) a remote action execution", executionCmd},
+		{"executions", "executions [-device NAME] [-status s,...] [-since 24h]", "list remote action executions, newest first", executionsCmd},
 		{"status", "status", "instances, discovery and cache", statusCmd},
 		{"version", "version", "print the version", func(_ context.Context, env Env, _ []string) error {
 			_, err := fmt.Fprintln(env.Stdout, env.Version)

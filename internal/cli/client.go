@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/api"
 	"github.com/dexbridge/dexbridge/internal/apiclient"
 )
 
@@ -271,7 +272,8 @@ func remediateCmd(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return follow(ctx, env, c, e, *wait, *f.asJSON)
+	alreadyRunning(env, e)
+	return follow(ctx, env, c, &e.Execution, *wait, *f.asJSON)
 }
 
 func actionCmd(ctx context.Context, env Env, args []string) error {
@@ -279,6 +281,7 @@ func actionCmd(ctx context.Context, env Env, args []string) error {
 	device := f.fs.String("device", "", "device name or collector UID")
 	wait := f.fs.Duration("wait", 2*time.Minute, "how long to wait for the remote action to finish")
 	reason := f.fs.String("reason", "run from the dexbridge command line", "why (recorded in Nexthink and the audit log)")
+	force := f.fs.Bool("force", false, "run it even when the same action with the same params is still running on the device")
 	var ps paramFlags
 	f.fs.Var(&ps, "param", "an input as name=value (repeatable)")
 	c, pos, err := f.parse(args)
@@ -286,15 +289,25 @@ func actionCmd(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	if len(pos) != 1 || *device == "" {
-		return fmt.Errorf("%w: dexbridge action '#remote_action_id' -device NAME [-param k=v] [-wait 2m]", ErrUsage)
+		return fmt.Errorf("%w: dexbridge action '#remote_action_id' -device NAME [-param k=v] [-wait 2m] [-force]", ErrUsage)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *f.timeout+*wait)
 	defer cancel()
-	e, err := c.RunAction(ctx, apiclient.Trigger{RemoteAction: pos[0], Device: *device, Params: ps.m, Reason: *reason}, "")
+	e, err := c.RunAction(ctx, apiclient.Trigger{RemoteAction: pos[0], Device: *device, Params: ps.m, Reason: *reason, Force: *force}, "")
 	if err != nil {
 		return err
 	}
-	return follow(ctx, env, c, e, *wait, *f.asJSON)
+	alreadyRunning(env, e)
+	return follow(ctx, env, c, &e.Execution, *wait, *f.asJSON)
+}
+
+// alreadyRunning says on stderr when the trigger was answered with the execution of
+// the same fix that was already active, rather than run again.
+func alreadyRunning(env Env, e *api.Execution) {
+	if e.Existing {
+		fmt.Fprintf(env.Stderr, "%s is already running on %s (execution %s, started %s): following it\n",
+			e.RemoteAction, e.Device.Name, e.ID, when(&e.CreatedAt))
+	}
 }
 
 type paramFlags struct{ m map[string]string }

@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -37,6 +40,7 @@ const (
 	AuditRefused    = "refused"
 	AuditFailed     = "failed"
 	AuditReplayed   = "replayed"
+	AuditExisting   = "existing" // answered with the active execution of the same fix
 )
 
 // Execution is a stored remote-action execution.
@@ -163,48 +167,139 @@ func (db *DB) IdempotentExecution(ctx context.Context, apiKeyID, key string) (Id
 	return k, nil
 }
 
+// Reservation is what ReserveExecution did.
+type Reservation struct {
+	// Reserved is true when e was recorded, with its audit record AuditID.
+	Reserved bool
+	AuditID  int64
+	// Bound is the key's binding when the key was already bound: nothing was recorded.
+	Bound IdempotencyKey
+	// Active, when not nil, is the execution of the same remote action with the same
+	// params on the same device that is still active: nothing was recorded, and the
+	// key, if any, now names Active.
+	Active *Execution
+}
+
+// activeStatuses are the statuses of an execution that is not final.
+const activeStatuses = `('triggering', 'pending', 'in_progress', 'waiting_for_device')`
+
+// DedupeKey is what makes two executions the same fix: the instance, the device, the
+// remote action and the params (SHA-256, hex).
+func DedupeKey(e Execution) string {
+	raw, _ := json.Marshal(struct {
+		Instance     string            `json:"instance"`
+		CollectorUID string            `json:"collector_uid"`
+		RemoteAction string            `json:"remote_action"`
+		Params       map[string]string `json:"params"`
+	}{e.Instance, e.CollectorUID, e.RemoteAction, nonNilParams(e.Params)})
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
+}
+
 // ReserveExecution records e in status triggering, with its audit record (outcome
 // triggering), before the Remote Actions API is called. With a key, the key is bound
 // to e in the same transaction; when the key is already bound (by an earlier or a
 // concurrent trigger, on any replica), nothing is recorded and the existing binding
-// is returned with reserved false. A concurrent reservation of the same key waits
-// for the other transaction on the primary key, then sees its row.
-func (db *DB) ReserveExecution(ctx context.Context, e Execution, a AuditRecord, key *IdempotencyKey) (auditID int64, existing IdempotencyKey, reserved bool, err error) {
-	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO executions (id, remote_action, instance, collector_uid, device_name, params, status,
-				reason, external_reference, api_key_id, topic, remediation, created_at, updated_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, 'triggering', $7, $8, $9, $10, $11, $12, $12, $13)`,
-			e.ID, e.RemoteAction, e.Instance, e.CollectorUID, e.DeviceName, nonNilParams(e.Params), e.Reason, e.ExternalReference,
-			e.APIKeyID, e.Topic, e.Remediation, e.CreatedAt, e.ExpiresAt)
-		if err != nil {
-			return err
-		}
-		if key != nil {
-			tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (api_key_id, key, request_hash, execution_id)
-				VALUES ($1, $2, $3, $4) ON CONFLICT (api_key_id, key) DO NOTHING`, key.APIKeyID, key.Key, key.RequestHash, e.ID)
+// is returned. A concurrent reservation of the same key waits for the other
+// transaction on the primary key, then sees its row.
+//
+// With dedupe, an active execution of the same remote action with the same params
+// on the same device (DedupeKey; one triggered with force counts too) is returned
+// instead, and the key, if any, is bound to it. The partial unique index on the
+// dedupe key makes this hold for concurrent reservations on any replica: the
+// second insert waits for the first transaction, then finds its row.
+func (db *DB) ReserveExecution(ctx context.Context, e Execution, a AuditRecord, key *IdempotencyKey, dedupe bool) (Reservation, error) {
+	var res Reservation
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		res = Reservation{}
+		var dedupeKey *string
+		if dedupe {
+			active, err := activeLike(ctx, tx, e)
 			if err != nil {
 				return err
 			}
-			if tag.RowsAffected() == 0 {
-				existing = IdempotencyKey{APIKeyID: key.APIKeyID, Key: key.Key}
-				if err := tx.QueryRow(ctx, `SELECT request_hash, execution_id FROM idempotency_keys WHERE api_key_id = $1 AND key = $2`,
-					key.APIKeyID, key.Key).Scan(&existing.RequestHash, &existing.ExecutionID); err != nil {
+			if active == nil {
+				k := DedupeKey(e)
+				dedupeKey = &k
+				// An execution past its expiry that the poller has not ended yet is
+				// over for Nexthink: it gives its place up.
+				if _, err := tx.Exec(ctx, `UPDATE executions SET dedupe_key = NULL
+					WHERE dedupe_key = $1 AND status IN `+activeStatuses+` AND expires_at <= now()`, k); err != nil {
 					return err
 				}
-				return errKeyBound
+			} else {
+				res.Active = active
+				return bindKey(ctx, tx, key, active.ID, &res)
 			}
 		}
+		tag, err := tx.Exec(ctx, `INSERT INTO executions (id, remote_action, instance, collector_uid, device_name, params, status,
+				reason, external_reference, api_key_id, topic, remediation, created_at, updated_at, expires_at, dedupe_key)
+			VALUES ($1, $2, $3, $4, $5, $6, 'triggering', $7, $8, $9, $10, $11, $12, $12, $13, $14)
+			ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN `+activeStatuses+` DO NOTHING`,
+			e.ID, e.RemoteAction, e.Instance, e.CollectorUID, e.DeviceName, nonNilParams(e.Params), e.Reason, e.ExternalReference,
+			e.APIKeyID, e.Topic, e.Remediation, e.CreatedAt, e.ExpiresAt, dedupeKey)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			// A concurrent reservation of the same fix committed first.
+			rows, _ := tx.Query(ctx, `SELECT `+executionColumns+` FROM executions
+				WHERE dedupe_key = $1 AND status IN `+activeStatuses, *dedupeKey)
+			active, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Execution])
+			if err != nil {
+				return fmt.Errorf("the active execution that took the dedupe key: %w", err)
+			}
+			res.Active = &active
+			return bindKey(ctx, tx, key, active.ID, &res)
+		}
+		if err := bindKey(ctx, tx, key, e.ID, &res); err != nil {
+			return err
+		}
 		a.ExecutionID, a.Outcome = e.ID, AuditTriggering
-		auditID, err = insertAudit(ctx, tx, a)
+		res.AuditID, err = insertAudit(ctx, tx, a)
+		res.Reserved = err == nil
 		return err
 	})
 	if errors.Is(err, errKeyBound) {
-		return 0, existing, false, nil
+		return Reservation{Bound: res.Bound}, nil
 	}
 	if err != nil {
-		return 0, IdempotencyKey{}, false, fmt.Errorf("reserve execution: %w", err)
+		return Reservation{}, fmt.Errorf("reserve execution: %w", err)
 	}
-	return auditID, IdempotencyKey{}, true, nil
+	return res, nil
+}
+
+// bindKey binds key (nil: none) to execution id; when the key is bound already, it
+// puts the binding in res and returns errKeyBound, which rolls the transaction back.
+func bindKey(ctx context.Context, tx pgx.Tx, key *IdempotencyKey, id string, res *Reservation) error {
+	if key == nil {
+		return nil
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (api_key_id, key, request_hash, execution_id)
+		VALUES ($1, $2, $3, $4) ON CONFLICT (api_key_id, key) DO NOTHING`, key.APIKeyID, key.Key, key.RequestHash, id)
+	if err != nil || tag.RowsAffected() == 1 {
+		return err
+	}
+	res.Bound = IdempotencyKey{APIKeyID: key.APIKeyID, Key: key.Key}
+	if err := tx.QueryRow(ctx, `SELECT request_hash, execution_id FROM idempotency_keys WHERE api_key_id = $1 AND key = $2`,
+		key.APIKeyID, key.Key).Scan(&res.Bound.RequestHash, &res.Bound.ExecutionID); err != nil {
+		return err
+	}
+	return errKeyBound
+}
+
+// activeLike returns the oldest active execution of e's remote action with e's
+// params on e's device, or nil.
+func activeLike(ctx context.Context, q dbtx, e Execution) (*Execution, error) {
+	rows, _ := q.Query(ctx, `SELECT `+executionColumns+` FROM executions
+		WHERE collector_uid = $1 AND remote_action = $2 AND instance = $3 AND params = $4::jsonb
+			AND status IN `+activeStatuses+` AND expires_at > now()
+		ORDER BY created_at, id LIMIT 1`, e.CollectorUID, e.RemoteAction, e.Instance, nonNilParams(e.Params))
+	found, err := pgx.CollectRows(rows, pgx.RowToStructByName[Execution])
+	if err != nil || len(found) == 0 {
+		return nil, err
+	}
+	return &found[0], nil
 }
 
 // errKeyBound rolls a reservation back when its key is taken.

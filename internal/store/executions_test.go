@@ -24,9 +24,10 @@ func TestExecutionLifecycle(t *testing.T) {
 	db := store.New(testenv.Postgres(t))
 	ctx := context.Background()
 	e := newExecution("ex_1")
-	auditID, _, ok, err := db.ReserveExecution(ctx, e, store.AuditRecord{APIKeyID: "key_1", RemoteAction: e.RemoteAction, Device: "PC-ex_1"}, nil)
-	if err != nil || !ok || auditID == 0 {
-		t.Fatalf("reserve: got %d %v %v", auditID, ok, err)
+	res, err := db.ReserveExecution(ctx, e, store.AuditRecord{APIKeyID: "key_1", RemoteAction: e.RemoteAction, Device: "PC-ex_1"}, nil, true)
+	auditID := res.AuditID
+	if err != nil || !res.Reserved || auditID == 0 {
+		t.Fatalf("reserve: got %+v %v", res, err)
 	}
 	got, err := db.MarkTriggered(ctx, e.ID, "req-1", e.ExpiresAt, auditID)
 	if err != nil || got.Status != store.ExecPending || got.RequestID != "req-1" || got.Version != 2 || got.Params["A"] != "1" {
@@ -99,7 +100,8 @@ func TestIdempotencyKeyBindsOnce(t *testing.T) {
 		wg.Go(func() {
 			e := newExecution(fmt.Sprintf("ex_%d", i))
 			key := &store.IdempotencyKey{APIKeyID: "key_1", Key: "k-1", RequestHash: "h"}
-			_, results[i].existing, results[i].ok, results[i].err = db.ReserveExecution(ctx, e, store.AuditRecord{RemoteAction: e.RemoteAction, Device: e.DeviceName}, key)
+			res, err := db.ReserveExecution(ctx, e, store.AuditRecord{RemoteAction: e.RemoteAction, Device: e.DeviceName}, key, false)
+			results[i].existing, results[i].ok, results[i].err = res.Bound, res.Reserved, err
 		})
 	}
 	wg.Wait()
@@ -122,9 +124,9 @@ func TestIdempotencyKeyBindsOnce(t *testing.T) {
 		}
 	}
 	// Another API key may use the same key.
-	if _, _, ok, err := db.ReserveExecution(ctx, newExecution("ex_other"), store.AuditRecord{RemoteAction: "#x", Device: "d"},
-		&store.IdempotencyKey{APIKeyID: "key_2", Key: "k-1", RequestHash: "h2"}); !ok || err != nil {
-		t.Errorf("other API key: got %v %v, want reserved", ok, err)
+	if res, err := db.ReserveExecution(ctx, newExecution("ex_other"), store.AuditRecord{RemoteAction: "#x", Device: "d"},
+		&store.IdempotencyKey{APIKeyID: "key_2", Key: "k-1", RequestHash: "h2"}, true); !res.Reserved || err != nil {
+		t.Errorf("other API key: got %+v %v, want reserved", res, err)
 	}
 	// A released reservation frees its key.
 	k, err := db.IdempotentExecution(ctx, "key_2", "k-1")

@@ -74,6 +74,7 @@ func (h *handlers) triggerExecution(w http.ResponseWriter, r *http.Request) {
 		WaitSeconds       *int              `json:"wait_seconds"`
 		Reason            string            `json:"reason"`
 		ExternalReference string            `json:"external_reference"`
+		Force             bool              `json:"force"`
 	}
 	if err := decodeJSON(w, r, &body, false); err != nil {
 		h.fail(w, r, err)
@@ -91,7 +92,7 @@ func (h *handlers) triggerExecution(w http.ResponseWriter, r *http.Request) {
 	}
 	req := events.ActionsTriggerRequest{Header: events.NewHeader(events.TypeActionsTriggerRequest),
 		RemoteAction: body.RemoteAction, Device: body.Device, Params: body.Params, Reason: body.Reason,
-		ExternalReference: body.ExternalReference, IdempotencyKey: key}
+		ExternalReference: body.ExternalReference, IdempotencyKey: key, Force: body.Force}
 	if err := req.Validate(); err != nil {
 		h.fail(w, r, err)
 		return
@@ -105,6 +106,7 @@ func (h *handlers) remediate(w http.ResponseWriter, r *http.Request) {
 		Device      string `json:"device"`
 		WaitSeconds *int   `json:"wait_seconds"`
 		Reason      string `json:"reason"`
+		Force       bool   `json:"force"`
 	}
 	if err := decodeJSON(w, r, &body, false); err != nil {
 		h.fail(w, r, err)
@@ -122,7 +124,7 @@ func (h *handlers) remediate(w http.ResponseWriter, r *http.Request) {
 	}
 	vars := mux.Vars(r)
 	req := events.ActionsRemediateRequest{Header: events.NewHeader(events.TypeActionsRemediateRequest),
-		Topic: vars["topic"], Remediation: vars["id"], Device: body.Device, Reason: body.Reason, IdempotencyKey: key}
+		Topic: vars["topic"], Remediation: vars["id"], Device: body.Device, Reason: body.Reason, IdempotencyKey: key, Force: body.Force}
 	if err := req.Validate(); err != nil {
 		h.fail(w, r, err)
 		return
@@ -151,10 +153,10 @@ func (h *handlers) runExecution(w http.ResponseWriter, r *http.Request, subject 
 		w.Header().Set(HeaderReplayed, "true")
 	}
 	status := http.StatusAccepted
-	if events.FinalStatus(e.Status) {
+	if events.FinalStatus(e.Status) || reply.Existing { // an existing execution was not accepted now
 		status = http.StatusOK
 	}
-	writeJSON(w, status, api.Execution{Execution: e, Replayed: reply.Replayed})
+	writeJSON(w, status, api.Execution{Execution: e, Replayed: reply.Replayed, Existing: reply.Existing})
 }
 
 // getExecution answers GET /api/v1/remote-actions/executions/{id}[?wait=N]: the

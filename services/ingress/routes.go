@@ -47,6 +47,7 @@ func NewHandler(o Options) http.Handler {
 	// Remediation: the allow-list, triggers (sync or async) and executions (actions.go).
 	r.HandleFunc("/api/v1/remote-actions", h.withKey(auth.Read, h.listRemoteActions)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/remote-actions/executions", h.withKey(auth.Remediate, h.triggerExecution)).Methods(http.MethodPost)
+	r.HandleFunc("/api/v1/remote-actions/executions", h.withKey(auth.Remediate, h.listExecutions)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/remote-actions/executions/{id}", h.withKey(auth.Remediate, h.getExecution)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/topics/{topic}/remediations/{id}", h.withKey(auth.Remediate, h.remediate)).Methods(http.MethodPost)
 

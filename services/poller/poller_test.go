@@ -101,9 +101,9 @@ func (e *env) trigger(t *testing.T, action string, devs []store.CachedDevice) []
 			now := time.Now()
 			x := store.Execution{ID: fmt.Sprintf("ex_%032x", i+1), RemoteAction: action, Instance: "eu", CollectorUID: d.CollectorUID,
 				DeviceName: d.Name, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-			auditID, _, _, err := e.db.ReserveExecution(ctx, x, store.AuditRecord{RemoteAction: action, Device: d.Name}, nil)
+			res, err := e.db.ReserveExecution(ctx, x, store.AuditRecord{RemoteAction: action, Device: d.Name}, nil, false)
 			if err == nil {
-				_, err = e.db.MarkTriggered(ctx, x.ID, resp.RequestID, x.ExpiresAt, auditID)
+				_, err = e.db.MarkTriggered(ctx, x.ID, resp.RequestID, x.ExpiresAt, res.AuditID)
 			}
 			errs[i], ids[i] = err, x.ID
 		})

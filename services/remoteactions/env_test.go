@@ -52,6 +52,10 @@ type envOptions struct {
 	sim      func(*nxsim.Config)
 	noPoller bool
 	manager  func(*remoteactions.Options)
+	// twoReplicas starts a second remote action manager, on its own connection and
+	// subject prefix, that serves ingress B alone: requests through A and B then
+	// certainly reach different replicas, which share only PostgreSQL.
+	twoReplicas bool
 }
 
 func connect(t *testing.T, url string) *nats.Conn {
@@ -121,6 +125,18 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	run(t, svc)
+	subjectsB := e.subjects
+	if o.twoReplicas {
+		subjectsB = events.NewSubjects(e.subjects.Prefix() + "b")
+		second := connect(t, e.url)
+		mo.Conn, mo.JS, mo.Subjects = second, jetStream(t, second), subjectsB
+		mo.Instances = discoverytest.Instances(t, cfg, db, nil) // clients of its own
+		svc, err := remoteactions.New(mo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(t, svc)
+	}
 	if !o.noPoller {
 		pc := connect(t, e.url)
 		tuning := poller.DefaultConfig()
@@ -137,17 +153,22 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	e.keyID = k.ID
 	checker := apitest.New(t)
-	for _, base := range []*string{&e.a, &e.b} {
+	for i, base := range []*string{&e.a, &e.b} {
 		nc := connect(t, e.url)
+		subjects := e.subjects
+		if i == 1 {
+			subjects = subjectsB
+		}
 		h := ingress.NewHandler(ingress.Options{RPC: natsrpc.NewClient(nc, 10*time.Second), Keys: keys,
-			Limiters: ratelimit.NewShared(db), Subjects: e.subjects, Events: nc, Log: logging.Discard()})
+			Limiters: ratelimit.NewShared(db), Subjects: subjects, Events: nc, Log: logging.Discard()})
 		srv := httptest.NewServer(checker.Handler(t, h))
 		t.Cleanup(srv.Close)
 		*base = srv.URL
 	}
-	waitFor(t, "the remote action manager", func() bool {
-		status, _, _ := e.do(t, e.a, http.MethodGet, "/api/v1/remote-actions", nil, nil)
-		return status == http.StatusOK
+	waitFor(t, "the remote action managers", func() bool {
+		a, _, _ := e.do(t, e.a, http.MethodGet, "/api/v1/remote-actions", nil, nil)
+		b, _, _ := e.do(t, e.b, http.MethodGet, "/api/v1/remote-actions", nil, nil)
+		return a == http.StatusOK && b == http.StatusOK
 	})
 	return e
 }

@@ -27,7 +27,7 @@ import (
 // Store is what the manager records in and reads from (store.DB).
 type Store interface {
 	IdempotentExecution(ctx context.Context, apiKeyID, key string) (store.IdempotencyKey, error)
-	ReserveExecution(ctx context.Context, e store.Execution, a store.AuditRecord, key *store.IdempotencyKey) (int64, store.IdempotencyKey, bool, error)
+	ReserveExecution(ctx context.Context, e store.Execution, a store.AuditRecord, key *store.IdempotencyKey, dedupe bool) (store.Reservation, error)
 	MarkTriggered(ctx context.Context, id, requestID string, expiresAt time.Time, auditID int64) (store.Execution, error)
 	FailTrigger(ctx context.Context, id, details string, auditID int64, code, detail string) (store.Execution, error)
 	ReleaseExecution(ctx context.Context, id string, auditID int64, code, detail string) error
@@ -35,6 +35,8 @@ type Store interface {
 	Execution(ctx context.Context, id string) (store.Execution, error)
 	DevicesByKey(ctx context.Context, key store.DeviceKey, value string, limit int) ([]store.CachedDevice, error)
 	LatestDiagnosis(ctx context.Context, topic, collectorUID, instance string, since time.Time) (store.Diagnosis, error)
+	ListExecutions(ctx context.Context, f store.ExecutionFilter) ([]store.Execution, error)
+	SigningKey(ctx context.Context, purpose string) ([]byte, error)
 }
 
 // Upstream is one instance's Remote Actions API (nexthink.Client).
@@ -61,6 +63,7 @@ type manager struct {
 	topics   atomic.Pointer[topic.Catalog]
 	live     LiveIdentify // nil: the cache only
 	details  *detailsCache
+	cursors  cursorKeys
 	js       jetstream.JetStream // nil: changes are not published
 	subjects events.Subjects
 	log      *slog.Logger
@@ -90,6 +93,7 @@ type triggerHash struct {
 	ExternalReference string            `json:"external_reference"`
 	Topic             string            `json:"topic"`
 	Remediation       string            `json:"remediation"`
+	Force             bool              `json:"force,omitempty"`
 }
 
 // remediateHash is what a topic remediation's Idempotency-Key protects: the request,
@@ -99,6 +103,7 @@ type remediateHash struct {
 	Remediation string `json:"remediation"`
 	Device      string `json:"device"`
 	Reason      string `json:"reason"`
+	Force       bool   `json:"force,omitempty"`
 }
 
 // job is one trigger on its way through the checks.
@@ -115,6 +120,7 @@ type job struct {
 	externalRef string
 	topic       string
 	remediation string
+	force       bool // no dedupe against an active execution of the same fix
 }
 
 // device is a resolved device.
@@ -126,6 +132,7 @@ type device struct {
 type result struct {
 	execution store.Execution
 	replayed  bool
+	existing  bool
 }
 
 func newID() string {
@@ -169,7 +176,7 @@ func (m *manager) get(ctx context.Context, id string) (store.Execution, error) {
 // trigger runs a remote action on a device.
 func (m *manager) trigger(ctx context.Context, c Caller, req events.ActionsTriggerRequest) (result, error) {
 	j := &job{caller: c, key: req.IdempotencyKey, params: req.Params, reason: req.Reason, externalRef: req.ExternalReference,
-		topic: req.Topic, remediation: req.Remediation,
+		topic: req.Topic, remediation: req.Remediation, force: req.Force,
 		audit: store.AuditRecord{APIKeyID: c.APIKeyID, HTTPRequestID: c.HTTPRequestID, RemoteAction: req.RemoteAction,
 			Device: req.Device, Params: req.Params, Reason: req.Reason, ExternalReference: req.ExternalReference,
 			Topic: req.Topic, Remediation: req.Remediation, IdempotencyKey: req.IdempotencyKey}}
@@ -178,7 +185,7 @@ func (m *manager) trigger(ctx context.Context, c Caller, req events.ActionsTrigg
 			return err
 		}
 		j.hash = requestHash("trigger", triggerHash{RemoteAction: req.RemoteAction, Device: req.Device, Params: req.Params,
-			Reason: req.Reason, ExternalReference: req.ExternalReference, Topic: req.Topic, Remediation: req.Remediation})
+			Reason: req.Reason, ExternalReference: req.ExternalReference, Topic: req.Topic, Remediation: req.Remediation, Force: req.Force})
 		return nil
 	}, func(ctx context.Context) error {
 		a, ok := m.allow.Load().Get(req.RemoteAction)
@@ -196,7 +203,7 @@ func (m *manager) trigger(ctx context.Context, c Caller, req events.ActionsTrigg
 // remediate runs a topic's remediation on a device with the params of the latest
 // diagnosis of that topic on that device.
 func (m *manager) remediate(ctx context.Context, c Caller, req events.ActionsRemediateRequest) (result, error) {
-	j := &job{caller: c, key: req.IdempotencyKey, reason: req.Reason, topic: req.Topic, remediation: req.Remediation,
+	j := &job{caller: c, key: req.IdempotencyKey, reason: req.Reason, topic: req.Topic, remediation: req.Remediation, force: req.Force,
 		audit: store.AuditRecord{APIKeyID: c.APIKeyID, HTTPRequestID: c.HTTPRequestID, Device: req.Device, Reason: req.Reason,
 			Topic: req.Topic, Remediation: req.Remediation, IdempotencyKey: req.IdempotencyKey}}
 	var rem *topic.Remediation
@@ -215,7 +222,7 @@ func (m *manager) remediate(ctx context.Context, c Caller, req events.ActionsRem
 		if rem.RemoteAction == "" {
 			return problem.New(problem.Unprocessable, "remediation %s of topic %s is a message for the employee, not a remote action: show it, there is nothing to run", req.Remediation, req.Topic)
 		}
-		j.hash = requestHash("remediate", remediateHash{Topic: req.Topic, Remediation: req.Remediation, Device: req.Device, Reason: req.Reason})
+		j.hash = requestHash("remediate", remediateHash{Topic: req.Topic, Remediation: req.Remediation, Device: req.Device, Reason: req.Reason, Force: req.Force})
 		if j.reason == "" {
 			j.reason = fmt.Sprintf("dexbridge: %s remediation %s", req.Topic, req.Remediation)
 		}
@@ -356,12 +363,28 @@ func (m *manager) fire(ctx context.Context, j *job, up Upstream) (result, error)
 	if j.key != "" {
 		key = &store.IdempotencyKey{APIKeyID: j.caller.APIKeyID, Key: j.key, RequestHash: j.hash}
 	}
-	auditID, bound, reserved, err := m.store.ReserveExecution(ctx, e, j.audit, key)
-	if err != nil {
-		return result{}, problem.Wrap(problem.ServiceUnavailable, err, "executions cannot be recorded right now").Retry(time.Second)
-	}
-	if !reserved {
-		return m.replay(ctx, j, bound)
+	var auditID int64
+	for attempt := 1; ; attempt++ {
+		res, err := m.store.ReserveExecution(ctx, e, j.audit, key, !j.force)
+		if err != nil {
+			return result{}, problem.Wrap(problem.ServiceUnavailable, err, "executions cannot be recorded right now").Retry(time.Second)
+		}
+		if res.Active != nil {
+			r, err := m.existing(ctx, j, *res.Active)
+			if errors.Is(err, errReleased) {
+				if attempt < maxReserveAttempts {
+					continue // Nexthink refused the other trigger: this one may go
+				}
+				return result{}, problem.New(problem.ServiceUnavailable, "the same remote action on %s was refused by Nexthink %d times in a row: retry in a moment",
+					j.device.name, attempt).Retry(time.Second)
+			}
+			return r, err
+		}
+		if !res.Reserved {
+			return m.replay(ctx, j, res.Bound)
+		}
+		auditID = res.AuditID
+		break
 	}
 	j.audited = true
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.triggerTimeout)
@@ -422,27 +445,74 @@ func (m *manager) replay(ctx context.Context, j *job, bound store.IdempotencyKey
 	if bound.RequestHash != j.hash {
 		return result{}, problem.New(problem.Unprocessable, "Idempotency-Key %q was used for a different request: use a new key for a new request", j.key)
 	}
+	e, err := m.triggered(ctx, bound.ExecutionID, func() error {
+		return problem.New(problem.Conflict, "a request with Idempotency-Key %q is still being triggered: retry in a moment", j.key).Retry(time.Second)
+	})
+	if err != nil {
+		return result{}, readProblem(err)
+	}
+	j.audit.RemoteAction, j.audit.CollectorUID, j.audit.Instance = e.RemoteAction, e.CollectorUID, e.Instance
+	j.audit.ExecutionID = e.ID
+	m.recordAudit(ctx, j, store.AuditReplayed, nil)
+	return result{execution: e, replayed: true}, nil
+}
+
+// maxReserveAttempts bounds the reservations of one trigger that found an active
+// execution of the same fix whose own trigger Nexthink then refused.
+const maxReserveAttempts = 3
+
+// errReleased says that the active execution a trigger was answered with has gone:
+// Nexthink refused its trigger, so it never ran.
+var errReleased = errors.New("the active execution was released")
+
+// existing answers a trigger with active, the execution of the same remote action
+// with the same params already active on the device, once its own trigger has been
+// answered. The caller forces a second one with force.
+func (m *manager) existing(ctx context.Context, j *job, active store.Execution) (result, error) {
+	e, err := m.triggered(ctx, active.ID, func() error {
+		return problem.New(problem.Conflict, "execution %s of %s on %s is being triggered: retry in a moment", active.ID, active.RemoteAction, active.DeviceName).Retry(time.Second)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return result{}, errReleased
+	}
+	if err != nil {
+		return result{}, readProblem(err)
+	}
+	j.audit.ExecutionID = e.ID
+	m.recordAudit(ctx, j, store.AuditExisting, nil)
+	m.log.InfoContext(ctx, "trigger answered with the active execution of the same fix", "execution_id", e.ID,
+		"remote_action", e.RemoteAction, "instance", e.Instance, "device", e.DeviceName)
+	return result{execution: e, existing: true}, nil
+}
+
+// triggered reads execution id until its trigger has been answered (it is no longer
+// triggering), for at most m.replayWait, then answers busy(). A store error is
+// returned as it is.
+func (m *manager) triggered(ctx context.Context, id string, busy func() error) (store.Execution, error) {
 	deadline := m.now().Add(m.replayWait)
 	for {
-		e, err := m.store.Execution(ctx, bound.ExecutionID)
-		if err != nil {
-			return result{}, problem.Wrap(problem.ServiceUnavailable, err, "executions cannot be read right now").Retry(time.Second)
-		}
-		if e.Status != store.ExecTriggering {
-			j.audit.RemoteAction, j.audit.CollectorUID, j.audit.Instance = e.RemoteAction, e.CollectorUID, e.Instance
-			j.audit.ExecutionID = e.ID
-			m.recordAudit(ctx, j, store.AuditReplayed, nil)
-			return result{execution: e, replayed: true}, nil
+		e, err := m.store.Execution(ctx, id)
+		if err != nil || e.Status != store.ExecTriggering {
+			return e, err
 		}
 		if m.now().After(deadline) {
-			return result{}, problem.New(problem.Conflict, "a request with Idempotency-Key %q is still being triggered: retry in a moment", j.key).Retry(time.Second)
+			return store.Execution{}, busy()
 		}
 		select {
 		case <-ctx.Done():
-			return result{}, problem.Wrap(problem.Timeout, ctx.Err(), "the first request with this Idempotency-Key is still being triggered")
+			return store.Execution{}, problem.Wrap(problem.Timeout, ctx.Err(), "the first trigger of this execution is still in flight")
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// readProblem is the answer to an execution that cannot be read.
+func readProblem(err error) error {
+	var p *problem.Error
+	if errors.As(err, &p) {
+		return p
+	}
+	return problem.Wrap(problem.ServiceUnavailable, err, "executions cannot be read right now").Retry(time.Second)
 }
 
 func (m *manager) recordAudit(ctx context.Context, j *job, outcome string, p *problem.Error) {

@@ -4,12 +4,15 @@
 //
 // A trigger goes through, in order: the request's shape; its Idempotency-Key (a key
 // already bound returns that execution, replayed, or 422 when it was used for another
-// request); the allow-list (403); the device, by name or collector UID, from the cache
+// request: a key wins over what follows); the allow-list (403); the device, by name or collector UID, from the cache
 // and then live (404); the remote action's declared inputs and platforms, from the
 // tenant's details (cached per instance for DetailsTTL; the allow-list's declaration
 // when the tenant cannot tell), 400 naming the input or 422 for the platform; then
-// the execution is reserved in PostgreSQL with its key and its audit record, and only
-// then is the Remote Actions API called, with triggerInfo {externalSource
+// the execution is reserved in PostgreSQL with its key and its audit record, unless
+// an execution of the same remote action with the same params is still active on the
+// device and the request does not say force: that one is the answer (existing), and
+// the key is bound to it; a partial unique index makes this hold across replicas and
+// concurrent requests. Only then is the Remote Actions API called, with triggerInfo {externalSource
 // "dexbridge", reason, externalReference (the caller's, else the HTTP request id)}.
 // A trigger that certainly did not run releases its reservation; one whose outcome
 // is unknown ends in failure and keeps its key, so no retry runs the action twice.
@@ -181,7 +184,8 @@ func caller(ctx context.Context) Caller {
 }
 
 func reply(r result) events.ExecutionReply {
-	return events.ExecutionReply{Header: events.NewHeader(events.TypeExecutionReply), Execution: wire.Execution(r.execution), Replayed: r.replayed}
+	return events.ExecutionReply{Header: events.NewHeader(events.TypeExecutionReply), Execution: wire.Execution(r.execution),
+		Replayed: r.replayed, Existing: r.existing}
 }
 
 // Run serves until ctx ends, then lets in-flight triggers finish.
@@ -216,6 +220,10 @@ func (s *Service) Run(ctx context.Context) error {
 				func(ctx context.Context, req events.ActionsGetRequest) (events.ExecutionReply, error) {
 					e, err := s.m.get(ctx, req.ID)
 					return reply(result{execution: e}), err
+				}),
+			natsrpc.Endpoint(srv, "executions", subj.Of(events.ExecutionsList), events.TypeExecutionsListRequest,
+				func(ctx context.Context, req events.ExecutionsListRequest) (events.ExecutionsListReply, error) {
+					return s.m.executions(ctx, req)
 				}),
 			// Every replica, not one of the queue group, answers a reload.
 			natsrpc.BroadcastEndpoint(srv, "reload", subj.Of(events.TopicsReload), events.TypeTopicsReloadRequest,

@@ -40,6 +40,9 @@ type diagnoser struct {
 	store     Diagnoses
 	now       func() time.Time
 	log       *slog.Logger
+
+	// executions, when set, marks remediations in progress (inprogress.go).
+	executions ActiveExecutions
 }
 
 func (d *diagnoser) diagnose(ctx context.Context, req events.DiagnoseRequest) (events.DiagnoseReply, error) {
@@ -85,6 +88,7 @@ func (d *diagnoser) diagnose(ctx context.Context, req events.DiagnoseRequest) (e
 	now := d.now()
 	outcome := p.EvaluateAt(fields, now)
 	diag.Fields, diag.Rules, diag.Findings, diag.Remediations = fields, outcome.Rules, outcome.Findings, outcome.Remediations
+	d.markInProgress(ctx, &diag)
 	diag.Source, diag.DataAsOf, diag.DiagnosedAt = source, asOf, now.UTC().Truncate(time.Millisecond)
 	timing["total"] = d.now().Sub(start).Milliseconds()
 	diag.Timing = timing

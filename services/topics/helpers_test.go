@@ -126,7 +126,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	live := e.live(o.nqlLimit, o.transport)
 	for range max(o.workers, 1) {
 		w, err := topics.New(topics.Options{
-			Conn: nc, Subjects: e.subjects, Load: e.files.Load, Instances: live, Diagnoses: db, Cache: db,
+			Conn: nc, Subjects: e.subjects, Load: e.files.Load, Instances: live, Diagnoses: db, Executions: db, Cache: db,
 			CacheLimiter: limiters.Limiter(ratelimit.CacheKey+":"+e.subjects.Prefix(), ratelimit.Rate{PerSecond: 1000, Burst: 1000}),
 			Config: topics.Config{MaxAge: 2 * time.Hour, RefreshTimeout: o.refreshTimeout, RequestTimeout: 10 * time.Second,
 				Concurrency: 16, ShutdownTimeout: 5 * time.Second},

@@ -81,6 +81,9 @@ type Options struct {
 	// Diagnoses records every diagnosis. Without it the worker serves the catalogue
 	// only, and diagnoses and saved queries answer 503.
 	Diagnoses Diagnoses
+	// Executions, when set, marks the suggested remediations whose remote action is
+	// still active on the device (in_progress).
+	Executions ActiveExecutions
 	// Cache resolves devices, with their cached fields, for diagnoses and saved
 	// queries; required with Diagnoses. CacheLimiter, when set, is the cache's
 	// deployment-wide budget (MAX_CACHE_REQUESTS_PER_SECOND) each resolution takes from.
@@ -143,6 +146,7 @@ func New(o Options) (*Service, error) {
 		defs: s.defs.Load, devices: devices, wrapper: s.wrapper, store: o.Diagnoses, now: time.Now, log: o.Log,
 		refresher: &refresher{actions: natsActions{rpc: rpc, subj: o.Subjects}, updates: o.Conn, subjects: o.Subjects, bound: o.RefreshTimeout, poll: refreshPoll},
 	}
+	s.diag.executions = o.Executions
 	return s, nil
 }
 
