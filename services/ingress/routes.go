@@ -49,7 +49,9 @@ func NewHandler(o Options) http.Handler {
 	r.HandleFunc("/api/v1/remote-actions/executions/{id}", h.withKey(auth.Remediate, h.getExecution)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/topics/{topic}/remediations/{id}", h.withKey(auth.Remediate, h.remediate)).Methods(http.MethodPost)
 
-	// Webhooks authenticate with their source's own credential, not an API key.
+	// Webhooks authenticate with their source's own credential, not an API key; the
+	// listing of what arrived is for operators. (No source may be named deliveries.)
+	r.HandleFunc("/api/v1/webhooks/deliveries", h.withKey(auth.Admin, h.listWebhookDeliveries)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/webhooks/{source}", h.receiveWebhook).Methods(http.MethodPost, http.MethodPut, http.MethodPatch)
 	r.HandleFunc("/api/v1/proactive/events", h.withKey(auth.Read, h.listProactiveEvents)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/proactive/events/{id}/ack", h.withKey(auth.Read, h.ackProactiveEvent)).Methods(http.MethodPost)
