@@ -26,10 +26,10 @@ func NewHandler(o Options) http.Handler {
 	r.HandleFunc("/openapi-v2.json", docs.serve(func(d *documents) []byte { return d.v2 })).Methods(http.MethodGet)
 
 	// API keys: HTTP Basic with an instance's Nexthink credentials or the admin
-	// credential, one request per 10 s per client.
-	r.HandleFunc("/api/v1/api-keys", h.withBasic(h.createKey)).Methods(http.MethodPost)
+	// credential (or an admin-scoped key), one request per 10 s per client.
+	r.HandleFunc("/api/v1/api-keys", h.withBasicOrAdmin(h.createKey)).Methods(http.MethodPost)
 	r.HandleFunc("/v1/api_key", h.withBasic(h.createLegacyKey)).Methods(http.MethodPost)
-	r.HandleFunc("/api/v1/api-keys", h.withBasic(h.listKeys)).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/api-keys", h.withBasicOrAdmin(h.listKeys)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/api-keys/{id}", h.revokeKeyEither).Methods(http.MethodDelete)
 
 	// Full paths, no subrouters: a gorilla subrouter answers a wrong method with 404.
