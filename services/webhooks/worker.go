@@ -366,7 +366,8 @@ func (w *Worker) resolve(ctx context.Context, src *webhookmap.Source, a webhookm
 			return nil, fmt.Errorf("resolve device: %w", err)
 		}
 	}
-	if a.User != "" && (a.Device == "" || dev == nil) {
+	// A device the cache does not know leaves the alert unresolved, whoever its user.
+	if a.User != "" && a.Device == "" {
 		if emp, empDevices, err = w.o.Resolver.DevicesOfUser(ctx, a.User); err != nil {
 			return nil, fmt.Errorf("resolve user: %w", err)
 		}
