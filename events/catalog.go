@@ -28,6 +28,10 @@ func Catalog() []Message {
 		Params:       map[string]string{"ApplicationNames": "Spotify"}, Status: StatusSuccess, StatusDetails: "Script executed successfully",
 		Outputs: map[string]any{}, Reason: "Slow PC: startup apps", ExternalReference: "INC0012345", Topic: "slow_pc",
 		Remediation: "disable_startup_apps", CreatedAt: seen, UpdatedAt: seen, ExpiresAt: seen.Add(time.Hour)}
+	plugins := SuggestedRemedy{ID: "set_outlook_plugins", Title: "Set Outlook plugins", RemoteAction: "#set_outlook_plugins",
+		Params: map[string]string{"PluginNames": "Grammarly"}, Ready: true, Rules: []string{"outlook_plugin_crashed"}}
+	ost := SuggestedRemedy{ID: "repair_outlook_ost_problem", Title: "Repair Outlook OST Problem", RemoteAction: "#repair_outlook_ost_problem",
+		Ready: true, Generic: true}
 	return []Message{
 		ActionsListRequest{Header: NewHeader(TypeActionsListRequest)},
 		ActionsListReply{Header: NewHeader(TypeActionsListReply), Actions: []RemoteAction{{ID: "#disable_application_from_startup_menu",
@@ -76,11 +80,14 @@ func Catalog() []Message {
 				Employee: &ProactiveEmployee{Name: "hjordan", UPN: "hjordan@example.com"},
 				Device:   &ProactiveDevice{Name: "PC-OUTLOOK-PLUGIN", CollectorUID: "cf05120d-508a-4b9f-a596-6c3865d118a1", Instance: "eu", Platform: "Windows"},
 				Alert:    ProactiveAlert{Status: "open", TriggerTime: &seen, Context: map[string]any{"crashes": 4}, Priority: "high"},
-				Diagnosis: &ProactiveDiagnosis{Topic: "outlook", Source: "live", DataAsOf: &seen,
-					Findings:     []ProactiveFinding{{Rule: "crashed_plugins", Title: "Outlook add-ins crashed", Evidence: map[string]any{"CrashedPluginList": `["Grammarly"]`}}},
-					Remediations: []ProactiveRemediation{{ID: "disable_plugins", Title: "Disable the crashing add-ins", RemoteAction: "#set_outlook_plugins", Params: map[string]string{"PluginNames": "Grammarly"}}}},
-				Remediations: []ProactiveRemediation{{ID: "disable_plugins", Title: "Disable the crashing add-ins", RemoteAction: "#set_outlook_plugins", Params: map[string]string{"PluginNames": "Grammarly"}}},
-				Message:      "Hi hjordan, Outlook has been crashing on PC-OUTLOOK-PLUGIN.",
+				Diagnosis: &ProactiveDiagnosis{Topic: "outlook", Source: "live", DataAsOf: &seen, Verdict: "problems_found",
+					Findings: []ProactiveFinding{{Rule: "outlook_plugin_crashed", Title: "An Outlook add-in crashed", Evidence: map[string]any{"CrashedPluginList": `["Grammarly"]`}}},
+					Rules: []RuleResult{{Rule: "outlook_plugin_crashed", Title: "An Outlook add-in crashed", Status: "found"},
+						{Rule: "restart_overdue", Title: "The device has not been restarted for more than 10 days", Status: "clear"}},
+					Remediations: []SuggestedRemedy{plugins, ost}},
+				Assessment:   AssessFixAvailable,
+				Remediations: []SuggestedRemedy{plugins, ost},
+				Message:      "Hi hjordan, Outlook has been crashing on PC-OUTLOOK-PLUGIN. I checked it: an Outlook add-in crashed. I can fix this for you now (Set Outlook plugins): shall I?",
 				CreatedAt:    seen, UpdatedAt: seen}},
 		DiagnoseRequest{Header: NewHeader(TypeDiagnoseRequest), Topic: "outlook", Device: "PC-OUTLOOK-PLUGIN", Refresh: true},
 		DiagnoseReply{Header: NewHeader(TypeDiagnoseReply), Diagnosis: exampleDiagnosis(seen)},

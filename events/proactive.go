@@ -12,6 +12,25 @@ const (
 	ProactiveClosed = "closed"
 )
 
+// What a proactive event found out before it was recorded; its message is chosen
+// from it, so the employee is never promised what dexbridge cannot do.
+const (
+	// AssessFixAvailable: the diagnosis confirmed the problem and a ready remediation
+	// addressing it can run on the device.
+	AssessFixAvailable = "fix_available"
+	// AssessProblemConfirmed: the diagnosis confirmed the problem, but nothing
+	// dexbridge can run fixes it; IT follows up.
+	AssessProblemConfirmed = "problem_confirmed"
+	// AssessNotChecked: the device could not be checked (the diagnosis failed or was
+	// inconclusive, or the device is unknown).
+	AssessNotChecked = "not_checked"
+	// AssessHealthy: the diagnosis found nothing wrong; by default not sent.
+	AssessHealthy = "healthy"
+	// AssessReported: the monitor has no topic to check; the alert as Nexthink
+	// reported it.
+	AssessReported = "reported"
+)
+
 // ProactiveEventChanged tells a chatbot that a proactive conversation should start
 // (kind opened) or that its alert recovered (kind closed). Its id is the delivery's:
 // a callback keeps the same id across retries, so a chatbot can drop repeats.
@@ -40,11 +59,17 @@ type ProactiveEvent struct {
 	// Diagnosis is the topic's diagnosis run before the event was recorded; null when
 	// the monitor has no topic or no diagnosis ran.
 	Diagnosis *ProactiveDiagnosis `json:"diagnosis"`
-	// Remediations are the diagnosis's suggestions, or, without a diagnosis, those the
-	// mapping rules name for the monitor.
-	Remediations []ProactiveRemediation `json:"remediations"`
-	Message      string                 `json:"message"`
-	// CloseMessage is the recovery message, once the alert recovered.
+	// Assessment is what the event found out (AssessFixAvailable, ...); the message
+	// and the remediations follow from it.
+	Assessment string `json:"assessment,omitempty"`
+	// Remediations are those of the diagnosis's suggestions the message may offer:
+	// ready, able to run on the device, and named by the monitor's rule when it names
+	// any. Remote actions only when the assessment is fix_available.
+	Remediations []SuggestedRemedy `json:"remediations"`
+	// Message is the text to open the conversation with, or, once the alert
+	// recovered, the recovery message.
+	Message string `json:"message"`
+	// CloseMessage is the recovery message, once the alert recovered (also in Message).
 	CloseMessage string     `json:"close_message,omitempty"`
 	CreatedAt    time.Time  `json:"created_at"`
 	UpdatedAt    time.Time  `json:"updated_at"`
@@ -77,12 +102,18 @@ type ProactiveAlert struct {
 
 // ProactiveDiagnosis is a topic's diagnosis of the device.
 type ProactiveDiagnosis struct {
-	Topic        string                 `json:"topic"`
-	Source       string                 `json:"source,omitempty"` // cache, live or mixed
-	DataAsOf     *time.Time             `json:"data_as_of,omitempty"`
-	Findings     []ProactiveFinding     `json:"findings"`
-	Remediations []ProactiveRemediation `json:"remediations"`
-	// Error says why the diagnosis could not run; the event goes out without it.
+	Topic    string     `json:"topic"`
+	Source   string     `json:"source,omitempty"` // cache, live or mixed
+	DataAsOf *time.Time `json:"data_as_of,omitempty"`
+	// Verdict is problems_found, healthy or inconclusive, over the rules the
+	// monitor's alert concerns; absent when the diagnosis could not run.
+	Verdict  string             `json:"verdict,omitempty"`
+	Findings []ProactiveFinding `json:"findings"`
+	// Rules are every rule's outcome (found, clear or not_evaluated and why).
+	Rules []RuleResult `json:"rules,omitempty"`
+	// Remediations are every remediation the diagnosis suggested, as it suggested them.
+	Remediations []SuggestedRemedy `json:"remediations"`
+	// Error says why the diagnosis could not run.
 	Error string `json:"error,omitempty"`
 }
 
@@ -91,13 +122,4 @@ type ProactiveFinding struct {
 	Rule     string         `json:"rule"`
 	Title    string         `json:"title"`
 	Evidence map[string]any `json:"evidence,omitempty"`
-}
-
-// ProactiveRemediation is a fix to offer: a remote action, or a message.
-type ProactiveRemediation struct {
-	ID           string            `json:"id"`
-	Title        string            `json:"title,omitempty"`
-	RemoteAction string            `json:"remote_action,omitempty"`
-	Params       map[string]string `json:"params,omitempty"`
-	Message      string            `json:"message,omitempty"`
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 )
 
 //go:embed common/*.json events/*.json config/*.json openapi.yaml
@@ -89,7 +91,7 @@ func (s *Schema) Validate(doc any) error {
 		return err
 	}
 	var out Violations
-	collect(ve.BasicOutput(), &out)
+	collect(ve, message.NewPrinter(language.English), &out)
 	if len(out) == 0 {
 		out = Violations{{Message: ve.Error()}}
 	}
@@ -97,12 +99,17 @@ func (s *Schema) Validate(doc any) error {
 	return out
 }
 
-// collect keeps the leaf errors of the basic output, which name the precise place.
-func collect(u *jsonschema.OutputUnit, out *Violations) {
-	if u.Error != nil && len(u.Errors) == 0 {
-		*out = append(*out, Violation{Path: u.InstanceLocation, Message: u.Error.String()})
+// collect keeps the leaf errors, which name the precise place. (The library's basic
+// output names a $ref's leaf "validation failed": the tree is read instead.)
+func collect(e *jsonschema.ValidationError, p *message.Printer, out *Violations) {
+	if len(e.Causes) == 0 {
+		path := ""
+		for _, t := range e.InstanceLocation {
+			path += "/" + strings.ReplaceAll(strings.ReplaceAll(t, "~", "~0"), "/", "~1")
+		}
+		*out = append(*out, Violation{Path: path, Message: e.ErrorKind.LocalizedString(p)})
 	}
-	for i := range u.Errors {
-		collect(&u.Errors[i], out)
+	for _, c := range e.Causes {
+		collect(c, p, out)
 	}
 }

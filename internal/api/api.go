@@ -4,6 +4,7 @@
 package api
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/dexbridge/dexbridge/events"
@@ -125,6 +126,45 @@ type WebhookAccepted struct {
 	Duplicate bool   `json:"duplicate"`
 	// DedupeKey is how dexbridge recognises this webhook when it comes again.
 	DedupeKey string `json:"dedupe_key"`
+}
+
+// WebhookDeliveries is GET /api/v1/webhooks/deliveries: what arrived, newest first.
+// NextCursor is null on the last page.
+type WebhookDeliveries struct {
+	Deliveries []WebhookDelivery `json:"deliveries"`
+	NextCursor *string           `json:"next_cursor"`
+}
+
+// WebhookDelivery is a webhook that arrived and what became of it.
+type WebhookDelivery struct {
+	ID          string    `json:"id"`
+	Source      string    `json:"source"`
+	DeliveryID  string    `json:"delivery_id,omitempty"`
+	DedupeKey   string    `json:"dedupe_key"`
+	ReceivedAt  time.Time `json:"received_at"`
+	ProcessedAt time.Time `json:"processed_at"`
+	// Outcome is opened, closed, nothing_to_close, suppressed, healthy_not_sent,
+	// unresolved, ignored, invalid or failed; Detail says why.
+	Outcome     string `json:"outcome"`
+	Detail      string `json:"detail,omitempty"`
+	Monitor     string `json:"monitor,omitempty"`
+	AlertStatus string `json:"alert_status,omitempty"`
+	// Attempts is how many times it was delivered to the worker.
+	Attempts int `json:"attempts"`
+	// Events are the proactive events it recorded or closed.
+	Events []WebhookDeliveryEvent `json:"events"`
+	// Payload is the body, kept for invalid and failed webhooks only.
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// WebhookDeliveryEvent is a proactive event a webhook recorded or closed.
+type WebhookDeliveryEvent struct {
+	ID         string `json:"id"`
+	Status     string `json:"status"` // open, closed, suppressed, unresolved or healthy
+	Employee   string `json:"employee,omitempty"`
+	Device     string `json:"device,omitempty"`
+	Assessment string `json:"assessment,omitempty"`
+	Detail     string `json:"detail,omitempty"`
 }
 
 // ProactiveEvents is GET /api/v1/proactive/events.

@@ -106,9 +106,10 @@ func TestProactiveEventCarriesTheDiagnosis(t *testing.T) {
 	for _, r := range ev.Remediations {
 		rems = append(rems, r.RemoteAction)
 	}
-	if len(rems) == 0 || rems[0] != "#set_outlook_plugins" {
-		t.Errorf("event remediations: got %v, want #set_outlook_plugins first", rems)
+	if len(rems) == 0 || rems[0] != "#set_outlook_plugins" || ev.Assessment != events.AssessFixAvailable {
+		t.Errorf("event remediations: got %v (%s), want #set_outlook_plugins first, a fix available", rems, ev.Assessment)
 	}
+	agree(t, ev)
 	if ev.Employee == nil || ev.Employee.Name != "hjordan" || ev.Device == nil || ev.Device.Name != "PC-OUTLOOK-PLUGIN" {
 		t.Errorf("event: got employee %+v device %+v", ev.Employee, ev.Device)
 	}

@@ -46,7 +46,7 @@ func webhookReceiver(d *deps) (*ingress.WebhookReceiver, error) {
 		return nil, err
 	}
 	return ingress.NewWebhookReceiver(ingress.WebhookReceiverOptions{
-		JS: d.bus.JS, Subjects: d.subjects, Rules: rules, Seen: store.New(d.db),
+		JS: d.bus.JS, Subjects: d.subjects, Rules: rules, Ledger: store.New(d.db),
 		WebhookConfig: ingress.ConfigFrom(d.cfg).Webhooks, Metrics: d.metrics, Log: d.log.With("service", "ingress"),
 	}), nil
 }
@@ -72,7 +72,7 @@ func buildWebhooks(d *deps) (Runner, error) {
 	db := store.New(d.db)
 	return webhooks.NewWorker(webhooks.Options{
 		Conn: d.bus.Conn, JS: d.bus.JS, Subjects: d.subjects, DB: db, Rules: rules,
-		Resolver: webhooks.CacheResolver{DB: db}, Diagnoser: webhookDiagnoser(d), Topics: cat,
+		Resolver: webhooks.CacheResolver{DB: db}, Diagnoser: webhookDiagnoser(d), Topics: cat, Actions: set.Allowlist(),
 		Callback: d.cfg.Proactive.CallbackURL != "", Config: webhooks.ConfigFrom(d.cfg),
 		Metrics: d.metrics, Log: d.log.With("service", "webhooks"),
 	}), nil
@@ -93,7 +93,7 @@ type natsDiagnoser struct {
 
 // Diagnose implements webhooks.Diagnoser: the device by its collector UID when the
 // cache gave it, else by name.
-func (n natsDiagnoser) Diagnose(ctx context.Context, topic string, device webhooks.Device) (*events.ProactiveDiagnosis, error) {
+func (n natsDiagnoser) Diagnose(ctx context.Context, topic string, device webhooks.Device) (*events.Diagnosis, error) {
 	target := device.CollectorUID
 	if target == "" {
 		target = device.Name
@@ -103,22 +103,7 @@ func (n natsDiagnoser) Diagnose(ctx context.Context, topic string, device webhoo
 	if err := n.rpc.Call(ctx, n.subjects.Of(events.TopicsDiagnose), req, &reply, natsrpc.Idempotent); err != nil {
 		return nil, err
 	}
-	return proactiveDiagnosis(reply.Diagnosis), nil
-}
-
-// proactiveDiagnosis is what a proactive event carries of a diagnosis: its findings
-// and every remediation it suggests.
-func proactiveDiagnosis(d events.Diagnosis) *events.ProactiveDiagnosis {
-	out := &events.ProactiveDiagnosis{Topic: d.Topic, Source: d.Source, DataAsOf: d.DataAsOf,
-		Findings: []events.ProactiveFinding{}, Remediations: []events.ProactiveRemediation{}}
-	for _, f := range d.Findings {
-		out.Findings = append(out.Findings, events.ProactiveFinding{Rule: f.Rule, Title: f.Title, Evidence: f.Evidence})
-	}
-	for _, r := range d.Remediations {
-		out.Remediations = append(out.Remediations, events.ProactiveRemediation{ID: r.ID, Title: r.Title,
-			RemoteAction: r.RemoteAction, Params: r.Params, Message: r.Message})
-	}
-	return out
+	return &reply.Diagnosis, nil
 }
 
 func buildProactive(d *deps) (Runner, error) {

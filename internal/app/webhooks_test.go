@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,12 +14,16 @@ import (
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/config"
+	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/testenv"
+	"github.com/dexbridge/dexbridge/services/discovery/discoverytest"
 )
 
 // TestWebhookToCallbackInOneProcess runs the ingress, the webhooks worker and the
 // callback dispatcher as `dexbridge run ingress webhooks proactive` would, with the
-// shipped rules: a Nexthink webhook comes out as a callback, and the feed has it.
+// shipped rules and a cache a discovery filled: a Nexthink webhook comes out as a
+// callback, and the feed has it. No topics worker runs, so the device cannot be
+// checked: the employee is told so, and offered nothing.
 func TestWebhookToCallbackInOneProcess(t *testing.T) {
 	t.Setenv("WEBHOOK_NEXTHINK_PASSWORD", "process-test-password")
 	var mu sync.Mutex
@@ -33,9 +38,20 @@ func TestWebhookToCallbackInOneProcess(t *testing.T) {
 	}))
 	defer chatbot.Close()
 	cfg := testConfig(t)
+	withSim(t, &cfg)
 	cfg.Webhooks.File = filepath.Join(testenv.RepoRoot(t), "config", "webhooks.yaml")
 	cfg.Proactive.CallbackURL = chatbot.URL
 	cfg.Proactive.CallbackSecret = config.Secret("process-callback-secret")
+	pool, err := store.Open(context.Background(), cfg.DatabaseURL.Reveal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if _, err := store.Migrate(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	db := store.New(pool)
+	discoverytest.Discover(t, discoverytest.Discoverer(t, cfg, db, discoverytest.Instances(t, cfg, db, nil), nil), "eu")
 	base, stop := start(t, cfg, "ingress", "webhooks", "proactive")
 
 	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/webhooks/nexthink",
@@ -53,7 +69,8 @@ func TestWebhookToCallbackInOneProcess(t *testing.T) {
 	waitUntil(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
 	ev := got[0].Event
 	if ev.Employee == nil || ev.Employee.Name != "asmith" || ev.Device.Name != "PC-LOW-DISK" || ev.Topic != "slow_pc" ||
-		len(ev.Remediations) != 1 || ev.Remediations[0].RemoteAction != "#disk_cleanup" {
+		ev.Assessment != events.AssessNotChecked || len(ev.Remediations) != 0 || ev.Diagnosis == nil || ev.Diagnosis.Error == "" ||
+		!strings.Contains(ev.Message, "I could not check the device right now") {
 		t.Errorf("callback: got %+v", ev)
 	}
 	var feed struct {

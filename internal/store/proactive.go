@@ -16,7 +16,8 @@ const (
 	ProactiveOpen       = "open"
 	ProactiveClosed     = "closed"
 	ProactiveSuppressed = "suppressed" // the employee was told of this monitor within the window
-	ProactiveUnresolved = "unresolved" // nobody to tell: the device has no known user
+	ProactiveUnresolved = "unresolved" // nobody to tell: the device or user is unknown, or the device has no user
+	ProactiveHealthy    = "healthy"    // the diagnosis found nothing wrong: recorded, not sent
 )
 
 // ProactiveEvent is a proactive event as stored.
@@ -41,6 +42,8 @@ type ProactiveEvent struct {
 	Remediations []byte     `db:"remediations"`
 	Message      string     `db:"message"`
 	CloseMessage string     `db:"close_message"`
+	Assessment   string     `db:"assessment"`
+	Detail       string     `db:"detail"`
 	SuppressedBy string     `db:"suppressed_by"`
 	ClosedBy     string     `db:"closed_by"`
 	CreatedAt    time.Time  `db:"created_at"`
@@ -54,7 +57,7 @@ const proactiveColumns = `id, feed_seq, status, source, webhook_id, dedupe_key, 
 	coalesce(user_name, '') AS user_name, coalesce(user_upn, '') AS user_upn, coalesce(device_name, '') AS device_name,
 	coalesce(collector_uid, '') AS collector_uid, coalesce(instance, '') AS instance, coalesce(platform, '') AS platform,
 	alert, diagnosis, remediations, message, coalesce(close_message, '') AS close_message,
-	coalesce(suppressed_by, '') AS suppressed_by, coalesce(closed_by, '') AS closed_by,
+	coalesce(assessment, '') AS assessment, coalesce(detail, '') AS detail, coalesce(suppressed_by, '') AS suppressed_by, coalesce(closed_by, '') AS closed_by,
 	created_at, updated_at, closed_at, acked_at, coalesce(acked_by, '') AS acked_by`
 
 // NewProactiveEvent is an event a webhook asks to open for one employee and device.
@@ -66,18 +69,23 @@ type NewProactiveEvent struct {
 	Platform                           string
 	Alert, Diagnosis, Remediations     []byte // JSON
 	Message                            string
-	// Unresolved marks an event nobody can be told of; it is recorded, never sent.
-	Unresolved bool
+	Assessment                         string // what the event found out
+	// Hold, when set (ProactiveUnresolved or ProactiveHealthy), records the event with
+	// that status, never sent; Detail says why.
+	Hold   string
+	Detail string
 	// SuppressionWindow: an event of the same subject and monitor opened within it
 	// suppresses this one.
 	SuppressionWindow time.Duration
 }
 
 // CloseProactive closes the open events of a monitor on a device (or, without a
-// device, of a user).
+// device, of a user): their status and their alert's become closed, with the
+// recovery time and message.
 type CloseProactive struct {
 	DeviceName, UserName string
 	CloseMessage         string
+	RecoveryTime         time.Time
 }
 
 // ProactiveEffects are what a processed webhook does.
@@ -98,13 +106,17 @@ type Applied struct {
 	Closed     []ProactiveEvent
 	Suppressed []ProactiveEvent
 	Unresolved []ProactiveEvent
+	Healthy    []ProactiveEvent
 	// Deliveries are the callback deliveries enqueued.
 	Deliveries int
+	// Outcome is what became of the webhook (WebhookOpened, ...), Detail why.
+	Outcome, Detail string
 }
 
 // ApplyWebhook records a processed webhook and its effects in one transaction: the
 // dedupe record first (a duplicate stops there and changes nothing), then the events
-// opened, suppressed or closed, their feed positions and their callback deliveries.
+// opened, suppressed, held or closed, their feed positions, their callback
+// deliveries, and last the record's outcome.
 func (db *DB) ApplyWebhook(ctx context.Context, rec WebhookRecord, eff ProactiveEffects, render RenderDelivery) (Applied, error) {
 	var out Applied
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
@@ -127,6 +139,8 @@ func (db *DB) ApplyWebhook(ctx context.Context, rec WebhookRecord, eff Proactive
 				out.Opened = append(out.Opened, row)
 			case ProactiveSuppressed:
 				out.Suppressed = append(out.Suppressed, row)
+			case ProactiveHealthy:
+				out.Healthy = append(out.Healthy, row)
 			default:
 				out.Unresolved = append(out.Unresolved, row)
 			}
@@ -152,12 +166,54 @@ func (db *DB) ApplyWebhook(ctx context.Context, rec WebhookRecord, eff Proactive
 				}
 			}
 		}
-		return nil
+		out.Outcome, out.Detail = outcome(out, eff)
+		_, err = tx.Exec(ctx, `UPDATE webhook_deliveries SET outcome = $2, detail = nullif($3, '') WHERE dedupe_key = $1`,
+			rec.DedupeKey, out.Outcome, out.Detail)
+		return err
 	})
 	if err != nil {
 		return Applied{}, fmt.Errorf("apply webhook: %w", err)
 	}
 	return out, nil
+}
+
+// outcome is what became of a webhook, from what it did, and why: a recovery closed
+// events or found none open; else the most telling of its events (one was sent, or
+// suppressed, or found healthy, or nobody could be told).
+func outcome(a Applied, eff ProactiveEffects) (string, string) {
+	if eff.Close != nil {
+		if len(a.Closed) == 0 {
+			who := eff.Close.DeviceName
+			if who == "" {
+				who = "user " + eff.Close.UserName
+			}
+			return WebhookNothingToClose, "no open event of this monitor for " + who
+		}
+		return WebhookClosed, fmt.Sprintf("closed %d event(s)", len(a.Closed))
+	}
+	var why []string
+	for _, g := range [][]ProactiveEvent{a.Opened, a.Suppressed, a.Healthy, a.Unresolved} {
+		for _, e := range g {
+			who := e.UserName
+			if who == "" {
+				who = "nobody"
+			}
+			if e.DeviceName != "" {
+				who += " on " + e.DeviceName
+			}
+			why = append(why, e.Status+" for "+who+": "+e.Detail)
+		}
+	}
+	detail := strings.Join(why, "; ")
+	switch {
+	case len(a.Opened) > 0:
+		return WebhookOpened, detail
+	case len(a.Suppressed) > 0:
+		return WebhookSuppressed, detail
+	case len(a.Healthy) > 0:
+		return WebhookHealthyNotSent, detail
+	}
+	return WebhookUnresolved, detail
 }
 
 // lockSubjects serialises the webhooks that concern the same employee and monitor,
@@ -178,31 +234,36 @@ func lockSubjects(ctx context.Context, tx pgx.Tx, monitor string, evs []NewProac
 }
 
 func openEvent(ctx context.Context, tx pgx.Tx, rec WebhookRecord, e NewProactiveEvent) (ProactiveEvent, error) {
-	status, suppressedBy := ProactiveOpen, ""
-	if e.Unresolved {
-		status = ProactiveUnresolved
+	status, suppressedBy, detail := ProactiveOpen, "", e.Detail
+	if e.Hold != "" {
+		status = e.Hold
 	} else if e.SuppressionWindow > 0 {
+		var at time.Time
 		err := tx.QueryRow(ctx, `
-			SELECT id FROM proactive_events
+			SELECT id, created_at FROM proactive_events
 			WHERE subject_key = $1 AND monitor_key = lower($2) AND status IN ('open', 'closed')
 			  AND created_at > now() - $3 * interval '1 millisecond'
-			ORDER BY created_at DESC LIMIT 1`, e.SubjectKey, rec.Monitor, e.SuppressionWindow.Milliseconds()).Scan(&suppressedBy)
+			ORDER BY created_at DESC LIMIT 1`, e.SubjectKey, rec.Monitor, e.SuppressionWindow.Milliseconds()).Scan(&suppressedBy, &at)
 		switch {
 		case err == nil:
 			status = ProactiveSuppressed
+			detail = fmt.Sprintf("already told at %s (event %s), within the %s suppression window", at.UTC().Format(time.RFC3339),
+				suppressedBy, e.SuppressionWindow)
 		case !errors.Is(err, pgx.ErrNoRows):
 			return ProactiveEvent{}, fmt.Errorf("suppression check: %w", err)
 		}
 	}
 	rows, _ := tx.Query(ctx, `
 		INSERT INTO proactive_events (id, status, source, webhook_id, dedupe_key, monitor, monitor_key, topic, subject_key,
-			user_name, user_upn, device_name, collector_uid, instance, platform, alert, diagnosis, remediations, message, suppressed_by)
+			user_name, user_upn, device_name, collector_uid, instance, platform, alert, diagnosis, remediations, message, suppressed_by,
+			assessment, detail)
 		VALUES ($1, $2, $3, $4, $5, $6, lower($6), nullif($7, ''), $8, nullif($9, ''), nullif($10, ''), nullif($11, ''),
-			nullif($12, ''), nullif($13, ''), nullif($14, ''), $15::jsonb, $16::jsonb, $17::jsonb, $18, nullif($19, ''))
+			nullif($12, ''), nullif($13, ''), nullif($14, ''), $15::jsonb, $16::jsonb, $17::jsonb, $18, nullif($19, ''),
+			nullif($20, ''), nullif($21, ''))
 		RETURNING `+proactiveColumns,
 		e.ID, status, rec.Source, rec.WebhookID, rec.DedupeKey, rec.Monitor, e.Topic, e.SubjectKey,
 		e.UserName, e.UserUPN, e.DeviceName, e.CollectorUID, e.Instance, e.Platform,
-		jsonText(e.Alert), jsonText(e.Diagnosis), jsonText(e.Remediations), e.Message, suppressedBy)
+		jsonText(e.Alert), jsonText(e.Diagnosis), jsonText(e.Remediations), e.Message, suppressedBy, e.Assessment, detail)
 	row, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[ProactiveEvent])
 	if err != nil {
 		return ProactiveEvent{}, fmt.Errorf("insert proactive event: %w", err)
@@ -224,14 +285,15 @@ func closeEvents(ctx context.Context, tx pgx.Tx, rec WebhookRecord, c CloseProac
 	}
 	rows, _ := tx.Query(ctx, `
 		UPDATE proactive_events SET status = 'closed', closed_at = now(), updated_at = now(),
-			close_message = nullif($5, ''), closed_by = $6
+			close_message = nullif($5, ''), closed_by = $6,
+			alert = alert || jsonb_build_object('status', 'closed', 'recovery_time', $7::text)
 		WHERE id IN (
 			SELECT id FROM proactive_events
 			WHERE source = $1 AND monitor_key = lower($2) AND status = 'open'
 			  AND CASE WHEN $3 <> '' THEN lower(device_name) = lower($3) ELSE lower(user_name) = lower($4) END
 			ORDER BY id FOR UPDATE)
 		RETURNING `+proactiveColumns,
-		rec.Source, rec.Monitor, c.DeviceName, c.UserName, c.CloseMessage, rec.DedupeKey)
+		rec.Source, rec.Monitor, c.DeviceName, c.UserName, c.CloseMessage, rec.DedupeKey, c.RecoveryTime.UTC().Format(time.RFC3339Nano))
 	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[ProactiveEvent])
 	if err != nil {
 		return nil, fmt.Errorf("close proactive events: %w", err)

@@ -85,7 +85,7 @@ func TestPruneWebhookDeliveriesInBatches(t *testing.T) {
 	ctx := context.Background()
 	for i, age := range []time.Duration{40 * day, 35 * day, 31 * day, 29 * day, time.Hour} {
 		p.exec(t, `INSERT INTO webhook_deliveries (dedupe_key, webhook_id, source, received_at, processed_at, outcome)
-			VALUES ($1, 'wh', 'nexthink', $2, $2, 'processed')`, fmt.Sprintf("k%d", i), p.ago(age))
+			VALUES ($1, 'wh', 'nexthink', $2, $2, 'opened')`, fmt.Sprintf("k%d", i), p.ago(age))
 	}
 	before := p.ago(30 * day)
 	// Two per batch: the first two batches are full, the third finds what is left.

@@ -2,6 +2,7 @@ package webhookmap
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +41,7 @@ type Alert struct {
 // Invalid is a payload that cannot be mapped; retrying will not help.
 type Invalid struct {
 	Field  string // the rule's field (monitor, status, ...) or "" for the whole payload
+	Path   string // where the source's payload holds it ("" for the whole payload)
 	Reason string
 }
 
@@ -68,23 +70,23 @@ func (s *Source) Map(payload []byte) (Alert, error) {
 	var a Alert
 	var err error
 	if a.Monitor, err = text(obj, f.Monitor); err != nil {
-		return Alert{}, &Invalid{Field: "monitor", Reason: err.Error()}
+		return Alert{}, &Invalid{Field: "monitor", Path: f.Monitor, Reason: fmt.Sprintf("at %q: %v", f.Monitor, err)}
 	}
 	if a.Monitor == "" {
-		return Alert{}, &Invalid{Field: "monitor", Reason: fmt.Sprintf("no monitor name at %q", f.Monitor)}
+		return Alert{}, &Invalid{Field: "monitor", Path: f.Monitor, Reason: fmt.Sprintf("no monitor name at %q", f.Monitor)}
 	}
 	a.Status = Open
 	if f.Status != "" {
 		st, err := text(obj, f.Status)
 		if err != nil {
-			return Alert{}, &Invalid{Field: "status", Reason: err.Error()}
+			return Alert{}, &Invalid{Field: "status", Path: f.Status, Reason: fmt.Sprintf("at %q: %v", f.Status, err)}
 		}
 		switch w := strings.ToLower(st); {
 		case w == "" || s.open[w]:
 		case s.closed[w]:
 			a.Status = Closed
 		default:
-			return Alert{}, &Invalid{Field: "status", Reason: fmt.Sprintf("%q is neither an open nor a closed status", clip(st, 64))}
+			return Alert{}, &Invalid{Field: "status", Path: f.Status, Reason: fmt.Sprintf("%q at %q is neither an open nor a closed status", clip(st, 64), f.Status)}
 		}
 	}
 	for _, p := range []struct {
@@ -95,11 +97,18 @@ func (s *Source) Map(payload []byte) (Alert, error) {
 			continue
 		}
 		if *p.into, err = text(obj, p.path); err != nil {
-			return Alert{}, &Invalid{Field: p.name, Reason: err.Error()}
+			return Alert{}, &Invalid{Field: p.name, Path: p.path, Reason: fmt.Sprintf("at %q: %v", p.path, err)}
 		}
 	}
 	if a.Device == "" && a.User == "" {
-		return Alert{}, &Invalid{Reason: "names neither a device nor a user"}
+		var at []string
+		for _, p := range []string{f.Device, f.User} {
+			if p != "" {
+				at = append(at, strconv.Quote(p))
+			}
+		}
+		return Alert{}, &Invalid{Field: "device", Path: cmp.Or(f.Device, f.User),
+			Reason: "names neither a device nor a user (at " + strings.Join(at, " or ") + ")"}
 	}
 	a.TriggerTime = s.timeAt(obj, f.TriggerTime)
 	a.RecoveryTime = s.timeAt(obj, f.RecoveryTime)
@@ -240,7 +249,7 @@ func (a Alert) Vars(user, userUPN, device string) map[string]string {
 		user = "there"
 	}
 	if device == "" {
-		device = a.Device
+		device = cmp.Or(a.Device, "your device")
 	}
 	return map[string]string{
 		"user": user, "user_upn": userUPN, "device": device, "monitor": a.Monitor, "topic": topic,

@@ -22,6 +22,9 @@ import (
 	"github.com/dexbridge/dexbridge/internal/topic"
 )
 
+// ReservedSourceName cannot name a source: its path lists the webhooks received.
+const ReservedSourceName = "deliveries"
+
 // Defaults of the optional settings.
 const (
 	DefaultSuppressionWindow = 4 * time.Hour
@@ -57,8 +60,9 @@ type Source struct {
 	Location         *time.Location
 	// MaxUsersPerDevice bounds who is told of an alert that names only a device.
 	MaxUsersPerDevice int
-	Message           Template
-	RecoveryMessage   Template
+	// Messages are the source's texts, for monitors that set none (built-in ones fill
+	// what the source does not set).
+	Messages Messages
 	// Disabled says why the source is refused (a secret is missing); "" when enabled.
 	Disabled string
 
@@ -96,13 +100,30 @@ type Fields struct {
 
 // Monitor is what an alert of one monitor does.
 type Monitor struct {
-	Name         string
-	Topic        string
+	Name  string
+	Topic string
+	// Rules are the rules of the topic the alert is about: its verdict and the
+	// problems it reports are read from these only. Empty: every rule.
+	Rules []string
+	// Remediations are those of the topic's remediations the alert may offer.
+	// Empty: any the diagnosis suggests.
 	Remediations []string
-	// Message and RecoveryMessage fall back to the source's.
-	Message           Template
-	RecoveryMessage   Template
+	// NotifyHealthy sends the event even when the diagnosis found nothing wrong;
+	// by default such an event is recorded and not sent.
+	NotifyHealthy bool
+	// Messages fall back to the source's, then to the built-in ones.
+	Messages          Messages
 	SuppressionWindow time.Duration
+}
+
+// Concerns reports whether the alert is about a rule of its topic.
+func (m *Monitor) Concerns(rule string) bool {
+	return len(m.Rules) == 0 || slices.Contains(m.Rules, rule)
+}
+
+// Offers reports whether the alert may offer a remediation of its topic.
+func (m *Monitor) Offers(remediation string) bool {
+	return len(m.Remediations) == 0 || slices.Contains(m.Remediations, remediation)
 }
 
 // Sources lists the sources in file order.
@@ -162,15 +183,19 @@ type sourceDoc struct {
 	MaxUsersPerDevice int          `yaml:"max_users_per_device"`
 	Message           string       `yaml:"message"`
 	RecoveryMessage   string       `yaml:"recovery_message"`
+	Messages          messagesDoc  `yaml:"messages"`
 	Monitors          []monitorDoc `yaml:"monitors"`
 }
 
 type monitorDoc struct {
 	Name              string          `yaml:"name"`
 	Topic             string          `yaml:"topic"`
+	Rules             []string        `yaml:"rules"`
 	Remediations      []string        `yaml:"remediations"`
+	NotifyHealthy     bool            `yaml:"notify_healthy"`
 	Message           string          `yaml:"message"`
 	RecoveryMessage   string          `yaml:"recovery_message"`
+	Messages          messagesDoc     `yaml:"messages"`
 	SuppressionWindow config.Duration `yaml:"suppression_window"`
 }
 
@@ -205,6 +230,10 @@ func Parse(raw []byte, getenv func(string) string) (*Rules, error) {
 	}
 	for i, sd := range d.Sources {
 		key := fmt.Sprintf("sources[%d]", i)
+		if sd.Name == ReservedSourceName {
+			bad(key+".name", "%q is reserved: GET /api/v1/webhooks/%s lists the webhooks received", sd.Name, sd.Name)
+			continue
+		}
 		if _, dup := r.Source(sd.Name); dup {
 			bad(key+".name", "duplicate source %q", sd.Name)
 			continue
@@ -264,36 +293,22 @@ func Parse(raw []byte, getenv func(string) string) (*Rules, error) {
 				s.Location = loc
 			}
 		}
-		var err error
-		if s.Message, err = ParseTemplate(sd.Message); err != nil {
-			bad(key+".message", "%v", err)
-		}
-		if s.RecoveryMessage, err = ParseTemplate(sd.RecoveryMessage); err != nil {
-			bad(key+".recovery_message", "%v", err)
-		}
+		s.Messages = parseMessages(key, sd.Message, sd.RecoveryMessage, sd.Messages, bad).Or(BuiltinMessages())
 		for j, md := range sd.Monitors {
 			mkey := fmt.Sprintf("%s.monitors[%d]", key, j)
 			if _, dup := s.monitors[monitorKey(md.Name)]; dup {
 				bad(mkey+".name", "duplicate monitor %q", md.Name)
 				continue
 			}
-			m := &Monitor{Name: strings.TrimSpace(md.Name), Topic: md.Topic, Remediations: md.Remediations,
-				SuppressionWindow: md.SuppressionWindow.D()}
+			m := &Monitor{Name: strings.TrimSpace(md.Name), Topic: md.Topic, Rules: md.Rules, Remediations: md.Remediations,
+				NotifyHealthy: md.NotifyHealthy, SuppressionWindow: md.SuppressionWindow.D()}
 			if len(m.Remediations) > 0 && m.Topic == "" {
 				bad(mkey+".remediations", "remediations belong to a topic: set topic")
 			}
-			if m.Message, err = ParseTemplate(md.Message); err != nil {
-				bad(mkey+".message", "%v", err)
+			if len(m.Rules) > 0 && m.Topic == "" {
+				bad(mkey+".rules", "rules belong to a topic: set topic")
 			}
-			if m.RecoveryMessage, err = ParseTemplate(md.RecoveryMessage); err != nil {
-				bad(mkey+".recovery_message", "%v", err)
-			}
-			if m.Message.Empty() {
-				m.Message = s.Message
-			}
-			if m.RecoveryMessage.Empty() {
-				m.RecoveryMessage = s.RecoveryMessage
-			}
+			m.Messages = parseMessages(mkey, md.Message, md.RecoveryMessage, md.Messages, bad).Or(s.Messages)
 			s.monitors[monitorKey(md.Name)] = m
 		}
 		if err := loadSecrets(s, sd.CredentialsFile, getenv); err != nil {
@@ -405,6 +420,11 @@ func (r *Rules) CheckTopics(cat *topic.Catalog) error {
 			for _, id := range m.Remediations {
 				if _, ok := t.Remediation(id); !ok {
 					errs = append(errs, &config.Error{Key: key + " remediations", Reason: fmt.Sprintf("topic %q has no remediation %q", m.Topic, id)})
+				}
+			}
+			for _, id := range m.Rules {
+				if !slices.ContainsFunc(t.Rules, func(r topic.Rule) bool { return r.ID == id }) {
+					errs = append(errs, &config.Error{Key: key + " rules", Reason: fmt.Sprintf("topic %q has no rule %q", m.Topic, id)})
 				}
 			}
 		}

@@ -8,7 +8,9 @@ import (
 )
 
 // Placeholders are the names a message template may use.
-var Placeholders = []string{"user", "user_upn", "device", "monitor", "topic", "context", "priority", "trigger_time"}
+// {{findings}} are the titles of the problems the diagnosis found, {{fix}} those of
+// the remediations offered.
+var Placeholders = []string{"user", "user_upn", "device", "monitor", "topic", "context", "priority", "trigger_time", "findings", "fix"}
 
 var placeholderRE = regexp.MustCompile(`\{\{\s*([A-Za-z0-9_.]*)\s*\}\}`)
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -46,8 +48,12 @@ func TestShippedRulesMatchTheTopics(t *testing.T) {
 			t.Errorf("monitor %q: got %+v, want topic %s", monitor, m, want)
 		}
 	}
-	if got := s.Monitor("Low disk space").Remediations; len(got) != 1 || got[0] != "disk_cleanup" {
-		t.Errorf("low disk space remediations: got %v, want [disk_cleanup]", got)
+	if m := s.Monitor("Low disk space"); !slices.Equal(m.Remediations, []string{"disk_cleanup"}) || !slices.Equal(m.Rules, []string{"low_disk_space"}) ||
+		!m.Concerns("low_disk_space") || m.Concerns("office_outdated") || !m.Offers("disk_cleanup") || m.Offers("repair_office_365") {
+		t.Errorf("low disk space: got rules %v remediations %v, want [low_disk_space] and [disk_cleanup]", m.Rules, m.Remediations)
+	}
+	if m := s.Monitor("Outlook crashes"); !m.Concerns("office_outdated") || !m.Offers("repair_office_365") || m.NotifyHealthy {
+		t.Errorf("outlook crashes: got %+v, want every rule and remediation, healthy events not sent", m)
 	}
 	if got := s.SuppressionWindow(s.Monitor("Low disk space")); got != 24*time.Hour {
 		t.Errorf("low disk space window: got %v, want 24h", got)
@@ -117,6 +123,11 @@ func TestBadFilesAreRefusedWithFileAndPath(t *testing.T) {
 		{"bad source name", "sources:\n  - name: Nexthink!\n    auth: {type: bearer}\n    fields: {monitor: m, user: u}\n", []string{"sources[0].name"}},
 		{"no sources", "suppression_window: 1h\n", []string{"sources"}},
 		{"remediations without topic", base + "    monitors:\n      - {name: X, remediations: [disk_cleanup]}\n", []string{"sources[0].monitors[0].remediations"}},
+		{"rules without topic", base + "    monitors:\n      - {name: X, rules: [low_disk_space]}\n", []string{"sources[0].monitors[0].rules"}},
+		{"bad message key", base + "    messages: {fixed: hi}\n", []string{"sources[0].messages", "fixed"}},
+		{"bad situation placeholder", base + "    monitors:\n      - {name: X, messages: {not_checked: \"{{finding}}\"}}\n", []string{"sources[0].monitors[0].messages.not_checked", "{{finding}}"}},
+		{"older and newer name", base + "    message: a\n    messages: {fix_available: b}\n", []string{"sources[0].message", "not both"}},
+		{"reserved source name", "sources:\n  - name: deliveries\n    auth: {type: bearer}\n    fields: {monitor: m, user: u}\n", []string{"sources[0].name", "reserved"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,13 +155,14 @@ func TestBadFilesAreRefusedWithFileAndPath(t *testing.T) {
 
 func TestCheckTopicsRefusesUnknownTopicsAndRemediations(t *testing.T) {
 	doc := "sources:\n  - name: nx\n    auth: {type: bearer}\n    fields: {monitor: m, device: d}\n    monitors:\n" +
-		"      - {name: A, topic: nope}\n      - {name: B, topic: slow_pc, remediations: [format_disk]}\n"
+		"      - {name: A, topic: nope}\n      - {name: B, topic: slow_pc, remediations: [format_disk]}\n" +
+		"      - {name: C, topic: slow_pc, rules: [disk_on_fire]}\n"
 	r, err := Parse([]byte(doc), secrets)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = r.CheckTopics(shippedTopics(t))
-	for _, w := range []string{`no topic "nope"`, `no remediation "format_disk"`} {
+	for _, w := range []string{`no topic "nope"`, `no remediation "format_disk"`, `no rule "disk_on_fire"`} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("got %v, want it to mention %s", err, w)
 		}
@@ -252,7 +264,7 @@ func TestMap(t *testing.T) {
 		{name: "empty monitor", src: s, payload: `{"monitor":"  ","device":"PC-GPO"}`, invalid: "monitor"},
 		{name: "monitor object", src: s, payload: `{"monitor":{"name":"x"},"device":"PC-GPO"}`, invalid: "monitor"},
 		{name: "unknown status", src: s, payload: `{"monitor":"Slow PC","status":"maybe","device":"PC-GPO"}`, invalid: "status"},
-		{name: "nobody", src: s, payload: `{"monitor":"Slow PC"}`, invalid: "-"},
+		{name: "nobody", src: s, payload: `{"monitor":"Slow PC"}`, invalid: "device"},
 		{name: "device array", src: s, payload: `{"monitor":"Slow PC","device":["a"]}`, invalid: "device"},
 		{name: "not an object", src: s, payload: `["monitor"]`, invalid: "-"},
 		{name: "two values", src: s, payload: `{"monitor":"a","device":"b"} {}`, invalid: "-"},
@@ -268,6 +280,10 @@ func TestMap(t *testing.T) {
 				}
 				if want := strings.TrimPrefix(tt.invalid, "-"); inv.Field != want {
 					t.Errorf("got field %q, want %q (%v)", inv.Field, want, err)
+				}
+				// A field's error names where the payload should hold it.
+				if inv.Field != "" && (inv.Path == "" || !strings.Contains(err.Error(), strconv.Quote(inv.Path))) {
+					t.Errorf("got path %q in %q, want the payload's path named", inv.Path, err)
 				}
 				return
 			}
@@ -300,15 +316,25 @@ func TestTemplates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := a.Rule.Message.Render(a.Vars("hjordan", "", "PC-OUTLOOK-PLUGIN"))
-	if want := "Hi hjordan, Outlook has been crashing on PC-OUTLOOK-PLUGIN."; !strings.HasPrefix(got, want) {
-		t.Errorf("got %q, want it to start with %q", got, want)
+	vars := a.Vars("hjordan", "", "PC-OUTLOOK-PLUGIN")
+	vars["findings"], vars["fix"] = "An Outlook add-in crashed", "Set Outlook plugins"
+	got := a.Rule.Messages.FixAvailable.Render(vars)
+	if want := "Hi hjordan, Outlook has been crashing on PC-OUTLOOK-PLUGIN. I checked the device and found: An Outlook add-in crashed. " +
+		"I can fix this for you now (Set Outlook plugins): shall I?"; got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
-	a, _ = s.Map([]byte(`{"monitor":"Something new","device":"PC-1"}`))
+	// What the monitor does not set comes from the built-in texts.
+	if got := a.Rule.Messages.NotChecked.Render(vars); !strings.HasPrefix(got, "Hi hjordan, Nexthink reported Outlook crashes on PC-OUTLOOK-PLUGIN. I could not check") {
+		t.Errorf("not checked: got %q", got)
+	}
+	if got := a.Rule.Messages.Recovery.Render(vars); got != "Outlook is stable again on PC-OUTLOOK-PLUGIN." {
+		t.Errorf("recovery: got %q", got)
+	}
+	a, _ = s.Map([]byte(`{"monitor":"Something new","user":"amy"}`))
 	if a.Rule != nil {
 		t.Fatalf("unknown monitor has a rule: %+v", a.Rule)
 	}
-	if got := s.Message.Render(a.Vars("", "", "")); !strings.Contains(got, "Hi there, Nexthink noticed a problem on PC-1 (Something new)") {
+	if got := s.Messages.Reported.Render(a.Vars("", "", "")); got != "Hi there, Nexthink reported Something new on your device." {
 		t.Errorf("source message: got %q", got)
 	}
 	tpl, err := ParseTemplate("{{ user }}/{{user_upn}}/{{device}}/{{monitor}}/{{topic}}/{{context}}/{{priority}}/{{trigger_time}}")
@@ -391,7 +417,7 @@ func FuzzMap(f *testing.F) {
 			t.Fatalf("value longer than %d bytes", maxValue)
 		}
 		if a.Rule != nil {
-			_ = a.Rule.Message.Render(a.Vars(a.User, "", a.Device))
+			_ = a.Rule.Messages.FixAvailable.Render(a.Vars(a.User, "", a.Device))
 		}
 	})
 }

@@ -49,13 +49,17 @@ func DiscoveryRun(r store.DiscoveryRun) events.DiscoveryRunInfo {
 	return info
 }
 
-// ProactiveEvent is the API form of a stored proactive event.
+// ProactiveEvent is the API form of a stored proactive event. A closed event's
+// message is its recovery message.
 func ProactiveEvent(e store.ProactiveEvent) events.ProactiveEvent {
 	out := events.ProactiveEvent{
 		ID: e.ID, Status: e.Status, Source: e.Source, WebhookID: e.WebhookID, Monitor: e.Monitor, Topic: e.Topic,
-		Message: e.Message, CloseMessage: e.CloseMessage,
+		Assessment: e.Assessment, Message: e.Message, CloseMessage: e.CloseMessage,
 		CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC(), ClosedAt: UTC(e.ClosedAt), AckedAt: UTC(e.AckedAt),
-		Remediations: []events.ProactiveRemediation{},
+		Remediations: []events.SuggestedRemedy{},
+	}
+	if e.Status == store.ProactiveClosed && e.CloseMessage != "" {
+		out.Message = e.CloseMessage
 	}
 	if e.FeedSeq != nil {
 		out.Cursor = strconv.FormatInt(*e.FeedSeq, 10)
@@ -77,7 +81,7 @@ func ProactiveEvent(e store.ProactiveEvent) events.ProactiveEvent {
 	if len(e.Remediations) > 0 {
 		_ = json.Unmarshal(e.Remediations, &out.Remediations)
 		if out.Remediations == nil {
-			out.Remediations = []events.ProactiveRemediation{}
+			out.Remediations = []events.SuggestedRemedy{}
 		}
 	}
 	return out
@@ -88,9 +92,15 @@ func ProactiveEvent(e store.ProactiveEvent) events.ProactiveEvent {
 func DeliveryID(id int64) string { return "pd_" + strconv.FormatInt(id, 10) }
 
 // ProactiveChanged is the document of an event change, as callbacks, server-sent
-// events and NATS carry it; id "" gives it a new one.
+// events and NATS carry it. id "" is the change's own id, "<event id>:<kind>": an
+// event opens and closes once, so a change read again (a stream replayed) has the
+// same id and time (the change's); a callback passes its delivery's id instead.
 func ProactiveChanged(e store.ProactiveEvent, kind, id string) events.ProactiveEventChanged {
 	h := events.NewHeader(events.TypeProactiveEventChanged)
+	h.ID, h.Time = e.ID+":"+kind, e.CreatedAt.UTC()
+	if kind == events.ProactiveClosed && e.ClosedAt != nil {
+		h.Time = e.ClosedAt.UTC()
+	}
 	if id != "" {
 		h.ID = id
 	}

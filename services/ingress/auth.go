@@ -69,24 +69,56 @@ var keyEndpointRate = ratelimit.Rate{PerSecond: 0.1, Burst: 1}
 // credential, at most one per 10 s per client address.
 func (h *handlers) withBasic(next func(w http.ResponseWriter, r *http.Request, who string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		l := h.opts.Limiters.Limiter("keys-endpoint:"+clientAddr(r), keyEndpointRate)
-		if _, err := l.Take(r.Context(), 0); err != nil {
-			h.opts.Metrics.RateLimited("keys_endpoint")
-			h.fail(w, r, limitProblem(err, "the API-key endpoints take one request per 10 seconds per client"))
+		if h.keyEndpointLimited(w, r) {
 			return
 		}
-		user, pass, ok := r.BasicAuth()
-		who, valid := "", false
-		if ok {
-			who, valid = h.opts.Credentials.Check(user, pass)
-		}
-		if !valid {
-			w.Header().Set("WWW-Authenticate", `Basic realm="dexbridge", charset="UTF-8"`)
-			h.fail(w, r, problem.New(problem.Unauthorized, "send an instance's Nexthink API credentials or the admin credential with HTTP Basic"))
-			return
-		}
-		next(w, r, who)
+		h.basic(w, r, next)
 	}
+}
+
+// withBasicOrAdmin admits, like withBasic, HTTP Basic, or an API key with the admin
+// scope; under the same limit of one request per 10 s per client address.
+func (h *handlers) withBasicOrAdmin(next func(w http.ResponseWriter, r *http.Request, who string)) http.HandlerFunc {
+	byKey := h.withKey(auth.Admin, func(w http.ResponseWriter, r *http.Request) {
+		next(w, r, "key:"+principalFrom(r.Context()).KeyID)
+	})
+	return func(w http.ResponseWriter, r *http.Request) {
+		if h.keyEndpointLimited(w, r) {
+			return
+		}
+		if presentedKey(r) != "" {
+			byKey(w, r)
+			return
+		}
+		h.basic(w, r, next)
+	}
+}
+
+// keyEndpointLimited answers 429 (true) beyond one request per 10 s per client.
+func (h *handlers) keyEndpointLimited(w http.ResponseWriter, r *http.Request) bool {
+	l := h.opts.Limiters.Limiter("keys-endpoint:"+clientAddr(r), keyEndpointRate)
+	if _, err := l.Take(r.Context(), 0); err != nil {
+		h.opts.Metrics.RateLimited("keys_endpoint")
+		h.fail(w, r, limitProblem(err, "the API-key endpoints take one request per 10 seconds per client"))
+		return true
+	}
+	return false
+}
+
+// basic admits a request with an instance's Nexthink credentials or the admin
+// credential.
+func (h *handlers) basic(w http.ResponseWriter, r *http.Request, next func(w http.ResponseWriter, r *http.Request, who string)) {
+	user, pass, ok := r.BasicAuth()
+	who, valid := "", false
+	if ok {
+		who, valid = h.opts.Credentials.Check(user, pass)
+	}
+	if !valid {
+		w.Header().Set("WWW-Authenticate", `Basic realm="dexbridge", charset="UTF-8"`)
+		h.fail(w, r, problem.New(problem.Unauthorized, "send an instance's Nexthink API credentials or the admin credential with HTTP Basic"))
+		return
+	}
+	next(w, r, who)
 }
 
 // limitProblem turns a limiter refusal into a 429; other limiter errors (the

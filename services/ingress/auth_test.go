@@ -237,6 +237,63 @@ func TestKeyManagement(t *testing.T) {
 	}
 }
 
+// TestAdminKeyOnTheKeyEndpoints: GET and POST /api/v1/api-keys take an admin-scoped
+// API key as well as Basic (X-API-Key or Bearer), under the same limit of one request
+// per 10 s per client; a key without the admin scope is refused, a wrong one too.
+func TestAdminKeyOnTheKeyEndpoints(t *testing.T) {
+	e := newEnv(t)
+	adminKey, admin := e.createKey(t, `{"name":"ops","scopes":["admin"]}`)
+	reader, _ := e.createKey(t, `{"name":"bot","scopes":["read","diagnose","remediate"]}`)
+
+	resp, body := e.do(t, call{method: "POST", path: "/api/v1/api-keys", body: `{"name":"made by a key","scopes":["read"]}`, key: adminKey})
+	made, _ := body["key"].(string)
+	if resp.StatusCode != 201 || !strings.HasPrefix(made, "dxb_") || body["created_by"] != "key:"+admin["id"].(string) {
+		t.Fatalf("create with an admin key: got %d %v, want 201 created by the key", resp.StatusCode, body)
+	}
+	if resp, _ := e.do(t, call{method: "GET", path: "/api/v1/topics", key: made}); resp.StatusCode != 200 {
+		t.Errorf("the key an admin key made: got %d, want it to work", resp.StatusCode)
+	}
+	resp, body = e.do(t, call{method: "GET", path: "/api/v1/api-keys", bearer: adminKey})
+	if keys, _ := body["api_keys"].([]any); resp.StatusCode != 200 || len(keys) != 3 {
+		t.Errorf("list with an admin key as Bearer: got %d %v, want the 3 keys", resp.StatusCode, body)
+	}
+
+	tests := []struct {
+		name   string
+		c      call
+		status int
+		code   string
+	}{
+		{"a key without the admin scope", call{method: "GET", path: "/api/v1/api-keys", key: reader}, 403, "forbidden"},
+		{"a key without the admin scope creating", call{method: "POST", path: "/api/v1/api-keys", body: `{"name":"x"}`, key: reader}, 403, "forbidden"},
+		{"a wrong key", call{method: "GET", path: "/api/v1/api-keys", key: "dxb_" + strings.Repeat("B", 43)}, 401, "unauthorized"},
+		{"nothing", call{method: "GET", path: "/api/v1/api-keys"}, 401, "unauthorized"},
+	}
+	for _, tt := range tests {
+		if resp, body := e.do(t, tt.c); resp.StatusCode != tt.status || body["code"] != tt.code {
+			t.Errorf("%s: got %d %v, want %d %s", tt.name, resp.StatusCode, body, tt.status, tt.code)
+		}
+	}
+
+	// The limit holds for keys as for Basic, whatever the credential of the next call.
+	client := freshClient()
+	if resp, body := e.do(t, call{method: "GET", path: "/api/v1/api-keys", key: adminKey, client: client}); resp.StatusCode != 200 {
+		t.Fatalf("first call: got %d %v", resp.StatusCode, body)
+	}
+	for _, c := range []call{
+		{method: "GET", path: "/api/v1/api-keys", key: adminKey, client: client},
+		{method: "POST", path: "/api/v1/api-keys", body: `{"name":"y"}`, key: adminKey, client: client},
+		{method: "GET", path: "/api/v1/api-keys", basic: [2]string{adminUser, adminPass}, client: client},
+	} {
+		if resp, body := e.do(t, c); resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s within 10 s: got %d %v, want 429 with Retry-After", c.method, resp.StatusCode, body)
+		}
+	}
+	if strings.Contains(e.logs.String(), adminKey) || strings.Contains(e.logs.String(), made) {
+		t.Error("the logs hold a key")
+	}
+}
+
 func TestExpiredKeyAndPerKeyLimit(t *testing.T) {
 	e := newEnv(t)
 	short, _ := e.createKey(t, fmt.Sprintf(`{"name":"short","scopes":["read"],"expires_at":%q}`, time.Now().Add(300*time.Millisecond).UTC().Format(time.RFC3339Nano)))

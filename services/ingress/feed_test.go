@@ -34,7 +34,7 @@ func record(t *testing.T, db *store.DB, users ...string) []store.ProactiveEvent 
 		key := "test:id:" + u + fmt.Sprint(time.Now().UnixNano())
 		applied, err := db.ApplyWebhook(context.Background(),
 			store.WebhookRecord{DedupeKey: key, WebhookID: "wh_0123456789abcdef0123456789abcdef", Source: "nexthink",
-				ReceivedAt: time.Now(), Outcome: store.WebhookProcessed, Monitor: "Outlook crashes", AlertStatus: "open"},
+				ReceivedAt: time.Now(), Outcome: store.WebhookOpened, Monitor: "Outlook crashes", AlertStatus: "open"},
 			store.ProactiveEffects{Callback: true, Open: []store.NewProactiveEvent{{
 				ID: fmt.Sprintf("pe_%032x", time.Now().UnixNano()), Topic: "outlook", SubjectKey: "user:" + u, UserName: u,
 				DeviceName: "PC-" + u, Alert: []byte(`{"status":"open"}`), Remediations: []byte(`[]`), Message: "Hi " + u,
@@ -264,6 +264,8 @@ func TestStream(t *testing.T) {
 	resumed := openStream(t, base, a.key, id1)
 	if id, _, d, _ := resumed.next(t); id != "3" || d.Event.ID != evs[1].ID {
 		t.Errorf("resumed: got %s %s, want 3 %s", id, d.Event.ID, evs[1].ID)
+	} else if d.ID != doc2.ID || !d.Time.Equal(doc2.Time) || d.ID != evs[1].ID+":opened" {
+		t.Errorf("replayed change: got id %s time %v, want the first reading's %s %v", d.ID, d.Time, doc2.ID, doc2.Time)
 	}
 	more := record(t, a.db, "u3")
 	if id, _, d, _ := resumed.next(t); id != "4" || d.Event.ID != more[0].ID {

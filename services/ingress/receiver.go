@@ -22,12 +22,17 @@ import (
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/signature"
+	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/webhookmap"
 )
 
-// WebhooksSeen tells whether a webhook was already dealt with (store.DB).
-type WebhooksSeen interface {
+// WebhookLedger is the webhooks' records (store.DB): whether one was already dealt
+// with, the record of a payload refused, and the listing for operators.
+type WebhookLedger interface {
 	WebhookDone(ctx context.Context, dedupeKey string) (bool, error)
+	RecordWebhook(ctx context.Context, rec store.WebhookRecord) (duplicate bool, err error)
+	ListWebhookDeliveries(ctx context.Context, q store.WebhookQuery) ([]store.WebhookDelivery, error)
+	SigningKey(ctx context.Context, purpose string) ([]byte, error)
 }
 
 // WebhookReceiverOptions are the webhook receiver's dependencies.
@@ -35,9 +40,10 @@ type WebhookReceiverOptions struct {
 	JS       jetstream.JetStream
 	Subjects events.Subjects
 	Rules    *webhookmap.Live
-	// Seen, when set, lets the receiver answer "duplicate" for a webhook processed
-	// long ago, without publishing it again. Best effort: the worker's record decides.
-	Seen WebhooksSeen
+	// Ledger, when set, lets the receiver answer "duplicate" for a webhook processed
+	// long ago without publishing it again (best effort: the worker's record decides),
+	// record the payloads it refuses, and list the webhooks for operators.
+	Ledger WebhookLedger
 	// WebhookConfig is the tuning; the zero one is DefaultConfig's.
 	WebhookConfig
 	Metrics *metrics.Metrics
@@ -54,6 +60,7 @@ type WebhookReceiver struct {
 	mu       sync.Mutex
 	ensured  bool
 	ensuring time.Time
+	keys     cursorKey
 }
 
 // NewWebhookReceiver returns a receiver.
@@ -73,6 +80,7 @@ const (
 	outcomeDuplicate    = "duplicate"
 	outcomeUnauthorized = "unauthorized"
 	outcomeUnavailable  = "unavailable"
+	outcomeRefused      = "refused"
 )
 
 func (r *WebhookReceiver) count(source, outcome string) {
@@ -157,9 +165,12 @@ func (r *WebhookReceiver) Accept(ctx context.Context, src *webhookmap.Source, in
 	}
 	key := events.WebhookDedupeKey(src.Name, deliveryID, in.Body)
 	acc := api.WebhookAccepted{ID: events.WebhookID(key), Source: src.Name, DedupeKey: key}
-	if r.o.Seen != nil {
+	if _, err := src.Map(in.Body); err != nil {
+		return api.WebhookAccepted{}, r.refuse(ctx, src, key, deliveryID, in.Body, err)
+	}
+	if r.o.Ledger != nil {
 		seenCtx, cancel := context.WithTimeout(ctx, time.Second)
-		done, err := r.o.Seen.WebhookDone(seenCtx, key)
+		done, err := r.o.Ledger.WebhookDone(seenCtx, key)
 		cancel()
 		if err != nil {
 			r.o.Log.Debug("webhook dedupe record unavailable, publishing", "source", src.Name, "err", err)
@@ -193,6 +204,30 @@ func (r *WebhookReceiver) Accept(ctx context.Context, src *webhookmap.Source, in
 	r.o.Log.Info("webhook accepted", "source", src.Name, "webhook_id", acc.ID, "duplicate", acc.Duplicate,
 		"stream_seq", ack.Sequence, "bytes", len(in.Body))
 	return acc, nil
+}
+
+// refuse answers a payload its source's rules cannot map: 422 naming what is
+// missing, before anything is stored; the refusal is recorded (best effort) so that
+// operators see it among the webhooks received.
+func (r *WebhookReceiver) refuse(ctx context.Context, src *webhookmap.Source, key, deliveryID string, body []byte, err error) error {
+	r.count(src.Name, outcomeRefused)
+	inv := &webhookmap.Invalid{Reason: err.Error()}
+	errors.As(err, &inv)
+	if r.o.Ledger != nil {
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, rerr := r.o.Ledger.RecordWebhook(rctx, store.WebhookRecord{DedupeKey: key, WebhookID: events.WebhookID(key),
+			Source: src.Name, DeliveryID: deliveryID, ReceivedAt: r.o.Now().UTC(), Outcome: store.WebhookInvalid,
+			Detail: "refused with 422: " + err.Error(), Payload: body})
+		cancel()
+		if rerr != nil {
+			r.o.Log.Warn("refused webhook not recorded", "source", src.Name, "err", rerr)
+		}
+	}
+	// The reason may quote the payload: debug level only.
+	r.o.Log.Info("webhook refused: its payload does not map", "source", src.Name, "field", inv.Field)
+	r.o.Log.Debug("webhook refused: its payload does not map", "source", src.Name, "err", err)
+	return &problem.Error{Code: problem.Unprocessable, Field: inv.Path,
+		Detail: "the payload does not map to an alert with the rules of webhook source " + src.Name + ": " + err.Error()}
 }
 
 // publish stores data in the stream, creating the stream the first time (and again

@@ -26,10 +26,10 @@ func NewHandler(o Options) http.Handler {
 	r.HandleFunc("/openapi-v2.json", docs.serve(func(d *documents) []byte { return d.v2 })).Methods(http.MethodGet)
 
 	// API keys: HTTP Basic with an instance's Nexthink credentials or the admin
-	// credential, one request per 10 s per client.
-	r.HandleFunc("/api/v1/api-keys", h.withBasic(h.createKey)).Methods(http.MethodPost)
+	// credential (or an admin-scoped key), one request per 10 s per client.
+	r.HandleFunc("/api/v1/api-keys", h.withBasicOrAdmin(h.createKey)).Methods(http.MethodPost)
 	r.HandleFunc("/v1/api_key", h.withBasic(h.createLegacyKey)).Methods(http.MethodPost)
-	r.HandleFunc("/api/v1/api-keys", h.withBasic(h.listKeys)).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/api-keys", h.withBasicOrAdmin(h.listKeys)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/api-keys/{id}", h.revokeKeyEither).Methods(http.MethodDelete)
 
 	// Full paths, no subrouters: a gorilla subrouter answers a wrong method with 404.
@@ -51,7 +51,9 @@ func NewHandler(o Options) http.Handler {
 	r.HandleFunc("/api/v1/remote-actions/executions/{id}", h.withKey(auth.Remediate, h.getExecution)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/topics/{topic}/remediations/{id}", h.withKey(auth.Remediate, h.remediate)).Methods(http.MethodPost)
 
-	// Webhooks authenticate with their source's own credential, not an API key.
+	// Webhooks authenticate with their source's own credential, not an API key; the
+	// listing of what arrived is for operators. (No source may be named deliveries.)
+	r.HandleFunc("/api/v1/webhooks/deliveries", h.withKey(auth.Admin, h.listWebhookDeliveries)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/webhooks/{source}", h.receiveWebhook).Methods(http.MethodPost, http.MethodPut, http.MethodPatch)
 	r.HandleFunc("/api/v1/proactive/events", h.withKey(auth.Read, h.listProactiveEvents)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/proactive/events/{id}/ack", h.withKey(auth.Read, h.ackProactiveEvent)).Methods(http.MethodPost)

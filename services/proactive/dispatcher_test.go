@@ -31,7 +31,7 @@ func record(t *testing.T, db *store.DB, users ...string) []store.ProactiveEvent 
 		key := "test:id:" + u + fmt.Sprint(time.Now().UnixNano())
 		applied, err := db.ApplyWebhook(context.Background(),
 			store.WebhookRecord{DedupeKey: key, WebhookID: "wh_0123456789abcdef0123456789abcdef", Source: "nexthink",
-				ReceivedAt: time.Now(), Outcome: store.WebhookProcessed, Monitor: "Outlook crashes", AlertStatus: "open"},
+				ReceivedAt: time.Now(), Outcome: store.WebhookOpened, Monitor: "Outlook crashes", AlertStatus: "open"},
 			store.ProactiveEffects{Callback: true, Open: []store.NewProactiveEvent{{
 				ID: fmt.Sprintf("pe_%032x", time.Now().UnixNano()), Topic: "outlook", SubjectKey: "user:" + u, UserName: u,
 				DeviceName: "PC-" + u, Alert: []byte(`{"status":"open"}`), Remediations: []byte(`[]`), Message: "Hi " + u,

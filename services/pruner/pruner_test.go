@@ -48,7 +48,7 @@ func seed(t *testing.T, pool *pgxpool.Pool, tag string, n int) []int64 {
 			ids = append(ids, id)
 		}
 		if _, err := pool.Exec(ctx, `INSERT INTO webhook_deliveries (dedupe_key, webhook_id, source, received_at, processed_at, outcome)
-			VALUES ($1, 'wh', 'nexthink', now(), now() - $2 * interval '1 second', 'processed')`, fmt.Sprintf("%s-%d", tag, i), age.Seconds()); err != nil {
+			VALUES ($1, 'wh', 'nexthink', now(), now() - $2 * interval '1 second', 'opened')`, fmt.Sprintf("%s-%d", tag, i), age.Seconds()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -146,21 +146,22 @@ func TestEndToEndWithNxsim(t *testing.T) {
 	if ev.Alert.TriggerTime == nil || ev.Alert.Priority != "medium" || ev.Alert.Context.(map[string]any)["crashes"] != 4.0 {
 		t.Errorf("alert: got %+v", ev.Alert)
 	}
-	if !strings.HasPrefix(ev.Message, "Hi hjordan, Outlook has been crashing on PC-OUTLOOK-PLUGIN.") {
-		t.Errorf("message: got %q", ev.Message)
-	}
-	// This worker has no Diagnoser, so the event has no diagnosis (TestEventsCarryTheDiagnosis
-	// covers the hook; internal/app's TestProactiveEventCarriesTheDiagnosis runs the real
-	// one, a topics worker over NATS, on this same alert).
-	if ev.Diagnosis != nil {
-		t.Errorf("diagnosis: got %+v, want none without a Diagnoser", ev.Diagnosis)
+	// This worker has no Diagnoser, so the event has no diagnosis and offers nothing
+	// (TestEventsCarryTheDiagnosis covers the hook; internal/app's tests run the real
+	// one, a topics worker over NATS).
+	if ev.Diagnosis != nil || ev.Assessment != events.AssessNotChecked || len(ev.Remediations) != 0 ||
+		!strings.HasPrefix(ev.Message, "Hi hjordan, Nexthink reported Outlook crashes on PC-OUTLOOK-PLUGIN. I could not check the device") {
+		t.Errorf("got diagnosis %+v assessment %s remediations %v message %q, want none, not checked, nothing offered",
+			ev.Diagnosis, ev.Assessment, ev.Remediations, ev.Message)
 	}
 
 	fire(t, sim, map[string]any{"monitor": "Outlook crashes", "status": "closed", "device": "PC-OUTLOOK-PLUGIN", "webhook": webhook})
 	waitFor(t, "the recovery callback", func() bool { return len(cb.received()) == 2 })
 	closed := cb.received()[1]
-	if closed.Kind != "closed" || closed.Event.ID != ev.ID || closed.Event.Status != "closed" || closed.Event.CloseMessage == "" {
-		t.Errorf("recovery: got kind %s event %s status %s close message %q, want the same event closed", closed.Kind, closed.Event.ID, closed.Event.Status, closed.Event.CloseMessage)
+	if c := closed.Event; closed.Kind != "closed" || c.ID != ev.ID || c.Status != "closed" || c.Alert.Status != "closed" ||
+		c.Alert.RecoveryTime == nil || c.Message != "Outlook is stable again on PC-OUTLOOK-PLUGIN." || c.CloseMessage != c.Message {
+		t.Errorf("recovery: got kind %s event %s status %s alert %+v message %q close message %q, want the same event closed with nxsim's recovery time",
+			closed.Kind, c.ID, c.Status, c.Alert, c.Message, c.CloseMessage)
 	}
 	if len(cb.bad) > 0 {
 		t.Errorf("callbacks refused: %v", cb.bad)

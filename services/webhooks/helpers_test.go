@@ -63,6 +63,12 @@ func testRules(t testing.TB) string {
     fields: {monitor: monitor, device: device, user: user, status: status}
     monitors:
       - {name: Slow PC, topic: slow_pc, suppression_window: 1500ms}
+  - name: ops
+    auth: {type: bearer}
+    fields: {monitor: monitor, device: device, user: user, status: status}
+    monitors:
+      - {name: Quiet check, topic: slow_pc, notify_healthy: true, messages: {healthy: "All good on {{device}}"}}
+      - {name: Printer on fire}
 `
 }
 
@@ -71,6 +77,7 @@ var testSecrets = map[string]string{
 	"WEBHOOK_ITSM_TOKEN":            itsmToken,
 	"WEBHOOK_SIGNED_SIGNING_SECRET": signingSecret,
 	"WEBHOOK_QUICK_TOKEN":           itsmToken,
+	"WEBHOOK_OPS_TOKEN":             itsmToken,
 }
 
 type envOptions struct {
@@ -140,9 +147,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if tuning.PublishTimeout == 0 {
 		tuning.PublishTimeout = ingress.DefaultConfig().Webhooks.PublishTimeout
 	}
-	ro := ingress.WebhookReceiverOptions{JS: js, Subjects: e.subjects, Rules: e.rules, Seen: e.pool, WebhookConfig: tuning, Log: e.log}
+	ro := ingress.WebhookReceiverOptions{JS: js, Subjects: e.subjects, Rules: e.rules, Ledger: e.pool, WebhookConfig: tuning, Log: e.log}
 	if o.noSeen {
-		ro.Seen = nil
+		ro.Ledger = neverSeen{e.pool}
 	}
 	e.api = apitest.New(t).Handler(t, ingress.NewHandler(ingress.Options{
 		Keys: auth.NewKeys(e.pool), Credentials: auth.NewCredentials(nil), Limiters: ratelimit.NewShared(e.pool),
@@ -151,6 +158,12 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}))
 	return e
 }
+
+// neverSeen is a ledger that never finds a webhook dealt with: the receiver publishes
+// every delivery, and only JetStream and the worker tell repeats.
+type neverSeen struct{ *store.DB }
+
+func (neverSeen) WebhookDone(context.Context, string) (bool, error) { return false, nil }
 
 type req struct {
 	method string // default POST

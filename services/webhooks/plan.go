@@ -4,12 +4,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/store"
-	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/webhookmap"
 )
 
@@ -18,23 +18,37 @@ import (
 type Target struct {
 	Employee *Employee
 	Device   *Device
+	// Unresolved says why nobody can be told of the alert ("" when someone can): the
+	// device or user it names is not in the cache, or nobody used the device recently.
+	// Such an event is recorded for operators and never sent.
+	Unresolved string
 }
 
 // Targets decides who hears of an alert, from what the payload names and what the
 // cache knows: the named user on the named device; for a device alone, its most
 // recent users (up to maxUsers); for a user alone, the user on their most recently
-// active device. Names the cache does not know are kept as the payload gives them.
+// active device. A device or user the cache does not know cannot be checked nor
+// trusted to reach the right person: its target is unresolved.
 func Targets(a webhookmap.Alert, maxUsers int, dev *Device, devUsers []Employee, emp *Employee, empDevices []Device) []Target {
-	if a.Device != "" && dev == nil {
-		dev = &Device{Name: a.Device}
+	named := func() *Employee {
+		if a.User == "" {
+			return nil
+		}
+		e := &Employee{Name: a.User}
+		if strings.Contains(a.User, "@") {
+			e.UPN = a.User
+		}
+		return e
 	}
 	switch {
+	case a.Device != "" && dev == nil:
+		return []Target{{Employee: named(), Device: &Device{Name: a.Device},
+			Unresolved: "device " + a.Device + " is not in the cache"}}
+	case a.Device == "" && emp == nil:
+		return []Target{{Employee: named(), Unresolved: "user " + a.User + " is not in the cache"}}
 	case a.User != "":
 		if emp == nil {
-			emp = &Employee{Name: a.User}
-			if strings.Contains(a.User, "@") {
-				emp.UPN = a.User
-			}
+			emp = named()
 			// The device's users may know the user's UPN or name.
 			for _, u := range devUsers {
 				if strings.EqualFold(u.Name, a.User) || strings.EqualFold(u.UPN, a.User) {
@@ -48,7 +62,7 @@ func Targets(a webhookmap.Alert, maxUsers int, dev *Device, devUsers []Employee,
 		}
 		return []Target{{Employee: emp, Device: dev}}
 	case len(devUsers) == 0:
-		return []Target{{Device: dev}}
+		return []Target{{Device: dev, Unresolved: "nobody used device " + dev.Name + " recently"}}
 	default:
 		out := make([]Target, 0, min(maxUsers, len(devUsers)))
 		for i := range devUsers {
@@ -71,7 +85,10 @@ func (t Target) subjectKey() string {
 	if t.Employee != nil {
 		return "user:" + in + strings.ToLower(t.Employee.Name)
 	}
-	return "device:" + in + strings.ToLower(t.Device.Name)
+	if t.Device != nil {
+		return "device:" + in + strings.ToLower(t.Device.Name)
+	}
+	return "nobody:"
 }
 
 // newEventID is a fresh proactive event id.
@@ -87,70 +104,72 @@ func alertJSON(a webhookmap.Alert) []byte {
 	return b
 }
 
-// hintRemediations are the remediations the monitor's rule names, described from the
-// topic when the catalogue is known.
-func hintRemediations(rule *webhookmap.Monitor, cat *topic.Catalog) []events.ProactiveRemediation {
-	var out []events.ProactiveRemediation
-	for _, id := range rule.Remediations {
-		r := events.ProactiveRemediation{ID: id}
-		if cat != nil {
-			if t, ok := cat.Get(rule.Topic); ok {
-				if tr, ok := t.Remediation(id); ok {
-					r.Title, r.RemoteAction, r.Message = tr.Title, tr.RemoteAction, strings.TrimSpace(tr.Message)
-				}
-			}
-		}
-		out = append(out, r)
-	}
-	return out
+// Checked is a device's diagnosis before its event is recorded: the diagnosis, or
+// why it could not run.
+type Checked struct {
+	Diagnosis *events.Diagnosis
+	Error     string
 }
 
-// OpenEvents builds the events an open alert asks for, one per target. diagnoses
-// holds the diagnosis of each device (by name), when one ran.
-func OpenEvents(src *webhookmap.Source, a webhookmap.Alert, targets []Target, diagnoses map[string]*events.ProactiveDiagnosis,
-	cat *topic.Catalog) []store.NewProactiveEvent {
+// OpenEvents builds the events an open alert asks for, one per target. checked holds
+// each device's diagnosis (by name), when one ran; runs says whether a remediation
+// can run on a platform.
+func OpenEvents(src *webhookmap.Source, a webhookmap.Alert, targets []Target, checked map[string]Checked, runs Runnable) []store.NewProactiveEvent {
 	rule := a.Rule
 	alert := alertJSON(a)
-	hints := hintRemediations(rule, cat)
 	out := make([]store.NewProactiveEvent, 0, len(targets))
 	for _, t := range targets {
 		e := store.NewProactiveEvent{
 			ID: newEventID(), Topic: rule.Topic, SubjectKey: t.subjectKey(), Alert: alert,
-			Unresolved: t.Employee == nil, SuppressionWindow: src.SuppressionWindow(rule),
+			SuppressionWindow: src.SuppressionWindow(rule),
 		}
-		user, upn, device := "", "", ""
+		user, upn, device, platform := "", "", "", ""
 		if t.Employee != nil {
 			e.UserName, e.UserUPN = t.Employee.Name, t.Employee.UPN
 			user, upn = t.Employee.Name, t.Employee.UPN
 		}
 		if t.Device != nil {
 			e.DeviceName, e.CollectorUID, e.Instance, e.Platform = t.Device.Name, t.Device.CollectorUID, t.Device.Instance, t.Device.Platform
-			device = t.Device.Name
+			device, platform = t.Device.Name, t.Device.Platform
 		}
-		rems := hints
+		var c *Checked
 		if t.Device != nil {
-			if d := diagnoses[t.Device.Name]; d != nil {
-				e.Diagnosis, _ = json.Marshal(d)
-				if d.Error == "" {
-					rems = d.Remediations
-				}
+			if got, ok := checked[t.Device.Name]; ok {
+				c = &got
 			}
 		}
-		if rems == nil {
-			rems = []events.ProactiveRemediation{}
+		as := Assess(rule, platform, c, runs)
+		switch {
+		case t.Unresolved != "":
+			e.Hold, e.Detail = store.ProactiveUnresolved, t.Unresolved
+		case as.Kind == events.AssessHealthy && !rule.NotifyHealthy:
+			e.Hold, e.Detail = store.ProactiveHealthy, as.Why+"; not sent (notify_healthy is off for this monitor)"
+		default:
+			e.Detail = as.Why
 		}
-		e.Remediations, _ = json.Marshal(rems)
-		e.Message = rule.Message.Render(a.Vars(user, upn, device))
+		if c != nil {
+			e.Diagnosis, _ = json.Marshal(as.Diagnosis)
+		}
+		e.Assessment = as.Kind
+		e.Remediations, _ = json.Marshal(as.Remediations)
+		vars := a.Vars(user, upn, device)
+		vars["findings"], vars["fix"] = strings.Join(as.Findings, "; "), strings.Join(as.Fixes, ", ")
+		e.Message = rule.Messages.For(as.Kind).Render(vars)
 		out = append(out, e)
 	}
 	return out
 }
 
 // CloseEvents is what a recovery alert closes: the open events of its monitor on its
-// device (or, without a device, of its user).
-func CloseEvents(a webhookmap.Alert) *store.CloseProactive {
+// device (or, without a device, of its user). The recovery time is the payload's, else
+// when the webhook arrived.
+func CloseEvents(a webhookmap.Alert, received time.Time) *store.CloseProactive {
+	at := received.UTC()
+	if a.RecoveryTime != nil {
+		at = *a.RecoveryTime
+	}
 	return &store.CloseProactive{
-		DeviceName: a.Device, UserName: a.User,
-		CloseMessage: a.Rule.RecoveryMessage.Render(a.Vars(a.User, "", a.Device)),
+		DeviceName: a.Device, UserName: a.User, RecoveryTime: at,
+		CloseMessage: a.Rule.Messages.Recovery.Render(a.Vars(a.User, "", a.Device)),
 	}
 }

@@ -34,10 +34,10 @@ type Resolver interface {
 }
 
 // Diagnoser runs a topic's diagnosis on a device before the event is recorded, so the
-// chatbot opens the conversation already knowing what is wrong. Optional: without
-// one, events carry the remediations the mapping rules name.
+// chatbot opens the conversation already knowing what is wrong, and the employee is
+// offered only what can fix it. Optional: without one, no device is checked.
 type Diagnoser interface {
-	Diagnose(ctx context.Context, topic string, device Device) (*events.ProactiveDiagnosis, error)
+	Diagnose(ctx context.Context, topic string, device Device) (*events.Diagnosis, error)
 }
 
 // CacheResolver resolves through the PostgreSQL cache that discovery fills.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/allowlist"
 	"github.com/dexbridge/dexbridge/internal/broker"
 	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/metrics"
@@ -62,10 +64,15 @@ type Options struct {
 	DB       *store.DB
 	Rules    *webhookmap.Live
 	Resolver Resolver
-	// Diagnoser, when set, runs the monitor's topic on the device first.
+	// Diagnoser, when set, runs the monitor's topic on the device first; without one,
+	// no device is checked.
 	Diagnoser Diagnoser
-	// Topics, when set, describes the remediations the rules name.
+	// Topics, when set, are the topics' platforms: a device of a platform its
+	// monitor's topic does not support is not diagnosed.
 	Topics *topic.Catalog
+	// Actions, when set, are the remote actions' platforms: a remediation is offered
+	// only on a device its remote action supports.
+	Actions *allowlist.List
 	// Callback enqueues a callback delivery for every event opened or closed.
 	Callback bool
 	// Config is the tuning; the zero Config is DefaultConfig.
@@ -301,7 +308,8 @@ func (w *Worker) process(ctx context.Context, ev events.WebhookReceived, deliver
 		log.Debug("webhook payload not mapped", "err", err)
 		return w.recordOnly(ctx, record(ev, store.WebhookInvalid, deliveries, err.Error()), ev.Payload)
 	}
-	rec := record(ev, store.WebhookProcessed, deliveries, "")
+	// The outcome is provisional: ApplyWebhook records what the webhook did.
+	rec := record(ev, store.WebhookOpened, deliveries, "")
 	rec.Monitor, rec.AlertStatus = a.Monitor, string(a.Status)
 	if a.Rule == nil {
 		rec.Outcome, rec.Detail = store.WebhookIgnored, "no rule for this monitor"
@@ -311,13 +319,14 @@ func (w *Worker) process(ctx context.Context, ev events.WebhookReceived, deliver
 	var eff store.ProactiveEffects
 	eff.Callback = w.o.Callback
 	if a.Status == webhookmap.Closed {
-		eff.Close = CloseEvents(a)
+		rec.Outcome = store.WebhookClosed
+		eff.Close = CloseEvents(a, ev.Time)
 	} else {
 		targets, err := w.resolve(ctx, src, a)
 		if err != nil {
 			return "", err
 		}
-		eff.Open = OpenEvents(src, a, targets, w.diagnose(ctx, a, targets, log), w.o.Topics)
+		eff.Open = OpenEvents(src, a, targets, w.diagnose(ctx, a, targets, log), RunsOn(w.o.Actions))
 	}
 	applied, err := w.o.DB.ApplyWebhook(ctx, rec, eff, wire.ProactiveDelivery)
 	if err != nil {
@@ -327,10 +336,10 @@ func (w *Worker) process(ctx context.Context, ev events.WebhookReceived, deliver
 		return "duplicate", nil
 	}
 	w.announce(applied, log)
-	log.Info("proactive events recorded", "monitor", a.Monitor, "alert_status", a.Status,
+	log.Info("proactive events recorded", "monitor", a.Monitor, "alert_status", a.Status, "outcome", applied.Outcome,
 		"opened", len(applied.Opened), "closed", len(applied.Closed), "suppressed", len(applied.Suppressed),
-		"unresolved", len(applied.Unresolved), "callbacks", applied.Deliveries)
-	return store.WebhookProcessed, nil
+		"healthy", len(applied.Healthy), "unresolved", len(applied.Unresolved), "callbacks", applied.Deliveries)
+	return applied.Outcome, nil
 }
 
 func (w *Worker) recordOnly(ctx context.Context, rec store.WebhookRecord, payload []byte) (string, error) {
@@ -357,7 +366,8 @@ func (w *Worker) resolve(ctx context.Context, src *webhookmap.Source, a webhookm
 			return nil, fmt.Errorf("resolve device: %w", err)
 		}
 	}
-	if a.User != "" && (a.Device == "" || dev == nil) {
+	// A device the cache does not know leaves the alert unresolved, whoever its user.
+	if a.User != "" && a.Device == "" {
 		if emp, empDevices, err = w.o.Resolver.DevicesOfUser(ctx, src.Instance, a.User); err != nil {
 			return nil, fmt.Errorf("resolve user: %w", err)
 		}
@@ -365,33 +375,53 @@ func (w *Worker) resolve(ctx context.Context, src *webhookmap.Source, a webhookm
 	return Targets(a, src.MaxUsersPerDevice, dev, devUsers, emp, empDevices), nil
 }
 
-// diagnose runs the topic on each device, when a Diagnoser is wired. A failed
-// diagnosis does not hold the event back: the event says it failed.
-func (w *Worker) diagnose(ctx context.Context, a webhookmap.Alert, targets []Target, log *slog.Logger) map[string]*events.ProactiveDiagnosis {
+// diagnose runs the topic on each device someone can be told of, when a Diagnoser
+// is wired. A failed diagnosis does not hold the event back: the event says the
+// device could not be checked, and why.
+func (w *Worker) diagnose(ctx context.Context, a webhookmap.Alert, targets []Target, log *slog.Logger) map[string]Checked {
 	if w.o.Diagnoser == nil || a.Rule.Topic == "" {
 		return nil
 	}
-	out := map[string]*events.ProactiveDiagnosis{}
+	out := map[string]Checked{}
 	for _, t := range targets {
-		if t.Device == nil || t.Employee == nil || out[t.Device.Name] != nil {
+		if t.Device == nil || t.Employee == nil || t.Unresolved != "" {
+			continue
+		}
+		if _, done := out[t.Device.Name]; done {
+			continue
+		}
+		if why := w.unsupported(a.Rule.Topic, *t.Device); why != "" {
+			out[t.Device.Name] = Checked{Error: why}
 			continue
 		}
 		dctx, cancel := context.WithTimeout(ctx, w.o.DiagnosisTimeout)
 		d, err := w.o.Diagnoser.Diagnose(dctx, a.Rule.Topic, *t.Device)
 		cancel()
-		if err != nil {
+		if err != nil || d == nil {
 			log.Warn("diagnosis before the proactive event failed", "topic", a.Rule.Topic, "device", t.Device.Name, "err", err)
 			detail := "the diagnosis failed"
-			if p := problem.From(err); p.Code != problem.Internal {
+			if p := problem.From(err); p != nil && p.Code != problem.Internal {
 				detail = p.Detail
 			}
-			d = &events.ProactiveDiagnosis{Topic: a.Rule.Topic, Error: detail}
+			out[t.Device.Name] = Checked{Error: detail}
+			continue
 		}
-		if d != nil {
-			out[t.Device.Name] = d
-		}
+		out[t.Device.Name] = Checked{Diagnosis: d}
 	}
 	return out
+}
+
+// unsupported says why a topic cannot diagnose a device ("" when it can): the
+// device's platform is not one of the topic's.
+func (w *Worker) unsupported(topicID string, d Device) string {
+	if w.o.Topics == nil || d.Platform == "" {
+		return ""
+	}
+	t, ok := w.o.Topics.Get(topicID)
+	if !ok || t.SupportsPlatform(d.Platform) {
+		return ""
+	}
+	return fmt.Sprintf("the %s topic applies to %s devices; %s runs %s", topicID, strings.Join(t.Platforms, " and "), d.Name, d.Platform)
 }
 
 // announce publishes the changes on NATS after the commit: best effort, it only

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/webhookmap"
 	"github.com/dexbridge/dexbridge/services/webhooks"
 )
 
@@ -65,8 +66,9 @@ func TestKilledWorkerLosesNothing(t *testing.T) {
 	got := map[string]int{}
 	for _, d := range e.deliveries(t) {
 		got[d.WebhookID]++
-		if d.Outcome != store.WebhookProcessed {
-			t.Errorf("webhook %s: got outcome %s (%s), want processed", d.WebhookID, d.Outcome, d.Detail)
+		// Their devices are not in the cache: each is recorded, unresolved.
+		if d.Outcome != store.WebhookUnresolved {
+			t.Errorf("webhook %s: got outcome %s (%s), want unresolved", d.WebhookID, d.Outcome, d.Detail)
 		}
 	}
 	events := map[string]int{}
@@ -97,32 +99,27 @@ func (f *failingResolver) DevicesOfUser(context.Context, string, string) (*webho
 }
 
 // TestPoisonWebhooksAreRecordedNotRetriedForever: a webhook whose processing keeps
-// failing is recorded as failed after MaxDeliveries and terminated; an unmappable
-// payload is recorded as invalid at once; an unknown monitor is ignored.
+// failing is recorded as failed after MaxDeliveries and terminated; a payload the
+// rules cannot map is refused with 422 and recorded as invalid, and one that the
+// worker's rules cannot map (they changed since it was accepted) is recorded as
+// invalid at once; an unknown monitor is ignored.
 func TestPoisonWebhooksAreRecordedNotRetriedForever(t *testing.T) {
 	e := newEnv(t, envOptions{duplicateWindow: 300 * time.Millisecond})
 	res := &failingResolver{}
+	// The worker's rules read the monitor elsewhere than the receiver's.
+	moved, err := webhookmap.Parse([]byte(strings.Replace(testRules(t), "      monitor: monitor\n", "      monitor: alert_name\n", 1)),
+		func(k string) string { return testSecrets[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
 	failing := e.startWorker(t, func(o *webhooks.Options) { o.Resolver = res; o.MaxDeliveries = 3 })
 	bad := e.nexthink(t, alert("Outlook crashes", "open", "PC-OUTLOOK-PLUGIN", "", ""), nil)
-	invalid := e.nexthink(t, `{"status":"open","device":"PC-1"}`, nil)
+	refused := e.nexthink(t, `{"status":"open","device":"PC-1"}`, nil)
+	if refused.status != 422 || refused.body["code"] != "unprocessable" || refused.body["field"] != "monitor" {
+		t.Errorf("unmappable payload: got %d %v, want 422 naming the monitor", refused.status, refused.body)
+	}
 	unknown := e.nexthink(t, alert("Printer on fire", "open", "PC-PRINTER", "", ""), nil)
 	waitFor(t, "three records", func() bool { return len(e.deliveries(t)) == 3 })
-	want := map[string]struct {
-		outcome    string
-		deliveries int
-		detail     string
-	}{
-		bad.body["id"].(string):     {store.WebhookFailed, 3, "cache unavailable"},
-		invalid.body["id"].(string): {store.WebhookInvalid, 1, "monitor"},
-		unknown.body["id"].(string): {store.WebhookIgnored, 1, "no rule"},
-	}
-	for _, d := range e.deliveries(t) {
-		w := want[d.WebhookID]
-		if d.Outcome != w.outcome || d.Deliveries != w.deliveries || !strings.Contains(d.Detail, w.detail) {
-			t.Errorf("%s: got %s after %d deliveries (%q), want %s after %d (%q)", d.WebhookID, d.Outcome, d.Deliveries, d.Detail, w.outcome, w.deliveries, w.detail)
-		}
-	}
-	time.Sleep(500 * time.Millisecond) // past a redelivery: there must be none
 	if got := res.calls.Load(); got != 3 {
 		t.Errorf("resolver called %d times, want 3 (one per delivery, then terminated)", got)
 	}
@@ -134,13 +131,34 @@ func TestPoisonWebhooksAreRecordedNotRetriedForever(t *testing.T) {
 	if err != nil || info.NumAckPending != 0 || info.NumPending != 0 {
 		t.Errorf("consumer: got %+v (%v), want nothing pending", info, err)
 	}
+	failing.stop()
+	changed := e.startWorker(t, func(o *webhooks.Options) { o.Rules = webhookmap.Static(moved) })
+	invalid := e.nexthink(t, alert("Slow PC", "open", "PC-SLOW", "", ""), nil)
+	waitFor(t, "four records", func() bool { return len(e.deliveries(t)) == 4 })
+	changed.stop()
+	refusedID := events.WebhookID(events.WebhookDedupeKey("nexthink", "", []byte(`{"status":"open","device":"PC-1"}`)))
+	want := map[string]struct {
+		outcome    string
+		deliveries int
+		detail     string
+	}{
+		bad.body["id"].(string):     {store.WebhookFailed, 3, "cache unavailable"},
+		refusedID:                   {store.WebhookInvalid, 1, `refused with 422: payload field monitor: no monitor name at "monitor"`},
+		invalid.body["id"].(string): {store.WebhookInvalid, 1, `no monitor name at "alert_name"`},
+		unknown.body["id"].(string): {store.WebhookIgnored, 1, "no rule"},
+	}
+	for _, d := range e.deliveries(t) {
+		w := want[d.WebhookID]
+		if d.Outcome != w.outcome || d.Deliveries != w.deliveries || !strings.Contains(d.Detail, w.detail) {
+			t.Errorf("%s: got %s after %d deliveries (%q), want %s after %d (%q)", d.WebhookID, d.Outcome, d.Deliveries, d.Detail, w.outcome, w.deliveries, w.detail)
+		}
+	}
 	if len(e.events(t)) != 0 {
 		t.Errorf("got %d events, want none", len(e.events(t)))
 	}
 
 	// The sender delivering the failed webhook again (after JetStream's window, which
 	// drops it as the same message) gets another chance.
-	failing.stop()
 	e.startWorker(t, nil)
 	again := e.nexthink(t, alert("Outlook crashes", "open", "PC-OUTLOOK-PLUGIN", "", ""), nil)
 	if again.body["duplicate"] != false {
@@ -148,7 +166,7 @@ func TestPoisonWebhooksAreRecordedNotRetriedForever(t *testing.T) {
 	}
 	waitFor(t, "the failed webhook processed on its new delivery", func() bool {
 		for _, d := range e.deliveries(t) {
-			if d.WebhookID == bad.body["id"] && d.Outcome == store.WebhookProcessed {
+			if d.WebhookID == bad.body["id"] && d.Outcome == store.WebhookUnresolved {
 				return true
 			}
 		}
@@ -156,7 +174,8 @@ func TestPoisonWebhooksAreRecordedNotRetriedForever(t *testing.T) {
 	})
 }
 
-// TestTargetsAndMessages: who is told of an alert, and what.
+// TestTargetsAndMessages: who is told of an alert, and what. This worker has no
+// Diagnoser, so no device is checked and no fix is offered.
 func TestTargetsAndMessages(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	loadCache(t, e.pool, theFleet...)
@@ -166,22 +185,29 @@ func TestTargetsAndMessages(t *testing.T) {
 		send    func() answer
 		want    []string // status:user@device
 		message string   // start of the first event's message
+		detail  string   // part of the first event's detail
 	}{
 		{"device and user", func() answer {
 			return e.nexthink(t, alert("Outlook crashes", "open", "PC-OUTLOOK-PLUGIN", "hjordan", ""), nil)
-		}, []string{"open:hjordan@PC-OUTLOOK-PLUGIN"}, "Hi hjordan, Outlook has been crashing on PC-OUTLOOK-PLUGIN"},
+		}, []string{"open:hjordan@PC-OUTLOOK-PLUGIN"}, "Hi hjordan, Nexthink reported Outlook crashes on PC-OUTLOOK-PLUGIN. I could not check the device", "no device to diagnose"},
 		{"device alone: its most recent user", func() answer {
 			return e.nexthink(t, alert("Low disk space", "open", "PC-SHARED", "", ""), nil)
-		}, []string{"open:bwayne@PC-SHARED"}, "Hi bwayne, the system drive of PC-SHARED is almost full"},
-		{"user alone: their latest device", func() answer {
+		}, []string{"open:bwayne@PC-SHARED"}, "Hi bwayne, Nexthink reported Low disk space on PC-SHARED. I could not check", ""},
+		{"user alone: their latest device; the built-in text where the source has none", func() answer {
 			return e.send(t, req{source: "itsm", bearer: itsmToken, body: `{"alert":{"name":"Slow PC","state":"open"},"upn":"pparker@example.com"}`})
-		}, []string{"open:pparker@PC-ONEDRIVE"}, "pparker, your PC is slow"},
+		}, []string{"open:pparker@PC-ONEDRIVE"}, "Hi pparker, Nexthink reported Slow PC on PC-ONEDRIVE. I could not check", ""},
 		{"device nobody used: recorded, not sent", func() answer {
 			return e.nexthink(t, alert("OneDrive not running", "open", "PC-NOBODY", "", ""), nil)
-		}, []string{"unresolved:@PC-NOBODY"}, "Hi there, OneDrive is not running on PC-NOBODY"},
-		{"unknown device and user are kept as named", func() answer {
+		}, []string{"unresolved:@PC-NOBODY"}, "Hi there, Nexthink reported OneDrive not running on PC-NOBODY.", "nobody used device PC-NOBODY recently"},
+		{"unknown device: recorded, not sent", func() answer {
 			return e.nexthink(t, alert("OneDrive not running", "open", "PC-UNKNOWN", "zed", ""), nil)
-		}, []string{"open:zed@PC-UNKNOWN"}, "Hi zed"},
+		}, []string{"unresolved:zed@PC-UNKNOWN"}, "Hi zed", "device PC-UNKNOWN is not in the cache"},
+		{"unknown user alone: recorded, not sent", func() answer {
+			return e.send(t, req{source: "itsm", bearer: itsmToken, body: `{"alert":{"name":"Slow PC","state":"open"},"upn":"nobody@example.com"}`})
+		}, []string{"unresolved:nobody@example.com@"}, "Hi nobody@example.com, Nexthink reported Slow PC on your device.", "user nobody@example.com is not in the cache"},
+		{"a monitor without topic", func() answer {
+			return e.send(t, req{source: "ops", bearer: itsmToken, body: `{"monitor":"Printer on fire","device":"PC-ONEDRIVE"}`})
+		}, []string{"open:pparker@PC-ONEDRIVE"}, "Hi pparker, Nexthink reported Printer on fire on PC-ONEDRIVE.", "no topic"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -206,22 +232,17 @@ func TestTargetsAndMessages(t *testing.T) {
 			if fmt.Sprint(desc) != fmt.Sprint(tt.want) {
 				t.Errorf("got %v, want %v", desc, tt.want)
 			}
-			if !strings.HasPrefix(got[0].Message, tt.message) {
-				t.Errorf("message: got %q, want %q...", got[0].Message, tt.message)
+			if !strings.HasPrefix(got[0].Message, tt.message) || offersFix(got[0].Message) || string(got[0].Remediations) != "[]" {
+				t.Errorf("message: got %q with remediations %s, want %q... and nothing offered", got[0].Message, got[0].Remediations, tt.message)
+			}
+			if !strings.Contains(got[0].Detail, tt.detail) {
+				t.Errorf("detail: got %q, want it to say %q", got[0].Detail, tt.detail)
 			}
 		})
 	}
-	// The low-disk alert suggests the disk cleanup even without a diagnosis.
 	for _, ev := range e.events(t) {
-		if ev.Monitor == "Low disk space" {
-			var rems []events.ProactiveRemediation
-			_ = json.Unmarshal(ev.Remediations, &rems)
-			if len(rems) != 1 || rems[0].ID != "disk_cleanup" || rems[0].RemoteAction != "#disk_cleanup" || ev.Topic != "slow_pc" {
-				t.Errorf("low disk space: got topic %s remediations %+v, want slow_pc and #disk_cleanup", ev.Topic, rems)
-			}
-			if ev.CollectorUID != theFleet[3].uid || ev.Instance != "eu" {
-				t.Errorf("device details from the cache: got %q %q", ev.CollectorUID, ev.Instance)
-			}
+		if ev.Monitor == "Low disk space" && (ev.CollectorUID != theFleet[3].uid || ev.Instance != "eu" || ev.Platform != "Windows" || ev.Topic != "slow_pc") {
+			t.Errorf("device details from the cache: got %q %q %q %q", ev.CollectorUID, ev.Instance, ev.Platform, ev.Topic)
 		}
 	}
 }
@@ -284,6 +305,13 @@ func TestSuppressionAndRecovery(t *testing.T) {
 	if c := evs[0]; c.ClosedAt == nil || *c.FeedSeq <= openCursor || c.CloseMessage != "Outlook is stable again on PC-OUTLOOK-PLUGIN." {
 		t.Errorf("closed event: got closed_at %v cursor %d (was %d) message %q", c.ClosedAt, *c.FeedSeq, openCursor, c.CloseMessage)
 	}
+	// The alert block says it recovered; without a recovery time in the payload, the
+	// time the recovery arrived.
+	var closedAlert events.ProactiveAlert
+	if err := json.Unmarshal(evs[0].Alert, &closedAlert); err != nil || closedAlert.Status != "closed" || closedAlert.RecoveryTime == nil ||
+		closedAlert.RecoveryTime.Before(evs[0].CreatedAt.Add(-time.Second)) || closedAlert.TriggerTime == nil {
+		t.Errorf("closed alert: got %s (%v), want status closed with a recovery time and the trigger time kept", evs[0].Alert, err)
+	}
 	evs = step("recovery again closes nothing", nx("Outlook crashes", "closed", "2026-01-02 03:01:00"))
 	if len(evs) != 3 {
 		t.Errorf("got %d events, want 3", len(evs))
@@ -309,18 +337,19 @@ type fixedDiagnoser struct {
 	fail    bool
 }
 
-func (f *fixedDiagnoser) Diagnose(_ context.Context, topic string, d webhooks.Device) (*events.ProactiveDiagnosis, error) {
+func (f *fixedDiagnoser) Diagnose(_ context.Context, topic string, d webhooks.Device) (*events.Diagnosis, error) {
 	f.mu.Lock()
 	f.devices = append(f.devices, d)
 	f.mu.Unlock()
 	if f.fail {
 		return nil, errors.New("topics service unavailable: dial tcp 10.0.0.1")
 	}
-	rem := events.ProactiveRemediation{ID: "disable_crashing_plugins", Title: "Disable the crashing add-ins",
-		RemoteAction: "#set_outlook_plugins", Params: map[string]string{"PluginNames": "Grammarly"}}
-	return &events.ProactiveDiagnosis{Topic: topic, Source: "live",
-		Findings:     []events.ProactiveFinding{{Rule: "crashed_plugins", Title: "Outlook add-ins crashed"}},
-		Remediations: []events.ProactiveRemediation{rem}}, nil
+	rem := events.SuggestedRemedy{ID: "set_outlook_plugins", Title: "Set Outlook plugins", RemoteAction: "#set_outlook_plugins",
+		Params: map[string]string{"PluginNames": "Grammarly"}, Ready: true, Rules: []string{"outlook_plugin_crashed"}}
+	return &events.Diagnosis{Topic: topic, Source: "live",
+		Findings:     []events.Finding{{Rule: "outlook_plugin_crashed", Title: "An Outlook add-in crashed"}},
+		Rules:        []events.RuleResult{{Rule: "outlook_plugin_crashed", Status: "found"}, {Rule: "outlook_offline", Status: "clear"}},
+		Remediations: []events.SuggestedRemedy{rem}}, nil
 }
 
 func TestEventsCarryTheDiagnosis(t *testing.T) {
@@ -340,14 +369,17 @@ func TestEventsCarryTheDiagnosis(t *testing.T) {
 			if len(diag.devices) != 1 || diag.devices[0].CollectorUID != theFleet[0].uid {
 				t.Errorf("diagnosed %+v, want PC-OUTLOOK-PLUGIN with its collector uid", diag.devices)
 			}
-			var rems []events.ProactiveRemediation
+			var rems []events.SuggestedRemedy
 			_ = json.Unmarshal(ev.Remediations, &rems)
 			if fail {
-				if d.Error != "the diagnosis failed" || len(rems) != 0 {
-					t.Errorf("failed diagnosis: got error %q remediations %v, want a safe error and none", d.Error, rems)
+				if d.Error != "the diagnosis failed" || len(rems) != 0 || ev.Assessment != events.AssessNotChecked || offersFix(ev.Message) {
+					t.Errorf("failed diagnosis: got error %q remediations %v assessment %s message %q, want a safe error, none, not checked",
+						d.Error, rems, ev.Assessment, ev.Message)
 				}
-			} else if len(d.Findings) != 1 || len(rems) != 1 || rems[0].Params["PluginNames"] != "Grammarly" {
-				t.Errorf("got findings %v remediations %v, want the diagnosis's", d.Findings, rems)
+			} else if len(d.Findings) != 1 || d.Verdict != "problems_found" || len(rems) != 1 || rems[0].Params["PluginNames"] != "Grammarly" ||
+				!rems[0].Ready || ev.Assessment != events.AssessFixAvailable || !offersFix(ev.Message) {
+				t.Errorf("got findings %v verdict %s remediations %+v assessment %s message %q, want the diagnosis's fix offered",
+					d.Findings, d.Verdict, rems, ev.Assessment, ev.Message)
 			}
 			_ = a
 		})
@@ -398,9 +430,13 @@ func TestHostilePayloadsAreStored(t *testing.T) {
 		`{"monitor":"Printer\u0000 jam","device":"PC-1","extra":"\u0000"}`,
 		`{"device":"PC-NUL3","note":"\u0000"}`,
 	}
-	for _, p := range payloads {
-		if a := e.nexthink(t, p, nil); a.status != 202 {
-			t.Fatalf("%.60s: got %d %v", p, a.status, a.body)
+	for i, p := range payloads {
+		want := 202
+		if i == len(payloads)-1 {
+			want = 422 // no monitor: refused, and recorded as invalid
+		}
+		if a := e.nexthink(t, p, nil); a.status != want {
+			t.Fatalf("%.60s: got %d %v, want %d", p, a.status, a.body, want)
 		}
 	}
 	waitFor(t, "every payload recorded", func() bool { return len(e.deliveries(t)) == len(payloads) })
