@@ -176,7 +176,7 @@ func seedRetention(ctx context.Context, pool *pgxpool.Pool, n int) (retentionCou
 	}
 	webhook := func(prefix string, at func(int) time.Time) func(i int) []any {
 		return func(i int) []any {
-			return []any{fmt.Sprintf("%s-%d", prefix, i), "wh_bench", "nexthink", at(i), at(i), "processed"}
+			return []any{fmt.Sprintf("%s-%d", prefix, i), "wh_bench", "nexthink", at(i), at(i), "opened"}
 		}
 	}
 	event := func(prefix, status string, at func(int) time.Time) func(i int) []any {
