@@ -45,6 +45,9 @@ type Config struct {
 	MaxAge time.Duration
 	// RefreshTimeout bounds the wait for a refresh's data collection.
 	RefreshTimeout time.Duration
+	// OnlineWithin is how recently a device must have been seen to count as online
+	// (presence.online_within): a refresh does not wait for a device that is not.
+	OnlineWithin time.Duration
 	// RequestTimeout bounds calls to the remoteactions service when the caller gave no
 	// deadline.
 	RequestTimeout  time.Duration
@@ -54,7 +57,8 @@ type Config struct {
 
 // ConfigFrom is the service's part of a process's configuration.
 func ConfigFrom(c config.Config) Config {
-	return Config{MaxAge: c.Cache.FreshFor(), RefreshTimeout: c.Diagnosis.RefreshTimeout.D(), RequestTimeout: c.RequestTimeout.D(),
+	return Config{MaxAge: c.Cache.FreshFor(), RefreshTimeout: c.Diagnosis.RefreshTimeout.D(), OnlineWithin: c.Presence.OnlineWithin.D(),
+		RequestTimeout: c.RequestTimeout.D(),
 		Concurrency: c.Workers.Concurrency, ShutdownTimeout: c.ShutdownTimeout.D()}
 }
 
@@ -130,7 +134,7 @@ func New(o Options) (*Service, error) {
 		return nil, err
 	}
 	s.diag = &diagnoser{
-		defs: s.defs.Load, devices: devices, wrapper: s.wrapper, store: o.Diagnoses, now: time.Now, log: o.Log,
+		defs: s.defs.Load, devices: devices, wrapper: s.wrapper, store: o.Diagnoses, onlineWithin: o.OnlineWithin, now: time.Now, log: o.Log,
 		refresher: &refresher{actions: natsActions{rpc: rpc, subj: o.Subjects}, updates: o.Conn, subjects: o.Subjects, bound: o.RefreshTimeout, poll: refreshPoll},
 	}
 	return s, nil
