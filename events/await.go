@@ -82,6 +82,9 @@ func (w *ExecutionWatch) Stop() {
 // reads the execution once more: the database is authoritative and an update may
 // have been lost. A nil watch follows e by polling only.
 func (w *ExecutionWatch) Next(ctx context.Context, e Execution, get GetExecution, o AwaitOptions) Execution {
+	if o.UntilDeviceAway && AwaitsAbsentDevice(e) {
+		return e
+	}
 	var updates chan *nats.Msg // nil: never delivers
 	if w != nil {
 		updates = w.updates
@@ -105,9 +108,6 @@ func (w *ExecutionWatch) Next(ctx context.Context, e Execution, get GetExecution
 		changed := cur.UpdatedAt.After(e.UpdatedAt) || cur.Status != e.Status
 		e = keepPresence(cur, e)
 		return FinalStatus(e.Status) || (changed && o.AnyChange) || (o.UntilDeviceAway && AwaitsAbsentDevice(e))
-	}
-	if o.UntilDeviceAway && AwaitsAbsentDevice(e) {
-		return e
 	}
 	for {
 		select {
