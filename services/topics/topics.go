@@ -59,7 +59,7 @@ type Config struct {
 func ConfigFrom(c config.Config) Config {
 	return Config{MaxAge: c.Cache.FreshFor(), RefreshTimeout: c.Diagnosis.RefreshTimeout.D(), OnlineWithin: c.Presence.OnlineWithin.D(),
 		RequestTimeout: c.RequestTimeout.D(),
-		Concurrency: c.Workers.Concurrency, ShutdownTimeout: c.ShutdownTimeout.D()}
+		Concurrency:    c.Workers.Concurrency, ShutdownTimeout: c.ShutdownTimeout.D()}
 }
 
 // DefaultConfig is the tuning of a process that configures nothing.
