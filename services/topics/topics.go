@@ -58,8 +58,7 @@ type Config struct {
 // ConfigFrom is the service's part of a process's configuration.
 func ConfigFrom(c config.Config) Config {
 	return Config{MaxAge: c.Cache.FreshFor(), RefreshTimeout: c.Diagnosis.RefreshTimeout.D(), OnlineWithin: c.Presence.OnlineWithin.D(),
-		RequestTimeout: c.RequestTimeout.D(),
-		Concurrency:    c.Workers.Concurrency, ShutdownTimeout: c.ShutdownTimeout.D()}
+		RequestTimeout: c.RequestTimeout.D(), Concurrency: c.Workers.Concurrency, ShutdownTimeout: c.ShutdownTimeout.D()}
 }
 
 // DefaultConfig is the tuning of a process that configures nothing.
