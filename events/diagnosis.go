@@ -91,9 +91,9 @@ type VerdictReason struct {
 // FieldTime is the time of one value of a diagnosis.
 type FieldTime struct {
 	// AsOf is when Nexthink had the value: the collection time of a remote action's
-	// output, the device's last_seen for its own data. Null when it cannot be dated
+	// output, the device's last_seen for its own data. Absent when it cannot be dated
 	// (an output no collection ever gave).
-	AsOf *time.Time `json:"as_of"`
+	AsOf *time.Time `json:"as_of,omitempty"`
 	// From is the field AsOf was read from: device.last_seen or
 	// remote_action.<id>.execution.time.
 	From string `json:"from"`
