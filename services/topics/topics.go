@@ -5,9 +5,12 @@
 // A diagnosis resolves the device from the cache, with its cached fields, in one
 // query (else live, on the instances that are up), optionally runs the topic's
 // data-collection remote actions through the remoteactions service and waits for
-// them within a bound, runs the topic's queries through the wrapper (from the cache
-// when it can answer, else live from the device's instance), evaluates the rules,
-// records the diagnosis and answers it.
+// them within a bound (not for a device that is not there), runs the topic's queries
+// through the wrapper (from the cache when it can answer, else live from the device's
+// instance), dates every value (internal/freshness: the collection time of an
+// output, the device's last_seen for its own data; the last known value of an output
+// a newer collection hides), evaluates the rules, gives the verdict, records the
+// diagnosis and answers it.
 //
 // The topics, the remote-action allow-list and the saved queries are loaded at
 // start-up (a bad set stops the worker) and reloaded on request: a broadcast on
