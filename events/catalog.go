@@ -102,7 +102,7 @@ func exampleDiagnosis(at time.Time) Diagnosis {
 		VerdictReasons: []VerdictReason{{Code: ReasonRulesNotEvaluated, Rules: []string{"office_outdated"},
 			Message: "1 of 3 rules could not be evaluated (office_outdated); each rule's reason says why"}},
 		Fields: map[string]any{"device.name": "PC-OUTLOOK-PLUGIN", plugins: `["Grammarly"]`, "device.boot.days_since_last_full_boot": 2,
-			crashTime: at.Add(-2 * time.Minute).Format(time.RFC3339), "device.last_seen": seen.Format(time.RFC3339)},
+			crashTime: collected.Format(time.RFC3339), "device.last_seen": seen.Format(time.RFC3339)},
 		FieldTimes: map[string]FieldTime{
 			"device.name":                           {AsOf: &seen, From: "device.last_seen"},
 			"device.boot.days_since_last_full_boot": {AsOf: &seen, From: "device.last_seen"},

@@ -56,7 +56,11 @@ func (r *refresher) collect(ctx context.Context, p *topic.Program, dev wrapper.D
 			// Until final, waiting for an absent device, or the bound: from its updates
 			// and, when none comes, by asking for it every poll interval.
 			if ex.Device.Presence == "" {
-				ex.Device.LastSeen, ex.Device.Presence = dev.LastSeen, presence
+				ex.Device.Presence = presence
+				if dev.LastSeen != nil {
+					seen := dev.LastSeen.UTC()
+					ex.Device.LastSeen = &seen
+				}
 			}
 			execs[k] = events.AwaitExecution(bounded, r.updates, r.subjects, ex, r.actions.Get,
 				events.AwaitOptions{Poll: r.poll, UntilDeviceAway: true})
