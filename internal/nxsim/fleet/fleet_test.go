@@ -394,3 +394,27 @@ func TestCollectionsAreNoLaterThanLastSeen(t *testing.T) {
 	f.SetOnline(i, false)
 	check("taken offline")
 }
+
+// TestCollectionTimeIsFixed: a device's last scheduled collection happened at one
+// time, whatever the clock says when it is read; last_seen moves with the clock.
+func TestCollectionTimeIsFixed(t *testing.T) {
+	now := testNow
+	f, err := New(Config{Size: 50, Seed: 42, Prefix: "EU", Scenarios: true, Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i, _ := f.DeviceByName("PC-OFFLINE")
+	read := func(field string) any {
+		rows, _ := f.Lookup(context.Background(), "devices", "device.name", []string{"PC-OFFLINE"})
+		return rows[0].Value(field)
+	}
+	const collected = "remote_action.get_printer_status_windows.execution.time"
+	before, seen := read(collected), read("device.last_seen")
+	now = now.Add(time.Hour)
+	if got := read(collected); got != before {
+		t.Errorf("collection time: got %v an hour later, want %v", got, before)
+	}
+	if got := read("device.last_seen"); got == seen {
+		t.Errorf("last_seen of device %d did not move with the clock", i)
+	}
+}
