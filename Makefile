@@ -24,7 +24,7 @@ build: ## build the binaries into bin/
 	$(GO) build -o bin/ ./cmd/...
 
 .PHONY: bench
-bench: build ## the whole benchmark suite, one table (about 10 min on 2 cores); BENCH_ARGS="-scenarios identify,mix" picks some
+bench: build ## the whole benchmark suite, one table (about 13 min on 2 cores); BENCH_ARGS="-scenarios identify,mix" picks some
 	@if [ -z "$${DATABASE_URL:-}" ]; then infra/scripts/local-postgres.sh dexbench; fi
 	@DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/dexbench?sslmode=disable}" bin/dexbench -bin bin $(BENCH_ARGS)
 

@@ -80,6 +80,9 @@ func CheckIdentifier(key, value string) error {
 	if !f.re.MatchString(value) {
 		return problem.InvalidField(key, "want %s", f.want)
 	}
+	if key == KeyUsername {
+		return checkUsernameForm(value)
+	}
 	return nil
 }
 
@@ -184,11 +187,21 @@ func (r ActionsRemediateRequest) Validate() error {
 	return CheckIdempotencyKey(r.IdempotencyKey)
 }
 
-// Validate checks the key and the format of its value.
-func (r DevicesIdentifyRequest) Validate() error { return CheckIdentifier(r.Key, r.Value) }
+// Validate checks the key, the format of its value and the instance's name.
+func (r DevicesIdentifyRequest) Validate() error {
+	if err := CheckIdentifier(r.Key, r.Value); err != nil {
+		return err
+	}
+	return CheckInstance(r.Instance)
+}
 
-// Validate checks the device asked for.
-func (r DevicesGetRequest) Validate() error { return CheckDevice(r.Device) }
+// Validate checks the device asked for and the instance's name.
+func (r DevicesGetRequest) Validate() error {
+	if err := CheckDevice(r.Device); err != nil {
+		return err
+	}
+	return CheckInstance(r.Instance)
+}
 
 // Validate checks the topic asked for.
 func (r TopicsGetRequest) Validate() error { return CheckTopicID(r.Topic) }

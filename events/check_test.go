@@ -73,6 +73,11 @@ func TestWorkersRefuseWhatTheIngressRefuses(t *testing.T) {
 		{"saved query", events.NQLRequest{QueryID: "#l1_device_checklist", Instance: "eu"}, ""},
 		{"saved query without #", events.NQLRequest{QueryID: "l1_device_checklist"}, "query_id"},
 		{"bad instance", events.NQLRequest{QueryID: "#l1_device_checklist", Instance: "EU!"}, "instance"},
+		{"identify on an instance", events.DevicesIdentifyRequest{Key: events.KeyUsername, Value: "tmeier", Instance: "eu"}, ""},
+		{"identify on a malformed instance", events.DevicesIdentifyRequest{Key: events.KeyUsername, Value: "tmeier", Instance: "EU!"}, "instance"},
+		{"device on a malformed instance", events.DevicesGetRequest{Device: "PC-1", Instance: "eu us"}, "instance"},
+		{"domain user", events.DevicesIdentifyRequest{Key: events.KeyUsername, Value: `CORP\jdoe`}, ""},
+		{"domain without user", events.DevicesIdentifyRequest{Key: events.KeyUsername, Value: `CORP\`}, "username"},
 		{"remediation", events.ActionsRemediateRequest{Topic: "slow_pc", Remediation: "restart", Device: "PC-1"}, ""},
 		{"bad remediation id", events.ActionsRemediateRequest{Topic: "slow_pc", Remediation: "re start", Device: "PC-1"}, "remediation"},
 	}

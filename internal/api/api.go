@@ -26,11 +26,14 @@ type Topics struct {
 	Topics []events.Topic `json:"topics"`
 }
 
-// Devices is GET /api/v1/devices: an employee's devices, or a device.
+// Devices is GET /api/v1/devices: an employee's devices, or a device. People groups
+// a user's devices per person; Ambiguous says the identifier matched several.
 type Devices struct {
-	DataAsOf *time.Time      `json:"data_as_of"`
-	Devices  []events.Device `json:"devices"`
-	Source   string          `json:"source"`
+	Ambiguous bool            `json:"ambiguous"`
+	DataAsOf  *time.Time      `json:"data_as_of"`
+	Devices   []events.Device `json:"devices"`
+	People    []events.Person `json:"people,omitempty"`
+	Source    string          `json:"source"`
 }
 
 // Device is GET /api/v1/devices/{device}. Note and OtherMatches are there when

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/api"
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
 
@@ -103,17 +104,22 @@ func (c *Client) Topics(ctx context.Context) ([]events.Topic, error) {
 }
 
 // Devices is the answer of an identification.
-type Devices struct {
-	Devices  []events.Device `json:"devices"`
-	Source   string          `json:"source"`
-	DataAsOf *time.Time      `json:"data_as_of"`
-}
+type Devices = api.Devices
 
 // Identify finds an employee's devices, or a device, by one key (events.KeyUsername,
-// events.KeyDeviceName, ...).
+// events.KeyDeviceName, ...), on every instance.
 func (c *Client) Identify(ctx context.Context, key, value string) (*Devices, error) {
+	return c.IdentifyOn(ctx, key, value, "")
+}
+
+// IdentifyOn is Identify on one instance ("" for every instance).
+func (c *Client) IdentifyOn(ctx context.Context, key, value, instance string) (*Devices, error) {
+	q := url.Values{key: {value}}
+	if instance != "" {
+		q.Set("instance", instance)
+	}
 	var out Devices
-	_, _, err := c.do(ctx, http.MethodGet, "/api/v1/devices", url.Values{key: {value}}, nil, &out, nil)
+	_, _, err := c.do(ctx, http.MethodGet, "/api/v1/devices", q, nil, &out, nil)
 	return &out, err
 }
 

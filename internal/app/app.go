@@ -97,7 +97,7 @@ func Run(ctx context.Context, o Options) error {
 		defer cancel()
 		bus.Close(c)
 	}()
-	db, err := store.Open(ctx, cfg.DatabaseURL.Reveal())
+	db, err := store.OpenWith(ctx, cfg.DatabaseURL.Reveal(), PoolSettings(cfg))
 	if err != nil {
 		return err
 	}

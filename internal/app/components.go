@@ -34,6 +34,7 @@ func components() []component {
 		{name: "poller", build: buildPoller},
 		{name: "webhooks", build: buildWebhooks},   // webhooks.go
 		{name: "proactive", build: buildProactive}, // webhooks.go
+		{name: "pruner", build: buildPruner},       // pruner.go
 	}
 }
 

@@ -19,16 +19,24 @@ import (
 
 // webhookRules loads the webhook sources and mapping rules, reloaded when the file
 // changes. The default file missing (a process started away from the repository)
-// disables webhooks with a warning; a file named explicitly must exist. check, when
-// set, is an extra check of every version (the topics exist).
+// disables webhooks with a warning; a file named explicitly must exist. Every version
+// must bind its sources to configured instances; check, when set, is an extra check
+// (the topics exist).
 func webhookRules(d *deps, check func(*webhookmap.Rules) error) (*webhookmap.Live, error) {
 	path := d.cfg.Webhooks.File
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && path == config.Default().Webhooks.File {
 		d.log.Warn("webhooks disabled: no rules file", "file", path)
 		return webhookmap.Static(&webhookmap.Rules{}), nil
 	}
+	names := d.cfg.InstanceNames()
+	checks := func(r *webhookmap.Rules) error {
+		if err := r.CheckInstances(names); err != nil || check == nil {
+			return err
+		}
+		return check(r)
+	}
 	// Source secrets come from the process environment, as the configuration's do.
-	return webhookmap.OpenLive(path, os.Getenv, check, d.log)
+	return webhookmap.OpenLive(path, os.Getenv, checks, d.log)
 }
 
 // webhookReceiver is the ingress's half of the webhooks.

@@ -33,6 +33,10 @@
 //   - mix: upstream calls per 1000 chatbot requests of a realistic mix through
 //     `dexbridge run`, counted at nxsim, against what a chatbot calling Nexthink
 //     itself would make for the same requests (mix.go, mixscenario.go).
+//   - retention: a million expired rows spread over every pruned table, loaded with
+//     COPY, deleted by `dexbridge run pruner` while identification runs at a fixed
+//     rate: identification's latency before and during pruning, rows pruned per
+//     second, and the rows that had to stay (retention.go).
 //
 // `dexbench soak` is not a scenario: it runs the mix against one `dexbridge run` for
 // minutes and fails when memory or goroutines grow or a request gets no answer or a
@@ -77,6 +81,11 @@ type Env struct {
 	DirectRate    float64 // diagnosis: offered live diagnoses and direct queries per second
 	MixRate       float64 // mix: offered chatbot requests per second
 	MixDuration   time.Duration
+	// RetentionRows is how many expired rows the retention scenario loads;
+	// RetentionRate the identifications per second it offers before and during
+	// pruning.
+	RetentionRows int
+	RetentionRate float64
 	Log           io.Writer
 }
 
@@ -95,7 +104,8 @@ func Scenarios() []Scenario {
 		{"webhooks", webhooksScenario},   // webhooks.go
 		{"diagnosis", diagnosisScenario}, // diagnosis.go
 		{"remediation", remediationScenario},
-		{"mix", mixScenario}, // mixscenario.go
+		{"mix", mixScenario},             // mixscenario.go
+		{"retention", retentionScenario}, // retention.go
 	}
 }
 
@@ -121,6 +131,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	fs.Float64Var(&env.DiagnosisRate, "diagnosis-rate", 500, "diagnosis: offered diagnoses per second of the cached topic")
 	fs.Float64Var(&env.MixRate, "mix-rate", 50, "mix: offered chatbot requests per second")
 	fs.DurationVar(&env.MixDuration, "mix-duration", time.Minute, "mix: measurement time")
+	fs.IntVar(&env.RetentionRows, "retention-rows", 1_000_000, "retention: expired rows loaded for the pruner")
+	fs.Float64Var(&env.RetentionRate, "retention-rate", 200, "retention: offered identifications per second before, during and after pruning")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -31,26 +31,12 @@ const (
 // env.Latency), so the direct rate stays low enough for nxsim not to saturate the
 // machine's cores: its latency is then the tenant's, not a queue's.
 func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
-	// The cache limit is raised far above the offered rate: the run measures the
-	// request path, not the limiter's refusals.
-	st, err := startStack(ctx, env, env.Fleet, 1_000_000)
+	st, key, users, err := startIdentifyStack(ctx, env)
 	if err != nil {
 		return nil, err
 	}
 	defer st.close()
-	s, db, dep := st.sim, st.db, st.dep
-	if err := dep.discover(ctx, env); err != nil {
-		return nil, err
-	}
-	key, err := dep.apiKey(ctx, env, "read")
-	if err != nil {
-		return nil, err
-	}
-	rows, _ := db.pool.Query(ctx, `SELECT name FROM users ORDER BY md5(name) LIMIT 5000`)
-	users, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil || len(users) == 0 {
-		return nil, fmt.Errorf("users in the cache: %d, %v", len(users), err)
-	}
+	s, dep := st.sim, st.dep
 
 	runCtx, stopRun := context.WithCancel(ctx)
 	serve := dep.command(runCtx, env, "run", "ingress", "devices")
@@ -69,19 +55,8 @@ func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
 	if err := waitHTTP(ctx, base+"/readyz", time.Minute); err != nil {
 		return nil, err
 	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048, IdleConnTimeout: time.Minute}}
-	cached := func(ctx context.Context, i int) (int, error) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/devices?username="+url.QueryEscape(users[i%len(users)]), nil)
-		req.Header.Set("X-API-Key", key)
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, nil
-	}
+	client := identifyClient()
+	cached := identifyRequest(client, base, key, users)
 	// The answers are real: a sample must come from the cache with devices in it.
 	good := 0
 	const sample = 50
@@ -158,6 +133,59 @@ func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
 		{"identify", "sampled answers from the cache with devices", fmt.Sprintf("%d of %d", good, sample), "-", ""},
 		{"identify", "peak RSS (dexbridge run ingress devices)", mib(rss), "-", ""},
 	}, nil
+}
+
+// startIdentifyStack starts a stack whose cache holds nxsim's fleet, with the cache
+// limit raised far above any offered rate (identification then measures the request
+// path, not the limiter's refusals), a key with the read scope, and 5000 users of
+// the cache to identify, the same ones each time.
+func startIdentifyStack(ctx context.Context, env Env) (_ *stack, key string, users []string, err error) {
+	st, err := startStack(ctx, env, env.Fleet, 1_000_000)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	defer func() {
+		if err != nil {
+			st.close()
+		}
+	}()
+	if err := st.dep.discover(ctx, env); err != nil {
+		return nil, "", nil, err
+	}
+	if key, err = st.dep.apiKey(ctx, env, "read"); err != nil {
+		return nil, "", nil, err
+	}
+	rows, _ := st.db.pool.Query(ctx, `SELECT name FROM users ORDER BY md5(name) LIMIT 5000`)
+	users, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err == nil && len(users) == 0 {
+		err = errors.New("no user in the cache")
+	}
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("users in the cache: %w", err)
+	}
+	return st, key, users, nil
+}
+
+// identifyClient is an HTTP client for an open loop of identifications: enough idle
+// connections that none is opened during the measurement.
+func identifyClient() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048, IdleConnTimeout: time.Minute}}
+}
+
+// identifyRequest identifies the i-th user (round robin) through dexbridge at base.
+func identifyRequest(client *http.Client, base, key string, users []string) func(ctx context.Context, i int) (int, error) {
+	return func(ctx context.Context, i int) (int, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/devices?username="+url.QueryEscape(users[i%len(users)]), nil)
+		req.Header.Set("X-API-Key", key)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }

@@ -31,14 +31,11 @@ func apikeyCmd(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := store.Open(ctx, cfg.DatabaseURL.Reveal())
+	pool, _, err := openDatabase(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if _, err := store.Migrate(ctx, pool); err != nil {
-		return err
-	}
 	keys := auth.NewKeys(store.New(pool))
 	switch sub {
 	case "create":

@@ -11,7 +11,11 @@ import (
 	"os"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dexbridge/dexbridge/internal/app"
 	"github.com/dexbridge/dexbridge/internal/config"
+	"github.com/dexbridge/dexbridge/internal/store"
 )
 
 // Env is what a command may touch of the outside world.
@@ -36,8 +40,9 @@ func commands() []command {
 		{"check", "check [-config file]", "validate the configuration and topics without starting anything", checkCmd},
 		{"apikey", "apikey create|list|revoke [-name n] [-scopes s] [id]", "manage API keys in the database", apikeyCmd},
 		{"discover", "discover [-config file] [-print-query] [instance ...]", "run a discovery of every instance, or the named ones, now", discoverCmd},
+		{"audit", "audit export [-since t] [-until t] [-o file]", "write the remote-action audit log as JSON lines", auditCmd},
 		{"topics", "topics [-url u] [-key k]", "list the topics (client of a running dexbridge)", topicsCmd},
-		{"devices", "devices -user|-upn|-email|-sid|-device|-collector-uid X", "identify an employee's devices", devicesCmd},
+		{"devices", "devices -user|-upn|-email|-sid|-device|-collector-uid X [-instance I]", "identify an employee's devices", devicesCmd},
 		{"diagnose", "diagnose TOPIC -device NAME [-refresh]", "diagnose a topic on a device", diagnoseCmd},
 		{"remediate", "remediate TOPIC REMEDIATION -device NAME [-wait 2m]", "run a topic's remediation and follow it", remediateCmd},
 		{"action", "action '#id' -device NAME [-param k=v]", "run an allow-listed remote action and follow it", actionCmd},
@@ -100,6 +105,20 @@ func loadConfig(path string, env Env) (config.Config, error) {
 		}
 	}
 	return config.Load(path, env.Getenv)
+}
+
+// openDatabase opens the pool with the configured settings and migrates the schema.
+func openDatabase(ctx context.Context, cfg config.Config) (*pgxpool.Pool, []string, error) {
+	pool, err := store.OpenWith(ctx, cfg.DatabaseURL.Reveal(), app.PoolSettings(cfg))
+	if err != nil {
+		return nil, nil, err
+	}
+	applied, err := store.Migrate(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return pool, applied, nil
 }
 
 func joinLines(err error) string {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -108,6 +109,7 @@ func devicesCmd(ctx context.Context, env Env, args []string) error {
 		events.KeyDeviceName:   f.fs.String("device", "", "a device name"),
 		events.KeyCollectorUID: f.fs.String("collector-uid", "", "a device's collector UID"),
 	}
+	instance := f.fs.String("instance", "", "only this instance")
 	c, _, err := f.parse(args)
 	if err != nil {
 		return err
@@ -126,7 +128,7 @@ func devicesCmd(ctx context.Context, env Env, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *f.timeout)
 	defer cancel()
-	res, err := c.Identify(ctx, key, value)
+	res, err := c.IdentifyOn(ctx, key, value, *instance)
 	if err != nil {
 		return err
 	}
@@ -138,13 +140,27 @@ func devicesCmd(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DEVICE\tPLATFORM\tOS\tHARDWARE\tINSTANCE\tLAST ACTIVITY\tLAST SEEN")
+	fmt.Fprintln(tw, "DEVICE\tPLATFORM\tOS\tHARDWARE\tINSTANCE\tUSER\tLAST ACTIVITY\tLAST SEEN\tPRESENCE")
 	for _, d := range res.Devices {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%s\t%s\t%s\n", d.Name, d.Platform, d.OSName, d.HardwareManufacturer, d.HardwareType,
-			d.Instance, when(d.LastActivity), when(d.LastSeen))
+		user := d.User
+		if d.UserFullName != "" {
+			user += " (" + d.UserFullName + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.Platform, d.OSName, d.HardwareManufacturer, d.HardwareType,
+			d.Instance, user, when(d.LastActivity), when(d.LastSeen), d.Presence)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if res.Ambiguous {
+		var who []string
+		for _, p := range res.People {
+			who = append(who, fmt.Sprintf("%s (%s) on %s", cmp.Or(p.FullName, p.User, "someone"), cmp.Or(p.User, p.UPN), p.Instance))
+		}
+		if _, err := fmt.Fprintf(env.Stdout, "\n%s %q matches %d people: %s; narrow with -instance\n", key, value, len(res.People),
+			strings.Join(who, ", ")); err != nil {
+			return err
+		}
 	}
 	_, err = fmt.Fprintf(env.Stdout, "\nsource: %s, data as of %s\n", res.Source, when(res.DataAsOf))
 	return err

@@ -37,14 +37,11 @@ func discoverCmd(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := store.Open(ctx, cfg.DatabaseURL.Reveal())
+	pool, _, err := openDatabase(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if _, err := store.Migrate(ctx, pool); err != nil {
-		return err
-	}
 	db := store.New(pool)
 	d, err := discovery.FromConfig(cfg, db, nil, nil, events.NewSubjects(cfg.NATS.SubjectPrefix), log, nil)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/dexbridge/dexbridge/internal/app"
 	"github.com/dexbridge/dexbridge/internal/logging"
-	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/topic"
 )
 
@@ -37,15 +36,11 @@ func migrateCmd(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, cfg.DatabaseURL.Reveal())
+	db, applied, err := openDatabase(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	applied, err := store.Migrate(ctx, db)
-	if err != nil {
-		return err
-	}
 	if len(applied) == 0 {
 		_, err = fmt.Fprintln(env.Stdout, "database is up to date")
 		return err

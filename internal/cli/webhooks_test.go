@@ -15,14 +15,23 @@ func TestCheckWebhookRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	unbound := strings.Replace(string(shipped), "    instance: eu\n", "", 1)
+	two := "instances:\n  - {name: eu, api_url: https://eu.example.com, token_url: https://eu.example.com}\n" +
+		"  - {name: us, api_url: https://us.example.com, token_url: https://us.example.com}\n"
+	usOnly := "instances:\n  - {name: us, api_url: https://us.example.com, token_url: https://us.example.com}\n"
 	tests := []struct {
-		name  string
-		rules string
-		want  []string // "" for success
+		name      string
+		rules     string
+		instances string   // YAML of the configuration's instances
+		want      []string // "" for success
 	}{
-		{"shipped", string(shipped), nil},
-		{"unknown key", strings.Replace(string(shipped), "    time_zone: UTC\n", "    time_zone: UTC\n    colour: red\n", 1), []string{"webhooks:", "sources[0]", "colour"}},
-		{"unknown topic", strings.Replace(string(shipped), "topic: onedrive", "topic: one_drive", 1), []string{"webhooks:", `no topic "one_drive"`}},
+		{"shipped", string(shipped), "", nil},
+		{"shipped, two instances", string(shipped), two, nil},
+		{"shipped, without its instance", string(shipped), usOnly, []string{"webhooks:", "sources[0].instance", `bound to instance "eu", which is not configured`}},
+		{"unbound, one instance", unbound, usOnly, nil},
+		{"unbound, two instances", unbound, two, []string{"webhooks:", "sources[0].instance", `source "nexthink" is bound to no instance, but 2 are configured (eu, us)`}},
+		{"unknown key", strings.Replace(string(shipped), "    time_zone: UTC\n", "    time_zone: UTC\n    colour: red\n", 1), "", []string{"webhooks:", "sources[0]", "colour"}},
+		{"unknown topic", strings.Replace(string(shipped), "topic: onedrive", "topic: one_drive", 1), "", []string{"webhooks:", `no topic "one_drive"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -36,12 +45,17 @@ func TestCheckWebhookRules(t *testing.T) {
 				"topics_dir: " + filepath.Join(root, "topics") + "\n" +
 				"remote_actions_file: " + filepath.Join(root, "config", "remote_actions.yaml") + "\n" +
 				"queries_file: " + filepath.Join(root, "config", "queries.yaml") + "\n" +
-				"webhooks:\n  file: " + rules + "\n"
+				"webhooks:\n  file: " + rules + "\n" + tt.instances
 			if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
-			env := Env{Getenv: func(string) string { return "" }, Stdout: &out, Stderr: &out}
+			env := Env{Getenv: func(k string) string {
+				if strings.HasPrefix(k, "NEXTHINK_") {
+					return "credential-of-" + k // the instances' client id and secret
+				}
+				return ""
+			}, Stdout: &out, Stderr: &out}
 			err := Run(context.Background(), []string{"check", "-config", cfg}, env)
 			if tt.want == nil {
 				if err != nil {

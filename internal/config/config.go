@@ -20,6 +20,7 @@ type Config struct {
 	DataDir           string     `yaml:"data_dir"`  // DEXBRIDGE_DATA_DIR
 	NATS              NATS       `yaml:"nats"`
 	DatabaseURL       Secret     `yaml:"database_url"` // DATABASE_URL
+	Database          Database   `yaml:"database"`     // pool settings, see database.go
 	TopicsDir         string     `yaml:"topics_dir"`
 	QueriesFile       string     `yaml:"queries_file"`
 	RemoteActionsFile string     `yaml:"remote_actions_file"`
@@ -37,6 +38,7 @@ type Config struct {
 	Admin             Admin      `yaml:"admin"`
 	Webhooks          Webhooks   `yaml:"webhooks"`  // see webhooks.go
 	Proactive         Proactive  `yaml:"proactive"` // see webhooks.go
+	Retention         Retention  `yaml:"retention"` // see retention.go
 }
 
 // Admin is the operator's credential for the API-key endpoints (HTTP Basic), beside
@@ -73,6 +75,10 @@ type Cache struct {
 	// MaxAge is how old a device's cached fields may be and still answer a saved query
 	// (CACHE_MAX_AGE); zero means twice Refresh.
 	MaxAge Duration `yaml:"max_age"`
+	// UnknownIdentifierTTL is how long identification remembers that the instances did
+	// not know an identifier, and does not ask them again (UNKNOWN_IDENTIFIER_TTL);
+	// zero asks every time.
+	UnknownIdentifierTTL Duration `yaml:"unknown_identifier_ttl"`
 }
 
 // FreshFor is how old cached fields may be and still answer a saved query.
@@ -134,8 +140,9 @@ func Default() Config {
 		ShutdownTimeout:   Duration(20 * time.Second),
 		Workers:           Workers{Concurrency: 64},
 		Cache: Cache{
-			Refresh:            Duration(time.Hour),
-			UserActivityPeriod: Duration(30 * 24 * time.Hour),
+			Refresh:              Duration(time.Hour),
+			UserActivityPeriod:   Duration(30 * 24 * time.Hour),
+			UnknownIdentifierTTL: Duration(5 * time.Minute),
 		},
 		Diagnosis:  Diagnosis{RefreshTimeout: Duration(60 * time.Second)},
 		Presence:   Presence{OnlineWithin: Duration(time.Hour)},
@@ -147,7 +154,17 @@ func Default() Config {
 		},
 		Webhooks:  defaultWebhooks(),
 		Proactive: defaultProactive(),
+		Retention: defaultRetention(),
 	}
+}
+
+// InstanceNames names the configured instances, in order.
+func (c Config) InstanceNames() []string {
+	names := make([]string, len(c.Instances))
+	for k, in := range c.Instances {
+		names[k] = in.Name
+	}
+	return names
 }
 
 // InstanceLimits is the effective limits of an instance.
@@ -237,6 +254,9 @@ func (c Config) Validate() error {
 	if c.Cache.MaxAge < 0 {
 		return &Error{Key: "cache.max_age", Env: "CACHE_MAX_AGE", Reason: "must not be negative"}
 	}
+	if c.Cache.UnknownIdentifierTTL < 0 {
+		return &Error{Key: "cache.unknown_identifier_ttl", Env: "UNKNOWN_IDENTIFIER_TTL", Reason: "must not be negative"}
+	}
 	if (c.Admin.Username == "") != (c.Admin.Password == "") {
 		return &Error{Key: "admin", Env: "DEXBRIDGE_ADMIN_USERNAME/DEXBRIDGE_ADMIN_PASSWORD", Reason: "set both the admin username and password, or neither"}
 	}
@@ -247,6 +267,12 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.validateExecutions(); err != nil {
+		return err
+	}
+	if err := c.validateDatabase(); err != nil {
+		return err
+	}
+	if err := c.validateRetention(); err != nil {
 		return err
 	}
 	seen := map[string]bool{}

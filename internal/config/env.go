@@ -18,6 +18,9 @@ type Variable struct {
 func Variables() []Variable {
 	return []Variable{
 		{"DATABASE_URL", "database_url", "PostgreSQL connection URL", func(c *Config, s string) error { c.DatabaseURL = Secret(s); return nil }},
+		{"DATABASE_MAX_CONNS", "database.max_conns", "most connections in a process's PostgreSQL pool", integer(func(c *Config) *int { return &c.Database.MaxConns })},
+		{"DATABASE_MIN_CONNS", "database.min_conns", "connections a process's PostgreSQL pool keeps open", integer(func(c *Config) *int { return &c.Database.MinConns })},
+		{"DATABASE_STATEMENT_TIMEOUT", "database.statement_timeout", "longest a PostgreSQL statement may run", duration(false, func(c *Config) *Duration { return &c.Database.StatementTimeout })},
 		{"NATS_URL", "nats.url", "NATS server to join; unset starts an embedded server", str(func(c *Config) *string { return &c.NATS.URL })},
 		{"NATS_SUBJECT_PREFIX", "nats.subject_prefix", "prefix of every subject, stream and bucket", str(func(c *Config) *string { return &c.NATS.SubjectPrefix })},
 		{"LISTEN_ADDR", "listen", "ingress address", str(func(c *Config) *string { return &c.Listen })},
@@ -35,6 +38,7 @@ func Variables() []Variable {
 		{"CHATBOT_CACHE_REFRESH", "cache.refresh", "discovery period (legacy name)", duration(false, func(c *Config) *Duration { return &c.Cache.Refresh })},
 		{"USER_ACTIVITY_PERIOD", "cache.user_activity_period", "activity window kept in the cache; a bare number is days (legacy name)", duration(true, func(c *Config) *Duration { return &c.Cache.UserActivityPeriod })},
 		{"CACHE_MAX_AGE", "cache.max_age", "how old cached fields may be and still answer a saved query; unset: twice CHATBOT_CACHE_REFRESH", duration(false, func(c *Config) *Duration { return &c.Cache.MaxAge })},
+		{"UNKNOWN_IDENTIFIER_TTL", "cache.unknown_identifier_ttl", "how long identification remembers an identifier no instance knew, and does not ask again; 0s asks every time", duration(false, func(c *Config) *Duration { return &c.Cache.UnknownIdentifierTTL })},
 		{"DIAGNOSIS_REFRESH_TIMEOUT", "diagnosis.refresh_timeout", "how long a diagnosis with refresh waits for its data collection", duration(false, func(c *Config) *Duration { return &c.Diagnosis.RefreshTimeout })},
 		{"PRESENCE_ONLINE_WITHIN", "presence.online_within", "how recently Nexthink must have heard from a device for it to count as online", duration(false, func(c *Config) *Duration { return &c.Presence.OnlineWithin })},
 		{"MAX_CACHE_REQUESTS_PER_SECOND", "limits.cache_requests_per_second", "cache reads per second, whole deployment (legacy name)", number(func(c *Config) *float64 { return &c.Limits.CacheRequestsPerSecond })},

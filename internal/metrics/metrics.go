@@ -31,6 +31,8 @@ type Metrics struct {
 	PendingExecutions   *prometheus.GaugeVec     // instance
 	Webhooks            *prometheus.CounterVec   // source, outcome
 	ProactiveDeliveries *prometheus.CounterVec   // channel, outcome
+	PrunedRows          *prometheus.CounterVec   // table
+	PruningRuns         *prometheus.CounterVec   // outcome (ok, failed)
 }
 
 // latency buckets from 1 ms to 60 s: cache answers sit at the bottom, remote actions
@@ -84,12 +86,18 @@ func New() *Metrics {
 		ProactiveDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dexbridge_proactive_deliveries_total", Help: "Proactive event deliveries by channel and outcome.",
 		}, []string{"channel", "outcome"}),
+		PrunedRows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dexbridge_pruned_rows_total", Help: "Rows deleted by the pruner past their retention, by table.",
+		}, []string{"table"}),
+		PruningRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dexbridge_pruning_runs_total", Help: "Pruning runs by outcome (ok, failed: a table could not be pruned).",
+		}, []string{"outcome"}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.HTTPRequests, m.HTTPDuration, m.NATSRequestDuration, m.NATSHandlerDuration, m.UpstreamCalls,
 		m.UpstreamDuration, m.RateLimitRejections, m.CacheLookups, m.DiscoveryRuns, m.DiscoveryDuration,
-		m.DiscoveryRows, m.PendingExecutions, m.Webhooks, m.ProactiveDeliveries,
+		m.DiscoveryRows, m.PendingExecutions, m.Webhooks, m.ProactiveDeliveries, m.PrunedRows, m.PruningRuns,
 	)
 	return m
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,8 +27,14 @@ type CachedDevice struct {
 	LastSeen             *time.Time `db:"last_seen"`
 	LastActivity         *time.Time `db:"last_activity"`
 	ActivitySource       string     `db:"activity_source"` // session, last_logon or ""
-	User                 string     `db:"user_name"`       // whose activity LastActivity is
-	RefreshedAt          time.Time  `db:"refreshed_at"`
+	// The user whose activity LastActivity is: name, full name, UPN and SID ("" when
+	// unknown).
+	User         string    `db:"user_name"`
+	UserFullName string    `db:"user_full_name"`
+	UserUPN      string    `db:"user_upn"`
+	UserSID      string    `db:"user_sid"`
+	MatchedBy    string    `db:"matched_by"` // for a user look-up, the UserMatch that matched
+	RefreshedAt  time.Time `db:"refreshed_at"`
 }
 
 // UserKey says which user attribute an identification matches.
@@ -41,12 +48,20 @@ const (
 	BySID
 )
 
-// Each condition uses one of the users indexes.
+// Each condition uses one of the users indexes; $N is the value.
 var userConditions = map[UserKey]string{
-	ByUserName: `u.name_key = lower($1)`,
-	ByUPN:      `lower(u.upn) = lower($1)`,
-	ByEmail:    `lower(u.email) = lower($1)`,
-	BySID:      `u.sid = upper($1)`,
+	ByUserName: `u.name_key = lower($N)`,
+	ByUPN:      `lower(u.upn) = lower($N)`,
+	ByEmail:    `lower(u.email) = lower($N)`,
+	BySID:      `u.sid = upper($N)`,
+}
+
+// UserMatch is one way users may match a look-up: an attribute, the value it must
+// have, and what the answer says matched (events.UserMatch).
+type UserMatch struct {
+	Key       UserKey
+	Value     string
+	MatchedBy string
 }
 
 const deviceColumns = `d.instance, d.collector_uid, coalesce(d.uid, '') AS uid, d.name, coalesce(d.platform, '') AS platform,
@@ -54,25 +69,51 @@ const deviceColumns = `d.instance, d.collector_uid, coalesce(d.uid, '') AS uid, 
 	coalesce(d.hardware_type, '') AS hardware_type, coalesce(d.hardware_manufacturer, '') AS hardware_manufacturer,
 	coalesce(d.hardware_model, '') AS hardware_model, d.last_seen, d.refreshed_at`
 
-// DevicesOfUser returns the devices of the users matching value by key, on every
-// instance, most recently active first (at most limit).
-func (db *DB) DevicesOfUser(ctx context.Context, key UserKey, value string, limit int) ([]CachedDevice, error) {
-	cond, ok := userConditions[key]
-	if !ok {
-		return nil, fmt.Errorf("devices of user: unknown key %d", key)
+// noUser fills a CachedDevice's user columns for queries about a device alone.
+const noUser = `NULL::timestamptz AS last_activity, '' AS activity_source, '' AS user_name, '' AS user_full_name,
+	'' AS user_upn, '' AS user_sid, '' AS matched_by`
+
+// DevicesOfUser returns the devices of the users that matches select, on instance
+// ("" for every instance), most recently active first (at most limit). matches are
+// in order of preference: on each instance only the users of the first match that
+// finds any count, so "CORP\jdoe" finds jdoe only where no user is named
+// "CORP\jdoe". A device used by two matching users is answered once, for the one
+// most recently active on it. One query.
+func (db *DB) DevicesOfUser(ctx context.Context, matches []UserMatch, instance string, limit int) ([]CachedDevice, error) {
+	if len(matches) == 0 {
+		return nil, errors.New("devices of user: no match to look for")
+	}
+	args := []any{instance, limit}
+	branches := make([]string, 0, len(matches))
+	for rank, m := range matches {
+		cond, ok := userConditions[m.Key]
+		if !ok {
+			return nil, fmt.Errorf("devices of user: unknown key %d", m.Key)
+		}
+		args = append(args, m.Value, m.MatchedBy)
+		value, matchedBy := len(args)-1, len(args)
+		branches = append(branches, fmt.Sprintf(`
+			SELECT u.instance, u.name_key, u.name, coalesce(u.full_name, '') AS full_name, coalesce(u.upn, '') AS upn,
+				coalesce(u.sid, '') AS sid, %d AS rank, $%d::text AS matched_by
+			FROM users u WHERE %s AND ($1 = '' OR u.instance = $1)`,
+			rank, matchedBy, strings.ReplaceAll(cond, "$N", fmt.Sprintf("$%d", value))))
 	}
 	rows, _ := db.pool.Query(ctx, `
+		WITH matched AS (`+strings.Join(branches, " UNION ALL ")+`),
+		best AS (
+			SELECT * FROM matched m WHERE m.rank = (SELECT min(o.rank) FROM matched o WHERE o.instance = m.instance)
+		)
 		SELECT * FROM (
 			SELECT DISTINCT ON (d.instance, d.collector_uid) `+deviceColumns+`,
-				ud.last_activity, ud.source AS activity_source, u.name AS user_name
-			FROM users u
-			JOIN user_devices ud ON ud.instance = u.instance AND ud.user_key = u.name_key
+				ud.last_activity, ud.source AS activity_source, b.name AS user_name, b.full_name AS user_full_name,
+				b.upn AS user_upn, b.sid AS user_sid, b.matched_by
+			FROM best b
+			JOIN user_devices ud ON ud.instance = b.instance AND ud.user_key = b.name_key
 			JOIN devices d ON d.collector_uid = ud.collector_uid AND d.instance = ud.instance
-			WHERE `+cond+`
 			ORDER BY d.instance, d.collector_uid, ud.last_activity DESC
 		) m
-		ORDER BY last_activity DESC NULLS LAST, last_seen DESC NULLS LAST, name
-		LIMIT $2`, value, limit)
+		ORDER BY last_activity DESC NULLS LAST, last_seen DESC NULLS LAST, name, instance
+		LIMIT $2`, args...)
 	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[CachedDevice])
 	if err != nil {
 		return nil, fmt.Errorf("devices of user: %w", err)
@@ -97,24 +138,30 @@ var deviceConditions = map[DeviceKey]string{
 // DevicesByKey returns the devices whose name or collector UID is value, on every
 // instance, with their latest user activity, most recently active first.
 func (db *DB) DevicesByKey(ctx context.Context, key DeviceKey, value string, limit int) ([]CachedDevice, error) {
+	return db.DevicesByKeyOn(ctx, key, value, "", limit)
+}
+
+// DevicesByKeyOn is DevicesByKey on one instance ("" for every instance).
+func (db *DB) DevicesByKeyOn(ctx context.Context, key DeviceKey, value, instance string, limit int) ([]CachedDevice, error) {
 	cond, ok := deviceConditions[key]
 	if !ok {
 		return nil, fmt.Errorf("devices by key: unknown key %d", key)
 	}
 	rows, _ := db.pool.Query(ctx, `
 		SELECT `+deviceColumns+`, a.last_activity, coalesce(a.source, '') AS activity_source,
-			coalesce(a.user_name, '') AS user_name
+			coalesce(a.user_name, '') AS user_name, coalesce(a.full_name, '') AS user_full_name,
+			coalesce(a.upn, '') AS user_upn, coalesce(a.sid, '') AS user_sid, '' AS matched_by
 		FROM devices d
 		LEFT JOIN LATERAL (
-			SELECT ud.last_activity, ud.source, coalesce(u.name, ud.user_key) AS user_name
+			SELECT ud.last_activity, ud.source, coalesce(u.name, ud.user_key) AS user_name, u.full_name, u.upn, u.sid
 			FROM user_devices ud
 			LEFT JOIN users u ON u.name_key = ud.user_key AND u.instance = ud.instance
 			WHERE ud.collector_uid = d.collector_uid AND ud.instance = d.instance
 			ORDER BY ud.last_activity DESC LIMIT 1
 		) a ON true
-		WHERE `+cond+`
+		WHERE `+cond+` AND ($3 = '' OR d.instance = $3)
 		ORDER BY a.last_activity DESC NULLS LAST, d.last_seen DESC NULLS LAST, d.instance
-		LIMIT $2`, value, limit)
+		LIMIT $2`, value, limit, instance)
 	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[CachedDevice])
 	if err != nil {
 		return nil, fmt.Errorf("devices by key: %w", err)
@@ -134,6 +181,7 @@ type DeviceDetail struct {
 // DeviceUser is a user's latest activity on a device.
 type DeviceUser struct {
 	Name         string    `db:"name"`
+	FullName     string    `db:"full_name"`
 	UPN          string    `db:"upn"`
 	LastActivity time.Time `db:"last_activity"`
 	Source       string    `db:"source"`
@@ -161,7 +209,7 @@ func (db *DB) DeviceWithFields(ctx context.Context, key DeviceKey, value string)
 		return DeviceFields{}, fmt.Errorf("device with fields: unknown key %d", key)
 	}
 	rows, _ := db.pool.Query(ctx, `
-		SELECT `+deviceColumns+`, NULL::timestamptz AS last_activity, '' AS activity_source, '' AS user_name, d.fields
+		SELECT `+deviceColumns+`, `+noUser+`, d.fields
 		FROM devices d WHERE `+cond+`
 		ORDER BY d.last_seen DESC NULLS LAST, d.instance LIMIT 1`, value)
 	d, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[DeviceFields])
@@ -174,19 +222,20 @@ func (db *DB) DeviceWithFields(ctx context.Context, key DeviceKey, value string)
 	return d, nil
 }
 
-// DeviceDetails returns the devices whose name or collector UID is value, on every
-// instance, most recently seen first, each with its cached fields; the first, the
-// one callers answer with, with its latest 20 users. Two queries, however many match.
-func (db *DB) DeviceDetails(ctx context.Context, key DeviceKey, value string) ([]DeviceDetail, error) {
+// DeviceDetails returns the devices whose name or collector UID is value, on instance
+// ("" for every instance), most recently seen first, each with its cached fields; the
+// first, the one callers answer with, with its latest 20 users. Two queries, however
+// many match.
+func (db *DB) DeviceDetails(ctx context.Context, key DeviceKey, value, instance string) ([]DeviceDetail, error) {
 	cond, ok := deviceConditions[key]
 	if !ok {
 		return nil, fmt.Errorf("device details: unknown key %d", key)
 	}
 	rows, _ := db.pool.Query(ctx, `
-		SELECT `+deviceColumns+`, NULL::timestamptz AS last_activity, '' AS activity_source, '' AS user_name,
+		SELECT `+deviceColumns+`, `+noUser+`,
 			coalesce(d.last_logon_user, '') AS last_logon_user, d.last_logon_time, d.fields
-		FROM devices d WHERE `+cond+`
-		ORDER BY d.last_seen DESC NULLS LAST, d.instance LIMIT 10`, value)
+		FROM devices d WHERE `+cond+` AND ($2 = '' OR d.instance = $2)
+		ORDER BY d.last_seen DESC NULLS LAST, d.instance LIMIT 10`, value, instance)
 	found, err := pgx.CollectRows(rows, pgx.RowToStructByName[deviceRow])
 	if err != nil {
 		return nil, fmt.Errorf("device details: %w", err)
@@ -200,7 +249,8 @@ func (db *DB) DeviceDetails(ctx context.Context, key DeviceKey, value string) ([
 			continue
 		}
 		rows, _ := db.pool.Query(ctx, `
-			SELECT coalesce(u.name, ud.user_key) AS name, coalesce(u.upn, '') AS upn, ud.last_activity, ud.source
+			SELECT coalesce(u.name, ud.user_key) AS name, coalesce(u.full_name, '') AS full_name, coalesce(u.upn, '') AS upn,
+				ud.last_activity, ud.source
 			FROM user_devices ud
 			LEFT JOIN users u ON u.name_key = ud.user_key AND u.instance = ud.instance
 			WHERE ud.collector_uid = $1 AND ud.instance = $2
@@ -212,6 +262,7 @@ func (db *DB) DeviceDetails(ctx context.Context, key DeviceKey, value string) ([
 		d.Users = users
 		if len(users) > 0 {
 			d.LastActivity, d.ActivitySource, d.User = &users[0].LastActivity, users[0].Source, users[0].Name
+			d.UserFullName, d.UserUPN = users[0].FullName, users[0].UPN
 		}
 		out = append(out, d)
 	}

@@ -10,12 +10,12 @@ import (
 )
 
 // DiscoveryLease is the exclusive right to discover one instance, across every
-// replica: a session-level advisory lock held on a connection of its own, outside the
-// pool. The connection also holds the run's staging tables (temporary, so private to
-// it), and the swap runs on it, so a lost connection loses the lock and the staged
-// rows together and the swap cannot commit without the lock.
+// replica (a lease). The connection also holds the run's staging tables (temporary,
+// so private to it), and the swap runs on it, so a lost connection loses the lock and
+// the staged rows together and the swap cannot commit without the lock; releasing the
+// lease drops the staging tables.
 type DiscoveryLease struct {
-	conn     *pgx.Conn
+	*lease
 	instance string
 }
 
@@ -23,50 +23,20 @@ type DiscoveryLease struct {
 // large instance (500 000 devices is about 300 MB) stays mostly in memory.
 const stagingBuffers = "256MB"
 
-// discoveryLockKey names the advisory lock of an instance, per schema (tests share a
-// server, one schema each).
-const discoveryLockKey = `hashtextextended('dexbridge.discovery.' || current_schema() || '.' || $1, 0)`
-
 // TryDiscoveryLease takes the lease of instance without waiting. ok is false when
 // another connection (another replica, or another run here) holds it.
 func (db *DB) TryDiscoveryLease(ctx context.Context, instance string) (*DiscoveryLease, bool, error) {
-	cfg := db.pool.Config().ConnConfig.Copy()
-	cfg.RuntimeParams["temp_buffers"] = stagingBuffers
-	cfg.RuntimeParams["application_name"] = "dexbridge discovery " + instance
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, false, fmt.Errorf("discovery lease %s: %w", instance, err)
+	// A load of a large instance runs longer than database.statement_timeout allows the
+	// pool's short queries: the run's own context bounds it instead.
+	l, ok, err := db.tryLease(ctx, "discovery", instance, map[string]string{"temp_buffers": stagingBuffers, "statement_timeout": "0"})
+	if !ok {
+		return nil, ok, err
 	}
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+discoveryLockKey+`)`, instance).Scan(&ok); err != nil || !ok {
-		_ = conn.Close(context.WithoutCancel(ctx))
-		if err != nil {
-			return nil, false, fmt.Errorf("discovery lease %s: %w", instance, err)
-		}
-		return nil, false, nil
-	}
-	return &DiscoveryLease{conn: conn, instance: instance}, true, nil
+	return &DiscoveryLease{lease: l, instance: instance}, true, nil
 }
 
 // Instance is the instance the lease is for.
 func (l *DiscoveryLease) Instance() string { return l.instance }
-
-// Alive checks that the lease's connection, and so the lock, is still there.
-func (l *DiscoveryLease) Alive(ctx context.Context) error {
-	if err := l.conn.Ping(ctx); err != nil {
-		return fmt.Errorf("discovery lease %s lost: %w", l.instance, err)
-	}
-	return nil
-}
-
-// Release unlocks and closes the connection, which drops the staging tables; were
-// the unlock to fail, ending the session releases the lock anyway.
-func (l *DiscoveryLease) Release(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	_, _ = l.conn.Exec(ctx, `SELECT pg_advisory_unlock(`+discoveryLockKey+`)`, l.instance)
-	_ = l.conn.Close(ctx)
-}
 
 // ResetStaging creates the staging tables, or empties them for a new attempt.
 func (l *DiscoveryLease) ResetStaging(ctx context.Context) error {

@@ -346,59 +346,24 @@ func (db *DB) CountOpenExecutions(ctx context.Context, instance string) (int, er
 }
 
 // PollerLease is the exclusive right to poll one instance's executions, across every
-// replica: a session-level advisory lock held on a connection of its own, outside the
-// pool (as DiscoveryLease). The poller reads and writes through it, so a poller that
-// lost its connection, and with it the lock, cannot write any more; the lock goes
-// with the session, so another replica takes it as soon as this one dies.
+// replica (a lease): the poller reads and writes through its connection.
 type PollerLease struct {
-	conn     *pgx.Conn
+	*lease
 	instance string
 }
-
-const pollerLockKey = `hashtextextended('dexbridge.poller.' || current_schema() || '.' || $1, 0)`
 
 // TryPollerLease takes the lease of instance without waiting; ok is false when
 // another connection holds it.
 func (db *DB) TryPollerLease(ctx context.Context, instance string) (*PollerLease, bool, error) {
-	cfg := db.pool.Config().ConnConfig.Copy()
-	cfg.RuntimeParams["application_name"] = "dexbridge poller " + instance
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, false, fmt.Errorf("poller lease %s: %w", instance, err)
+	l, ok, err := db.tryLease(ctx, "poller", instance, nil)
+	if !ok {
+		return nil, ok, err
 	}
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+pollerLockKey+`)`, instance).Scan(&ok); err != nil || !ok {
-		_ = conn.Close(context.WithoutCancel(ctx))
-		if err != nil {
-			return nil, false, fmt.Errorf("poller lease %s: %w", instance, err)
-		}
-		return nil, false, nil
-	}
-	return &PollerLease{conn: conn, instance: instance}, true, nil
+	return &PollerLease{lease: l, instance: instance}, true, nil
 }
 
 // Instance is the instance the lease is for.
 func (l *PollerLease) Instance() string { return l.instance }
-
-// BackendPID is the server process of the lease's connection (tests end it).
-func (l *PollerLease) BackendPID() uint32 { return l.conn.PgConn().PID() }
-
-// Alive checks that the lease's connection, and so the lock, is still there.
-func (l *PollerLease) Alive(ctx context.Context) error {
-	if err := l.conn.Ping(ctx); err != nil {
-		return fmt.Errorf("poller lease %s lost: %w", l.instance, err)
-	}
-	return nil
-}
-
-// Release unlocks and closes the connection; ending the session releases the lock
-// anyway.
-func (l *PollerLease) Release(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	_, _ = l.conn.Exec(ctx, `SELECT pg_advisory_unlock(`+pollerLockKey+`)`, l.instance)
-	_ = l.conn.Close(ctx)
-}
 
 // OpenExecutions returns the instance's triggered executions that are not final,
 // oldest first, at most limit.

@@ -92,6 +92,11 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 			continue
 		}
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			// An index built on a large table may take longer than the pool's
+			// statement_timeout allows its queries.
+			if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+				return err
+			}
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}

@@ -46,7 +46,10 @@ type Rules struct {
 type Source struct {
 	Name        string
 	Description string
-	Auth        Auth
+	// Instance is the Nexthink instance whose people and devices the source's alerts
+	// concern; "" for any (allowed only with one instance configured: CheckInstances).
+	Instance string
+	Auth     Auth
 	// Signature is set when the source must sign its requests.
 	Signature        *Signature
 	DeliveryIDHeader string
@@ -139,6 +142,7 @@ type document struct {
 type sourceDoc struct {
 	Name        string `yaml:"name"`
 	Description string `yaml:"description"`
+	Instance    string `yaml:"instance"`
 	Auth        struct {
 		Type     string `yaml:"type"`
 		Username string `yaml:"username"`
@@ -206,7 +210,7 @@ func Parse(raw []byte, getenv func(string) string) (*Rules, error) {
 			continue
 		}
 		s := &Source{
-			Name: sd.Name, Description: sd.Description,
+			Name: sd.Name, Description: sd.Description, Instance: sd.Instance,
 			Auth:              Auth{Type: sd.Auth.Type, Username: sd.Auth.Username},
 			DeliveryIDHeader:  sd.DeliveryIDHeader,
 			Fields:            sd.Fields,
@@ -403,6 +407,33 @@ func (r *Rules) CheckTopics(cat *topic.Catalog) error {
 					errs = append(errs, &config.Error{Key: key + " remediations", Reason: fmt.Sprintf("topic %q has no remediation %q", m.Topic, id)})
 				}
 			}
+		}
+	}
+	if len(errs) > 0 {
+		return prefixFile(r.File, errors.Join(errs...))
+	}
+	return nil
+}
+
+// CheckInstances checks the sources against the configured instances: a source bound
+// to an instance names a configured one; a source bound to none is refused when
+// several are configured, since it could not tell whose employee an alert means
+// (tenants share user names). With none configured there is nothing to check.
+func (r *Rules) CheckInstances(configured []string) error {
+	if len(configured) == 0 {
+		return nil
+	}
+	var errs []error
+	for i, s := range r.sources {
+		key := fmt.Sprintf("sources[%d].instance", i)
+		switch {
+		case s.Instance == "" && len(configured) > 1:
+			errs = append(errs, &config.Error{Key: key, Reason: fmt.Sprintf(
+				"source %q is bound to no instance, but %d are configured (%s): set instance to the one whose alerts it receives, one source per instance",
+				s.Name, len(configured), strings.Join(configured, ", "))})
+		case s.Instance != "" && !slices.Contains(configured, s.Instance):
+			errs = append(errs, &config.Error{Key: key, Reason: fmt.Sprintf("source %q is bound to instance %q, which is not configured (configured: %s)",
+				s.Name, s.Instance, strings.Join(configured, ", "))})
 		}
 	}
 	if len(errs) > 0 {

@@ -157,6 +157,47 @@ func TestCheckTopicsRefusesUnknownTopicsAndRemediations(t *testing.T) {
 	}
 }
 
+// TestCheckInstances: a source is bound to a configured instance; a source bound to
+// none is refused when several instances are configured, since tenants share user
+// names and it could not tell whose employee an alert means.
+func TestCheckInstances(t *testing.T) {
+	doc := "sources:\n  - name: nx\n    auth: {type: bearer}\n    fields: {monitor: m, user: u}\n"
+	bound := "sources:\n  - name: nx\n    instance: eu\n    auth: {type: bearer}\n    fields: {monitor: m, user: u}\n"
+	tests := []struct {
+		name       string
+		doc        string
+		configured []string
+		want       []string // "" for accepted
+	}{
+		{"unbound, one instance", doc, []string{"eu"}, nil},
+		{"unbound, no instance", doc, nil, nil},
+		{"unbound, two instances", doc, []string{"eu", "us"}, []string{"sources[0].instance", `source "nx" is bound to no instance`, "eu, us"}},
+		{"bound, two instances", bound, []string{"eu", "us"}, nil},
+		{"bound to one not configured", bound, []string{"us"}, []string{"sources[0].instance", `instance "eu", which is not configured`}},
+	}
+	for _, tt := range tests {
+		r, err := Parse([]byte(tt.doc), secrets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = r.CheckInstances(tt.configured)
+		if (err == nil) != (tt.want == nil) {
+			t.Errorf("%s: got %v, want refused: %v", tt.name, err, tt.want != nil)
+		}
+		for _, w := range tt.want {
+			if err != nil && !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: got %q, want it to mention %q", tt.name, err, w)
+			}
+		}
+	}
+	if s, _ := shipped(t).Source("nexthink"); s.Instance != "eu" {
+		t.Errorf("shipped nexthink source: bound to %q, want eu", s.Instance)
+	}
+	if _, err := Parse([]byte(strings.Replace(bound, "instance: eu", "instance: EU!", 1)), secrets); err == nil {
+		t.Error("a malformed instance name: got it accepted")
+	}
+}
+
 func ptime(s string) *time.Time {
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {

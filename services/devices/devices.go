@@ -1,8 +1,10 @@
 // Package devices is the identification worker: it answers which devices an employee
 // uses (by user name, UPN, e-mail address or SID) and what a device is (by name or
 // collector UID) from the cache that discovery fills, and, when the cache knows
-// nothing of a well-formed identifier, asks the instances that are up. It also
-// reports the instances' health, their discovery and the cache's size.
+// nothing of a well-formed identifier, asks the instances that are up, except those
+// that did not know it a moment ago. Answers group a user's devices per person and
+// say when the identifier matched several people. It also reports the instances'
+// health, their discovery and the cache's size.
 //
 // Every cache read takes one call from the deployment-wide
 // MAX_CACHE_REQUESTS_PER_SECOND budget; beyond it the chatbot gets 429 with
@@ -34,12 +36,20 @@ type Config struct {
 	Live            instances.Patience
 	Concurrency     int
 	ShutdownTimeout time.Duration
+	// OnlineWithin is presence.online_within: a device seen within it is online.
+	OnlineWithin time.Duration
+	// Period is USER_ACTIVITY_PERIOD: live look-ups of users leave older activity out.
+	Period time.Duration
+	// UnknownTTL is cache.unknown_identifier_ttl: how long an identifier the instances
+	// did not know is not asked again (0: asked every time).
+	UnknownTTL time.Duration
 }
 
 // ConfigFrom is the service's part of a process's configuration.
 func ConfigFrom(c config.Config) Config {
 	return Config{Refresh: c.Cache.Refresh.D(), Live: instances.Interactive(), Concurrency: c.Workers.Concurrency,
-		ShutdownTimeout: c.ShutdownTimeout.D()}
+		ShutdownTimeout: c.ShutdownTimeout.D(), OnlineWithin: c.Presence.OnlineWithin.D(),
+		Period: c.Cache.UserActivityPeriod.D(), UnknownTTL: c.Cache.UnknownIdentifierTTL.D()}
 }
 
 // DefaultConfig is the tuning of a process that configures nothing.
@@ -84,8 +94,14 @@ func New(o Options) (*Service, error) {
 	for _, in := range o.Instances.List() {
 		live = append(live, livedevices.Instance{Name: in.Name, Live: in.ClientWith(o.Live)})
 	}
-	s := &identifierService{cache: o.Cache, limiter: o.CacheLimiter, live: livedevices.New(o.Cache, live),
-		order: o.Instances.Names(), now: time.Now, metrics: o.Metrics}
+	if o.Period > livedevices.QueryWindow {
+		o.Log.Warn("the saved identification queries select less than USER_ACTIVITY_PERIOD: widen their timeframe",
+			"query_window", livedevices.QueryWindow.String(), "user_activity_period", o.Period.String())
+	}
+	finder := livedevices.New(o.Cache, live, livedevices.Period(o.Period), livedevices.RememberUnknown(o.Cache, o.UnknownTTL),
+		livedevices.Log(o.Log))
+	s := &identifierService{cache: o.Cache, limiter: o.CacheLimiter, live: finder, order: o.Instances.Names(),
+		now: time.Now, onlineWithin: o.OnlineWithin, metrics: o.Metrics}
 	return &Service{o: o, s: s}, nil
 }
 

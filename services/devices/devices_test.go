@@ -42,6 +42,7 @@ type envOptions struct {
 	tenants    []string
 	discover   bool    // discover every instance before serving
 	cacheLimit float64 // cache reads per second; default 1000
+	noWorker   bool    // no discovery worker (which discovers at start): the cache stays empty
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -81,7 +82,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	disc := discovery.New(discovery.Options{Discoverer: d, DB: db, Conn: nc, Subjects: subjects, Refresh: time.Hour,
 		Recheck: time.Hour, ShutdownTimeout: 5 * time.Second, Version: "0.0.0"})
-	for _, r := range []interface{ Run(context.Context) error }{dev, disc} {
+	runners := []interface{ Run(context.Context) error }{dev, disc}
+	if o.noWorker {
+		runners = runners[:1]
+	}
+	for _, r := range runners {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- r.Run(ctx) }()
@@ -235,7 +240,7 @@ func TestIdentifyRefusesMalformedRequests(t *testing.T) {
 // TestLiveFallback: with nothing cached, identification asks every instance that is
 // up, and says so; an instance marked down is not asked; nothing found is an empty list.
 func TestLiveFallback(t *testing.T) {
-	e := newEnv(t, envOptions{discover: false})
+	e := newEnv(t, envOptions{noWorker: true})
 	code, got := e.identify(events.KeyUPN, "jdoe@example.com")
 	if code != 200 || got.Source != events.SourceLive || !slices.Equal(names(got.Devices), []string{"eu/PC-OUTLOOK-OFFLINE", "eu/MAC-HEALTHY"}) {
 		t.Fatalf("got %d %+v, want jdoe's two devices, live", code, got)

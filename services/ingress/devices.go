@@ -14,14 +14,16 @@ import (
 	"github.com/dexbridge/dexbridge/internal/problem"
 )
 
-// identification reads the one identification key of a query string.
+// identification reads the one identification key of a query string, and the
+// instance that narrows it.
 func identification(q map[string][]string) (events.DevicesIdentifyRequest, error) {
 	req := events.DevicesIdentifyRequest{Header: events.NewHeader(events.TypeDevicesIdentifyRequest)}
 	names := slices.Sorted(maps.Keys(q))
 	for _, name := range names {
 		values := q[name]
-		if !slices.Contains(events.IdentifierKeys(), name) {
-			return req, problem.InvalidField(name, "unknown parameter %q: identify by exactly one of %s", name, strings.Join(events.IdentifierKeys(), ", "))
+		if !slices.Contains(events.IdentifierKeys(), name) && name != "instance" {
+			return req, problem.InvalidField(name, "unknown parameter %q: identify by exactly one of %s (and optionally instance)",
+				name, strings.Join(events.IdentifierKeys(), ", "))
 		}
 		if len(values) != 1 {
 			return req, problem.InvalidField(name, "give %s once", name)
@@ -43,7 +45,13 @@ func identification(q map[string][]string) (events.DevicesIdentifyRequest, error
 	if req.Key == "" {
 		return req, problem.InvalidField(events.KeyUsername, "identify by exactly one of %s", strings.Join(events.IdentifierKeys(), ", "))
 	}
-	return req, nil
+	if v, ok := q["instance"]; ok {
+		if v[0] == "" {
+			return req, problem.InvalidField("instance", "want an instance name, or leave instance out")
+		}
+		req.Instance = v[0]
+	}
+	return req, req.Validate()
 }
 
 // identifyDevices answers GET /api/v1/devices?<key>=<value>.
@@ -61,13 +69,27 @@ func (h *handlers) identifyDevices(w http.ResponseWriter, r *http.Request) {
 	if reply.Devices == nil {
 		reply.Devices = []events.Device{}
 	}
-	writeJSON(w, http.StatusOK, api.Devices{DataAsOf: reply.DataAsOf, Devices: reply.Devices, Source: reply.Source})
+	writeJSON(w, http.StatusOK, api.Devices{DataAsOf: reply.DataAsOf, Devices: reply.Devices, Source: reply.Source,
+		People: reply.People, Ambiguous: reply.Ambiguous})
 }
 
-// getDevice answers GET /api/v1/devices/{device}, a name or a collector UID.
+// getDevice answers GET /api/v1/devices/{device}, a name or a collector UID, with
+// an optional instance= that narrows it.
 func (h *handlers) getDevice(w http.ResponseWriter, r *http.Request) {
 	device := mux.Vars(r)["device"]
 	req := events.DevicesGetRequest{Header: events.NewHeader(events.TypeDevicesGetRequest), Device: device}
+	q := r.URL.Query()
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		switch values := q[name]; {
+		case name != "instance":
+			h.fail(w, r, problem.InvalidField(name, "unknown parameter %q: only instance narrows a device", name))
+			return
+		case len(values) != 1 || values[0] == "":
+			h.fail(w, r, problem.InvalidField("instance", "give one instance name, or leave instance out"))
+			return
+		}
+		req.Instance = q[name][0]
+	}
 	if err := req.Validate(); err != nil {
 		h.fail(w, r, err)
 		return

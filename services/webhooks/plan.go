@@ -61,12 +61,17 @@ func Targets(a webhookmap.Alert, maxUsers int, dev *Device, devUsers []Employee,
 	}
 }
 
-// subjectKey is whom suppression counts pings for: the employee, else the device.
+// subjectKey is whom suppression counts pings for: the employee, else the device,
+// of the device's instance (tenants share user and device names).
 func (t Target) subjectKey() string {
-	if t.Employee != nil {
-		return "user:" + strings.ToLower(t.Employee.Name)
+	in := ""
+	if t.Device != nil && t.Device.Instance != "" {
+		in = t.Device.Instance + ":"
 	}
-	return "device:" + strings.ToLower(t.Device.Name)
+	if t.Employee != nil {
+		return "user:" + in + strings.ToLower(t.Employee.Name)
+	}
+	return "device:" + in + strings.ToLower(t.Device.Name)
 }
 
 // newEventID is a fresh proactive event id.

@@ -2,7 +2,6 @@ package webhooks
 
 import (
 	"context"
-	"strings"
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/store"
@@ -10,8 +9,9 @@ import (
 
 // Employee is someone a proactive event can be addressed to.
 type Employee struct {
-	Name string
-	UPN  string
+	Name     string
+	UPN      string
+	FullName string
 }
 
 // Device is a device an alert concerns.
@@ -22,14 +22,15 @@ type Device struct {
 	Platform     string
 }
 
-// Resolver finds who and what an alert concerns.
+// Resolver finds who and what an alert concerns, on the instance the alert's source
+// is bound to ("" when it is bound to none: any instance).
 type Resolver interface {
 	// UsersOfDevice returns the device of that name and its recent users, most
 	// recently active first; a nil device when it is unknown.
-	UsersOfDevice(ctx context.Context, device string) (*Device, []Employee, error)
-	// DevicesOfUser returns the user (by name or UPN) and their devices, most recently
-	// active first; a nil employee when the user is unknown.
-	DevicesOfUser(ctx context.Context, user string) (*Employee, []Device, error)
+	UsersOfDevice(ctx context.Context, instance, device string) (*Device, []Employee, error)
+	// DevicesOfUser returns the user (by user name, DOMAIN\user, or UPN) and their
+	// devices, most recently active first; a nil employee when the user is unknown.
+	DevicesOfUser(ctx context.Context, instance, user string) (*Employee, []Device, error)
 }
 
 // Diagnoser runs a topic's diagnosis on a device before the event is recorded, so the
@@ -44,10 +45,10 @@ type CacheResolver struct {
 	DB *store.DB
 }
 
-// UsersOfDevice implements Resolver: the most recently seen device of that name (on
-// any instance) and its users by latest activity.
-func (c CacheResolver) UsersOfDevice(ctx context.Context, device string) (*Device, []Employee, error) {
-	found, err := c.DB.DeviceDetails(ctx, store.ByDeviceName, device)
+// UsersOfDevice implements Resolver: the most recently seen device of that name on
+// instance and its users by latest activity.
+func (c CacheResolver) UsersOfDevice(ctx context.Context, instance, device string) (*Device, []Employee, error) {
+	found, err := c.DB.DeviceDetails(ctx, store.ByDeviceName, device, instance)
 	if err != nil || len(found) == 0 {
 		return nil, nil, err
 	}
@@ -55,27 +56,35 @@ func (c CacheResolver) UsersOfDevice(ctx context.Context, device string) (*Devic
 	out := &Device{Name: d.Name, CollectorUID: d.CollectorUID, Instance: d.Instance, Platform: d.Platform}
 	users := make([]Employee, 0, len(d.Users))
 	for _, u := range d.Users {
-		users = append(users, Employee{Name: u.Name, UPN: u.UPN})
+		users = append(users, Employee{Name: u.Name, UPN: u.UPN, FullName: u.FullName})
 	}
 	return out, users, nil
 }
 
-// DevicesOfUser implements Resolver: a value with "@" is a UPN, else a user name.
-func (c CacheResolver) DevicesOfUser(ctx context.Context, user string) (*Employee, []Device, error) {
-	key := store.ByUserName
-	if strings.Contains(user, "@") {
-		key = store.ByUPN
+// DevicesOfUser implements Resolver: user is matched as identification matches a
+// user name (events.UserMatches: as given, then DOMAIN\user without its domain, or
+// user@domain as a UPN), on instance. Of several users matched, the most recently
+// active is the employee, and only their devices are theirs.
+func (c CacheResolver) DevicesOfUser(ctx context.Context, instance, user string) (*Employee, []Device, error) {
+	var matches []store.UserMatch
+	for _, m := range events.UserMatches(events.KeyUsername, user) {
+		key := store.ByUserName
+		if m.Key == events.KeyUPN {
+			key = store.ByUPN
+		}
+		matches = append(matches, store.UserMatch{Key: key, Value: m.Value, MatchedBy: m.MatchedBy})
 	}
-	found, err := c.DB.DevicesOfUser(ctx, key, user, 10)
+	found, err := c.DB.DevicesOfUser(ctx, matches, instance, 10)
 	if err != nil || len(found) == 0 {
 		return nil, nil, err
 	}
-	emp := &Employee{Name: found[0].User}
-	if key == store.ByUPN {
-		emp.UPN = user
-	}
+	first := found[0]
+	emp := &Employee{Name: first.User, UPN: first.UserUPN, FullName: first.UserFullName}
 	devs := make([]Device, 0, len(found))
 	for _, d := range found {
+		if d.Instance != first.Instance || d.User != first.User {
+			continue
+		}
 		devs = append(devs, Device{Name: d.Name, CollectorUID: d.CollectorUID, Instance: d.Instance, Platform: d.Platform})
 	}
 	return emp, devs, nil

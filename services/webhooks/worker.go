@@ -345,7 +345,7 @@ func (w *Worker) recordOnly(ctx context.Context, rec store.WebhookRecord, payloa
 	return rec.Outcome, nil
 }
 
-// resolve looks up the payload's device and user in the cache.
+// resolve looks up the payload's device and user in the cache, on the source's instance.
 func (w *Worker) resolve(ctx context.Context, src *webhookmap.Source, a webhookmap.Alert) ([]Target, error) {
 	var dev *Device
 	var devUsers []Employee
@@ -353,12 +353,12 @@ func (w *Worker) resolve(ctx context.Context, src *webhookmap.Source, a webhookm
 	var empDevices []Device
 	var err error
 	if a.Device != "" {
-		if dev, devUsers, err = w.o.Resolver.UsersOfDevice(ctx, a.Device); err != nil {
+		if dev, devUsers, err = w.o.Resolver.UsersOfDevice(ctx, src.Instance, a.Device); err != nil {
 			return nil, fmt.Errorf("resolve device: %w", err)
 		}
 	}
 	if a.User != "" && (a.Device == "" || dev == nil) {
-		if emp, empDevices, err = w.o.Resolver.DevicesOfUser(ctx, a.User); err != nil {
+		if emp, empDevices, err = w.o.Resolver.DevicesOfUser(ctx, src.Instance, a.User); err != nil {
 			return nil, fmt.Errorf("resolve user: %w", err)
 		}
 	}

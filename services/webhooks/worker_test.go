@@ -86,12 +86,12 @@ func TestKilledWorkerLosesNothing(t *testing.T) {
 // failingResolver fails every lookup, like a database that is down.
 type failingResolver struct{ calls atomic.Int32 }
 
-func (f *failingResolver) UsersOfDevice(context.Context, string) (*webhooks.Device, []webhooks.Employee, error) {
+func (f *failingResolver) UsersOfDevice(context.Context, string, string) (*webhooks.Device, []webhooks.Employee, error) {
 	f.calls.Add(1)
 	return nil, nil, errors.New("cache unavailable")
 }
 
-func (f *failingResolver) DevicesOfUser(context.Context, string) (*webhooks.Employee, []webhooks.Device, error) {
+func (f *failingResolver) DevicesOfUser(context.Context, string, string) (*webhooks.Employee, []webhooks.Device, error) {
 	f.calls.Add(1)
 	return nil, nil, errors.New("cache unavailable")
 }
