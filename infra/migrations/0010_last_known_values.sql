@@ -12,3 +12,5 @@ CREATE TABLE last_known_values (
     recorded_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (instance, collector_uid, field)
 );
+-- The pruner finds the values collected before the diagnoses' retention through it.
+CREATE INDEX last_known_values_collected ON last_known_values (collected_at);
