@@ -194,6 +194,8 @@ func TestAnswersStayTrueOnFleetDevices(t *testing.T) {
 			t.Fatalf("refresh of %s: got %d", dev.Name, code)
 		}
 		checkDiagnosis(t, dev.Name+"/printing refreshed", d, onlineWithin)
+		t.Logf("%s (%s, last seen %v): refresh %d ms of %d, %s, stale %v", dev.Name, d.Device.Presence,
+			d.Device.LastSeen, d.Timing["refresh"], d.Timing["total"], d.Verdict, d.Stale)
 		if len(d.Refreshed) != 1 || !slices.Contains([]string{events.StatusPending, events.StatusWaitingForDevice}, d.Refreshed[0].Status) {
 			t.Errorf("refresh of %s: got executions %+v, want the collection pending or waiting for the device", dev.Name, d.Refreshed)
 		}
