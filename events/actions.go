@@ -142,9 +142,13 @@ type Execution struct {
 	ExpiresAt   time.Time `json:"expires_at"`
 }
 
-// ExecutionDevice is the device an execution runs on.
+// ExecutionDevice is the device an execution runs on, or a diagnosis is about.
+// LastSeen and Presence, when known, say when Nexthink last heard from it and
+// whether it counts as online (PresenceAt) at the time of the answer.
 type ExecutionDevice struct {
-	Name         string `json:"name"`
-	CollectorUID string `json:"collector_uid"`
-	Instance     string `json:"instance"`
+	Name         string     `json:"name"`
+	CollectorUID string     `json:"collector_uid"`
+	Instance     string     `json:"instance"`
+	LastSeen     *time.Time `json:"last_seen,omitempty"`
+	Presence     string     `json:"presence,omitempty"`
 }

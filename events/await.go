@@ -21,6 +21,23 @@ type AwaitOptions struct {
 	AnyChange bool
 	// Poll, when positive, reads the execution this often, in case an update is missed.
 	Poll time.Duration
+	// UntilDeviceAway also ends the wait as soon as the execution waits for a device
+	// that is not there (AwaitsAbsentDevice): it would wait until the device comes
+	// back or the execution expires, hours later.
+	UntilDeviceAway bool
+}
+
+// AwaitsAbsentDevice reports whether e cannot progress until its device comes back:
+// the tenant says it is waiting for the device, or it is pending on a device known
+// not to be online (e.Device.Presence offline or unknown).
+func AwaitsAbsentDevice(e Execution) bool {
+	switch e.Status {
+	case StatusWaitingForDevice:
+		return true
+	case StatusPending:
+		return e.Device.Presence == PresenceOffline || e.Device.Presence == PresenceUnknown
+	}
+	return false
 }
 
 // ExecutionWatch receives the updates of one execution (ActionsUpdated.<id>). They
@@ -59,11 +76,15 @@ func (w *ExecutionWatch) Stop() {
 }
 
 // Next follows e, from its updates and every o.Poll by reading it with get, until it
-// is final (or, with o.AnyChange, until it changes), ctx ends or o.Wait has passed,
+// is final (or, with o.AnyChange, until it changes; with o.UntilDeviceAway, until it
+// waits for an absent device), ctx ends or o.Wait has passed,
 // and returns the latest state known. When the wait passes without an answer it
 // reads the execution once more: the database is authoritative and an update may
 // have been lost. A nil watch follows e by polling only.
 func (w *ExecutionWatch) Next(ctx context.Context, e Execution, get GetExecution, o AwaitOptions) Execution {
+	if o.UntilDeviceAway && AwaitsAbsentDevice(e) {
+		return e
+	}
 	var updates chan *nats.Msg // nil: never delivers
 	if w != nil {
 		updates = w.updates
@@ -85,8 +106,8 @@ func (w *ExecutionWatch) Next(ctx context.Context, e Execution, get GetExecution
 			return false
 		}
 		changed := cur.UpdatedAt.After(e.UpdatedAt) || cur.Status != e.Status
-		e = cur
-		return FinalStatus(e.Status) || (changed && o.AnyChange)
+		e = keepPresence(cur, e)
+		return FinalStatus(e.Status) || (changed && o.AnyChange) || (o.UntilDeviceAway && AwaitsAbsentDevice(e))
 	}
 	for {
 		select {
@@ -111,9 +132,18 @@ func (w *ExecutionWatch) Next(ctx context.Context, e Execution, get GetExecution
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer rcancel()
 	if cur, err := get(rctx, e.ID); err == nil && !cur.UpdatedAt.Before(e.UpdatedAt) {
-		return cur
+		return keepPresence(cur, e)
 	}
 	return e
+}
+
+// keepPresence is cur with the device's last_seen and presence of prev when cur does
+// not carry them (an update the poller published does not).
+func keepPresence(cur, prev Execution) Execution {
+	if cur.Device.Presence == "" && cur.Device.CollectorUID == prev.Device.CollectorUID {
+		cur.Device.LastSeen, cur.Device.Presence = prev.Device.LastSeen, prev.Device.Presence
+	}
+	return cur
 }
 
 // AwaitExecution waits, as o says, for e to reach a final state: it subscribes to
@@ -121,7 +151,7 @@ func (w *ExecutionWatch) Next(ctx context.Context, e Execution, get GetExecution
 // follows it with Next. Without a bus (nc nil), or when the subscription fails and
 // o.Poll is zero, it returns e as it is.
 func AwaitExecution(ctx context.Context, nc *nats.Conn, subjects Subjects, e Execution, get GetExecution, o AwaitOptions) Execution {
-	if FinalStatus(e.Status) || nc == nil {
+	if FinalStatus(e.Status) || nc == nil || (o.UntilDeviceAway && AwaitsAbsentDevice(e)) {
 		return e
 	}
 	w, err := WatchExecution(ctx, nc, subjects, e.ID)
@@ -130,9 +160,9 @@ func AwaitExecution(ctx context.Context, nc *nats.Conn, subjects Subjects, e Exe
 	}
 	defer w.Stop()
 	if cur, err := get(ctx, e.ID); err == nil && cur.ID == e.ID && !cur.UpdatedAt.Before(e.UpdatedAt) {
-		e = cur
+		e = keepPresence(cur, e)
 	}
-	if FinalStatus(e.Status) {
+	if FinalStatus(e.Status) || (o.UntilDeviceAway && AwaitsAbsentDevice(e)) {
 		return e
 	}
 	return w.Next(ctx, e, get, o)

@@ -110,10 +110,23 @@ func Catalog() []Message {
 // crashed add-in, after a refresh.
 func exampleDiagnosis(at time.Time) Diagnosis {
 	const plugins = "remote_action.get_outlook_plugin_crash_details_windows.execution.outputs.CrashedPluginList"
+	const crashTime = "remote_action.get_outlook_plugin_crash_details_windows.execution.time"
 	device := ExecutionDevice{Name: "PC-OUTLOOK-PLUGIN", CollectorUID: "cf05120d-508a-4b9f-a596-6c3865d118a1", Instance: "eu"}
+	seen, collected := at.Add(-time.Minute), at.Add(-2*time.Minute)
+	diagnosed := device
+	diagnosed.LastSeen, diagnosed.Presence = &seen, PresenceOnline
 	return Diagnosis{
-		ID: "dg_0b9f6f3c2d8e4a71a5c3e1d2f4b6a890", Topic: "outlook", Device: device,
-		Fields:   map[string]any{"device.name": "PC-OUTLOOK-PLUGIN", plugins: `["Grammarly"]`, "device.boot.days_since_last_full_boot": 2},
+		ID: "dg_0b9f6f3c2d8e4a71a5c3e1d2f4b6a890", Topic: "outlook", Device: diagnosed, Verdict: VerdictProblemsFound,
+		VerdictReasons: []VerdictReason{{Code: ReasonRulesNotEvaluated, Rules: []string{"office_outdated"},
+			Message: "1 of 3 rules could not be evaluated (office_outdated); each rule's reason says why"}},
+		Fields: map[string]any{"device.name": "PC-OUTLOOK-PLUGIN", plugins: `["Grammarly"]`, "device.boot.days_since_last_full_boot": 2,
+			crashTime: collected.Format(time.RFC3339), "device.last_seen": seen.Format(time.RFC3339)},
+		FieldTimes: map[string]FieldTime{
+			"device.name":                           {AsOf: &seen, From: "device.last_seen"},
+			"device.boot.days_since_last_full_boot": {AsOf: &seen, From: "device.last_seen"},
+			"device.last_seen":                      {AsOf: &seen, From: "device.last_seen"},
+			plugins:                                 {AsOf: &collected, From: crashTime},
+		},
 		Findings: []Finding{{Rule: "outlook_plugin_crashed", Title: "An Outlook add-in crashed", Evidence: map[string]any{plugins: `["Grammarly"]`}, Remediations: []string{"set_outlook_plugins"}}},
 		Rules: []RuleResult{
 			{Rule: "outlook_plugin_crashed", Title: "An Outlook add-in crashed", Status: "found", Evidence: map[string]any{plugins: `["Grammarly"]`}},
@@ -130,7 +143,7 @@ func exampleDiagnosis(at time.Time) Diagnosis {
 		Refreshed: []Execution{{ID: "ex_5f0c2a1d9b3e4f60718293a4b5c6d7e8", RequestID: "8a1e1d0b-8d6f-4a43-a3c9-0a6c9a8b7c61",
 			RemoteAction: "#get_outlook_plugin_crash_details_windows", Device: device, Status: StatusSuccess,
 			Outputs: map[string]any{"CrashedPluginList": `["Grammarly"]`}, CreatedAt: at, UpdatedAt: at, ExpiresAt: at.Add(time.Hour)}},
-		Source: "live", DataAsOf: &at, DiagnosedAt: at,
+		Source: "live", DataAsOf: &collected, MaxAgeSeconds: 86400, DiagnosedAt: at,
 		Timing: map[string]int64{"resolve": 2, "refresh": 41250, "queries": 310, "total": 41570},
 	}
 }

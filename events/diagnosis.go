@@ -28,19 +28,80 @@ type DiagnoseReply struct {
 
 // Diagnosis is what a topic found on a device.
 type Diagnosis struct {
-	ID     string          `json:"id"`
-	Topic  string          `json:"topic"`
+	ID    string `json:"id"`
+	Topic string `json:"topic"`
+	// Device is the device diagnosed, with when Nexthink last heard from it and its
+	// presence then.
 	Device ExecutionDevice `json:"device"`
-	// Fields are the values the topic's queries returned, by fully qualified name.
-	Fields       map[string]any    `json:"fields"`
-	Findings     []Finding         `json:"findings"`            // rules that found their problem
-	Rules        []RuleResult      `json:"rules"`               // every rule: found, clear or not_evaluated
-	Remediations []SuggestedRemedy `json:"remediations"`        // from the findings, then the generic ones
-	Refreshed    []Execution       `json:"refreshed,omitempty"` // data collections run for refresh
-	Source       string            `json:"source"`              // cache, live or mixed
-	DataAsOf     *time.Time        `json:"data_as_of"`          // the oldest data used
-	DiagnosedAt  time.Time         `json:"diagnosed_at"`
-	Timing       map[string]int64  `json:"timing_ms,omitempty"`
+	// Verdict sums the diagnosis up: problems_found, healthy or inconclusive.
+	// VerdictReasons say what keeps it from being healthy (or what limits a
+	// problems_found): rules not evaluated, stale or missing data.
+	Verdict        string          `json:"verdict"`
+	VerdictReasons []VerdictReason `json:"verdict_reasons,omitempty"`
+	// Fields are the values the topic's queries returned, by fully qualified name; a
+	// value dexbridge kept from an earlier collection stands in for one a newer,
+	// unfinished collection hides (FieldTimes marks it last_known).
+	Fields map[string]any `json:"fields"`
+	// FieldTimes dates each value of Fields that Nexthink can date (the columns that
+	// describe an execution, such as its status, are not dated).
+	FieldTimes   map[string]FieldTime `json:"field_times"`
+	Findings     []Finding            `json:"findings"`            // rules that found their problem
+	Rules        []RuleResult         `json:"rules"`               // every rule: found, clear or not_evaluated
+	Remediations []SuggestedRemedy    `json:"remediations"`        // from the findings, then the generic ones
+	Refreshed    []Execution          `json:"refreshed,omitempty"` // data collections run for refresh
+	Source       string               `json:"source"`              // cache, live or mixed: where dexbridge got the data
+	// DataAsOf is the time of the oldest value used (the earliest of FieldTimes),
+	// never later than Device.LastSeen; null when no value could be dated.
+	DataAsOf *time.Time `json:"data_as_of"`
+	// Stale is true when DataAsOf is older than the topic's max age (MaxAgeSeconds).
+	Stale         bool             `json:"stale"`
+	MaxAgeSeconds int64            `json:"max_age_seconds"`
+	DiagnosedAt   time.Time        `json:"diagnosed_at"`
+	Timing        map[string]int64 `json:"timing_ms,omitempty"`
+}
+
+// Verdicts of a diagnosis.
+const (
+	// VerdictProblemsFound: at least one rule found its problem.
+	VerdictProblemsFound = "problems_found"
+	// VerdictHealthy: every rule was evaluated, on dated data no older than the
+	// topic's max age, and none found its problem.
+	VerdictHealthy = "healthy"
+	// VerdictInconclusive: no problem found, but not every rule could be evaluated or
+	// the data is stale or missing.
+	VerdictInconclusive = "inconclusive"
+)
+
+// Codes of a VerdictReason.
+const (
+	ReasonRulesNotEvaluated = "rules_not_evaluated" // Rules lists them; each rule result says why
+	ReasonStaleData         = "stale_data"          // data_as_of is older than the topic's max age
+	ReasonNoData            = "no_data"             // a query returned no row for the device (Queries), or no value could be dated
+	ReasonNoRules           = "no_rules"            // the topic has no rules to evaluate
+)
+
+// VerdictReason is one thing that keeps a diagnosis from being healthy.
+type VerdictReason struct {
+	Code    string   `json:"code"`
+	Message string   `json:"message"`
+	Rules   []string `json:"rules,omitempty"`
+	Queries []string `json:"queries,omitempty"`
+}
+
+// FieldTime is the time of one value of a diagnosis.
+type FieldTime struct {
+	// AsOf is when Nexthink had the value: the collection time of a remote action's
+	// output, the device's last_seen for its own data. Absent when it cannot be dated
+	// (an output no collection ever gave).
+	AsOf *time.Time `json:"as_of,omitempty"`
+	// From is the field AsOf was read from: device.last_seen or
+	// remote_action.<id>.execution.time.
+	From string `json:"from"`
+	// LastKnown is true when the value is the one dexbridge kept from an earlier
+	// collection, because the device's latest collection (LatestStatus) has not
+	// produced one.
+	LastKnown    bool   `json:"last_known,omitempty"`
+	LatestStatus string `json:"latest_status,omitempty"`
 }
 
 // Finding is a rule that matched, with the evidence it read.

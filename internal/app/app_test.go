@@ -5,13 +5,16 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"gopkg.in/yaml.v3"
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/app"
@@ -247,4 +250,32 @@ func TestUnknownServiceIsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `unknown service "nope"`) {
 		t.Errorf("got %v, want an error naming the unknown service", err)
 	}
+}
+
+// webhooksForBothTenants writes the shipped webhook rules with a second source,
+// nexthink-us, bound to the us instance and mapped like nexthink (bound to eu): a
+// source resolves people and devices only on its own instance.
+func webhooksForBothTenants(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "config", "webhooks.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	sources := doc["sources"].([]any)
+	us := maps.Clone(sources[0].(map[string]any))
+	us["name"], us["instance"] = "nexthink-us", "us"
+	doc["sources"] = append(sources, us)
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "webhooks.yaml")
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

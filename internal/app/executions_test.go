@@ -106,8 +106,14 @@ func TestNoDuplicateFixOnFleetDevices(t *testing.T) {
 				d.Remediations[i].InProgress.Status != events.StatusWaitingForDevice {
 				t.Fatalf("diagnosis: got remediations %+v, want repair_outlook_ost_problem in progress as %s", d.Remediations, id)
 			}
+			// The generic repair is offered only when the diagnosis calls for it: on a
+			// device found healthy it is not ready, and running it is a conflict.
 			rem := "/api/v1/topics/outlook/remediations/" + d.Remediations[i].ID
-			if a := post(t, base, key, rem, map[string]any{"device": offline.Name}); a.status != http.StatusOK || !a.Existing || a.ID != id {
+			a := post(t, base, key, rem, map[string]any{"device": offline.Name})
+			switch {
+			case d.Verdict == events.VerdictHealthy && (d.Remediations[i].Ready || a.status != http.StatusConflict):
+				t.Errorf("the topic's remediation on a healthy device: got ready %v and %d, want not ready and 409", d.Remediations[i].Ready, a.status)
+			case d.Verdict != events.VerdictHealthy && (a.status != http.StatusOK || !a.Existing || a.ID != id):
 				t.Errorf("the topic's remediation: got %d %+v, want 200 existing %s", a.status, a.Execution, id)
 			}
 
@@ -177,6 +183,9 @@ func post(t *testing.T, base, key, path string, body any) triggerAnswer {
 	defer resp.Body.Close()
 	var out triggerAnswer
 	out.status = resp.StatusCode
+	if resp.StatusCode >= 300 { // a problem: the status says it all here
+		return out
+	}
 	if err := json.NewDecoder(resp.Body).Decode(&out.Execution); err != nil {
 		t.Fatalf("POST %s: %d: %v", path, resp.StatusCode, err)
 	}

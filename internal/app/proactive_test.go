@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -21,7 +20,6 @@ import (
 	"github.com/dexbridge/dexbridge/internal/nxsim"
 	"github.com/dexbridge/dexbridge/internal/signature"
 	"github.com/dexbridge/dexbridge/internal/store"
-	"github.com/dexbridge/dexbridge/internal/testenv"
 	"github.com/dexbridge/dexbridge/services/discovery/discoverytest"
 )
 
@@ -96,13 +94,14 @@ func agree(t *testing.T, ev events.ProactiveEvent) {
 func TestProactiveConversationsOnTheFleet(t *testing.T) {
 	const password, secret = "fleet-webhook-password", "fleet-callback-secret"
 	t.Setenv("WEBHOOK_NEXTHINK_PASSWORD", password)
+	t.Setenv("WEBHOOK_NEXTHINK_US_PASSWORD", password)
 	bot := &chatbot{secret: secret}
 	receiver := httptest.NewServer(bot)
 	t.Cleanup(receiver.Close)
 	sim := discoverytest.StartSim(t, nil)
 	cfg := testConfig(t)
 	cfg.Instances = discoverytest.Config(sim, "eu", "us").Instances
-	cfg.Webhooks.File = filepath.Join(testenv.RepoRoot(t), "config", "webhooks.yaml")
+	cfg.Webhooks.File = webhooksForBothTenants(t)
 	cfg.Proactive.CallbackURL = receiver.URL
 	cfg.Proactive.CallbackSecret = config.Secret(secret)
 	base, _ := start(t, cfg, "ingress", "devices", "discovery", "topics", "webhooks", "proactive")
@@ -189,10 +188,15 @@ func TestProactiveConversationsOnTheFleet(t *testing.T) {
 	t.Logf("mac %s, healthy %s, full disk %s, unseen %s (%s), us %s", mac.Name, healthy.Name, full.Name, unseen.Name,
 		unseen.LastSeen.Format(time.DateOnly), abroad.Name)
 
-	webhook := &nxsim.Webhook{URL: base, Path: "/api/v1/webhooks/nexthink", Payload: nexthinkPayload,
-		Auth: &nxsim.WebhookAuth{Type: "basic", Username: "nexthink", Password: password}}
 	fire := func(cc *nxsim.ControlClient, monitor, status, device string) {
 		t.Helper()
+		// Each tenant posts to the source bound to its instance.
+		path := "/api/v1/webhooks/nexthink"
+		if cc == us {
+			path += "-us"
+		}
+		webhook := &nxsim.Webhook{URL: base, Path: path, Payload: nexthinkPayload,
+			Auth: &nxsim.WebhookAuth{Type: "basic", Username: "nexthink", Password: password}}
 		raw, err := cc.FireAlert(ctx, nxsim.FireAlert{Monitor: monitor, Status: status, Device: device, Webhook: webhook})
 		var out struct {
 			Webhook nxsim.WebhookResult `json:"webhook"`

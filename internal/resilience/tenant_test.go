@@ -66,6 +66,19 @@ func TestTenantFaults(t *testing.T) {
 				o.decode(t, &known)
 			}
 			asOf := known.DataAsOf
+			// A diagnosis from the cache is dated by the device's last_seen as discovery
+			// read it, no later than the discovery.
+			var checklist struct {
+				DataAsOf *time.Time `json:"data_as_of"`
+			}
+			if o := c.do(http.MethodPost, "/api/v1/topics/l1_device_checklist/diagnosis", `{"device":"PC-HEALTHY"}`); o.status != http.StatusOK {
+				t.Fatalf("cached diagnosis before the fault: %s", o)
+			} else {
+				o.decode(t, &checklist)
+			}
+			if checklist.DataAsOf == nil || asOf == nil || checklist.DataAsOf.After(*asOf) {
+				t.Fatalf("cached diagnosis before the fault: as of %v, want the cached last_seen, no later than the discovery %v", checklist.DataAsOf, asOf)
+			}
 			// One live diagnosis before the fault: how many calls it costs the tenant.
 			reset(t, sim)
 			if o := live(c)[0](); o.status != http.StatusOK {
@@ -76,11 +89,16 @@ func TestTenantFaults(t *testing.T) {
 			discoverytest.SetFaults(t, sim, "eu", tt.faults)
 			reset(t, sim)
 
-			// Cached answers are still served, as of the discovery, untouched.
-			for _, o := range []outcome{
-				c.do(http.MethodGet, "/api/v1/devices?username=jdoe", ""),
-				c.do(http.MethodPost, "/api/v1/topics/l1_device_checklist/diagnosis", `{"device":"PC-HEALTHY"}`),
+			// Cached answers are still served, as of the discovery (the identification) or
+			// of the device's cached last_seen (the diagnosis), untouched.
+			for _, cached := range []struct {
+				o    outcome
+				asOf *time.Time
+			}{
+				{c.do(http.MethodGet, "/api/v1/devices?username=jdoe", ""), asOf},
+				{c.do(http.MethodPost, "/api/v1/topics/l1_device_checklist/diagnosis", `{"device":"PC-HEALTHY"}`), checklist.DataAsOf},
 			} {
+				o, asOf := cached.o, cached.asOf
 				var got struct {
 					Source   string     `json:"source"`
 					DataAsOf *time.Time `json:"data_as_of"`

@@ -19,6 +19,7 @@ const (
 	TableExecutionStates           = "execution_states"
 	TableAudit                     = "remote_action_audit"
 	TableDiagnoses                 = "diagnoses"
+	TableLastKnownValues           = "last_known_values"
 	TableRateLimits                = "rate_limits"
 	TableDiscoveryRuns             = "discovery_runs"
 )
@@ -221,6 +222,16 @@ func (l *PrunerLease) PruneDiagnoses(ctx context.Context, before time.Time, limi
 	return l.batch(ctx, limit, []string{TableDiagnoses}, `
 		WITH c AS (SELECT ctid FROM diagnoses WHERE diagnosed_at < $1 ORDER BY diagnosed_at LIMIT $2),
 		d AS (DELETE FROM diagnoses WHERE ctid = ANY(ARRAY(SELECT ctid FROM c)) AND diagnosed_at < $1 RETURNING 1)
+		SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM d)`, before, limit)
+}
+
+// PruneLastKnownValues deletes the last known values collected before before: a
+// value older than the diagnoses kept says nothing a diagnosis could still use but
+// that the device has not reported since (its device may have left the fleet).
+func (l *PrunerLease) PruneLastKnownValues(ctx context.Context, before time.Time, limit int) (Pruned, error) {
+	return l.batch(ctx, limit, []string{TableLastKnownValues}, `
+		WITH c AS (SELECT ctid FROM last_known_values WHERE collected_at < $1 ORDER BY collected_at LIMIT $2),
+		d AS (DELETE FROM last_known_values WHERE ctid = ANY(ARRAY(SELECT ctid FROM c)) AND collected_at < $1 RETURNING 1)
 		SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM d)`, before, limit)
 }
 

@@ -397,3 +397,22 @@ func TestEachAuditRecord(t *testing.T) {
 		t.Errorf("an error from fn: got %v after %d, want it returned after 1", err, n)
 	}
 }
+
+func TestPruneLastKnownValues(t *testing.T) {
+	p := newPruning(t)
+	db := store.New(p.pool)
+	ctx := context.Background()
+	for i, age := range []time.Duration{31 * day, 40 * day, 29 * day, time.Minute} {
+		err := db.SaveKnownValues(ctx, "eu", fmt.Sprintf("uid-%d", i), []store.KnownValue{{Field: "f", Value: []byte(`1`), CollectedAt: p.ago(age)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := drain(t, 1, func(store.Cursor) (store.Pruned, error) { return p.lease.PruneLastKnownValues(ctx, p.ago(30*day), 1) })
+	if got[store.TableLastKnownValues] != 2 {
+		t.Errorf("got %v, want 2", got)
+	}
+	if left := p.ids(t, `SELECT collector_uid FROM last_known_values`); !slices.Equal(left, []string{"uid-2", "uid-3"}) {
+		t.Errorf("left: got %v", left)
+	}
+}

@@ -52,6 +52,9 @@ func (p *Program) Queries() []*SavedQuery { return p.queries }
 // Fields returns every field the topic's queries return, sorted.
 func (p *Program) Fields() []string { return p.fields }
 
+// MaxAge is how old the data of a diagnosis may be before it is stale.
+func (p *Program) MaxAge() time.Duration { return p.topic.DataMaxAge() }
+
 // DataCollection returns the data-collection remote actions a refresh runs first.
 func (p *Program) DataCollection() []string { return p.topic.DataCollection }
 
@@ -157,10 +160,14 @@ func (c *compiler) compile() *Program {
 			}
 		}
 		c.remoteActionFields(path+".nql", q.ID, a.Fields, collected)
+		dating, undated := datings(a.Headers)
+		for _, why := range undated {
+			c.add(path+".nql", "query %s %s", q.ID, why)
+		}
 		for _, h := range a.Headers {
 			known[h] = true
 		}
-		p.queries = append(p.queries, &SavedQuery{ID: q.ID, Parameters: maps.Clone(q.Parameters), Plan: plan, Analysis: a})
+		p.queries = append(p.queries, &SavedQuery{ID: q.ID, Parameters: maps.Clone(q.Parameters), Plan: plan, Analysis: a, Dating: dating})
 	}
 	p.fields = slices.Sorted(maps.Keys(known))
 

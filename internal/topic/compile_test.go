@@ -132,6 +132,12 @@ func TestBadTopicsAreRefused(t *testing.T) {
 		{"input of an action without inputs", "onedrive.yaml",
 			[]string{`    remote_action: "#repair_onedrive"`, `    remote_action: "#repair_onedrive"` + "\n    params: {Force: '\"yes\"'}"},
 			[]want{{"onedrive.yaml", "remediations[0].params.Force", "has no input \"Force\" (it declares no inputs)"}}},
+		{"output without the time of its collection", "onedrive.yaml",
+			[]string{"        remote_action.get_onedrive_status.execution.time,\n", ""},
+			[]want{{"onedrive.yaml", "queries[0].nql", "lists outputs of #get_onedrive_status (OneDriveStatus) without remote_action.get_onedrive_status.execution.time: list it too"}}},
+		{"output without the status of its collection", "printing.yaml",
+			[]string{"        remote_action.get_printer_status_windows.execution.status,\n", ""},
+			[]want{{"printing.yaml", "queries[0].nql", "without remote_action.get_printer_status_windows.execution.status"}}},
 		{"platform the action does not run on", "printing.yaml",
 			[]string{"platforms: [Windows]", "platforms: [Windows, macOS]"},
 			[]want{

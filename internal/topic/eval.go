@@ -38,6 +38,9 @@ type Outcome struct {
 	// strings (the Remote Actions API takes strings); a param that could not be
 	// computed is absent and Ready is false, NotReady says why.
 	Remediations []events.SuggestedRemedy
+	// Verdict and Reasons are set by Conclude.
+	Verdict string
+	Reasons []events.VerdictReason
 }
 
 // Evaluate evaluates every rule of the topic over fields (the merged rows of the

@@ -173,6 +173,9 @@ func Parse(raw []byte) (*Topic, error) {
 // checkReferences checks the ids a topic uses within itself.
 func (t *Topic) checkReferences() error {
 	var errs []error
+	if t.MaxAge != nil && t.MaxAge.D() <= 0 {
+		errs = append(errs, &config.Error{Key: "max_age", Reason: "want a positive duration, such as 24h or 7d"})
+	}
 	ids := map[string]bool{}
 	for i, r := range t.Remediations {
 		if ids[r.ID] {

@@ -30,6 +30,9 @@ type SavedQuery struct {
 	Parameters map[string]string
 	Plan       *nql.Plan
 	Analysis   nql.Analysis // Headers are the keys of the fields it returns
+	// Dating says, for each column of a topic's query, where the time of its data
+	// comes from; nil for a query of the saved-queries file.
+	Dating map[string]Dating
 }
 
 // Topic returns the compiled topic with id.

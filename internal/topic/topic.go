@@ -1,5 +1,11 @@
 package topic
 
+import (
+	"time"
+
+	"github.com/dexbridge/dexbridge/internal/config"
+)
+
 // Topic is one diagnosable subject ("Outlook keeps crashing").
 type Topic struct {
 	ID                  string        `yaml:"id"`
@@ -13,6 +19,9 @@ type Topic struct {
 	Rules               []Rule        `yaml:"rules"`
 	Remediations        []Remediation `yaml:"remediations"`
 	GenericRemediations []string      `yaml:"generic_remediations"`
+	// MaxAge is how old the data of a diagnosis may be before it is stale (nil:
+	// DefaultMaxAge).
+	MaxAge *config.Duration `yaml:"max_age"`
 
 	File string `yaml:"-"` // where it was read from, for messages
 }
@@ -67,4 +76,12 @@ func (t *Topic) SupportsPlatform(platform string) bool {
 		}
 	}
 	return false
+}
+
+// DataMaxAge is how old the data of a diagnosis may be before it is stale.
+func (t *Topic) DataMaxAge() time.Duration {
+	if t.MaxAge == nil {
+		return DefaultMaxAge
+	}
+	return t.MaxAge.D()
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const good = `id: sample
@@ -60,6 +61,8 @@ func TestBadTopicsAreRefusedWithFileAndPath(t *testing.T) {
 		{"dangling rule remediation", "sample.yaml", strings.Replace(good, "remediations: [fix]", "remediations: [nope]", 1), []string{"rules[0].remediations[0]", `"nope"`}},
 		{"dangling generic remediation", "sample.yaml", strings.Replace(good, "generic_remediations: [fix]", "generic_remediations: [gone]", 1), []string{"generic_remediations[0]"}},
 		{"id differs from file", "other.yaml", good, []string{"other.yaml", "file name"}},
+		{"max_age not a duration", "sample.yaml", strings.Replace(good, "title: Sample", "title: Sample\nmax_age: a day", 1), []string{"sample.yaml", "max_age"}},
+		{"max_age zero", "sample.yaml", strings.Replace(good, "title: Sample", "title: Sample\nmax_age: 0h", 1), []string{"sample.yaml", "max_age", "positive"}},
 		{"not yaml", "sample.yaml", "id: [", []string{"sample.yaml"}},
 		{"phrases not a list", "sample.yaml", withPhrases(`"I cannot print"`), []string{"phrases"}},
 		{"phrase without a word", "sample.yaml", withPhrases(`["I cannot print", "?!"]`), []string{"phrases[1]", "word"}},
@@ -125,6 +128,25 @@ func TestShippedTopicsHavePhrases(t *testing.T) {
 	for _, tp := range cat.List() {
 		if len(tp.Phrases) < 5 {
 			t.Errorf("topic %s: %d phrases, want at least 5", tp.ID, len(tp.Phrases))
+		}
+	}
+}
+
+func TestMaxAge(t *testing.T) {
+	for _, tt := range []struct {
+		line string
+		want time.Duration
+	}{
+		{"", DefaultMaxAge},
+		{"max_age: 90m\n", 90 * time.Minute},
+		{"max_age: 7d\n", 7 * 24 * time.Hour},
+	} {
+		tp, err := Parse([]byte(strings.Replace(good, "title: Sample\n", "title: Sample\n"+tt.line, 1)))
+		if err != nil {
+			t.Fatalf("%q: %v", tt.line, err)
+		}
+		if got := tp.DataMaxAge(); got != tt.want {
+			t.Errorf("%q: got max age %s, want %s", tt.line, got, tt.want)
 		}
 	}
 }

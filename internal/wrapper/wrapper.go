@@ -75,6 +75,9 @@ type Device struct {
 	UID          string
 	Instance     string // the instance that last saw it
 	Platform     string
+	// LastSeen is when Nexthink last heard from it, as resolution found it (nil:
+	// unknown).
+	LastSeen *time.Time
 	// Fields are its cached fields by fully qualified name; nil when the cache does
 	// not have the device (it was found live).
 	Fields map[string]any

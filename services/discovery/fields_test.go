@@ -84,7 +84,7 @@ queries:
     nql: devices | where name == $device_name | include package.installed_packages | compute n = package.name.count() | list name, entity, n
   - id: "#remote_action"
     parameters: {device_name: device.name}
-    nql: devices | where name == $device_name | list remote_action.get_onedrive_status.execution.outputs.OneDriveStatus, entity
+    nql: devices | where name == $device_name | list remote_action.get_onedrive_status.execution.outputs.OneDriveStatus, entity, remote_action.get_onedrive_status.execution.time, remote_action.get_onedrive_status.execution.status
 `
 	if err := os.WriteFile(filepath.Join(files.Dir, "t.yaml"), []byte(body), 0o600); err != nil {
 		t.Fatal(err)

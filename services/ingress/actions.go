@@ -134,9 +134,11 @@ func (h *handlers) remediate(w http.ResponseWriter, r *http.Request) {
 
 // runExecution asks the remote action manager to trigger, then waits here, on the
 // execution's events, up to wait for its final state: 200 with it, else 202 with
-// Location. The worker's pool slot is free as soon as the trigger is answered. A
-// trigger is sent again when its worker is lost only when an Idempotency-Key makes
-// that safe (keyed).
+// Location. The wait ends early, 202, when the execution waits for a device that is
+// not there (waiting_for_device, or pending on a device not online): the answer's
+// device says when it was last seen and expires_at when Nexthink gives up. The
+// worker's pool slot is free as soon as the trigger is answered. A trigger is sent
+// again when its worker is lost only when an Idempotency-Key makes that safe (keyed).
 func (h *handlers) runExecution(w http.ResponseWriter, r *http.Request, subject string, req events.Message, wait time.Duration, keyed bool) {
 	var reply events.ExecutionReply
 	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(subject), req, &reply, natsrpc.IdempotentIf(keyed)); err != nil {
@@ -146,7 +148,7 @@ func (h *handlers) runExecution(w http.ResponseWriter, r *http.Request, subject 
 	e := reply.Execution
 	if wait > 0 && !events.FinalStatus(e.Status) {
 		h.extendWrite(w, wait)
-		e = events.AwaitExecution(r.Context(), h.opts.Events, h.opts.Subjects, e, h.execution, events.AwaitOptions{Wait: wait})
+		e = events.AwaitExecution(r.Context(), h.opts.Events, h.opts.Subjects, e, h.execution, events.AwaitOptions{Wait: wait, UntilDeviceAway: true})
 	}
 	w.Header().Set("Location", executionPath(e.ID))
 	if reply.Replayed {
@@ -160,7 +162,8 @@ func (h *handlers) runExecution(w http.ResponseWriter, r *http.Request, subject 
 }
 
 // getExecution answers GET /api/v1/remote-actions/executions/{id}[?wait=N]: the
-// current state, or, with wait, the next state (long poll) within N seconds.
+// current state, or, with wait, the next state (long poll) within N seconds; at once
+// when the execution waits for a device that is not there.
 func (h *handlers) getExecution(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
 	if !events.ValidExecutionID(id) {
@@ -196,7 +199,7 @@ func (h *handlers) getExecution(w http.ResponseWriter, r *http.Request) {
 	}
 	if watch != nil && !events.FinalStatus(e.Status) {
 		h.extendWrite(w, wait)
-		e = watch.Next(r.Context(), e, h.execution, events.AwaitOptions{Wait: wait, AnyChange: true})
+		e = watch.Next(r.Context(), e, h.execution, events.AwaitOptions{Wait: wait, AnyChange: true, UntilDeviceAway: true})
 	}
 	writeJSON(w, http.StatusOK, api.Execution{Execution: e})
 }

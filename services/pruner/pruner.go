@@ -218,6 +218,7 @@ func (s *Service) steps(now time.Time) []step {
 	cut(r.Executions, store.TableExecutions, noWalk((*store.PrunerLease).PruneExecutions))
 	cut(r.Audit, store.TableAudit, noWalk(s.pruneAudit))
 	cut(r.Diagnoses, store.TableDiagnoses, noWalk((*store.PrunerLease).PruneDiagnoses))
+	cut(r.Diagnoses, store.TableLastKnownValues, noWalk((*store.PrunerLease).PruneLastKnownValues))
 	cut(r.WebhookDeliveries, store.TableWebhookDeliveries, noWalk((*store.PrunerLease).PruneWebhookDeliveries))
 	cut(r.ProactiveEvents, store.TableProactiveEvents, (*store.PrunerLease).PruneClosedProactiveEvents)
 	cut(r.OpenProactiveEvents, store.TableProactiveEvents, (*store.PrunerLease).PruneOpenProactiveEvents)

@@ -230,6 +230,11 @@ func (e *env) setOnline(t *testing.T, online bool, devices ...string) {
 	discoverytest.Control(t, e.sim, "eu", http.MethodPost, "/_nxsim/devices/online", map[string]any{"devices": devices, "online": online}, nil)
 }
 
+func (e *env) setExecutions(t *testing.T, s nxsim.ExecutionSettings) {
+	t.Helper()
+	discoverytest.Control(t, e.sim, "eu", http.MethodPut, "/_nxsim/executions/settings", s, nil)
+}
+
 func (e *env) executeCalls(t *testing.T) int64 {
 	t.Helper()
 	return discoverytest.Counters(t, e.sim, "eu").Endpoints["POST /api/v1/act/execute"]

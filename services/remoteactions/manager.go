@@ -69,6 +69,7 @@ type manager struct {
 	log      *slog.Logger
 	now      func() time.Time
 
+	onlineWithin    time.Duration // how recently a device must have been seen to count as online
 	expiresIn       time.Duration // expiresInMinutes of every trigger
 	diagnosisMaxAge time.Duration // how recent the diagnosis of a topic remediation must be
 	triggerTimeout  time.Duration // bounds the call to Nexthink, whoever waits for it
@@ -126,6 +127,7 @@ type job struct {
 // device is a resolved device.
 type device struct {
 	name, collectorUID, instance, platform string
+	lastSeen                               *time.Time
 }
 
 // result is a trigger's answer.
@@ -133,6 +135,34 @@ type result struct {
 	execution store.Execution
 	replayed  bool
 	existing  bool
+	// resolved is true when the device was resolved for the answer, lastSeen then
+	// being what resolution found.
+	resolved bool
+	lastSeen *time.Time
+}
+
+// answer is the execution of r as the contract carries it, with its device's
+// last_seen and presence now: as resolution found them, else from the cache. A
+// device the cache does not hold (or cannot tell of now) has no presence.
+func (m *manager) answer(ctx context.Context, r result) events.Execution {
+	e := wire.Execution(r.execution)
+	seen, known := r.lastSeen, r.resolved
+	if !known && e.Device.CollectorUID != "" {
+		found, err := m.store.DevicesByKey(ctx, store.ByCollectorUID, e.Device.CollectorUID, 10)
+		if err != nil {
+			m.log.WarnContext(ctx, "device presence unavailable", "execution_id", e.ID, "err", err)
+		}
+		for _, d := range found {
+			if d.Instance == e.Device.Instance {
+				seen, known = d.LastSeen, true
+			}
+		}
+	}
+	if known {
+		e.Device.LastSeen = wire.UTC(seen)
+		e.Device.Presence = events.PresenceAt(seen, m.now(), m.onlineWithin)
+	}
+	return e
 }
 
 func newID() string {
@@ -267,7 +297,7 @@ func (m *manager) diagnosedParams(ctx context.Context, req events.ActionsRemedia
 			continue
 		}
 		if !s.Ready {
-			return nil, problem.New(problem.Conflict, "the latest diagnosis of %s on %s (%s) could not compute the params of %s: %s; diagnose again once the data is there",
+			return nil, problem.New(problem.Conflict, "the latest diagnosis of %s on %s (%s) does not offer %s as ready: %s; diagnose again once that has changed",
 				req.Topic, d.name, stored.ID, req.Remediation, s.NotReady)
 		}
 		return s.Params, nil
@@ -408,7 +438,7 @@ func (m *manager) fire(ctx context.Context, j *job, up Upstream) (result, error)
 	m.log.InfoContext(ctx, "remote action triggered", "execution_id", e.ID, "request_id", resp.RequestID,
 		"remote_action", e.RemoteAction, "instance", e.Instance, "device", e.DeviceName)
 	m.publish(dctx, done)
-	return result{execution: done}, nil
+	return result{execution: done, resolved: true, lastSeen: j.device.lastSeen}, nil
 }
 
 // failed records a trigger the Remote Actions API did not accept. When it certainly
@@ -551,7 +581,7 @@ func (m *manager) resolve(ctx context.Context, name string) (device, error) {
 		}
 	}
 	if best != nil {
-		return device{name: best.Name, collectorUID: best.CollectorUID, instance: best.Instance, platform: best.Platform}, nil
+		return device{name: best.Name, collectorUID: best.CollectorUID, instance: best.Instance, platform: best.Platform, lastSeen: best.LastSeen}, nil
 	}
 	if m.live != nil {
 		devs, err := m.live(ctx, idKey, name)
@@ -560,7 +590,7 @@ func (m *manager) resolve(ctx context.Context, name string) (device, error) {
 		}
 		for _, d := range devs {
 			if _, ok := m.upstream[d.Instance]; ok && d.CollectorUID != "" {
-				return device{name: d.Name, collectorUID: strings.ToLower(d.CollectorUID), instance: d.Instance, platform: d.Platform}, nil
+				return device{name: d.Name, collectorUID: strings.ToLower(d.CollectorUID), instance: d.Instance, platform: d.Platform, lastSeen: d.LastSeen}, nil
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -75,21 +76,64 @@ func TestTriggerAsyncThenSync(t *testing.T) {
 	}
 }
 
-// TestSyncTriggerTimesOutTo202: a device that stays offline cannot finish within
-// wait_seconds: 202 after about that long, with the state it reached.
+// TestSyncTriggerTimesOutTo202: an execution that cannot finish within wait_seconds
+// on an online device answers 202 once the wait has passed, with the state it
+// reached; on a device that is not online, 202 as soon as it waits for the device,
+// with the device's last_seen, presence and expiry, however long wait_seconds is.
 func TestSyncTriggerTimesOutTo202(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	e.setOnline(t, false, "PC-ONEDRIVE")
+	e.setExecutions(t, nxsim.ExecutionSettings{PendingMS: 600_000, RunningMS: 100})
 	start := time.Now()
 	status, h, got := e.do(t, e.a, http.MethodPost, "/api/v1/remote-actions/executions",
 		map[string]any{"remote_action": "#repair_onedrive", "device": "PC-ONEDRIVE", "wait_seconds": 2}, nil)
 	took := time.Since(start)
-	if status != http.StatusAccepted || events.FinalStatus(str(got, "status")) || h.Get("Location") == "" {
-		t.Fatalf("got %d %v (Location %q), want 202 not final", status, got, h.Get("Location"))
+	if status != http.StatusAccepted || str(got, "status") != events.StatusPending || h.Get("Location") == "" || presence(got) != events.PresenceOnline {
+		t.Fatalf("got %d %v (Location %q), want 202 pending on an online device", status, got, h.Get("Location"))
 	}
-	if took < 2*time.Second || took > 8*time.Second {
-		t.Errorf("took %s, want about wait_seconds (2 s)", took)
+	if took < 2*time.Second {
+		t.Errorf("answered after %s, before wait_seconds (2 s) had passed", took)
 	}
+
+	e.setExecutions(t, nxsim.ExecutionSettings{PendingMS: 50, RunningMS: 100})
+	// PC-GPO goes offline after the discovery: the cache still has it online, but the
+	// tenant says the execution waits for it.
+	e.setOnline(t, false, "PC-GPO")
+	for _, tt := range []struct {
+		device, presence string
+		statuses         []string
+	}{
+		{"PC-OFFLINE", events.PresenceOffline, []string{events.StatusPending, events.StatusWaitingForDevice}},
+		{"PC-GPO", events.PresenceOnline, []string{events.StatusWaitingForDevice}},
+	} {
+		type answer struct {
+			status int
+			body   map[string]any
+		}
+		done := make(chan answer, 1)
+		go func() {
+			status, _, body := e.do(t, e.a, http.MethodPost, "/api/v1/remote-actions/executions",
+				map[string]any{"remote_action": "#update_group_policy_settings", "device": tt.device, "wait_seconds": 120}, nil)
+			done <- answer{status, body}
+		}()
+		select {
+		case a := <-done:
+			dev, _ := a.body["device"].(map[string]any)
+			expires, _ := time.Parse(time.RFC3339, str(a.body, "expires_at"))
+			if a.status != http.StatusAccepted || !slices.Contains(tt.statuses, str(a.body, "status")) ||
+				presence(a.body) != tt.presence || dev["last_seen"] == nil || !expires.After(time.Now()) {
+				t.Errorf("%s: got %d %v, want 202 %v, %s, with its last_seen and expiry", tt.device, a.status, a.body, tt.statuses, tt.presence)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("the trigger on %s waited for the device", tt.device)
+		}
+	}
+}
+
+// presence is the presence of an execution's device.
+func presence(ex map[string]any) string {
+	dev, _ := ex["device"].(map[string]any)
+	p, _ := dev["presence"].(string)
+	return p
 }
 
 // TestLongPollWakesOnAnotherReplica: the trigger goes through replica A; a long poll
@@ -97,14 +141,15 @@ func TestSyncTriggerTimesOutTo202(t *testing.T) {
 // its wait.
 func TestLongPollWakesOnAnotherReplica(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	e.setOnline(t, false, "PC-GPO")
+	// The device is online and the execution stays pending until the settings change.
+	e.setExecutions(t, nxsim.ExecutionSettings{PendingMS: 600_000, RunningMS: 100})
 	_, _, got := e.do(t, e.a, http.MethodPost, "/api/v1/remote-actions/executions",
 		map[string]any{"remote_action": "#update_group_policy_settings", "device": "PC-GPO"}, nil)
 	id := str(got, "id")
 	path := "/api/v1/remote-actions/executions/" + id
-	waitFor(t, "waiting_for_device", func() bool {
+	waitFor(t, "the poller's first sight of it", func() bool {
 		_, _, cur := e.do(t, e.b, http.MethodGet, path, nil, nil)
-		return str(cur, "status") == "waiting_for_device"
+		return str(cur, "status") == events.StatusPending && str(cur, "status_details") != ""
 	})
 	type answer struct {
 		status int
@@ -122,14 +167,14 @@ func TestLongPollWakesOnAnotherReplica(t *testing.T) {
 	case <-time.After(500 * time.Millisecond):
 	}
 	online := time.Now()
-	e.setOnline(t, true, "PC-GPO")
+	e.setExecutions(t, nxsim.ExecutionSettings{PendingMS: 50, RunningMS: 100})
 	select {
 	case a := <-done:
-		if a.status != http.StatusOK || str(a.body, "status") == "waiting_for_device" {
+		if a.status != http.StatusOK || str(a.body, "status") == events.StatusPending {
 			t.Errorf("got %d %v, want the next state", a.status, a.body)
 		}
 		if d := a.at.Sub(online); d > 5*time.Second {
-			t.Errorf("woke %s after the device came online, want within a few poll ticks", d)
+			t.Errorf("woke %s after the execution could go on, want within a few poll ticks", d)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the long poll did not wake up")

@@ -43,7 +43,6 @@ import (
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/requestid"
 	"github.com/dexbridge/dexbridge/internal/topic"
-	"github.com/dexbridge/dexbridge/internal/wire"
 )
 
 // Config is the service's tuning. A Config is whole: start from DefaultConfig.
@@ -54,6 +53,9 @@ type Config struct {
 	DetailsTTL time.Duration
 	// DiagnosisMaxAge is how recent the diagnosis behind a topic remediation must be.
 	DiagnosisMaxAge time.Duration
+	// OnlineWithin is how recently a device must have been seen to count as online
+	// (presence.online_within): every execution answered carries its device's presence.
+	OnlineWithin time.Duration
 	// TriggerTimeout bounds one trigger's call to Nexthink, retries included.
 	TriggerTimeout time.Duration
 	// Patience is the instances' clients': a chatbot waits for a trigger.
@@ -65,7 +67,7 @@ type Config struct {
 // ConfigFrom is the service's part of a process's configuration.
 func ConfigFrom(c config.Config) Config {
 	e := c.Executions
-	return Config{ExpiresIn: e.ExpiresIn.D(), DetailsTTL: e.DetailsTTL.D(), DiagnosisMaxAge: e.DiagnosisMaxAge.D(),
+	return Config{ExpiresIn: e.ExpiresIn.D(), DetailsTTL: e.DetailsTTL.D(), DiagnosisMaxAge: e.DiagnosisMaxAge.D(), OnlineWithin: c.Presence.OnlineWithin.D(),
 		TriggerTimeout: 20 * time.Second, Patience: instances.Interactive(),
 		Concurrency: c.Workers.Concurrency, ShutdownTimeout: c.ShutdownTimeout.D()}
 }
@@ -122,7 +124,7 @@ func New(o Options) (*Service, error) {
 	m := &manager{
 		store: o.Store, upstream: o.Upstream, details: newDetailsCache(o.DetailsTTL, o.Now), log: log, now: o.Now,
 		js: o.JS, subjects: o.Subjects,
-		expiresIn: o.ExpiresIn, diagnosisMaxAge: o.DiagnosisMaxAge, triggerTimeout: o.TriggerTimeout,
+		expiresIn: o.ExpiresIn, diagnosisMaxAge: o.DiagnosisMaxAge, triggerTimeout: o.TriggerTimeout, onlineWithin: o.OnlineWithin,
 		replayWait: o.TriggerTimeout + 5*time.Second,
 	}
 	if m.upstream == nil {
@@ -183,9 +185,13 @@ func caller(ctx context.Context) Caller {
 	return Caller{APIKeyID: natsrpc.Header(ctx, events.HeaderAPIKeyID), HTTPRequestID: requestid.From(ctx)}
 }
 
-func reply(r result) events.ExecutionReply {
-	return events.ExecutionReply{Header: events.NewHeader(events.TypeExecutionReply), Execution: wire.Execution(r.execution),
-		Replayed: r.replayed, Existing: r.existing}
+// reply is the answer of an execution request.
+func (s *Service) reply(ctx context.Context, r result, err error) (events.ExecutionReply, error) {
+	if err != nil {
+		return events.ExecutionReply{}, err
+	}
+	return events.ExecutionReply{Header: events.NewHeader(events.TypeExecutionReply), Execution: s.m.answer(ctx, r), Replayed: r.replayed,
+		Existing: r.existing}, nil
 }
 
 // Run serves until ctx ends, then lets in-flight triggers finish.
@@ -209,17 +215,17 @@ func (s *Service) Run(ctx context.Context) error {
 			natsrpc.Endpoint(srv, "trigger", subj.Of(events.ActionsTrigger), events.TypeActionsTriggerRequest,
 				func(ctx context.Context, req events.ActionsTriggerRequest) (events.ExecutionReply, error) {
 					r, err := s.m.trigger(ctx, caller(ctx), req)
-					return reply(r), err
+					return s.reply(ctx, r, err)
 				}),
 			natsrpc.Endpoint(srv, "remediate", subj.Of(events.ActionsRemediate), events.TypeActionsRemediateRequest,
 				func(ctx context.Context, req events.ActionsRemediateRequest) (events.ExecutionReply, error) {
 					r, err := s.m.remediate(ctx, caller(ctx), req)
-					return reply(r), err
+					return s.reply(ctx, r, err)
 				}),
 			natsrpc.Endpoint(srv, "get", subj.Of(events.ActionsGet), events.TypeActionsGetRequest,
 				func(ctx context.Context, req events.ActionsGetRequest) (events.ExecutionReply, error) {
 					e, err := s.m.get(ctx, req.ID)
-					return reply(result{execution: e}), err
+					return s.reply(ctx, result{execution: e}, err)
 				}),
 			natsrpc.Endpoint(srv, "executions", subj.Of(events.ExecutionsList), events.TypeExecutionsListRequest,
 				func(ctx context.Context, req events.ExecutionsListRequest) (events.ExecutionsListReply, error) {

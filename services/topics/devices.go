@@ -51,7 +51,7 @@ func (r deviceResolver) Resolve(ctx context.Context, device string) (wrapper.Dev
 	switch {
 	case err == nil:
 		out := wrapper.Device{Name: d.Name, CollectorUID: d.CollectorUID, UID: d.UID, Instance: d.Instance, Platform: d.Platform,
-			Fields: d.Fields, CachedAt: d.RefreshedAt.UTC()}
+			LastSeen: d.LastSeen, Fields: d.Fields, CachedAt: d.RefreshedAt.UTC()}
 		if out.Fields == nil {
 			out.Fields = map[string]any{}
 		}
@@ -68,5 +68,5 @@ func (r deviceResolver) Resolve(ctx context.Context, device string) (wrapper.Dev
 	}
 	// A live answer carries no cached fields: the queries go to the device's instance.
 	f := found[0]
-	return wrapper.Device{Name: f.Name, CollectorUID: f.CollectorUID, Instance: f.Instance, Platform: f.Platform}, nil
+	return wrapper.Device{Name: f.Name, CollectorUID: f.CollectorUID, Instance: f.Instance, Platform: f.Platform, LastSeen: f.LastSeen}, nil
 }

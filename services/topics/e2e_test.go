@@ -84,9 +84,19 @@ func TestSeedUseCasesEndToEnd(t *testing.T) {
 			if d.Topic != tt.topic || d.Device.Name != tt.device || d.Device.Instance != "eu" || d.Device.CollectorUID == "" {
 				t.Errorf("got topic %s device %+v", d.Topic, d.Device)
 			}
-			// These topics read remote-action outputs or events: they always go live.
-			if d.Source != "live" || d.DataAsOf == nil || time.Since(*d.DataAsOf) > time.Minute || d.Timing["total"] < d.Timing["queries"] {
-				t.Errorf("got source %s data as of %v timing %v, want live and recent", d.Source, d.DataAsOf, d.Timing)
+			// These topics read remote-action outputs or events: they always go live. The
+			// data is as old as the device's last collection (hours), not the query.
+			if d.Source != "live" || d.DataAsOf == nil || d.Device.LastSeen == nil || d.DataAsOf.After(*d.Device.LastSeen) ||
+				d.Stale || d.Device.Presence != events.PresenceOnline || d.Timing["total"] < d.Timing["queries"] {
+				t.Errorf("got source %s data as of %v, last seen %v (%s), stale %v, timing %v; want live, dated no later than last_seen, fresh, online",
+					d.Source, d.DataAsOf, d.Device.LastSeen, d.Device.Presence, d.Stale, d.Timing)
+			}
+			want := events.VerdictHealthy
+			if len(tt.findings) > 0 {
+				want = events.VerdictProblemsFound
+			}
+			if d.Verdict != want || len(d.VerdictReasons) != 0 {
+				t.Errorf("verdict: got %s %+v, want %s", d.Verdict, d.VerdictReasons, want)
 			}
 			saved, err := e.db.LatestDiagnosis(context.Background(), tt.topic, d.Device.CollectorUID, "eu", time.Now().Add(-time.Minute))
 			if err != nil {
@@ -98,10 +108,16 @@ func TestSeedUseCasesEndToEnd(t *testing.T) {
 			}
 		})
 	}
-	// The generic remediation of the Outlook topic is offered, marked generic.
+	// The generic remediation of the Outlook topic is offered, marked generic: not
+	// ready on a healthy device, ready where a problem was found.
 	_, d, _ := e.diagnose("outlook", "PC-HEALTHY", false)
-	if n := len(d.Remediations); n != 1 || !d.Remediations[0].Generic || d.Remediations[0].RemoteAction != "#repair_outlook_ost_problem" {
-		t.Errorf("healthy Outlook: got remediations %+v, want only the generic Repair Outlook OST Problem", d.Remediations)
+	if n := len(d.Remediations); n != 1 || !d.Remediations[0].Generic || d.Remediations[0].RemoteAction != "#repair_outlook_ost_problem" ||
+		d.Remediations[0].Ready || d.Remediations[0].NotReady == "" {
+		t.Errorf("healthy Outlook: got remediations %+v, want only the generic Repair Outlook OST Problem, not ready", d.Remediations)
+	}
+	_, d, _ = e.diagnose("outlook", "PC-OUTLOOK-PLUGIN", false)
+	if i := slices.IndexFunc(d.Remediations, func(r events.SuggestedRemedy) bool { return r.Generic }); i < 0 || !d.Remediations[i].Ready {
+		t.Errorf("Outlook with a crashed add-in: got remediations %+v, want the generic one ready", d.Remediations)
 	}
 }
 
@@ -118,8 +134,8 @@ func mapsEqual(a, b map[string]string) bool {
 }
 
 // TestCachedTopicAsksNothingOfTheTenant: the first-line checklist reads only inventory
-// fields, so it is answered from the cache, with the discovery's time as data_as_of,
-// and nxsim sees no NQL call; the live topics make one per query.
+// fields, so it is answered from the cache, dated by the device's last_seen as the
+// discovery read it, and nxsim sees no NQL call; the live topics make one per query.
 func TestCachedTopicAsksNothingOfTheTenant(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	asOf := e.discoveredAt("eu")
@@ -129,8 +145,11 @@ func TestCachedTopicAsksNothingOfTheTenant(t *testing.T) {
 		if code != http.StatusOK {
 			t.Fatalf("%s: got %d %v", device, code, p)
 		}
-		if d.Source != "cache" || d.DataAsOf == nil || !d.DataAsOf.Equal(asOf) {
-			t.Errorf("%s: got source %s as of %v, want cache as of the discovery, %s", device, d.Source, d.DataAsOf, asOf)
+		seen, _ := time.Parse(time.RFC3339, d.Fields["device.last_seen"].(string))
+		if d.Source != "cache" || d.DataAsOf == nil || !d.DataAsOf.Equal(seen) || d.DataAsOf.After(asOf) ||
+			d.Device.LastSeen == nil || !d.Device.LastSeen.Equal(seen) {
+			t.Errorf("%s: got source %s as of %v, last seen %v; want cache as of the cached last_seen %s, before the discovery %s",
+				device, d.Source, d.DataAsOf, d.Device.LastSeen, seen, asOf)
 		}
 		var found []string
 		for _, f := range d.Findings {

@@ -128,7 +128,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		w, err := topics.New(topics.Options{
 			Conn: nc, Subjects: e.subjects, Load: e.files.Load, Instances: live, Diagnoses: db, Executions: db, Cache: db,
 			CacheLimiter: limiters.Limiter(ratelimit.CacheKey+":"+e.subjects.Prefix(), ratelimit.Rate{PerSecond: 1000, Burst: 1000}),
-			Config: topics.Config{MaxAge: 2 * time.Hour, RefreshTimeout: o.refreshTimeout, RequestTimeout: 10 * time.Second,
+			Config: topics.Config{MaxAge: 2 * time.Hour, RefreshTimeout: o.refreshTimeout, OnlineWithin: time.Hour, RequestTimeout: 10 * time.Second,
 				Concurrency: 16, ShutdownTimeout: 5 * time.Second},
 			Log: logging.Discard(), Version: "0.0.0",
 		})

@@ -31,10 +31,11 @@ type refresher struct {
 }
 
 // collect triggers every data-collection action of p on dev at once and waits until
-// each is final or the bound has passed; it returns the executions as they then are
-// (some may still be running). A trigger refused is the answer: the chatbot asked
-// for fresh data, which cannot be had.
-func (r *refresher) collect(ctx context.Context, p *topic.Program, dev wrapper.Device, diagnosisID string) ([]events.Execution, error) {
+// each is final, waits for a device that is not there (presence is the device's, in
+// case the trigger's answer does not say), or the bound has passed; it returns the
+// executions as they then are (some may still be running or waiting). A trigger
+// refused is the answer: the chatbot asked for fresh data, which cannot be had.
+func (r *refresher) collect(ctx context.Context, p *topic.Program, dev wrapper.Device, diagnosisID, presence string) ([]events.Execution, error) {
 	ids := p.DataCollection()
 	execs := make([]events.Execution, len(ids))
 	errs := make([]error, len(ids))
@@ -52,9 +53,17 @@ func (r *refresher) collect(ctx context.Context, p *topic.Program, dev wrapper.D
 				errs[k] = err
 				return
 			}
-			// Until final or the bound: from its updates and, when none comes, by
-			// asking for it every poll interval.
-			execs[k] = events.AwaitExecution(bounded, r.updates, r.subjects, ex, r.actions.Get, events.AwaitOptions{Poll: r.poll})
+			// Until final, waiting for an absent device, or the bound: from its updates
+			// and, when none comes, by asking for it every poll interval.
+			if ex.Device.Presence == "" {
+				ex.Device.Presence = presence
+				if dev.LastSeen != nil {
+					seen := dev.LastSeen.UTC()
+					ex.Device.LastSeen = &seen
+				}
+			}
+			execs[k] = events.AwaitExecution(bounded, r.updates, r.subjects, ex, r.actions.Get,
+				events.AwaitOptions{Poll: r.poll, UntilDeviceAway: true})
 		})
 	}
 	wg.Wait()

@@ -75,9 +75,15 @@ func TestRefreshRunsTheDataCollection(t *testing.T) {
 	if code != 200 || len(d.Refreshed) != 1 || events.FinalStatus(d.Refreshed[0].Status) || took < 3*time.Second || took > 8*time.Second {
 		t.Errorf("bound: got %d %v refreshed %+v after %s, want the unfinished collection after about 3 s", code, p, d.Refreshed, took)
 	}
-	// nxsim shows the running collection's empty outputs: the rule cannot be evaluated,
-	// and says so rather than clearing the device.
-	if len(d.Rules) != 1 || d.Rules[0].Status != "not_evaluated" || d.Rules[0].Reason == "" {
-		t.Errorf("rules after the bound: got %+v, want onedrive_not_working not evaluated", d.Rules)
+	// nxsim shows the running collection's empty outputs: the value the device's
+	// previous collection gave, which dexbridge read before the refresh, stands in,
+	// marked as the last known one, with its own time.
+	const oneDrive = "remote_action.get_onedrive_status.execution.outputs.OneDriveStatus"
+	ft := d.FieldTimes[oneDrive]
+	if d.Fields[oneDrive] == nil || !ft.LastKnown || ft.LatestStatus != events.StatusPending || ft.AsOf == nil || ft.AsOf.After(start) {
+		t.Errorf("after the bound: got %s = %v, %+v; want the last known value, dated before the refresh", oneDrive, d.Fields[oneDrive], ft)
+	}
+	if len(d.Findings) != 1 || d.Findings[0].Rule != "onedrive_not_working" {
+		t.Errorf("rules after the bound: got %+v, want onedrive_not_working found on the last known value", d.Rules)
 	}
 }

@@ -123,7 +123,7 @@ func TestRefreshWaitsForTheDataCollection(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := tt.actions.refresher(tt.bound, 50*time.Millisecond)
 			start := time.Now()
-			execs, err := r.collect(context.Background(), p, dev, "dg_1")
+			execs, err := r.collect(context.Background(), p, dev, "dg_1", events.PresenceOnline)
 			took := time.Since(start)
 			if err != nil {
 				t.Fatal(err)
@@ -149,40 +149,65 @@ func TestRefreshWaitsForTheDataCollection(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		a := newFakeActions(t, events.StatusSuccess, 0)
 		a.refuse = problem.New(problem.RateLimited, "instance eu is busy").Retry(time.Second)
-		_, err := a.refresher(time.Second, time.Second).collect(context.Background(), p, dev, "dg_2")
+		_, err := a.refresher(time.Second, time.Second).collect(context.Background(), p, dev, "dg_2", events.PresenceOnline)
 		if got := problem.CodeOf(err); got != problem.RateLimited {
 			t.Errorf("got %v, want the trigger's rate_limited", err)
 		}
 	})
 }
 
-func TestMerge(t *testing.T) {
-	t1 := time.Date(2026, 5, 4, 9, 0, 0, 0, time.UTC)
-	t2 := t1.Add(time.Hour)
+// TestRefreshDoesNotWaitForAnAbsentDevice: the refresh's wait ends as soon as each
+// execution waits for the device (whatever the bound), or at once when the device is
+// known offline and the execution pending.
+func TestRefreshDoesNotWaitForAnAbsentDevice(t *testing.T) {
+	p := slowPC(t)
+	seen := time.Now().Add(-3 * 24 * time.Hour)
+	dev := wrapper.Device{Name: "PC-OFFLINE", CollectorUID: "cf05120d-508a-4b9f-a596-6c3865d118a1", Instance: "eu", LastSeen: &seen}
 	tests := []struct {
-		name    string
-		answers []wrapper.Answer
-		fields  map[string]any
-		source  string
-		asOf    time.Time
+		name     string
+		actions  *fakeActions
+		presence string
+		status   string
 	}{
-		{name: "cache", answers: []wrapper.Answer{{Source: "cache", DataAsOf: t1, Rows: []map[string]any{{"a": 1}}}},
-			fields: map[string]any{"a": 1}, source: "cache", asOf: t1},
-		{name: "live twice", answers: []wrapper.Answer{
-			{Source: "live", DataAsOf: t2, Rows: []map[string]any{{"a": 1, "b": 2}}},
-			{Source: "live", DataAsOf: t1, Rows: []map[string]any{{"b": 3}}}},
-			fields: map[string]any{"a": 1, "b": 3}, source: "live", asOf: t1},
-		{name: "mixed, one without rows", answers: []wrapper.Answer{
-			{Source: "cache", DataAsOf: t1},
-			{Source: "live", DataAsOf: t2, Rows: []map[string]any{{"c": "x"}}}},
-			fields: map[string]any{"c": "x"}, source: "mixed", asOf: t1},
+		{"the tenant says it waits for the device", newFakeActions(t, events.StatusWaitingForDevice, 50*time.Millisecond), events.PresenceOnline, events.StatusWaitingForDevice},
+		{"pending on a device known offline", newFakeActions(t, events.StatusSuccess, -1), events.PresenceOffline, events.StatusPending},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fields, source, asOf := merge(tt.answers)
-			if fmt.Sprint(fields) != fmt.Sprint(tt.fields) || source != tt.source || asOf == nil || !asOf.Equal(tt.asOf) {
-				t.Errorf("got %v %s %v, want %v %s %s", fields, source, asOf, tt.fields, tt.source, tt.asOf)
+			// The bound is far beyond the test's own deadline: only the early end returns.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			execs, err := tt.actions.refresher(time.Hour, 50*time.Millisecond).collect(ctx, p, dev, "dg_3", tt.presence)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ctx.Err() != nil {
+				t.Fatal("the refresh waited until the test's deadline")
+			}
+			for _, ex := range execs {
+				if ex.Status != tt.status || ex.Device.Presence != tt.presence || ex.Device.LastSeen == nil || !ex.Device.LastSeen.Equal(seen) {
+					t.Errorf("got %s on a device %q last seen %v, want %s with the device's presence and last_seen", ex.Status, ex.Device.Presence, ex.Device.LastSeen, tt.status)
+				}
 			}
 		})
+	}
+}
+
+func TestSource(t *testing.T) {
+	for _, tt := range []struct {
+		sources []string
+		want    string
+	}{
+		{[]string{"cache"}, "cache"},
+		{[]string{"live", "live"}, "live"},
+		{[]string{"cache", "live"}, "mixed"},
+	} {
+		var answers []wrapper.Answer
+		for _, s := range tt.sources {
+			answers = append(answers, wrapper.Answer{Source: s})
+		}
+		if got := source(answers); got != tt.want {
+			t.Errorf("%v: got %s, want %s", tt.sources, got, tt.want)
+		}
 	}
 }

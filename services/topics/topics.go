@@ -5,9 +5,12 @@
 // A diagnosis resolves the device from the cache, with its cached fields, in one
 // query (else live, on the instances that are up), optionally runs the topic's
 // data-collection remote actions through the remoteactions service and waits for
-// them within a bound, runs the topic's queries through the wrapper (from the cache
-// when it can answer, else live from the device's instance), evaluates the rules,
-// records the diagnosis and answers it.
+// them within a bound (not for a device that is not there), runs the topic's queries
+// through the wrapper (from the cache when it can answer, else live from the device's
+// instance), dates every value (internal/freshness: the collection time of an
+// output, the device's last_seen for its own data; the last known value of an output
+// a newer collection hides), evaluates the rules, gives the verdict, records the
+// diagnosis and answers it.
 //
 // The topics, the remote-action allow-list and the saved queries are loaded at
 // start-up (a bad set stops the worker) and reloaded on request: a broadcast on
@@ -45,6 +48,9 @@ type Config struct {
 	MaxAge time.Duration
 	// RefreshTimeout bounds the wait for a refresh's data collection.
 	RefreshTimeout time.Duration
+	// OnlineWithin is how recently a device must have been seen to count as online
+	// (presence.online_within): a refresh does not wait for a device that is not.
+	OnlineWithin time.Duration
 	// RequestTimeout bounds calls to the remoteactions service when the caller gave no
 	// deadline.
 	RequestTimeout  time.Duration
@@ -61,8 +67,9 @@ const DefaultMaxExports = 4
 
 // ConfigFrom is the service's part of a process's configuration.
 func ConfigFrom(c config.Config) Config {
-	return Config{MaxAge: c.Cache.FreshFor(), RefreshTimeout: c.Diagnosis.RefreshTimeout.D(), RequestTimeout: c.RequestTimeout.D(),
-		Concurrency: c.Workers.Concurrency, MaxExports: DefaultMaxExports, ShutdownTimeout: c.ShutdownTimeout.D()}
+	return Config{MaxAge: c.Cache.FreshFor(), RefreshTimeout: c.Diagnosis.RefreshTimeout.D(), OnlineWithin: c.Presence.OnlineWithin.D(),
+		RequestTimeout: c.RequestTimeout.D(), Concurrency: c.Workers.Concurrency, MaxExports: DefaultMaxExports,
+		ShutdownTimeout: c.ShutdownTimeout.D()}
 }
 
 // DefaultConfig is the tuning of a process that configures nothing.
@@ -143,7 +150,7 @@ func New(o Options) (*Service, error) {
 		return nil, err
 	}
 	s.diag = &diagnoser{
-		defs: s.defs.Load, devices: devices, wrapper: s.wrapper, store: o.Diagnoses, now: time.Now, log: o.Log,
+		defs: s.defs.Load, devices: devices, wrapper: s.wrapper, store: o.Diagnoses, onlineWithin: o.OnlineWithin, now: time.Now, log: o.Log,
 		refresher: &refresher{actions: natsActions{rpc: rpc, subj: o.Subjects}, updates: o.Conn, subjects: o.Subjects, bound: o.RefreshTimeout, poll: refreshPoll},
 	}
 	s.diag.executions = o.Executions

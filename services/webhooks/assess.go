@@ -12,20 +12,14 @@ import (
 	"github.com/dexbridge/dexbridge/internal/webhookmap"
 )
 
-// The verdicts of a diagnosis.
-const (
-	verdictProblemsFound = "problems_found"
-	verdictHealthy       = "healthy"
-	verdictInconclusive  = "inconclusive"
-)
-
 // Verdict is a diagnosis's verdict over the rules an alert of monitor m is about:
 // problems_found when one of them found its problem, healthy when every one of them
-// was evaluated and clear, inconclusive otherwise (a rule not evaluated, or none).
+// was evaluated and clear on data that was dated and fresh, inconclusive otherwise (a
+// rule not evaluated, none, or data stale or missing).
 func Verdict(d events.Diagnosis, m *webhookmap.Monitor) string {
 	for _, f := range d.Findings {
 		if m.Concerns(f.Rule) {
-			return verdictProblemsFound
+			return events.VerdictProblemsFound
 		}
 	}
 	clear := 0
@@ -34,14 +28,19 @@ func Verdict(d events.Diagnosis, m *webhookmap.Monitor) string {
 			continue
 		}
 		if r.Status != topic.Clear {
-			return verdictInconclusive
+			return events.VerdictInconclusive
 		}
 		clear++
 	}
-	if clear == 0 {
-		return verdictInconclusive
+	if clear == 0 || d.Stale {
+		return events.VerdictInconclusive
 	}
-	return verdictHealthy
+	for _, r := range d.VerdictReasons {
+		if r.Code == events.ReasonNoData || r.Code == events.ReasonStaleData {
+			return events.VerdictInconclusive
+		}
+	}
+	return events.VerdictHealthy
 }
 
 // Runnable says whether a ready remediation can run on a device of a platform, and
@@ -138,7 +137,7 @@ func Assess(m *webhookmap.Monitor, platform string, c *Checked, runs Runnable) A
 		}
 	}
 	switch out.Diagnosis.Verdict {
-	case verdictProblemsFound:
+	case events.VerdictProblemsFound:
 		if len(out.Fixes) > 0 {
 			out.Kind, out.Remediations = events.AssessFixAvailable, offered
 			out.Why = "fix available: " + strings.Join(out.Fixes, ", ")
@@ -149,7 +148,7 @@ func Assess(m *webhookmap.Monitor, platform string, c *Checked, runs Runnable) A
 		if len(refused) > 0 {
 			out.Why += ": " + strings.Join(refused, "; ")
 		}
-	case verdictHealthy:
+	case events.VerdictHealthy:
 		out.Kind, out.Why = events.AssessHealthy, fmt.Sprintf("the %s diagnosis found nothing wrong", m.Topic)
 	default:
 		out.Kind, out.Why = events.AssessNotChecked, "the diagnosis was inconclusive: "+notEvaluated(d, m)
@@ -173,6 +172,11 @@ func notEvaluated(d events.Diagnosis, m *webhookmap.Monitor) string {
 	for _, r := range d.Rules {
 		if m.Concerns(r.Rule) && r.Status != topic.Clear {
 			out = append(out, r.Rule+" "+strings.TrimSpace(r.Status+" "+r.Reason))
+		}
+	}
+	for _, r := range d.VerdictReasons {
+		if r.Code == events.ReasonNoData || r.Code == events.ReasonStaleData {
+			out = append(out, r.Message)
 		}
 	}
 	if len(out) == 0 {

@@ -175,6 +175,15 @@ func TestMessagesFollowTheContent(t *testing.T) {
 			message: "All good on EU-000112"},
 		{name: "healthy but a generic remediation is ready", monitor: "Outlook crashes", target: webhooks.Target{Employee: amy, Device: win},
 			checked: outlook(allClear(nil), nil, ost), status: store.ProactiveHealthy, kind: events.AssessHealthy, rems: []string{}},
+		{name: "all clear on stale data: inconclusive", monitor: "Low disk space", target: webhooks.Target{Employee: amy, Device: win},
+			checked: func() *webhooks.Checked {
+				c := slowPC(allClear(nil), nil)
+				c.Diagnosis.Stale = true
+				c.Diagnosis.VerdictReasons = []events.VerdictReason{{Code: events.ReasonStaleData, Message: "the data is 3 days old"}}
+				return c
+			}(),
+			kind: events.AssessNotChecked, rems: []string{}, detail: "inconclusive: the data is 3 days old",
+			message: "Hi amy, Nexthink reported Low disk space on EU-000112. I could not check the device right now"},
 		{name: "inconclusive", monitor: "Outlook crashes", target: webhooks.Target{Employee: amy, Device: win},
 			checked: outlook(allClear(map[string]string{"outlook_plugin_crashed": "not_evaluated"}), nil, ost),
 			kind:    events.AssessNotChecked, rems: []string{}, detail: "inconclusive: outlook_plugin_crashed not_evaluated",

@@ -19,7 +19,7 @@ type device struct {
 	lastSeenAgo uint32
 	bootAgo     uint32
 	loginAgo    uint32
-	dcAgo       uint32 // last scheduled data collection
+	dcAgo       uint32 // last scheduled data collection, before the fleet's epoch
 	users       [3]uint32
 	activityAgo [3]uint32 // last activity per user slot, noActivity when none in 30 days
 	freeMB      uint32    // system drive free space

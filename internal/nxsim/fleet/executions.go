@@ -110,8 +110,9 @@ func (f *Fleet) SetStatus(h int, status, details string, at time.Time) Execution
 				f.setDataExecLocked(uint32(e.Device), k, &lastExec{StatusSuccess, detailsSuccess, at})
 			}
 		}
-		if d.lastSeenAgo > 60 && f.onlineLocked(uint32(e.Device)) {
-			d.lastSeenAgo = 60
+		// The device reported the result: it was seen then.
+		if f.onlineLocked(uint32(e.Device)) {
+			d.lastSeenAgo = 0
 		}
 	}
 	f.execs[h] = &e

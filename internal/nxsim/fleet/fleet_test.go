@@ -352,3 +352,69 @@ func TestOnline(t *testing.T) {
 		t.Errorf("after SetOnline: PC-OFFLINE %v, PC-HEALTHY %v; want true, false", f.Online(off), f.Online(on))
 	}
 }
+
+// TestCollectionsAreNoLaterThanLastSeen: every device's data collections happened by
+// the time it was last seen, as on a tenant, where the device reports them: a device
+// long unseen has old collection times. It holds after a collection the API ran, and
+// after the device is taken offline.
+func TestCollectionsAreNoLaterThanLastSeen(t *testing.T) {
+	f := newTestFleet(t, 2000, true)
+	ctx := context.Background()
+	check := func(when string) {
+		t.Helper()
+		var long int
+		err := f.Scan(ctx, "devices", time.Time{}, time.Time{}, func(r Row) error {
+			seen := r.Value("device.last_seen").(time.Time)
+			for _, a := range dataActions {
+				at, ok := r.Value("remote_action." + a.id + ".execution.time").(time.Time)
+				if !ok {
+					continue // macOS
+				}
+				if at.After(seen) {
+					t.Errorf("%s: %s collected %s at %v, after it was last seen at %v", when, r.Value("device.name"), a.id, at, seen)
+				}
+				if testNow.Sub(seen) > 7*24*time.Hour && testNow.Sub(at) > 7*24*time.Hour {
+					long++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if long == 0 {
+			t.Errorf("%s: no long-unseen device with old collections", when)
+		}
+	}
+	check("generated")
+	i, _ := f.DeviceByName("PC-HEALTHY")
+	h := f.AddExecution(Execution{RequestID: "dc", Device: i, ActionID: "#get_onedrive_status", Status: StatusInProgress, Time: testNow})
+	f.SetStatus(h, StatusSuccess, detailsSuccess, testNow)
+	check("after a collection")
+	f.SetOnline(i, false)
+	check("taken offline")
+}
+
+// TestCollectionTimeIsFixed: a device's last scheduled collection happened at one
+// time, whatever the clock says when it is read; last_seen moves with the clock.
+func TestCollectionTimeIsFixed(t *testing.T) {
+	now := testNow
+	f, err := New(Config{Size: 50, Seed: 42, Prefix: "EU", Scenarios: true, Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i, _ := f.DeviceByName("PC-OFFLINE")
+	read := func(field string) any {
+		rows, _ := f.Lookup(context.Background(), "devices", "device.name", []string{"PC-OFFLINE"})
+		return rows[0].Value(field)
+	}
+	const collected = "remote_action.get_printer_status_windows.execution.time"
+	before, seen := read(collected), read("device.last_seen")
+	now = now.Add(time.Hour)
+	if got := read(collected); got != before {
+		t.Errorf("collection time: got %v an hour later, want %v", got, before)
+	}
+	if got := read("device.last_seen"); got == seen {
+		t.Errorf("last_seen of device %d did not move with the clock", i)
+	}
+}

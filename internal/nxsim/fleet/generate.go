@@ -112,6 +112,9 @@ func New(cfg Config) (*Fleet, error) {
 			s := f.scenarios[i]
 			d := healthy(s.user)
 			s.apply(&d)
+			// The device reported its last scheduled collection, so that was no later
+			// than it was last seen.
+			d.dcAgo = max(d.dcAgo, d.lastSeenAgo+3600)
 			f.devs[i] = d
 			continue
 		}

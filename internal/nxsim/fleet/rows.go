@@ -79,7 +79,9 @@ func (r *deviceRow) actionValue(rest string) any {
 	if k < 0 || r.d.mac {
 		return nil
 	}
-	le := &lastExec{StatusSuccess, detailsSuccess, ago(r.now, r.d.dcAgo)}
+	// The scheduled collection happened once, at a fixed time: unlike last_seen, it
+	// does not move with the clock.
+	le := &lastExec{StatusSuccess, detailsSuccess, ago(r.f.epoch, r.d.dcAgo)}
 	if r.ex != nil && r.ex[k] != nil {
 		le = r.ex[k]
 	}

@@ -3,6 +3,7 @@ package fleet
 import (
 	"strconv"
 	"strings"
+	"time"
 )
 
 // onlineAfter is how recently a device must have been seen to count as online.
@@ -24,7 +25,8 @@ func (f *Fleet) onlineLocked(i uint32) bool {
 }
 
 // SetOnline forces device i online (last seen now) or offline (last seen at least two
-// hours ago).
+// hours ago). A device taken offline reported nothing since it was last seen: its
+// collections are moved back before then.
 func (f *Fleet) SetOnline(i int, online bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -32,8 +34,19 @@ func (f *Fleet) SetOnline(i int, online bool) {
 	d := &f.devs[i]
 	if online {
 		d.lastSeenAgo = 30
-	} else {
-		d.lastSeenAgo = max(d.lastSeenAgo, 2*3600)
+		return
+	}
+	d.lastSeenAgo = max(d.lastSeenAgo, 2*3600)
+	d.dcAgo = max(d.dcAgo, d.lastSeenAgo+600)
+	cur := f.lastExec[uint32(i)]
+	if cur == nil {
+		return
+	}
+	seen := ago(f.now(), d.lastSeenAgo)
+	for k, le := range cur {
+		if le != nil && le.status == StatusSuccess && le.time.After(seen) {
+			f.setDataExecLocked(uint32(i), k, &lastExec{le.status, le.details, seen.Add(-10 * time.Minute)})
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package v6
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/dexbridge/dexbridge/internal/nxql"
@@ -33,6 +34,14 @@ type staleRow struct {
 func (r staleRow) Value(field string) any {
 	if field == "device.last_seen" {
 		return r.lastSeen
+	}
+	// The Engine never heard of a collection after the device left it.
+	if rest, ok := strings.CutPrefix(field, "remote_action."); ok {
+		if id, _, ok := strings.Cut(rest, ".execution."); ok {
+			if at, ok := r.Row.Value("remote_action." + id + ".execution.time").(time.Time); ok && at.After(r.lastSeen) {
+				return nil
+			}
+		}
 	}
 	return r.Row.Value(field)
 }
