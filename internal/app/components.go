@@ -136,5 +136,5 @@ func (d *deps) checks() []ingress.Check {
 func (d *deps) cacheLimiter() ratelimit.Limiter {
 	lim := d.cfg.Limits.CacheRequestsPerSecond
 	return ratelimit.Observed(ratelimit.NewShared(store.New(d.db)).Limiter(ratelimit.CacheKey, ratelimit.Rate{PerSecond: lim, Burst: max(1, int(lim))}),
-		func() { d.metrics.RateLimited("cache") })
+		func(apiKey string) { d.metrics.RateLimited("cache"); d.metrics.KeyRateLimited("cache", apiKey) })
 }

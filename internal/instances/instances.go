@@ -75,8 +75,8 @@ func New(cfg config.Config, limiters *ratelimit.Shared, o Options) (*Set, error)
 		}
 		if m := o.Metrics; m != nil {
 			nc.Observe = func(c nexthink.Call) { m.ObserveUpstream(c.Instance, c.Name, c.Status, c.Duration) }
-			nc.NQL = ratelimit.Observed(nc.NQL, func() { m.RateLimited("nql") })
-			nc.Actions = ratelimit.Observed(nc.Actions, func() { m.RateLimited("actions") })
+			nc.NQL = ratelimit.Observed(nc.NQL, func(string) { m.RateLimited("nql") })
+			nc.Actions = ratelimit.Observed(nc.Actions, func(string) { m.RateLimited("actions") })
 		}
 		if o.Configure != nil {
 			o.Configure(&nc)

@@ -24,6 +24,7 @@ type Metrics struct {
 	UpstreamCalls       *prometheus.CounterVec   // instance, endpoint, status
 	UpstreamDuration    *prometheus.HistogramVec // instance, endpoint
 	RateLimitRejections *prometheus.CounterVec   // limit
+	KeyRejections       *prometheus.CounterVec   // limit, api_key: refusals of a known API key
 	CacheLookups        *prometheus.CounterVec   // kind, result (hit, miss)
 	DiscoveryRuns       *prometheus.CounterVec   // instance, outcome
 	DiscoveryDuration   *prometheus.HistogramVec // instance
@@ -64,6 +65,9 @@ func New() *Metrics {
 		RateLimitRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dexbridge_rate_limit_rejections_total", Help: "Requests refused by a rate limit, by limit.",
 		}, []string{"limit"}),
+		KeyRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dexbridge_rate_limit_key_rejections_total", Help: "Requests of an API key refused by a rate limit, by limit and API key id.",
+		}, []string{"limit", "api_key"}),
 		CacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dexbridge_cache_lookups_total", Help: "Cache lookups by kind and result (hit, miss).",
 		}, []string{"kind", "result"}),
@@ -96,7 +100,7 @@ func New() *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.HTTPRequests, m.HTTPDuration, m.NATSRequestDuration, m.NATSHandlerDuration, m.UpstreamCalls,
-		m.UpstreamDuration, m.RateLimitRejections, m.CacheLookups, m.DiscoveryRuns, m.DiscoveryDuration,
+		m.UpstreamDuration, m.RateLimitRejections, m.KeyRejections, m.CacheLookups, m.DiscoveryRuns, m.DiscoveryDuration,
 		m.DiscoveryRows, m.PendingExecutions, m.Webhooks, m.ProactiveDeliveries, m.PrunedRows, m.PruningRuns,
 	)
 	return m
@@ -134,6 +138,15 @@ func (m *Metrics) RateLimited(limit string) {
 		return
 	}
 	m.RateLimitRejections.WithLabelValues(limit).Inc()
+}
+
+// KeyRateLimited records a refusal of API key id by a limit, so a noisy key shows in
+// the metrics rather than in the log.
+func (m *Metrics) KeyRateLimited(limit, id string) {
+	if m == nil || id == "" {
+		return
+	}
+	m.KeyRejections.WithLabelValues(limit, id).Inc()
 }
 
 // Cache records a cache lookup.

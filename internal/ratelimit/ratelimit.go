@@ -1,13 +1,10 @@
-// Package ratelimit enforces call rates for the deployment as a whole: every replica
-// takes its calls from one budget kept in PostgreSQL (a GCRA row per key, updated in
-// one atomic statement), so two ingress and two worker replicas still send the tenant
-// at most the configured rate. Local is the same contract for one process.
 package ratelimit
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -49,54 +46,66 @@ func (e *Limited) Problem(detail string) *problem.Error {
 // CacheKey names the shared limiter of cache reads (MAX_CACHE_REQUESTS_PER_SECOND).
 const CacheKey = "cache"
 
-// TakeCacheRead takes one read from the cache's budget l without waiting, or refuses
-// it as the client hears it: 429 with Retry-After, or 503 when the budget cannot be
-// checked. A nil l does not limit.
-func TakeCacheRead(ctx context.Context, l Limiter) error {
+// TakeCacheRead takes one read from the cache's budget l without waiting, on behalf
+// of caller (the API key's id: a short budget is shared fairly among the keys), or
+// refuses it as the client hears it: 429 with Retry-After, or 503 when the budget
+// cannot be checked. A nil l does not limit.
+func TakeCacheRead(ctx context.Context, l Limiter, caller string) error {
 	if l == nil {
 		return nil
 	}
-	_, err := l.Take(ctx, 0)
+	_, err := l.Take(WithCaller(ctx, caller), 0)
 	var limited *Limited
 	switch {
 	case errors.As(err, &limited):
-		return limited.Problem("the cache takes at most MAX_CACHE_REQUESTS_PER_SECOND reads per second")
+		return limited.Problem("the cache takes at most MAX_CACHE_REQUESTS_PER_SECOND reads per second, shared fairly among API keys")
 	case err != nil:
 		return problem.Wrap(problem.ServiceUnavailable, err, "the cache's rate limit cannot be checked right now").Retry(time.Second)
 	}
 	return nil
 }
 
-// Shared hands out limiters whose budget every replica shares.
+// Shared hands out limiters whose budget every replica shares (see the package
+// documentation). It keeps one limiter per key, so asking for the limiter of a key
+// at every request is cheap; limiters unused for a while are forgotten.
 type Shared struct {
-	db *store.DB
+	db Leaser
+
+	mu     sync.Mutex
+	limits map[string]*leased
+	swept  time.Time
 }
 
-// NewShared returns a factory of shared limiters.
-func NewShared(db *store.DB) *Shared { return &Shared{db: db} }
+// idleLimiter is how long an unused limiter is kept.
+const idleLimiter = 5 * time.Minute
 
-// Limiter returns the limiter of key at rate r.
+// NewShared returns a factory of shared limiters whose budgets live in db.
+func NewShared(db *store.DB) *Shared { return &Shared{db: db, limits: map[string]*leased{}} }
+
+// Limiter returns the limiter of key at rate r (r.PerSecond above 0).
 func (s *Shared) Limiter(key string, r Rate) Limiter {
-	interval := time.Duration(float64(time.Second) / r.PerSecond)
-	return &shared{db: s.db, key: key, rate: r.PerSecond, interval: interval, tolerance: time.Duration(max(r.Burst-1, 0)) * interval}
-}
-
-type shared struct {
-	db                  *store.DB
-	key                 string
-	rate                float64
-	interval, tolerance time.Duration
-}
-
-func (l *shared) Take(ctx context.Context, maxWait time.Duration) (time.Duration, error) {
-	ok, d, err := l.db.TakeRate(ctx, l.key, l.interval, l.tolerance, maxWait)
-	if err != nil {
-		return 0, err
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if now.Sub(s.swept) > time.Minute {
+		s.swept = now
+		for k, l := range s.limits {
+			l.mu.Lock()
+			idle := now.Sub(l.lastUse) > idleLimiter && l.inflight == nil
+			l.mu.Unlock()
+			if idle {
+				delete(s.limits, k)
+			}
+		}
 	}
-	if !ok {
-		return 0, &Limited{Key: l.key, RetryAfter: d, PerSecond: l.rate}
+	l := s.limits[key]
+	if l == nil || l.r != r {
+		// A new rate starts afresh; the database row carries the budget over.
+		l = newLeased(s.db, key, r)
+		l.lastUse = now
+		s.limits[key] = l
 	}
-	return d, nil
+	return l
 }
 
 // Local is a limiter for one process.
@@ -121,8 +130,9 @@ func (l *Local) Take(_ context.Context, maxWait time.Duration) (time.Duration, e
 	return d, nil
 }
 
-// Observed reports every refusal of l to onRefuse (metrics).
-func Observed(l Limiter, onRefuse func()) Limiter {
+// Observed reports every refusal of l to onRefuse (metrics), with the caller named
+// by WithCaller.
+func Observed(l Limiter, onRefuse func(caller string)) Limiter {
 	if onRefuse == nil {
 		return l
 	}
@@ -131,13 +141,13 @@ func Observed(l Limiter, onRefuse func()) Limiter {
 
 type observed struct {
 	Limiter
-	onRefuse func()
+	onRefuse func(caller string)
 }
 
 func (o observed) Take(ctx context.Context, maxWait time.Duration) (time.Duration, error) {
 	d, err := o.Limiter.Take(ctx, maxWait)
 	if _, ok := err.(*Limited); ok {
-		o.onRefuse()
+		o.onRefuse(CallerFrom(ctx))
 	}
 	return d, err
 }

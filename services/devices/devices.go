@@ -7,8 +7,9 @@
 // health, their discovery and the cache's size.
 //
 // Every cache read takes one call from the deployment-wide
-// MAX_CACHE_REQUESTS_PER_SECOND budget; beyond it the chatbot gets 429 with
-// Retry-After. Live queries take the instance's NQL budget.
+// MAX_CACHE_REQUESTS_PER_SECOND budget, shared fairly among the API keys asking when
+// it is short; beyond it the chatbot gets 429 with Retry-After. Live queries take the
+// instance's NQL budget.
 package devices
 
 import (

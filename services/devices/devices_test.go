@@ -2,10 +2,13 @@ package devices_test
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/logging"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/nxsim"
+	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/testenv"
@@ -33,6 +37,8 @@ type env struct {
 	db      *store.DB
 	cfg     config.Config
 	handler http.Handler
+	rpc     *natsrpc.Client // to the workers, as the ingress calls them
+	subj    events.Subjects
 	reader  string // API key with the read scope
 	admin   string // API key with the read and admin scopes
 }
@@ -40,9 +46,10 @@ type env struct {
 type envOptions struct {
 	sim        func(*nxsim.Config)
 	tenants    []string
-	discover   bool    // discover every instance before serving
-	cacheLimit float64 // cache reads per second; default 1000
-	noWorker   bool    // no discovery worker (which discovers at start): the cache stays empty
+	discover   bool                // discover every instance before serving
+	cacheLimit float64             // cache reads per second; default 1000
+	noWorker   bool                // no discovery worker (which discovers at start): the cache stays empty
+	refused    func(apiKey string) // told of each refusal by the cache's budget
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -74,7 +81,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	tuning.Refresh, tuning.Concurrency, tuning.ShutdownTimeout, tuning.Live.RetryFor = time.Hour, 16, 5*time.Second, 500*time.Millisecond
 	dev, err := devices.New(devices.Options{
 		Conn: nc, Subjects: subjects, Cache: db, Instances: set, Config: tuning,
-		CacheLimiter: limiters.Limiter(ratelimit.CacheKey+":"+testenv.Prefix(t), ratelimit.Rate{PerSecond: limit, Burst: max(1, int(limit))}),
+		CacheLimiter: ratelimit.Observed(limiters.Limiter(ratelimit.CacheKey+":"+testenv.Prefix(t), ratelimit.Rate{PerSecond: limit, Burst: max(1, int(limit))}), o.refused),
 		Log:          logging.Discard(), Version: "0.0.0",
 	})
 	if err != nil {
@@ -101,7 +108,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		RPC: natsrpc.NewClient(nc, 10*time.Second), Keys: auth.NewKeys(db), Credentials: auth.NewCredentials(nil),
 		Limiters: limiters, Subjects: subjects, Log: logging.Discard(),
 	}))
-	e := &env{t: t, sim: sim, db: db, cfg: cfg, handler: h}
+	e := &env{t: t, sim: sim, db: db, cfg: cfg, handler: h, rpc: natsrpc.NewClient(nc, 10*time.Second), subj: subjects}
 	e.reader = e.key("reader", "read")
 	e.admin = e.key("operator", "read", "admin")
 	return e
@@ -289,6 +296,97 @@ func TestCacheReadsAreRateLimited(t *testing.T) {
 	if n := discoverytest.Counters(t, e.sim, "eu").Queries["#get_device_basic_infos"]; n != 0 {
 		t.Errorf("a refused read went to the tenant %d times", n)
 	}
+}
+
+// TestCacheBudgetSharedFairly: with the cache at 40 reads a second, a noisy API key
+// asks as fast as eight callers go while a quiet key asks four times a second through
+// the REST API. Once the worker has seen a second of it, and until the noisy key has
+// been refused 50 times, the quiet key is answered every time, and each refusal is
+// reported under its key's id. (The noisy key calls the worker over NATS, as the
+// ingress does, so that it outruns the budget however loaded the machine is.)
+func TestCacheBudgetSharedFairly(t *testing.T) {
+	const noisyID = "key_noisy"
+	var mu sync.Mutex
+	refusedTo := map[string]int{}
+	e := newEnv(t, envOptions{discover: true, tenants: []string{"eu"}, cacheLimit: 40, refused: func(apiKey string) {
+		mu.Lock()
+		defer mu.Unlock()
+		refusedTo[apiKey]++
+	}})
+	quiet, quietKey, err := auth.NewKeys(e.db).Create(context.Background(), auth.NewKey{Name: "quiet", Scopes: []string{"read"}, CreatedBy: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.reader = quiet // e.identify's key
+	start := time.Now()
+	learnt := start.Add(time.Second)
+	var noisyOK, noisyRefused, noisyLater atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	ctx := natsrpc.WithHeader(context.Background(), events.HeaderAPIKeyID, noisyID)
+	req := events.DevicesIdentifyRequest{Header: events.NewHeader(events.TypeDevicesIdentifyRequest), Key: events.KeyUsername, Value: "bwayne"}
+	for range 8 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				var reply events.DevicesIdentifyReply
+				err := e.rpc.Call(ctx, e.subj.Of(events.DevicesIdentify), req, &reply)
+				switch code := problem.CodeOf(err); {
+				case err == nil:
+					noisyOK.Add(1)
+				case code == problem.RateLimited:
+					noisyRefused.Add(1)
+					if time.Now().After(learnt) {
+						noisyLater.Add(1)
+					}
+				default:
+					t.Errorf("noisy key: %v", err)
+					return
+				}
+			}
+		})
+	}
+	asked, served, quietRefused := 0, 0, 0 // quietRefused counts the first second too
+	deadline := start.Add(time.Minute)
+	for noisyLater.Load() < 50 || asked < 8 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after a minute the noisy key had %d refusals and the quiet one %d calls", noisyLater.Load(), asked)
+		}
+		time.Sleep(250 * time.Millisecond) // the quiet key's pace, not an assertion
+		code, _ := e.identify(events.KeyUsername, "bwayne")
+		if code == 429 {
+			quietRefused++
+		}
+		if time.Now().Before(learnt) {
+			continue
+		}
+		asked++
+		if code == 200 {
+			served++
+		}
+	}
+	close(done)
+	wg.Wait()
+	if served != asked {
+		t.Errorf("quiet key: %d of %d answered, want all", served, asked)
+	}
+	if noisyOK.Load() == 0 {
+		t.Errorf("noisy key: nothing answered, %d refused; want its share", noisyRefused.Load())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[string]int{noisyID: int(noisyRefused.Load())}
+	if quietRefused > 0 {
+		want[quietKey.ID] = quietRefused
+	}
+	if !maps.Equal(refusedTo, want) {
+		t.Errorf("refusals reported: %v, want %v", refusedTo, want)
+	}
+	t.Logf("quiet: %d of %d answered; noisy: %d answered, %d refused", served, asked, noisyOK.Load(), noisyRefused.Load())
 }
 
 type deviceAnswer struct {

@@ -10,6 +10,7 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/livedevices"
 	"github.com/dexbridge/dexbridge/internal/metrics"
+	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
@@ -68,7 +69,7 @@ func (s *identifierService) identify(ctx context.Context, req events.DevicesIden
 	if err := s.checkInstance(req.Instance); err != nil {
 		return events.DevicesIdentifyReply{}, err
 	}
-	if err := ratelimit.TakeCacheRead(ctx, s.limiter); err != nil {
+	if err := ratelimit.TakeCacheRead(ctx, s.limiter, natsrpc.Header(ctx, events.HeaderAPIKeyID)); err != nil {
 		return events.DevicesIdentifyReply{}, err
 	}
 	matches := events.UserMatches(req.Key, req.Value)
@@ -179,7 +180,7 @@ func (s *identifierService) get(ctx context.Context, req events.DevicesGetReques
 	if err := s.checkInstance(req.Instance); err != nil {
 		return events.DevicesGetReply{}, err
 	}
-	if err := ratelimit.TakeCacheRead(ctx, s.limiter); err != nil {
+	if err := ratelimit.TakeCacheRead(ctx, s.limiter, natsrpc.Header(ctx, events.HeaderAPIKeyID)); err != nil {
 		return events.DevicesGetReply{}, err
 	}
 	key, matchedBy := store.ByDeviceName, events.KeyDeviceName

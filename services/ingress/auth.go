@@ -50,7 +50,10 @@ func (h *handlers) withKey(scope auth.Scope, next http.HandlerFunc) http.Handler
 		if p.RateLimitPerSecond != nil {
 			l := h.opts.Limiters.Limiter("apikey:"+p.KeyID, ratelimit.Rate{PerSecond: *p.RateLimitPerSecond, Burst: max(1, int(*p.RateLimitPerSecond))})
 			if _, err := l.Take(r.Context(), 0); err != nil {
-				h.opts.Metrics.RateLimited("apikey")
+				if _, refused := err.(*ratelimit.Limited); refused {
+					h.opts.Metrics.RateLimited("apikey")
+					h.opts.Metrics.KeyRateLimited("apikey", p.KeyID)
+				}
 				h.fail(w, r, limitProblem(err, "this API key's rate limit is exceeded"))
 				return
 			}

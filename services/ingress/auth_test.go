@@ -316,6 +316,23 @@ func TestExpiredKeyAndPerKeyLimit(t *testing.T) {
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || resp.Header.Get("RateLimit-Limit") != "0.5" {
 		t.Errorf("second call: got %d %v %v, want 429 with the key's limit", resp.StatusCode, body, resp.Header)
 	}
+	// A refusal is logged at debug: a noisy client does not fill the log.
+	var refusals int
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		var l struct {
+			Level, Msg string
+			Status     int
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "http request" && l.Status == 429 {
+			refusals++
+			if l.Level != "DEBUG" {
+				t.Errorf("429 logged at %s: %s", l.Level, line)
+			}
+		}
+	}
+	if refusals != 1 {
+		t.Errorf("access log: %d lines for the 429, want 1 (at debug)", refusals)
+	}
 }
 
 func TestStrictInput(t *testing.T) {

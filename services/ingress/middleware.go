@@ -95,8 +95,13 @@ func accessLog(log *slog.Logger, m *metrics.Metrics) middleware {
 			}
 			m.ObserveHTTP(route, r.Method, rec.status, time.Since(start))
 			level := slog.LevelInfo
-			if rec.status >= 500 {
+			switch {
+			case rec.status >= 500:
 				level = slog.LevelWarn
+			case rec.status == http.StatusTooManyRequests:
+				// A noisy client would fill the log: its refusals are counted in the
+				// metrics (per limit, and per API key) instead.
+				level = slog.LevelDebug
 			}
 			log.Log(r.Context(), level, "http request", "method", r.Method, "path", r.URL.Path,
 				"status", rec.status, "bytes", rec.bytes, "duration_ms", time.Since(start).Milliseconds())

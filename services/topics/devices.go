@@ -8,6 +8,7 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/livedevices"
 	"github.com/dexbridge/dexbridge/internal/metrics"
+	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
@@ -37,7 +38,7 @@ func (r deviceResolver) Resolve(ctx context.Context, device string) (wrapper.Dev
 	if events.CheckDevice(device) != nil {
 		return wrapper.Device{}, notFound
 	}
-	if err := ratelimit.TakeCacheRead(ctx, r.limiter); err != nil {
+	if err := ratelimit.TakeCacheRead(ctx, r.limiter, natsrpc.Header(ctx, events.HeaderAPIKeyID)); err != nil {
 		return wrapper.Device{}, err
 	}
 	key, liveKey := store.ByDeviceName, events.KeyDeviceName
