@@ -106,6 +106,7 @@ func Scenarios() []Scenario {
 		{"remediation", remediationScenario},
 		{"mix", mixScenario},             // mixscenario.go
 		{"retention", retentionScenario}, // retention.go
+		{"cluster", clusterScenario},     // cluster.go
 	}
 }
 
@@ -114,6 +115,9 @@ func Scenarios() []Scenario {
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "soak" {
 		return soakMain(ctx, args[1:], getenv, stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "nats-node" {
+		return natsNodeMain(args[1:], stderr)
 	}
 	fs := flag.NewFlagSet("dexbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)

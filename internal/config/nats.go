@@ -93,8 +93,11 @@ func (n *NATS) loadSecrets() error {
 
 func (n NATS) validate() error {
 	if n.URL != "" {
-		if _, err := url.Parse(n.URL); err != nil {
-			return &Error{Key: "nats.url", Env: "NATS_URL", Reason: "not a URL"}
+		// A cluster is a comma-separated list of its servers.
+		for _, one := range strings.Split(n.URL, ",") {
+			if u, err := url.Parse(strings.TrimSpace(one)); err != nil || u.Host == "" {
+				return &Error{Key: "nats.url", Env: "NATS_URL", Reason: fmt.Sprintf("want nats://host:port or tls://host:port, comma-separated for a cluster; %q is not", one)}
+			}
 		}
 	} else if _, _, err := net.SplitHostPort(n.Listen); err != nil {
 		return &Error{Key: "nats.listen", Reason: fmt.Sprintf("want host:port, got %q", n.Listen)}

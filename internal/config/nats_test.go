@@ -33,6 +33,9 @@ func TestNATSSecurity(t *testing.T) {
 			func(n NATS) error {
 				return want(n.Token.Reveal() == "tok" && n.Replicas == 3 && n.TLS.CAFile == "/ca.pem" && n.CredentialKind() == "token", "token, replicas 3, the CA")
 			}, ""},
+		{"a cluster", "", map[string]string{ext: "tls://n1:4222, tls://n2:4222,tls://n3:4222", "NATS_REPLICAS": "3"},
+			func(n NATS) error { return want(n.Replicas == 3, "three replicas") }, ""},
+		{"not a URL", "", map[string]string{ext: "nats://n1:4222,n2"}, nil, `"n2" is not`},
 		{"replicas default", "", nil, func(n NATS) error { return want(n.Replicas == 1, "one replica") }, ""},
 		{"two kinds", "", map[string]string{ext: "nats://n:4222", "NATS_TOKEN": "tok", "NATS_CREDS_FILE": "/x.creds"}, nil, "one NATS credential kind, got creds_file and token"},
 		{"user without password", "", map[string]string{ext: "nats://n:4222", "NATS_USER": "dex"}, nil, "set both the user and the password"},
