@@ -66,7 +66,7 @@ func TestEmbeddedServerTLS(t *testing.T) {
 	ctx := context.Background()
 	c := testenv.Certs(t)
 	host, err := broker.Connect(ctx, broker.Options{Listen: "127.0.0.1:0", StoreDir: t.TempDir(),
-		TLS: broker.TLS{CAFile: c.CA, CertFile: c.ServerCert, KeyFile: c.ServerKey, VerifyClients: true},
+		TLS:  broker.TLS{CAFile: c.CA, CertFile: c.ServerCert, KeyFile: c.ServerKey, VerifyClients: true},
 		Auth: broker.Auth{Token: "tls-and-token"}})
 	if err != nil {
 		t.Fatal(err)

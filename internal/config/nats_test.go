@@ -26,9 +26,13 @@ func TestNATSSecurity(t *testing.T) {
 		err   string // part of the error; "" for none
 	}{
 		{"password from the environment", "", map[string]string{ext: "tls://nats:4222", "NATS_USER": "dex", "NATS_PASSWORD": "env-pass"},
-			func(n NATS) error { return want(n.User == "dex" && n.Password.Reveal() == "env-pass", "user and password") }, ""},
+			func(n NATS) error {
+				return want(n.User == "dex" && n.Password.Reveal() == "env-pass", "user and password")
+			}, ""},
 		{"password from a file", "nats:\n  user: dex\n  password_file: " + passFile + "\n", map[string]string{ext: "nats://nats:4222"},
-			func(n NATS) error { return want(n.Password.Reveal() == "from-file-pass", "the file's password, trimmed") }, ""},
+			func(n NATS) error {
+				return want(n.Password.Reveal() == "from-file-pass", "the file's password, trimmed")
+			}, ""},
 		{"token and TLS", "nats:\n  tls: {ca_file: /ca.pem, cert_file: /c.pem, key_file: /k.pem}\n", map[string]string{ext: "tls://nats:4222", "NATS_TOKEN": "tok", "NATS_REPLICAS": "3"},
 			func(n NATS) error {
 				return want(n.Token.Reveal() == "tok" && n.Replicas == 3 && n.TLS.CAFile == "/ca.pem" && n.CredentialKind() == "token", "token, replicas 3, the CA")
