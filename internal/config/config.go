@@ -56,13 +56,6 @@ type TLS struct {
 	KeyFile  string `yaml:"key_file"`  // TLS_KEY_FILE
 }
 
-// NATS says where the message bus is.
-type NATS struct {
-	URL           string `yaml:"url"`            // NATS_URL; empty starts an embedded server
-	Listen        string `yaml:"listen"`         // embedded server's client address, for other processes
-	SubjectPrefix string `yaml:"subject_prefix"` // NATS_SUBJECT_PREFIX
-}
-
 // Workers bounds how much work each worker process does at once.
 type Workers struct {
 	Concurrency int `yaml:"concurrency"` // WORKER_CONCURRENCY: handlers running at once per endpoint
@@ -131,7 +124,7 @@ func Default() Config {
 		Listen:            "127.0.0.1:8090",
 		LogLevel:          "info",
 		DataDir:           ".data",
-		NATS:              NATS{Listen: "127.0.0.1:4223", SubjectPrefix: "dexbridge"},
+		NATS:              NATS{Listen: "127.0.0.1:4223", SubjectPrefix: "dexbridge", Replicas: 1},
 		TopicsDir:         "topics",
 		QueriesFile:       "config/queries.yaml",
 		RemoteActionsFile: "config/remote_actions.yaml",
@@ -214,15 +207,8 @@ func (c Config) Validate() error {
 	default:
 		return &Error{Key: "log_level", Env: "LOG_LEVEL", Reason: fmt.Sprintf("want debug, info, warn or error, got %q", c.LogLevel)}
 	}
-	if c.NATS.URL != "" {
-		if _, err := url.Parse(c.NATS.URL); err != nil {
-			return &Error{Key: "nats.url", Env: "NATS_URL", Reason: "not a URL"}
-		}
-	} else if _, _, err := net.SplitHostPort(c.NATS.Listen); err != nil {
-		return &Error{Key: "nats.listen", Reason: fmt.Sprintf("want host:port, got %q", c.NATS.Listen)}
-	}
-	if !validToken(c.NATS.SubjectPrefix) {
-		return &Error{Key: "nats.subject_prefix", Env: "NATS_SUBJECT_PREFIX", Reason: "want lowercase letters, digits, '_' or '-', dot-separated"}
+	if err := c.NATS.validate(); err != nil {
+		return err
 	}
 	if c.DatabaseURL == "" {
 		return &Error{Key: "database_url", Env: "DATABASE_URL", Reason: "required"}
