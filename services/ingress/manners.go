@@ -131,8 +131,9 @@ type corsPolicy struct {
 
 // The headers a browser may send and read across origins.
 var (
-	corsAllowHeaders  = "Accept, Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-API-Key, X-Request-Id"
-	corsExposeHeaders = "Allow, Location, Retry-After, RateLimit-Limit, RateLimit-Policy, RateLimit-Remaining, RateLimit-Reset, " +
+	corsAllowHeaders = "Accept, Authorization, Content-Type, Idempotency-Key, Last-Event-ID, Mcp-Protocol-Version, Mcp-Session-Id, " +
+		"X-API-Key, X-Request-Id"
+	corsExposeHeaders = "Allow, Location, Mcp-Session-Id, Retry-After, RateLimit-Limit, RateLimit-Policy, RateLimit-Remaining, RateLimit-Reset, " +
 		"X-Request-Id, " + headerInstance + ", " + headerDataAsOf + ", " + headerTruncated + ", " + headerRows
 )
 
