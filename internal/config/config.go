@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -39,6 +40,15 @@ type Config struct {
 	Webhooks          Webhooks   `yaml:"webhooks"`  // see webhooks.go
 	Proactive         Proactive  `yaml:"proactive"` // see webhooks.go
 	Retention         Retention  `yaml:"retention"` // see retention.go
+	CORS              CORS       `yaml:"cors"`      // CORS_ALLOWED_ORIGINS
+}
+
+// CORS lets web pages of other origins call the API from a browser: none by default.
+type CORS struct {
+	// AllowedOrigins are exact origins (https://portal.example.com, with a port when
+	// it is not the scheme's) or "*" for any (CORS_ALLOWED_ORIGINS, comma-separated).
+	// Credentials (cookies) are never allowed: API keys travel in headers.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 // Admin is the operator's credential for the API-key endpoints (HTTP Basic), beside
@@ -261,6 +271,12 @@ func (c Config) Validate() error {
 	if err := c.validateRetention(); err != nil {
 		return err
 	}
+	for i, o := range c.CORS.AllowedOrigins {
+		if !validOrigin(o) {
+			return &Error{Key: fmt.Sprintf("cors.allowed_origins[%d]", i), Env: "CORS_ALLOWED_ORIGINS",
+				Reason: fmt.Sprintf("want an origin such as https://portal.example.com (scheme, host, optional port, no path) or *, got %q", o)}
+		}
+	}
 	seen := map[string]bool{}
 	for i, in := range c.Instances {
 		key := fmt.Sprintf("instances[%d]", i)
@@ -280,6 +296,17 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// validOrigin reports whether s is a browser origin (scheme://host[:port]) or "*".
+func validOrigin(s string) bool {
+	if s == "*" {
+		return true
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil && u.Opaque == "" &&
+		u.Path == "" && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" && !strings.ContainsAny(s, "*# ") &&
+		u.Hostname() != "" && !strings.HasSuffix(u.Host, ":")
 }
 
 func validToken(s string) bool {

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Variable is an environment variable that overrides a configuration key.
@@ -57,6 +58,15 @@ func Variables() []Variable {
 		{"WEBHOOKS_FILE", "webhooks.file", "webhook sources and mapping rules", str(func(c *Config) *string { return &c.Webhooks.File })},
 		{"PROACTIVE_CALLBACK_URL", "proactive.callback_url", "the chatbot's URL for proactive event callbacks", str(func(c *Config) *string { return &c.Proactive.CallbackURL })},
 		{"PROACTIVE_CALLBACK_SECRET", "proactive.callback_secret_file", "secret that signs the callbacks (or a file named by proactive.callback_secret_file)", func(c *Config, s string) error { c.Proactive.CallbackSecret = Secret(s); return nil }},
+		{"CORS_ALLOWED_ORIGINS", "cors.allowed_origins", "browser origins allowed to call the API, comma-separated, or *; unset: none", func(c *Config, s string) error {
+			c.CORS.AllowedOrigins = nil
+			for _, o := range strings.Split(s, ",") {
+				if o = strings.TrimSpace(o); o != "" {
+					c.CORS.AllowedOrigins = append(c.CORS.AllowedOrigins, o)
+				}
+			}
+			return nil
+		}},
 		{"PROACTIVE_CALLBACK_MAX_ATTEMPTS", "proactive.max_attempts", "callback attempts before a delivery is dead", integer(func(c *Config) *int { return &c.Proactive.MaxAttempts })},
 	}
 }
