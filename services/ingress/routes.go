@@ -16,6 +16,8 @@ func NewHandler(o Options) http.Handler {
 	r.MethodNotAllowedHandler = http.HandlerFunc(h.methodNotAllowed)
 
 	r.Use(routeTemplate)
+	var handler http.Handler // the whole REST API, which the MCP tools call (mcp.go)
+	h.routeMCP(r, func() http.Handler { return handler })
 	r.HandleFunc("/healthz", h.healthz).Methods(http.MethodGet, http.MethodHead)
 	if o.Metrics != nil {
 		r.Handle("/metrics", o.Metrics.Handler()).Methods(http.MethodGet)
@@ -40,8 +42,8 @@ func NewHandler(o Options) http.Handler {
 	r.HandleFunc("/api/v1/status", h.withKey(auth.Read, h.status)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/admin/discovery", h.withKey(auth.Admin, h.runDiscovery)).Methods(http.MethodPost)
 	r.HandleFunc("/api/v1/topics/{topic}/diagnosis", h.withKey(auth.Diagnose, h.diagnose)).Methods(http.MethodPost)
-	r.HandleFunc("/api/v1/nql/{query_id}", h.withKey(auth.Diagnose, h.executeQuery)).Methods(http.MethodPost)
-	r.HandleFunc("/api/v1/nql/{query_id}/export", h.withKey(auth.Diagnose, h.exportQuery)).Methods(http.MethodPost)
+	r.HandleFunc("/api/v1/nql/{query_id}", h.withKey(auth.Diagnose, h.undelegated(h.executeQuery))).Methods(http.MethodPost)
+	r.HandleFunc("/api/v1/nql/{query_id}/export", h.withKey(auth.Diagnose, h.undelegated(h.exportQuery))).Methods(http.MethodPost)
 	r.HandleFunc("/api/v1/admin/reload", h.withKey(auth.Admin, h.reloadTopics)).Methods(http.MethodPost)
 
 	// Remediation: the allow-list, triggers (sync or async) and executions (actions.go).
@@ -56,8 +58,9 @@ func NewHandler(o Options) http.Handler {
 	r.HandleFunc("/api/v1/webhooks/deliveries", h.withKey(auth.Admin, h.listWebhookDeliveries)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/webhooks/{source}", h.receiveWebhook).Methods(http.MethodPost, http.MethodPut, http.MethodPatch)
 	r.HandleFunc("/api/v1/proactive/events", h.withKey(auth.Read, h.listProactiveEvents)).Methods(http.MethodGet)
-	r.HandleFunc("/api/v1/proactive/events/{id}/ack", h.withKey(auth.Read, h.ackProactiveEvent)).Methods(http.MethodPost)
-	r.HandleFunc("/api/v1/proactive/stream", h.withKey(auth.Read, h.streamProactiveEvents)).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/proactive/events/{id}/ack", h.withKey(auth.Read, h.undelegated(h.ackProactiveEvent))).Methods(http.MethodPost)
+	r.HandleFunc("/api/v1/proactive/stream", h.withKey(auth.Read, h.undelegated(h.streamProactiveEvents))).Methods(http.MethodGet)
 
-	return chain(r, recoverPanics(o.Log), requestIDs, accessLog(o.Log, o.Metrics), securityHeaders)
+	handler = chain(r, recoverPanics(o.Log), requestIDs, accessLog(o.Log, o.Metrics), securityHeaders)
+	return handler
 }
