@@ -129,10 +129,13 @@ func (r *recorder) Write(b []byte) (int, error) {
 }
 
 // segment escapes a path parameter. One that would change the path's shape (empty,
-// a dot segment) is refused here; the REST handler checks everything else.
+// a dot segment, a slash) is refused here; the REST handler checks everything else.
 func segment(field, v string) (string, error) {
-	if v == "" || v == "." || v == ".." || strings.TrimSpace(v) == "" {
+	switch {
+	case strings.TrimSpace(v) == "":
 		return "", problem.InvalidField(field, "%s is required", field)
+	case v == "." || v == ".." || strings.ContainsAny(v, `/\`):
+		return "", problem.InvalidField(field, "%s is an id, not a path", field)
 	}
 	return url.PathEscape(v), nil
 }

@@ -74,7 +74,9 @@ func version() string {
 }
 
 // adder is a tool of any input and output type.
-type adder interface{ add(*mcp.Server, http.Handler) }
+type adder interface {
+	add(*mcp.Server, http.Handler)
+}
 
 // tool is one MCP tool: its input type In (the arguments, from which the input
 // schema is generated), the REST call it becomes, and the REST answer's type Out
