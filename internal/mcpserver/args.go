@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/dexbridge/dexbridge/internal/problem"
@@ -49,7 +50,7 @@ func argsProblem(err error) error {
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr):
-		field := typeErr.Field
+		field := argName(typeErr.Field)
 		if field == "" {
 			field = "(arguments)"
 		}
@@ -63,6 +64,18 @@ func argsProblem(err error) error {
 		return problem.New(problem.Invalid, "the JSON arguments end too early")
 	}
 	return problem.New(problem.Invalid, "malformed JSON arguments")
+}
+
+// argName drops from a decoding error's field path the Go names of embedded structs
+// (the REST bodies the arguments embed): the arguments' own names are lower case.
+func argName(path string) string {
+	var kept []string
+	for part := range strings.SplitSeq(path, ".") {
+		if part != "" && !unicode.IsUpper(rune(part[0])) {
+			kept = append(kept, part)
+		}
+	}
+	return strings.Join(kept, ".")
 }
 
 // jsonType names a Go kind as JSON Schema does, for the model reading the error.
