@@ -21,7 +21,8 @@ func apikeyCmd(ctx context.Context, env Env, args []string) error {
 	sub, args := args[0], args[1:]
 	fs, path := flags("apikey "+sub, env)
 	name := fs.String("name", "", "key name (create)")
-	scopes := fs.String("scopes", "read,diagnose", "comma-separated scopes: read, diagnose, remediate, admin (create)")
+	scopes := fs.String("scopes", "read,diagnose", "comma-separated scopes: read, diagnose, remediate, admin, delegate (create)")
+	employee := fs.String("employee", "", "with the delegate scope: the UPN of the one employee the key acts for (create)")
 	expires := fs.String("expires", "", "lifetime such as 720h or 30d; empty never expires (create)")
 	quiet := fs.Bool("q", false, "print only the key (create)")
 	if err := fs.Parse(args); err != nil {
@@ -39,7 +40,7 @@ func apikeyCmd(ctx context.Context, env Env, args []string) error {
 	keys := auth.NewKeys(store.New(pool))
 	switch sub {
 	case "create":
-		return createKey(ctx, env, keys, *name, *scopes, *expires, *quiet)
+		return createKey(ctx, env, keys, *name, *scopes, *employee, *expires, *quiet)
 	case "list":
 		return listKeys(ctx, env, keys)
 	case "revoke":
@@ -56,7 +57,7 @@ func apikeyCmd(ctx context.Context, env Env, args []string) error {
 	return fmt.Errorf("%w: unknown apikey command %q", ErrUsage, sub)
 }
 
-func createKey(ctx context.Context, env Env, keys *auth.Keys, name, scopeList, expires string, quiet bool) error {
+func createKey(ctx context.Context, env Env, keys *auth.Keys, name, scopeList, employee, expires string, quiet bool) error {
 	if name == "" {
 		return fmt.Errorf("%w: -name is required", ErrUsage)
 	}
@@ -64,7 +65,10 @@ func createKey(ctx context.Context, env Env, keys *auth.Keys, name, scopeList, e
 	if err != nil {
 		return err
 	}
-	n := auth.NewKey{Name: name, Scopes: scopes, CreatedBy: "cli"}
+	if _, err := auth.CheckDelegate(scopes, employee); err != nil {
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	n := auth.NewKey{Name: name, Scopes: scopes, CreatedBy: "cli", EmployeeUPN: employee}
 	if expires != "" {
 		d, err := config.ParseDuration(expires, false)
 		if err != nil || d <= 0 {
@@ -81,8 +85,12 @@ func createKey(ctx context.Context, env Env, keys *auth.Keys, name, scopeList, e
 		_, err = fmt.Fprintln(env.Stdout, secret)
 		return err
 	}
-	_, err = fmt.Fprintf(env.Stdout, "id:     %s\nname:   %s\nscopes: %s\nkey:    %s\n\nThe key is shown only this once; dexbridge stores only its hash.\n",
-		k.ID, k.Name, strings.Join(k.Scopes, ","), secret)
+	actsFor := ""
+	if k.EmployeeUPN != nil {
+		actsFor = "for:    " + *k.EmployeeUPN + "\n"
+	}
+	_, err = fmt.Fprintf(env.Stdout, "id:     %s\nname:   %s\nscopes: %s\n%skey:    %s\n\nThe key is shown only this once; dexbridge stores only its hash.\n",
+		k.ID, k.Name, strings.Join(k.Scopes, ","), actsFor, secret)
 	return err
 }
 
