@@ -75,3 +75,26 @@ func TestParseScopes(t *testing.T) {
 		t.Errorf("duplicates: got %v", got)
 	}
 }
+
+func TestCheckDelegate(t *testing.T) {
+	tests := []struct {
+		scopes   []string
+		employee string
+		field    string
+	}{
+		{[]string{"read"}, "", ""},
+		{[]string{"delegate", "read", "diagnose", "remediate"}, "jdoe@example.com", ""},
+		{[]string{"delegate", "read"}, "", "employee_upn"},
+		{[]string{"read"}, "jdoe@example.com", "employee_upn"},
+		{[]string{"delegate", "admin"}, "jdoe@example.com", "scopes"},
+		{[]string{"delegate"}, "jdoe@example.com", "scopes"},
+		{[]string{"delegate", "read"}, "CORP\\jdoe", "employee_upn"},
+		{[]string{"delegate", "read"}, "jdoe@example.com\nX-Evil: 1", "employee_upn"},
+	}
+	for _, tt := range tests {
+		field, err := CheckDelegate(tt.scopes, tt.employee)
+		if field != tt.field || (err == nil) != (tt.field == "") {
+			t.Errorf("%v %q: got %q %v, want field %q", tt.scopes, tt.employee, field, err, tt.field)
+		}
+	}
+}
