@@ -23,21 +23,23 @@ import (
 	"github.com/dexbridge/dexbridge/services/discovery/discoverytest"
 )
 
-// withHeader adds a header to every request: how an MCP client sends its API key.
-type withHeader struct{ name, value string }
+// withHeaders adds headers to every request: how an MCP client sends its API key.
+type withHeaders []string
 
-func (h withHeader) RoundTrip(r *http.Request) (*http.Response, error) {
+func (h withHeaders) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
-	r.Header.Set(h.name, h.value)
+	for i := 0; i+1 < len(h); i += 2 {
+		r.Header.Set(h[i], h[i+1])
+	}
 	return http.DefaultTransport.RoundTrip(r)
 }
 
-// mcpSession connects the SDK's own client to /mcp with the key in header.
-func mcpSession(t *testing.T, base, header, value string) (*mcp.ClientSession, error) {
+// mcpSession connects the SDK's own client to /mcp with headers (name, value, ...).
+func mcpSession(t *testing.T, base string, headers ...string) (*mcp.ClientSession, error) {
 	t.Helper()
 	client := mcp.NewClient(&mcp.Implementation{Name: "dexbridge-test", Version: "1"}, nil)
 	tr := &mcp.StreamableClientTransport{Endpoint: base + "/mcp", MaxRetries: -1,
-		HTTPClient: &http.Client{Transport: withHeader{header, value}, Timeout: time.Minute}}
+		HTTPClient: &http.Client{Transport: withHeaders(headers), Timeout: time.Minute}}
 	cs, err := client.Connect(context.Background(), tr, nil)
 	if err == nil {
 		t.Cleanup(func() { _ = cs.Close() })
@@ -97,8 +99,9 @@ func structured(t *testing.T, tools map[string]*mcp.Tool, name string, res *mcp.
 	}
 }
 
-// restStatus sends a REST request with key and returns the status and problem code.
-func restStatus(t *testing.T, base, key, method, path string, body any) (int, string) {
+// restStatus sends a REST request with key (and header name, value pairs) and returns
+// the status and problem code.
+func restStatus(t *testing.T, base, key, method, path string, body any, headers ...string) (int, string) {
 	t.Helper()
 	var rd *bytes.Reader
 	if body != nil {
@@ -109,6 +112,9 @@ func restStatus(t *testing.T, base, key, method, path string, body any) (int, st
 	}
 	req, _ := http.NewRequest(method, base+path, rd)
 	req.Header.Set("Authorization", "Bearer "+key)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -124,10 +130,15 @@ func restStatus(t *testing.T, base, key, method, path string, body any) (int, st
 	return resp.StatusCode, p.Code
 }
 
-// delegateKey creates, through the REST API with the admin key, a delegate key for upn.
+// delegateKey creates, through the REST API with the admin key, a delegate key bound
+// to upn, or, for "", one that names its employee with each request.
 func delegateKey(t *testing.T, base, admin, upn string) string {
 	t.Helper()
-	raw, _ := json.Marshal(map[string]any{"name": "agent for " + upn, "scopes": []string{"delegate", "read", "diagnose", "remediate"}, "employee_upn": upn})
+	body := map[string]any{"name": "agent for " + upn, "scopes": []string{"delegate", "read", "diagnose", "remediate"}}
+	if upn != "" {
+		body["employee_upn"] = upn
+	}
+	raw, _ := json.Marshal(body)
 	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/api-keys", bytes.NewReader(raw))
 	req.Header.Set("X-API-Key", admin)
 	req.Header.Set("Content-Type", "application/json")
@@ -148,7 +159,7 @@ func delegateKey(t *testing.T, base, admin, upn string) string {
 		_ = json.NewDecoder(resp.Body).Decode(&got)
 		return true
 	})
-	if status != http.StatusCreated || got.EmployeeUPN == nil || *got.EmployeeUPN != upn || got.Key == "" {
+	if status != http.StatusCreated || (upn != "") != (got.EmployeeUPN != nil) || (upn != "" && *got.EmployeeUPN != upn) || got.Key == "" {
 		t.Fatalf("create delegate key: got %d %+v", status, got.APIKey)
 	}
 	return got.Key
@@ -187,7 +198,7 @@ func TestMCPAgentActsForItsEmployeeOnly(t *testing.T) {
 	})
 
 	// Without a key, or with a wrong one, the door is closed before MCP starts.
-	if _, err := mcpSession(t, base, "X-API-Key", ""); err == nil {
+	if _, err := mcpSession(t, base); err == nil {
 		t.Error("no key: connected, want a refusal")
 	}
 	if _, err := mcpSession(t, base, "Authorization", "Bearer dxb_wrong"); err == nil {
@@ -349,6 +360,43 @@ func TestMCPAgentActsForItsEmployeeOnly(t *testing.T) {
 	}
 	if _, code := mcpCall(t, theirs, "get_execution", map[string]any{"id": ex.ID}); code != "delegate_forbidden" {
 		t.Errorf("another agent reading John's execution: got %q, want delegate_forbidden", code)
+	}
+
+	// A delegate key of a chatbot serving many employees names, per request, the one
+	// it acts for; naming nobody, or from a key without the scope, is refused.
+	bot := delegateKey(t, base, admin, "")
+	if _, err := mcpSession(t, base, "X-API-Key", bot); err == nil {
+		t.Error("a per-request delegate naming nobody: connected, want a refusal")
+	}
+	if status, code := restStatus(t, base, bot, http.MethodGet, "/api/v1/topics", nil); status != 403 || code != "delegate_forbidden" {
+		t.Errorf("REST per-request delegate naming nobody: got %d %q, want 403 delegate_forbidden", status, code)
+	}
+	if status, code := restStatus(t, base, admin, http.MethodGet, "/api/v1/topics", nil, "Dexbridge-On-Behalf-Of", jdoe); status != 403 || code != "delegate_forbidden" {
+		t.Errorf("REST on behalf of someone from a key without the delegate scope: got %d %q, want 403 delegate_forbidden", status, code)
+	}
+	if status, code := restStatus(t, base, jdoeKey, http.MethodGet, "/api/v1/topics", nil, "Dexbridge-On-Behalf-Of", other.UserUPN); status != 403 || code != "delegate_forbidden" {
+		t.Errorf("REST bound delegate acting for another: got %d %q, want 403 delegate_forbidden", status, code)
+	}
+	forOther, err := mcpSession(t, base, "X-API-Key", bot, "Dexbridge-On-Behalf-Of", other.UserUPN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, code := mcpCall(t, forOther, "identify_devices", map[string]any{"upn": other.UserUPN}); code != "" {
+		t.Errorf("per-request delegate identifying its employee: got %q", code)
+	}
+	for _, device := range []string{other.Name, other.CollectorUID} {
+		if res, code := mcpCall(t, forOther, "diagnose", map[string]any{"topic": "slow_pc", "device": device}); code != "" && code != "unprocessable" {
+			t.Errorf("per-request delegate diagnosing its employee's %s: got %q %v", device, code, res.Content)
+		}
+	}
+	stranger := others[slices.IndexFunc(others, func(d nxsim.SampledDevice) bool { return !strings.EqualFold(d.UserUPN, other.UserUPN) })]
+	for _, device := range []string{"PC-OUTLOOK-OFFLINE", stranger.CollectorUID} {
+		if _, code := mcpCall(t, forOther, "diagnose", map[string]any{"topic": "outlook", "device": device}); code != "delegate_forbidden" {
+			t.Errorf("per-request delegate diagnosing %s: got %q, want delegate_forbidden", device, code)
+		}
+	}
+	if _, code := mcpCall(t, forOther, "get_execution", map[string]any{"id": ex.ID}); code != "delegate_forbidden" {
+		t.Errorf("per-request delegate reading John's execution: got %q, want delegate_forbidden", code)
 	}
 	if _, code := mcpCall(t, theirs, "identify_devices", map[string]any{"upn": other.UserUPN}); code != "" {
 		t.Errorf("identify their own employee: got %q", code)

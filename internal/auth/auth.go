@@ -57,15 +57,13 @@ func ParseScopes(names []string) ([]string, error) {
 	return out, nil
 }
 
-// CheckDelegate checks that scopes and employee (a UPN, or "") go together: a
-// delegate key names its employee, only a delegate key names one, and a delegate
-// cannot administer dexbridge (it would mint itself an unrestricted key). It returns
-// the field to blame and why.
+// CheckDelegate checks that scopes and employee (a UPN, or "") go together: only a
+// delegate key is bound to an employee (one that is not names its employee with each
+// request), and a delegate cannot administer dexbridge (it would mint itself an
+// unrestricted key). It returns the field to blame and why.
 func CheckDelegate(scopes []string, employee string) (field string, err error) {
 	delegate := slices.Contains(scopes, string(Delegate))
 	switch {
-	case delegate && employee == "":
-		return "employee_upn", errors.New("a key with the delegate scope needs employee_upn, the UPN of the employee it acts for")
 	case !delegate && employee != "":
 		return "employee_upn", errors.New("employee_upn binds a delegate key: add the delegate scope, or leave employee_upn out")
 	case delegate && slices.Contains(scopes, string(Admin)):
@@ -87,15 +85,39 @@ type Principal struct {
 	Name               string
 	Scopes             []string
 	RateLimitPerSecond *float64
-	// Employee is the UPN of the employee a delegate key acts for; "" otherwise.
+	// Employee is the UPN of the employee a delegate key acts for: the key's own, or
+	// the one its request names (ActFor); "" for other keys.
 	Employee string
+}
+
+// ActFor narrows p to the employee a request names (a UPN, "" for none). Only a
+// delegate key may name one, and a key bound to an employee only that employee;
+// a delegate key must act for somebody.
+func (p *Principal) ActFor(upn string) error {
+	switch {
+	case upn == "" && p.Has(Delegate) && p.Employee == "":
+		return problem.New(problem.DelegateForbidden, "this delegate key acts for the employee each request names: send their UPN as Dexbridge-On-Behalf-Of")
+	case upn == "":
+		return nil
+	case !p.Has(Delegate):
+		return problem.New(problem.DelegateForbidden, "only a key with the delegate scope may act on behalf of an employee")
+	case p.Employee != "" && !strings.EqualFold(p.Employee, upn):
+		return problem.New(problem.DelegateForbidden, "this key acts for %s only", p.Employee)
+	}
+	if err := events.CheckIdentifier(events.KeyUPN, upn); err != nil {
+		return problem.InvalidField("Dexbridge-On-Behalf-Of", "want the employee's UPN, such as jdoe@example.com")
+	}
+	if p.Employee == "" {
+		p.Employee = upn
+	}
+	return nil
 }
 
 // Has reports whether p carries scope s.
 func (p *Principal) Has(s Scope) bool { return slices.Contains(p.Scopes, string(s)) }
 
 // Delegated reports whether p acts for one employee only.
-func (p *Principal) Delegated() bool { return p.Employee != "" }
+func (p *Principal) Delegated() bool { return p.Employee != "" || p.Has(Delegate) }
 
 // keyPrefix marks dexbridge keys, so secret scanners and people recognise them.
 const keyPrefix = "dxb_"

@@ -22,7 +22,7 @@ func apikeyCmd(ctx context.Context, env Env, args []string) error {
 	fs, path := flags("apikey "+sub, env)
 	name := fs.String("name", "", "key name (create)")
 	scopes := fs.String("scopes", "read,diagnose", "comma-separated scopes: read, diagnose, remediate, admin, delegate (create)")
-	employee := fs.String("employee", "", "with the delegate scope: the UPN of the one employee the key acts for (create)")
+	employee := fs.String("employee", "", "with the delegate scope: the UPN of the one employee the key acts for; without it, each request names its employee (create)")
 	expires := fs.String("expires", "", "lifetime such as 720h or 30d; empty never expires (create)")
 	quiet := fs.Bool("q", false, "print only the key (create)")
 	if err := fs.Parse(args); err != nil {

@@ -31,9 +31,9 @@ type answer struct {
 }
 
 // passHeaders are the headers of the MCP request a tool call's REST request carries:
-// the API key (so the key's scopes, delegate binding and rate limit apply) and the
-// request id (so the logs tie the two together).
-var passHeaders = []string{"X-API-Key", "Authorization", "X-Request-Id"}
+// the API key and the employee a delegate key acts for (so the key's scopes, delegate
+// binding and rate limit apply) and the request id (so the logs tie the two together).
+var passHeaders = []string{"X-API-Key", "Authorization", "Dexbridge-On-Behalf-Of", "X-Request-Id"}
 
 // maxAnswer caps what a REST answer may hold in memory; no tool's answer comes near.
 const maxAnswer = 8 << 20

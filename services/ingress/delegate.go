@@ -15,6 +15,11 @@ import (
 // the request is validated and before anything is asked of a worker, so the REST API
 // and the MCP tools (which go through these handlers) refuse alike.
 
+// HeaderOnBehalfOf names, per request, the employee a delegate key acts for.
+const HeaderOnBehalfOf = "Dexbridge-On-Behalf-Of"
+
+func onBehalfOf(r *http.Request) string { return strings.TrimSpace(r.Header.Get(HeaderOnBehalfOf)) }
+
 // delegateIdentify lets a delegate identify its own employee only, by UPN.
 func delegateIdentify(ctx context.Context, req events.DevicesIdentifyRequest) error {
 	p := principalFrom(ctx)

@@ -21,13 +21,21 @@ func (h *handlers) routeMCP(r *mux.Router, rest func() http.Handler) {
 	r.Handle("/mcp", h.mcpDoor(srv)).Methods(http.MethodPost)
 }
 
-// mcpDoor turns away, with a 401 problem, an MCP request without a valid API key,
-// before the MCP server reads it. The key's rate limit is taken by each tool call's
+// mcpDoor turns away, with a 401 problem, an MCP request without a valid API key (and
+// with a 403 one from a delegate key that acts for nobody), before the MCP server
+// reads it. The key's rate limit is taken by each tool call's
 // REST request, not here: a tool call would otherwise count twice.
 func (h *handlers) mcpDoor(next http.Handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if _, err := h.opts.Keys.Authenticate(r.Context(), presentedKey(r)); err != nil {
+		p, err := h.opts.Keys.Authenticate(r.Context(), presentedKey(r))
+		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="dexbridge"`)
+			h.fail(w, r, err)
+			return
+		}
+		// A delegate key that names nobody, or someone it may not act for, could not
+		// call any tool: say so at once.
+		if err := p.ActFor(onBehalfOf(r)); err != nil {
 			h.fail(w, r, err)
 			return
 		}
