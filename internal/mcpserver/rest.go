@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/dexbridge/dexbridge/internal/problem"
+	"github.com/dexbridge/dexbridge/internal/requestid"
 )
 
 // call is one request to the REST API, which a tool call becomes.
@@ -60,6 +61,10 @@ func do(ctx context.Context, rest http.Handler, from http.Header, c call) (answe
 		for _, v := range from.Values(name) {
 			req.Header.Add(name, v)
 		}
+	}
+	if id := requestid.From(ctx); id != "" && req.Header.Get("X-Request-Id") == "" {
+		// The MCP request's id, which its answer carries: one id in the logs for both.
+		req.Header.Set("X-Request-Id", id)
 	}
 	for name, vs := range c.header {
 		req.Header[name] = vs

@@ -23,6 +23,13 @@ import (
 // mcpPost sends one JSON-RPC body to /mcp and returns the status and the body.
 func mcpPost(t *testing.T, url, key, body string, header ...string) (int, string) {
 	t.Helper()
+	status, _, raw := mcpPostHeader(t, url, key, body, header...)
+	return status, raw
+}
+
+// mcpPostHeader is mcpPost with the answer's headers.
+func mcpPostHeader(t *testing.T, url, key, body string, header ...string) (int, http.Header, string) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url+"/mcp", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
@@ -41,7 +48,7 @@ func mcpPost(t *testing.T, url, key, body string, header ...string) (int, string
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(raw)
+	return resp.StatusCode, resp.Header, string(raw)
 }
 
 // TestMCPDoorAndHostileInput drives /mcp on the ingress with real keys and NATS (the
@@ -123,6 +130,11 @@ func TestMCPDoorAndHostileInput(t *testing.T) {
 		if strings.Contains(body, "goroutine") || strings.Contains(body, "dxb_") {
 			t.Errorf("%s: the answer leaks a stack or a key: %.300s", tt.name, body)
 		}
+	}
+	// A tool error carries the MCP request's id: the logs of both requests share it.
+	_, hdr, body := mcpPostHeader(t, web.URL, key, call("remediate", `{"topic":"outlook","remediation":"x","device":"PC-1","reason":"r"}`))
+	if id := hdr.Get("X-Request-Id"); id == "" || !strings.Contains(body, `"request_id":"`+id+`"`) {
+		t.Errorf("tool error: got %.300s, want the request id %q in its problem", body, id)
 	}
 	for _, method := range []string{http.MethodGet, http.MethodDelete} {
 		req, _ := http.NewRequest(method, web.URL+"/mcp", nil)
