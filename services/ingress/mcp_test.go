@@ -55,7 +55,9 @@ func mcpPostHeader(t *testing.T, url, key, body string, header ...string) (int, 
 // topics worker is a stand-in): every malformed, oversized or unknown request gets a
 // clean HTTP or JSON-RPC error, and a tool call is refused by the key's own rate
 // limit, as its REST request would be.
-func TestMCPDoorAndHostileInput(t *testing.T) {
+// mcpIngress serves the ingress with real keys and NATS, a stand-in topics worker
+// answering the topic list.
+func mcpIngress(t testing.TB) (string, *auth.Keys) {
 	nc := testenv.NATS(t)
 	db := store.New(testenv.Postgres(t))
 	subjects := events.NewSubjects(testenv.Prefix(t))
@@ -78,6 +80,49 @@ func TestMCPDoorAndHostileInput(t *testing.T) {
 		Limiters: ratelimit.NewShared(db), Subjects: subjects, Log: logging.Discard(),
 	}))
 	t.Cleanup(web.Close)
+	return web.URL, keys
+}
+
+// BenchmarkToolCallAgainstREST: what the MCP door adds to a REST request (the topic
+// list, answered by a stand-in worker over NATS).
+func BenchmarkToolCallAgainstREST(b *testing.B) {
+	url, keys := mcpIngress(b)
+	key, _, err := keys.Create(context.Background(), auth.NewKey{Name: "bench", Scopes: []string{"read"}, CreatedBy: "test"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("rest", func(b *testing.B) {
+		for b.Loop() {
+			req, _ := http.NewRequest(http.MethodGet, url+"/api/v1/topics", nil)
+			req.Header.Set("X-API-Key", key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil || resp.StatusCode != 200 {
+				b.Fatalf("%v %v", resp, err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+	body := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_topics","arguments":{}}}`
+	b.Run("mcp", func(b *testing.B) {
+		for b.Loop() {
+			req, _ := http.NewRequest(http.MethodPost, url+"/mcp", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			req.Header.Set("MCP-Protocol-Version", "2025-06-18")
+			req.Header.Set("X-API-Key", key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil || resp.StatusCode != 200 {
+				b.Fatalf("%v %v", resp, err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+}
+
+func TestMCPDoorAndHostileInput(t *testing.T) {
+	base, keys := mcpIngress(t)
 	rate := 0.001 // one request, then none for 1000 s
 	slow, _, err := keys.Create(context.Background(), auth.NewKey{Name: "slow", Scopes: []string{"read"}, CreatedBy: "test", RateLimitPerSecond: &rate})
 	if err != nil {
@@ -115,7 +160,7 @@ func TestMCPDoorAndHostileInput(t *testing.T) {
 		{"the key's rate limit: second call", slow, call("list_topics", `{}`), nil, 200, `rate_limited: `},
 	}
 	for _, tt := range tests {
-		status, body := mcpPost(t, web.URL, tt.key, tt.body, tt.header...)
+		status, body := mcpPost(t, base, tt.key, tt.body, tt.header...)
 		if status != tt.status || !strings.Contains(body, tt.want) {
 			t.Errorf("%s: got %d %.300s, want %d with %s", tt.name, status, body, tt.status, tt.want)
 		}
@@ -132,12 +177,12 @@ func TestMCPDoorAndHostileInput(t *testing.T) {
 		}
 	}
 	// A tool error carries the MCP request's id: the logs of both requests share it.
-	_, hdr, body := mcpPostHeader(t, web.URL, key, call("remediate", `{"topic":"outlook","remediation":"x","device":"PC-1","reason":"r"}`))
+	_, hdr, body := mcpPostHeader(t, base, key, call("remediate", `{"topic":"outlook","remediation":"x","device":"PC-1","reason":"r"}`))
 	if id := hdr.Get("X-Request-Id"); id == "" || !strings.Contains(body, `"request_id":"`+id+`"`) {
 		t.Errorf("tool error: got %.300s, want the request id %q in its problem", body, id)
 	}
 	for _, method := range []string{http.MethodGet, http.MethodDelete} {
-		req, _ := http.NewRequest(method, web.URL+"/mcp", nil)
+		req, _ := http.NewRequest(method, base+"/mcp", nil)
 		req.Header.Set("X-API-Key", key)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
