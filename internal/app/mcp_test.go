@@ -238,6 +238,15 @@ func TestMCPAgentActsForItsEmployeeOnly(t *testing.T) {
 	if !slices.ContainsFunc(mine.Devices, func(d events.Device) bool { return d.Name == "PC-OUTLOOK-OFFLINE" }) {
 		t.Fatalf("identify jdoe: got %+v, want PC-OUTLOOK-OFFLINE", mine.Devices)
 	}
+	res, code = mcpCall(t, agent, "identify_devices", nil)
+	var same api.Devices
+	if code != "" {
+		t.Fatalf("identify with no argument: %s %v", code, res.Content)
+	}
+	structured(t, tools, "identify_devices", res, &same)
+	if len(same.Devices) != len(mine.Devices) || len(same.Devices) == 0 || same.Devices[0].CollectorUID != mine.Devices[0].CollectorUID {
+		t.Errorf("identify with no argument: got %+v, want jdoe's devices %+v", same.Devices, mine.Devices)
+	}
 	res, code = mcpCall(t, agent, "list_topics", nil)
 	var topics api.Topics
 	if code != "" {

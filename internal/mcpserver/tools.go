@@ -69,7 +69,8 @@ func tools() []adder {
 			name: "identify_devices", title: "Identify the employee's devices", annotations: readOnly,
 			description: "Find an employee's devices (most recently active first), by exactly one of upn, username, email or sid; " +
 				"or a device by device_name or collector_uid. When the answer is ambiguous, ask the employee which person they are " +
-				"(people's full names) and narrow with instance.",
+				"(people's full names) and narrow with instance. With a delegate key (acting for one employee), give no argument: " +
+				"the answer is that employee's devices.",
 			call: func(a identifyArgs) (call, error) {
 				q := url.Values{}
 				for k, v := range map[string]string{"upn": a.UPN, "username": a.Username, "email": a.Email, "sid": a.SID,

@@ -3,6 +3,7 @@ package ingress
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/dexbridge/dexbridge/events"
@@ -19,6 +20,15 @@ import (
 const HeaderOnBehalfOf = "Dexbridge-On-Behalf-Of"
 
 func onBehalfOf(r *http.Request) string { return strings.TrimSpace(r.Header.Get(HeaderOnBehalfOf)) }
+
+// delegateQuery is, for a delegate that names nobody to identify, its own employee:
+// an agent acting for one person need not know their UPN to find their devices.
+func delegateQuery(ctx context.Context, q url.Values) url.Values {
+	if p := principalFrom(ctx); len(q) == 0 && p != nil && p.Delegated() {
+		return url.Values{events.KeyUPN: {p.Employee}}
+	}
+	return q
+}
 
 // delegateIdentify lets a delegate identify its own employee only, by UPN.
 func delegateIdentify(ctx context.Context, req events.DevicesIdentifyRequest) error {

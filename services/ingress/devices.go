@@ -56,7 +56,7 @@ func identification(q map[string][]string) (events.DevicesIdentifyRequest, error
 
 // identifyDevices answers GET /api/v1/devices?<key>=<value>.
 func (h *handlers) identifyDevices(w http.ResponseWriter, r *http.Request) {
-	req, err := identification(r.URL.Query())
+	req, err := identification(delegateQuery(r.Context(), r.URL.Query()))
 	if err == nil {
 		err = delegateIdentify(r.Context(), req)
 	}
