@@ -28,7 +28,8 @@ type Scope string
 // The scopes: read (identify devices, list topics and remote actions), diagnose (run
 // diagnoses and saved queries), remediate (trigger remote actions), admin (operate
 // dexbridge: discovery, reload, keys). Delegate narrows the others to one employee:
-// such a key reaches only the devices of the employee it is bound to (EmployeeUPN).
+// such a key reaches only the devices of the employee it is bound to (EmployeeUPN)
+// or, when it is bound to none, of the one each request names (Principal.ActFor).
 const (
 	Read      Scope = "read"
 	Diagnose  Scope = "diagnose"
