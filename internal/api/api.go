@@ -72,6 +72,25 @@ type QueryResult struct {
 	RowLimit  int  `json:"row_limit,omitempty"`
 }
 
+// DiagnosisRequest is the body of POST /api/v1/topics/{topic}/diagnosis. The
+// jsonschema tags describe the fields to MCP clients, whose tool schemas are
+// generated from these types.
+type DiagnosisRequest struct {
+	Device  string `json:"device" jsonschema:"the device to diagnose: its name or collector UID, as identify_devices returns them"`
+	Refresh bool   `json:"refresh,omitempty" jsonschema:"collect fresh data from the device first (slower: up to the configured refresh timeout, and the device must be online)"`
+}
+
+// Diagnosis is the answer to POST /api/v1/topics/{topic}/diagnosis.
+type Diagnosis = events.Diagnosis
+
+// RemediationRequest is the body of POST /api/v1/topics/{topic}/remediations/{id}.
+type RemediationRequest struct {
+	Device      string `json:"device" jsonschema:"the device to fix: its name or collector UID"`
+	WaitSeconds *int   `json:"wait_seconds,omitempty" jsonschema:"how long to wait for the final state before answering with the execution as it is (0 answers at once)"`
+	Reason      string `json:"reason,omitempty" jsonschema:"why the fix runs, in the employee's words (kept with the execution, at most 500 characters)"`
+	Force       bool   `json:"force,omitempty" jsonschema:"run even when the same fix is already running on the device"`
+}
+
 // Reload is POST /api/v1/admin/reload when every worker put the new set in force.
 type Reload struct {
 	Status   string         `json:"status"`
@@ -185,6 +204,8 @@ type APIKey struct {
 	RevokedAt          *time.Time `json:"revoked_at"`
 	LastUsedAt         *time.Time `json:"last_used_at"`
 	RateLimitPerSecond *float64   `json:"rate_limit_per_second"`
+	// EmployeeUPN is the employee a delegate key acts for; null for other keys.
+	EmployeeUPN *string `json:"employee_upn"`
 }
 
 // APIKeys is GET /api/v1/api-keys.

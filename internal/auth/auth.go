@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/store"
 )
@@ -26,16 +27,19 @@ type Scope string
 
 // The scopes: read (identify devices, list topics and remote actions), diagnose (run
 // diagnoses and saved queries), remediate (trigger remote actions), admin (operate
-// dexbridge: discovery, reload, keys).
+// dexbridge: discovery, reload, keys). Delegate narrows the others to one employee:
+// such a key reaches only the devices of the employee it is bound to (EmployeeUPN)
+// or, when it is bound to none, of the one each request names (Principal.ActFor).
 const (
 	Read      Scope = "read"
 	Diagnose  Scope = "diagnose"
 	Remediate Scope = "remediate"
 	Admin     Scope = "admin"
+	Delegate  Scope = "delegate"
 )
 
 // Scopes lists every scope.
-func Scopes() []Scope { return []Scope{Read, Diagnose, Remediate, Admin} }
+func Scopes() []Scope { return []Scope{Read, Diagnose, Remediate, Admin, Delegate} }
 
 // ParseScopes checks a list of scope names; empty means read and diagnose.
 func ParseScopes(names []string) ([]string, error) {
@@ -45,7 +49,7 @@ func ParseScopes(names []string) ([]string, error) {
 	out := make([]string, 0, len(names))
 	for _, n := range names {
 		if !slices.Contains(Scopes(), Scope(n)) {
-			return nil, fmt.Errorf("unknown scope %q (scopes: read, diagnose, remediate, admin)", n)
+			return nil, fmt.Errorf("unknown scope %q (scopes: read, diagnose, remediate, admin, delegate)", n)
 		}
 		if !slices.Contains(out, n) {
 			out = append(out, n)
@@ -54,16 +58,67 @@ func ParseScopes(names []string) ([]string, error) {
 	return out, nil
 }
 
+// CheckDelegate checks that scopes and employee (a UPN, or "") go together: only a
+// delegate key is bound to an employee (one that is not names its employee with each
+// request), and a delegate cannot administer dexbridge (it would mint itself an
+// unrestricted key). It returns the field to blame and why.
+func CheckDelegate(scopes []string, employee string) (field string, err error) {
+	delegate := slices.Contains(scopes, string(Delegate))
+	switch {
+	case !delegate && employee != "":
+		return "employee_upn", errors.New("employee_upn binds a delegate key: add the delegate scope, or leave employee_upn out")
+	case delegate && slices.Contains(scopes, string(Admin)):
+		return "scopes", errors.New("a delegate key cannot have the admin scope")
+	case delegate && len(scopes) == 1:
+		return "scopes", errors.New("a delegate key needs the scopes it may use for its employee: read, diagnose, remediate")
+	}
+	if employee != "" {
+		if err := events.CheckIdentifier(events.KeyUPN, employee); err != nil {
+			return "employee_upn", errors.New("want a UPN such as jdoe@example.com")
+		}
+	}
+	return "", nil
+}
+
 // Principal is an authenticated API key.
 type Principal struct {
 	KeyID              string
 	Name               string
 	Scopes             []string
 	RateLimitPerSecond *float64
+	// Employee is the UPN of the employee a delegate key acts for: the key's own, or
+	// the one its request names (ActFor); "" for other keys.
+	Employee string
+}
+
+// ActFor narrows p to the employee a request names (a UPN, "" for none). Only a
+// delegate key may name one, and a key bound to an employee only that employee;
+// a delegate key must act for somebody.
+func (p *Principal) ActFor(upn string) error {
+	switch {
+	case upn == "" && p.Has(Delegate) && p.Employee == "":
+		return problem.New(problem.DelegateForbidden, "this delegate key acts for the employee each request names: send their UPN as Dexbridge-On-Behalf-Of")
+	case upn == "":
+		return nil
+	case !p.Has(Delegate):
+		return problem.New(problem.DelegateForbidden, "only a key with the delegate scope may act on behalf of an employee")
+	case p.Employee != "" && !strings.EqualFold(p.Employee, upn):
+		return problem.New(problem.DelegateForbidden, "this key acts for %s only", p.Employee)
+	}
+	if err := events.CheckIdentifier(events.KeyUPN, upn); err != nil {
+		return problem.InvalidField("Dexbridge-On-Behalf-Of", "want the employee's UPN, such as jdoe@example.com")
+	}
+	if p.Employee == "" {
+		p.Employee = upn
+	}
+	return nil
 }
 
 // Has reports whether p carries scope s.
 func (p *Principal) Has(s Scope) bool { return slices.Contains(p.Scopes, string(s)) }
+
+// Delegated reports whether p acts for one employee only.
+func (p *Principal) Delegated() bool { return p.Employee != "" || p.Has(Delegate) }
 
 // keyPrefix marks dexbridge keys, so secret scanners and people recognise them.
 const keyPrefix = "dxb_"
@@ -100,6 +155,8 @@ type NewKey struct {
 	ExpiresAt          *time.Time
 	CreatedBy          string
 	RateLimitPerSecond *float64
+	// EmployeeUPN binds a delegate key (see CheckDelegate).
+	EmployeeUPN string
 }
 
 // Create makes a key and returns its secret, which is shown once and never stored.
@@ -112,11 +169,18 @@ func (k *Keys) Create(ctx context.Context, n NewKey) (string, store.APIKey, erro
 	if _, err := rand.Read(id[:]); err != nil {
 		return "", store.APIKey{}, err
 	}
+	if field, err := CheckDelegate(n.Scopes, n.EmployeeUPN); err != nil {
+		return "", store.APIKey{}, problem.InvalidField(field, "%v", err)
+	}
+	var employee *string
+	if n.EmployeeUPN != "" {
+		employee = &n.EmployeeUPN
+	}
 	token := keyPrefix + base64.RawURLEncoding.EncodeToString(secret[:])
 	hash := sha256.Sum256([]byte(token))
 	key, err := k.db.CreateAPIKey(ctx, store.APIKey{
 		ID: "key_" + hex.EncodeToString(id[:]), Name: n.Name, Scopes: n.Scopes,
-		CreatedBy: n.CreatedBy, ExpiresAt: n.ExpiresAt, RateLimitPerSecond: n.RateLimitPerSecond,
+		CreatedBy: n.CreatedBy, ExpiresAt: n.ExpiresAt, RateLimitPerSecond: n.RateLimitPerSecond, EmployeeUPN: employee,
 	}, hash[:])
 	if err != nil {
 		return "", store.APIKey{}, err
@@ -170,7 +234,11 @@ func (k *Keys) Authenticate(ctx context.Context, presented string) (*Principal, 
 	if !c.found || c.key.RevokedAt != nil || (c.key.ExpiresAt != nil && !now.Before(*c.key.ExpiresAt)) {
 		return nil, errBadKey
 	}
-	return &Principal{KeyID: c.key.ID, Name: c.key.Name, Scopes: c.key.Scopes, RateLimitPerSecond: c.key.RateLimitPerSecond}, nil
+	p := &Principal{KeyID: c.key.ID, Name: c.key.Name, Scopes: c.key.Scopes, RateLimitPerSecond: c.key.RateLimitPerSecond}
+	if c.key.EmployeeUPN != nil {
+		p.Employee = *c.key.EmployeeUPN
+	}
+	return p, nil
 }
 
 // List returns every key, without secrets.

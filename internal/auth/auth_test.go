@@ -75,3 +75,53 @@ func TestParseScopes(t *testing.T) {
 		t.Errorf("duplicates: got %v", got)
 	}
 }
+
+func TestCheckDelegate(t *testing.T) {
+	tests := []struct {
+		scopes   []string
+		employee string
+		field    string
+	}{
+		{[]string{"read"}, "", ""},
+		{[]string{"delegate", "read", "diagnose", "remediate"}, "jdoe@example.com", ""},
+		{[]string{"delegate", "read"}, "", ""}, // names its employee per request
+		{[]string{"read"}, "jdoe@example.com", "employee_upn"},
+		{[]string{"delegate", "admin"}, "jdoe@example.com", "scopes"},
+		{[]string{"delegate"}, "jdoe@example.com", "scopes"},
+		{[]string{"delegate", "read"}, "CORP\\jdoe", "employee_upn"},
+		{[]string{"delegate", "read"}, "jdoe@example.com\nX-Evil: 1", "employee_upn"},
+	}
+	for _, tt := range tests {
+		field, err := CheckDelegate(tt.scopes, tt.employee)
+		if field != tt.field || (err == nil) != (tt.field == "") {
+			t.Errorf("%v %q: got %q %v, want field %q", tt.scopes, tt.employee, field, err, tt.field)
+		}
+	}
+}
+
+func TestActFor(t *testing.T) {
+	tests := []struct {
+		scopes        []string
+		bound, named  string
+		code          problem.Code
+		actingFor     string
+		wantDelegated bool
+	}{
+		{[]string{"read"}, "", "", "", "", false},
+		{[]string{"read"}, "", "jdoe@example.com", problem.DelegateForbidden, "", false},
+		{[]string{"delegate", "read"}, "jdoe@example.com", "", "", "jdoe@example.com", true},
+		{[]string{"delegate", "read"}, "jdoe@example.com", "JDOE@example.com", "", "jdoe@example.com", true},
+		{[]string{"delegate", "read"}, "jdoe@example.com", "asmith@example.com", problem.DelegateForbidden, "jdoe@example.com", true},
+		{[]string{"delegate", "read"}, "", "", problem.DelegateForbidden, "", true},
+		{[]string{"delegate", "read"}, "", "asmith@example.com", "", "asmith@example.com", true},
+		{[]string{"delegate", "read"}, "", "asmith", problem.Invalid, "", true},
+	}
+	for _, tt := range tests {
+		p := &Principal{Scopes: tt.scopes, Employee: tt.bound}
+		err := p.ActFor(tt.named)
+		if problem.CodeOf(err) != tt.code || p.Employee != tt.actingFor || p.Delegated() != tt.wantDelegated {
+			t.Errorf("%v bound %q naming %q: got %v acting for %q (delegated %v), want %q for %q",
+				tt.scopes, tt.bound, tt.named, err, p.Employee, p.Delegated(), tt.code, tt.actingFor)
+		}
+	}
+}

@@ -21,7 +21,8 @@ func apikeyCmd(ctx context.Context, env Env, args []string) error {
 	sub, args := args[0], args[1:]
 	fs, path := flags("apikey "+sub, env)
 	name := fs.String("name", "", "key name (create)")
-	scopes := fs.String("scopes", "read,diagnose", "comma-separated scopes: read, diagnose, remediate, admin (create)")
+	scopes := fs.String("scopes", "read,diagnose", "comma-separated scopes: read, diagnose, remediate, admin, delegate (create)")
+	employee := fs.String("employee", "", "with the delegate scope: the UPN of the one employee the key acts for; without it, each request names its employee (create)")
 	expires := fs.String("expires", "", "lifetime such as 720h or 30d; empty never expires (create)")
 	quiet := fs.Bool("q", false, "print only the key (create)")
 	out := outputFlags(fs, env)
@@ -44,7 +45,7 @@ func apikeyCmd(ctx context.Context, env Env, args []string) error {
 	keys := auth.NewKeys(store.New(pool))
 	switch sub {
 	case "create":
-		return createKey(ctx, env, out, keys, *name, *scopes, *expires, *quiet)
+		return createKey(ctx, env, out, keys, *name, *scopes, *employee, *expires, *quiet)
 	case "list":
 		return listKeys(ctx, env, out, keys)
 	case "revoke":
@@ -64,7 +65,7 @@ func apikeyCmd(ctx context.Context, env Env, args []string) error {
 	return fmt.Errorf("%w: unknown apikey command %q", ErrUsage, sub)
 }
 
-func createKey(ctx context.Context, env Env, out *output, keys *auth.Keys, name, scopeList, expires string, quiet bool) error {
+func createKey(ctx context.Context, env Env, out *output, keys *auth.Keys, name, scopeList, employee, expires string, quiet bool) error {
 	if name == "" {
 		return fmt.Errorf("%w: -name is required", ErrUsage)
 	}
@@ -72,7 +73,10 @@ func createKey(ctx context.Context, env Env, out *output, keys *auth.Keys, name,
 	if err != nil {
 		return err
 	}
-	n := auth.NewKey{Name: name, Scopes: scopes, CreatedBy: "cli"}
+	if _, err := auth.CheckDelegate(scopes, employee); err != nil {
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	n := auth.NewKey{Name: name, Scopes: scopes, CreatedBy: "cli", EmployeeUPN: employee}
 	if expires != "" {
 		d, err := config.ParseDuration(expires, false)
 		if err != nil || d <= 0 {
@@ -94,8 +98,12 @@ func createKey(ctx context.Context, env Env, out *output, keys *auth.Keys, name,
 		j.Key = secret
 		return printJSON(env.Stdout, j)
 	}
-	_, err = fmt.Fprintf(env.Stdout, "id:     %s\nname:   %s\nscopes: %s\nkey:    %s\n\nThe key is shown only this once; dexbridge stores only its hash.\n",
-		k.ID, k.Name, strings.Join(k.Scopes, ","), secret)
+	actsFor := ""
+	if k.EmployeeUPN != nil {
+		actsFor = "for:    " + *k.EmployeeUPN + "\n"
+	}
+	_, err = fmt.Fprintf(env.Stdout, "id:     %s\nname:   %s\nscopes: %s\n%skey:    %s\n\nThe key is shown only this once; dexbridge stores only its hash.\n",
+		k.ID, k.Name, strings.Join(k.Scopes, ","), actsFor, secret)
 	return err
 }
 
@@ -112,7 +120,7 @@ func listKeys(ctx context.Context, env Env, out *output, keys *auth.Keys) error 
 		return printJSON(env.Stdout, js)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tSTATUS\tCREATED\tLAST USED")
+	fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tFOR\tSTATUS\tCREATED\tLAST USED")
 	for _, k := range list {
 		status := "active"
 		if k.RevokedAt != nil {
@@ -124,22 +132,28 @@ func listKeys(ctx context.Context, env Env, out *output, keys *auth.Keys) error 
 		if k.LastUsedAt != nil {
 			last = out.when(k.LastUsedAt)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, strings.Join(k.Scopes, ","), status, out.when(&k.CreatedAt), last)
+		actsFor := "-"
+		if k.EmployeeUPN != nil {
+			actsFor = *k.EmployeeUPN
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, strings.Join(k.Scopes, ","), actsFor, status, out.when(&k.CreatedAt), last)
 	}
 	return tw.Flush()
 }
 
 // apiKeyJSON is a key as -o json prints it: the API's field names, never the hash.
 type apiKeyJSON struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	Scopes     []string   `json:"scopes"`
-	CreatedAt  time.Time  `json:"created_at"`
-	CreatedBy  string     `json:"created_by,omitempty"`
-	ExpiresAt  *time.Time `json:"expires_at"`
-	RevokedAt  *time.Time `json:"revoked_at"`
-	LastUsedAt *time.Time `json:"last_used_at"`
-	Key        string     `json:"key,omitempty"` // only when created
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Scopes    []string  `json:"scopes"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by,omitempty"`
+	// EmployeeUPN is the one employee a delegate key acts for.
+	EmployeeUPN *string    `json:"employee_upn,omitempty"`
+	ExpiresAt   *time.Time `json:"expires_at"`
+	RevokedAt   *time.Time `json:"revoked_at"`
+	LastUsedAt  *time.Time `json:"last_used_at"`
+	Key         string     `json:"key,omitempty"` // only when created
 }
 
 func keyJSON(k store.APIKey) apiKeyJSON {
@@ -151,5 +165,5 @@ func keyJSON(k store.APIKey) apiKeyJSON {
 		return &u
 	}
 	return apiKeyJSON{ID: k.ID, Name: k.Name, Scopes: k.Scopes, CreatedAt: k.CreatedAt.UTC(), CreatedBy: k.CreatedBy,
-		ExpiresAt: utc(k.ExpiresAt), RevokedAt: utc(k.RevokedAt), LastUsedAt: utc(k.LastUsedAt)}
+		EmployeeUPN: k.EmployeeUPN, ExpiresAt: utc(k.ExpiresAt), RevokedAt: utc(k.RevokedAt), LastUsedAt: utc(k.LastUsedAt)}
 }

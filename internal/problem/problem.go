@@ -31,6 +31,8 @@ const (
 	NotAcceptable        Code = "not_acceptable"
 	ServiceUnavailable   Code = "service_unavailable"
 	UnsupportedOperation Code = "unsupported_operation"
+	// DelegateForbidden refuses a delegate key what lies outside its employee.
+	DelegateForbidden Code = "delegate_forbidden"
 )
 
 var statuses = map[Code]int{
@@ -50,6 +52,7 @@ var statuses = map[Code]int{
 	NotAcceptable:        http.StatusNotAcceptable,
 	ServiceUnavailable:   http.StatusServiceUnavailable,
 	UnsupportedOperation: http.StatusNotImplemented,
+	DelegateForbidden:    http.StatusForbidden,
 }
 
 var titles = map[Code]string{
@@ -69,6 +72,7 @@ var titles = map[Code]string{
 	NotAcceptable:        "Not acceptable",
 	ServiceUnavailable:   "Service unavailable",
 	UnsupportedOperation: "Not implemented",
+	DelegateForbidden:    "Outside the delegate's employee",
 }
 
 // Codes lists every code, for documentation and tests.

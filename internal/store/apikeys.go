@@ -20,18 +20,20 @@ type APIKey struct {
 	RevokedAt          *time.Time `db:"revoked_at"`
 	LastUsedAt         *time.Time `db:"last_used_at"`
 	RateLimitPerSecond *float64   `db:"rate_limit_per_second"`
+	// EmployeeUPN binds a delegate key to the one employee it acts for.
+	EmployeeUPN *string `db:"employee_upn"`
 }
 
 // ErrNotFound is returned when a row does not exist.
 var ErrNotFound = errors.New("not found")
 
-const apiKeyColumns = `id, name, scopes, created_by, created_at, expires_at, revoked_at, last_used_at, rate_limit_per_second`
+const apiKeyColumns = `id, name, scopes, created_by, created_at, expires_at, revoked_at, last_used_at, rate_limit_per_second, employee_upn`
 
 // CreateAPIKey stores k under the hash of its secret.
 func (db *DB) CreateAPIKey(ctx context.Context, k APIKey, hash []byte) (APIKey, error) {
-	rows, _ := db.pool.Query(ctx, `INSERT INTO api_keys (id, name, hash, scopes, created_by, expires_at, rate_limit_per_second)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+apiKeyColumns,
-		k.ID, k.Name, hash, k.Scopes, k.CreatedBy, k.ExpiresAt, k.RateLimitPerSecond)
+	rows, _ := db.pool.Query(ctx, `INSERT INTO api_keys (id, name, hash, scopes, created_by, expires_at, rate_limit_per_second, employee_upn)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+apiKeyColumns,
+		k.ID, k.Name, hash, k.Scopes, k.CreatedBy, k.ExpiresAt, k.RateLimitPerSecond, k.EmployeeUPN)
 	out, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[APIKey])
 	if err != nil {
 		return APIKey{}, fmt.Errorf("create api key: %w", err)

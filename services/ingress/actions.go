@@ -97,17 +97,16 @@ func (h *handlers) triggerExecution(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	if err := h.delegateDevice(r.Context(), req.Device, ""); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	h.runExecution(w, r, events.ActionsTrigger, req, wait, key != "")
 }
 
 // remediate answers POST /api/v1/topics/{topic}/remediations/{id}.
 func (h *handlers) remediate(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Device      string `json:"device"`
-		WaitSeconds *int   `json:"wait_seconds"`
-		Reason      string `json:"reason"`
-		Force       bool   `json:"force"`
-	}
+	var body api.RemediationRequest
 	if err := decodeJSON(w, r, &body, false); err != nil {
 		h.fail(w, r, err)
 		return
@@ -126,6 +125,10 @@ func (h *handlers) remediate(w http.ResponseWriter, r *http.Request) {
 	req := events.ActionsRemediateRequest{Header: events.NewHeader(events.TypeActionsRemediateRequest),
 		Topic: vars["topic"], Remediation: vars["id"], Device: body.Device, Reason: body.Reason, IdempotencyKey: key, Force: body.Force}
 	if err := req.Validate(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.delegateDevice(r.Context(), req.Device, ""); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -193,6 +196,9 @@ func (h *handlers) getExecution(w http.ResponseWriter, r *http.Request) {
 		defer watch.Stop()
 	}
 	e, err := h.execution(r.Context(), id)
+	if err == nil {
+		err = h.delegateExecution(r.Context(), e)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -20,6 +20,7 @@ type createKeyRequest struct {
 	ExpiresAt          *time.Time `json:"expires_at"`
 	ExpiresIn          string     `json:"expires_in"`
 	RateLimitPerSecond *float64   `json:"rate_limit_per_second"`
+	EmployeeUPN        string     `json:"employee_upn"`
 }
 
 // view is a key as the API shows it.
@@ -32,7 +33,8 @@ func view(k store.APIKey, now time.Time) api.APIKey {
 		status = "expired"
 	}
 	return api.APIKey{ID: k.ID, Name: k.Name, Scopes: k.Scopes, Status: status, CreatedBy: k.CreatedBy, CreatedAt: k.CreatedAt,
-		ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, LastUsedAt: k.LastUsedAt, RateLimitPerSecond: k.RateLimitPerSecond}
+		ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, LastUsedAt: k.LastUsedAt, RateLimitPerSecond: k.RateLimitPerSecond,
+		EmployeeUPN: k.EmployeeUPN}
 }
 
 var keyName = regexp.MustCompile(`^[\p{L}\p{N} ._:@/-]{1,100}$`)
@@ -46,7 +48,10 @@ func newKey(req createKeyRequest, who string, now time.Time) (auth.NewKey, error
 	if err != nil {
 		return auth.NewKey{}, problem.InvalidField("scopes", "%v", err)
 	}
-	n := auth.NewKey{Name: req.Name, Scopes: scopes, CreatedBy: who, ExpiresAt: req.ExpiresAt}
+	if field, err := auth.CheckDelegate(scopes, req.EmployeeUPN); err != nil {
+		return auth.NewKey{}, problem.InvalidField(field, "%v", err)
+	}
+	n := auth.NewKey{Name: req.Name, Scopes: scopes, CreatedBy: who, ExpiresAt: req.ExpiresAt, EmployeeUPN: req.EmployeeUPN}
 	switch {
 	case req.ExpiresAt != nil && req.ExpiresIn != "":
 		return auth.NewKey{}, problem.InvalidField("expires_in", "give expires_at or expires_in, not both")

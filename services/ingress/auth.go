@@ -47,6 +47,10 @@ func (h *handlers) withKey(scope auth.Scope, next http.HandlerFunc) http.Handler
 			h.fail(w, r, problem.New(problem.Forbidden, "this API key lacks the %q scope", scope))
 			return
 		}
+		if err := p.ActFor(onBehalfOf(r)); err != nil { // delegate.go
+			h.fail(w, r, err)
+			return
+		}
 		if p.RateLimitPerSecond != nil {
 			l := h.opts.Limiters.Limiter("apikey:"+p.KeyID, ratelimit.Rate{PerSecond: *p.RateLimitPerSecond, Burst: max(1, int(*p.RateLimitPerSecond))})
 			if _, err := l.Take(r.Context(), 0); err != nil {

@@ -335,6 +335,34 @@ func TestExpiredKeyAndPerKeyLimit(t *testing.T) {
 	}
 }
 
+// TestDelegateKeyIsShownWithItsEmployee: a delegate key is created bound to its
+// employee, and the listing shows whom each key acts for.
+func TestDelegateKeyIsShownWithItsEmployee(t *testing.T) {
+	e := newEnv(t)
+	_, created := e.createKey(t, `{"name":"agent","scopes":["delegate","read","diagnose"],"employee_upn":"jdoe@example.com"}`)
+	if created["employee_upn"] != "jdoe@example.com" {
+		t.Fatalf("created: got %v, want employee_upn jdoe@example.com", created)
+	}
+	_, plain := e.createKey(t, `{"name":"bot"}`)
+	if v, ok := plain["employee_upn"]; !ok || v != nil {
+		t.Errorf("plain key: got employee_upn %v (present %v), want null", v, ok)
+	}
+	resp, list := e.do(t, call{method: "GET", path: "/api/v1/api-keys", basic: [2]string{adminUser, adminPass}})
+	if resp.StatusCode != 200 {
+		t.Fatalf("list: got %d", resp.StatusCode)
+	}
+	found := false
+	for _, k := range list["api_keys"].([]any) {
+		key := k.(map[string]any)
+		if key["id"] == created["id"] {
+			found = key["employee_upn"] == "jdoe@example.com"
+		}
+	}
+	if !found {
+		t.Errorf("list: got %v, want the delegate key with its employee", list)
+	}
+}
+
 func TestStrictInput(t *testing.T) {
 	e := newEnv(t)
 	admin := [2]string{adminUser, adminPass}
@@ -356,6 +384,10 @@ func TestStrictInput(t *testing.T) {
 		{"bad expires_in", `{"name":"x","expires_in":"soon"}`, "", 400, "expires_in"},
 		{"too large", `{"name":"` + strings.Repeat("a", 2<<20) + `"}`, "", 413, ""},
 		{"deep json", strings.Repeat("[", 100000) + strings.Repeat("]", 100000), "", 400, ""},
+		{"employee without delegate", `{"name":"x","scopes":["read"],"employee_upn":"jdoe@example.com"}`, "", 400, "employee_upn"},
+		{"delegate admin", `{"name":"x","scopes":["delegate","admin"],"employee_upn":"jdoe@example.com"}`, "", 400, "scopes"},
+		{"delegate alone", `{"name":"x","scopes":["delegate"],"employee_upn":"jdoe@example.com"}`, "", 400, "scopes"},
+		{"delegate for no UPN", `{"name":"x","scopes":["delegate","read"],"employee_upn":"jdoe"}`, "", 400, "employee_upn"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

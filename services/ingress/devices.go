@@ -56,7 +56,10 @@ func identification(q map[string][]string) (events.DevicesIdentifyRequest, error
 
 // identifyDevices answers GET /api/v1/devices?<key>=<value>.
 func (h *handlers) identifyDevices(w http.ResponseWriter, r *http.Request) {
-	req, err := identification(r.URL.Query())
+	req, err := identification(delegateQuery(r.Context(), r.URL.Query()))
+	if err == nil {
+		err = delegateIdentify(r.Context(), req)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -91,6 +94,10 @@ func (h *handlers) getDevice(w http.ResponseWriter, r *http.Request) {
 		req.Instance = q[name][0]
 	}
 	if err := req.Validate(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.delegateDevice(r.Context(), req.Device, req.Instance); err != nil {
 		h.fail(w, r, err)
 		return
 	}

@@ -23,16 +23,17 @@ func (h *handlers) diagnose(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	var body struct {
-		Device  string `json:"device"`
-		Refresh bool   `json:"refresh"`
-	}
+	var body api.DiagnosisRequest
 	if err := decodeJSON(w, r, &body, false); err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	req := events.DiagnoseRequest{Header: events.NewHeader(events.TypeDiagnoseRequest), Topic: id, Device: body.Device, Refresh: body.Refresh}
 	if err := req.Validate(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.delegateDevice(r.Context(), req.Device, ""); err != nil {
 		h.fail(w, r, err)
 		return
 	}

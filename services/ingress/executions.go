@@ -73,6 +73,9 @@ func executionQuery(q url.Values) (events.ExecutionsListRequest, error) {
 // executions, newest first, from the remote action manager.
 func (h *handlers) listExecutions(w http.ResponseWriter, r *http.Request) {
 	req, err := executionQuery(r.URL.Query())
+	if err == nil {
+		err = h.delegateExecutions(r.Context(), req)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return

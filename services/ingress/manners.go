@@ -26,6 +26,7 @@ var produces = map[string][]string{
 	"/api/v1/nql/{query_id}/export": {"application/x-ndjson", "text/csv"},
 	"/metrics":                      {"text/plain", "application/openmetrics-text"},
 	"/api/v1/webhooks/{source}":     {"*/*"},
+	"/mcp":                          {"text/event-stream"}, // Streamable HTTP may answer a stream
 }
 
 // alwaysProduced is what any route may answer: its JSON or a problem.
@@ -131,7 +132,7 @@ type corsPolicy struct {
 
 // The headers a browser may send and read across origins.
 var (
-	corsAllowHeaders = "Accept, Authorization, Content-Type, Idempotency-Key, Last-Event-ID, Mcp-Protocol-Version, Mcp-Session-Id, " +
+	corsAllowHeaders = "Accept, Accept-Language, Authorization, Content-Type, Dexbridge-On-Behalf-Of, Idempotency-Key, Last-Event-ID, Mcp-Protocol-Version, Mcp-Session-Id, " +
 		"X-API-Key, X-Request-Id"
 	corsExposeHeaders = "Allow, Location, Mcp-Session-Id, Retry-After, RateLimit-Limit, RateLimit-Policy, RateLimit-Remaining, RateLimit-Reset, " +
 		"X-Request-Id, " + headerInstance + ", " + headerDataAsOf + ", " + headerTruncated + ", " + headerRows

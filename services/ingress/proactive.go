@@ -62,6 +62,7 @@ func (h *handlers) listProactiveEvents(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	evs = delegateEvents(r.Context(), evs)
 	writeJSON(w, http.StatusOK, api.ProactiveEvents{Events: evs, NextCursor: strconv.FormatInt(next, 10)})
 }
 

@@ -10,18 +10,22 @@ import (
 
 // NewHandler is the REST API with the middlewares every request goes through.
 func NewHandler(o Options) http.Handler {
-	r := newRouter(o)
-	return chain(r, recoverPanics(o.Log), requestIDs, accessLog(o.Log, o.Metrics), securityHeaders, manners(r, newCORSPolicy(o.CORSOrigins)))
+	var handler http.Handler // the whole REST API, which the MCP tools call (mcp.go)
+	r := newRouter(o, func() http.Handler { return handler })
+	handler = chain(r, recoverPanics(o.Log), requestIDs, accessLog(o.Log, o.Metrics), securityHeaders, manners(r, newCORSPolicy(o.CORSOrigins)))
+	return handler
 }
 
-// newRouter wires every route of the REST API in one place.
-func newRouter(o Options) *mux.Router {
+// newRouter wires every route of the REST API in one place; api is the whole API
+// with its middlewares, once built, for the MCP tools.
+func newRouter(o Options, api func() http.Handler) *mux.Router {
 	h := &handlers{opts: o}
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(h.notFound)
 	r.MethodNotAllowedHandler = h.methodNotAllowedOn(r)
 
 	r.Use(routeTemplate, h.negotiate)
+	h.routeMCP(r, api)
 	r.HandleFunc("/healthz", h.healthz).Methods(http.MethodGet)
 	if o.Metrics != nil {
 		r.Handle("/metrics", o.Metrics.Handler()).Methods(http.MethodGet)
@@ -46,8 +50,8 @@ func newRouter(o Options) *mux.Router {
 	r.HandleFunc("/api/v1/status", h.withKey(auth.Read, h.status)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/admin/discovery", h.withKey(auth.Admin, h.runDiscovery)).Methods(http.MethodPost)
 	r.HandleFunc("/api/v1/topics/{topic}/diagnosis", h.withKey(auth.Diagnose, h.diagnose)).Methods(http.MethodPost)
-	r.HandleFunc("/api/v1/nql/{query_id}", h.withKey(auth.Diagnose, h.executeQuery)).Methods(http.MethodPost)
-	r.HandleFunc("/api/v1/nql/{query_id}/export", h.withKey(auth.Diagnose, h.exportQuery)).Methods(http.MethodPost)
+	r.HandleFunc("/api/v1/nql/{query_id}", h.withKey(auth.Diagnose, h.undelegated(h.executeQuery))).Methods(http.MethodPost)
+	r.HandleFunc("/api/v1/nql/{query_id}/export", h.withKey(auth.Diagnose, h.undelegated(h.exportQuery))).Methods(http.MethodPost)
 	r.HandleFunc("/api/v1/admin/reload", h.withKey(auth.Admin, h.reloadTopics)).Methods(http.MethodPost)
 
 	// Remediation: the allow-list, triggers (sync or async) and executions (actions.go).
@@ -62,8 +66,8 @@ func newRouter(o Options) *mux.Router {
 	r.HandleFunc("/api/v1/webhooks/deliveries", h.withKey(auth.Admin, h.listWebhookDeliveries)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/webhooks/{source}", h.receiveWebhook).Methods(http.MethodPost, http.MethodPut, http.MethodPatch)
 	r.HandleFunc("/api/v1/proactive/events", h.withKey(auth.Read, h.listProactiveEvents)).Methods(http.MethodGet)
-	r.HandleFunc("/api/v1/proactive/events/{id}/ack", h.withKey(auth.Read, h.ackProactiveEvent)).Methods(http.MethodPost)
-	r.HandleFunc("/api/v1/proactive/stream", h.withKey(auth.Read, h.streamProactiveEvents)).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/proactive/events/{id}/ack", h.withKey(auth.Read, h.undelegated(h.ackProactiveEvent))).Methods(http.MethodPost)
+	r.HandleFunc("/api/v1/proactive/stream", h.withKey(auth.Read, h.undelegated(h.streamProactiveEvents))).Methods(http.MethodGet)
 
 	addHeadRoutes(r) // last: HEAD beside every GET above (manners.go)
 	return r

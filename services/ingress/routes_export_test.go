@@ -1,6 +1,8 @@
 package ingress
 
 import (
+	"net/http"
+
 	"github.com/gorilla/mux"
 )
 
@@ -13,7 +15,7 @@ type Route struct {
 // Routes lists the router's routes as NewHandler(o) builds them.
 func Routes(o Options) []Route {
 	var out []Route
-	_ = newRouter(o).Walk(func(r *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+	_ = newRouter(o, func() http.Handler { return nil }).Walk(func(r *mux.Route, _ *mux.Router, _ []*mux.Route) error {
 		tpl, err := r.GetPathTemplate()
 		ms, merr := r.GetMethods()
 		if err == nil && merr == nil {
