@@ -16,9 +16,9 @@ import (
 // rules find, the titles and messages of its remediations). A text it leaves out is
 // said in English.
 type Translation struct {
-	Title        string                    `yaml:"title"`
-	Description  string                    `yaml:"description"`
-	Rules        map[string]RuleText       `yaml:"rules"`        // by rule id
+	Title        string                     `yaml:"title"`
+	Description  string                     `yaml:"description"`
+	Rules        map[string]RuleText        `yaml:"rules"`        // by rule id
 	Remediations map[string]RemediationText `yaml:"remediations"` // by remediation id
 }
 

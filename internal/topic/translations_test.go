@@ -53,7 +53,7 @@ func TestBadTranslationsAreRefused(t *testing.T) {
 			`line 21: translations.xx: unsupported locale "xx"`},
 		"a region": {good + "translations:\n  de-CH: {title: Beispiel}\n",
 			`line 20: translations.de-CH: unsupported locale "de-CH" (did you mean "de"?)`},
-		"english": {good + "translations:\n  en: {title: Sample}\n", `line 20: translations.en: "en" is the base language`},
+		"english":      {good + "translations:\n  en: {title: Sample}\n", `line 20: translations.en: "en" is the base language`},
 		"unknown rule": {good + "translations:\n  de:\n    rules: {r9: {title: X}}\n", `translations.de.rules.r9: no rule "r9" in this topic`},
 		"unknown remediation": {good + "translations:\n  de:\n    remediations: {nope: {title: X}}\n",
 			`translations.de.remediations.nope: no remediation "nope" in this topic`},
