@@ -219,7 +219,7 @@ func TestMessagesFollowTheContent(t *testing.T) {
 			if tt.checked != nil {
 				checked[tt.target.Device.Name] = *tt.checked
 			}
-			evs := webhooks.OpenEvents(src, a, []webhooks.Target{tt.target}, checked, runs)
+			evs := webhooks.OpenEvents(src, a, []webhooks.Target{tt.target}, checked, runs, nil)
 			if len(evs) != 1 {
 				t.Fatalf("got %d events, want 1", len(evs))
 			}
