@@ -159,16 +159,16 @@ func translationLines(raw []byte) map[string]int {
 	if yaml.Unmarshal(raw, &doc) != nil || len(doc.Content) == 0 {
 		return out
 	}
-	if tr := MappingValue(doc.Content[0], "translations"); tr != nil {
-		for k, line := range KeyLines(tr) {
+	if tr := mappingValue(doc.Content[0], "translations"); tr != nil {
+		for k, line := range keyLines(tr) {
 			out[k] = line
 		}
 	}
 	return out
 }
 
-// MappingValue is the value of key in a YAML mapping node, nil when absent.
-func MappingValue(m *yaml.Node, key string) *yaml.Node {
+// mappingValue is the value of key in a YAML mapping node, nil when absent.
+func mappingValue(m *yaml.Node, key string) *yaml.Node {
 	if m == nil || m.Kind != yaml.MappingNode {
 		return nil
 	}
@@ -180,8 +180,8 @@ func MappingValue(m *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
-// KeyLines is the line of each key of a YAML mapping node.
-func KeyLines(m *yaml.Node) map[string]int {
+// keyLines is the line of each key of a YAML mapping node.
+func keyLines(m *yaml.Node) map[string]int {
 	out := map[string]int{}
 	if m == nil || m.Kind != yaml.MappingNode {
 		return out
