@@ -1,6 +1,7 @@
 package topic
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -88,4 +89,25 @@ func TestShippedTopicsAreTranslated(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzParse: any document is a topic or an error, never a panic (the translations'
+// locale lines are read from the YAML nodes).
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(translated))
+	f.Add([]byte(good + "translations:\n  xx: {title: X}\n"))
+	f.Add([]byte(good + "translations: [de]\n"))
+	f.Add([]byte("translations:\n  - de\n"))
+	if raw, err := os.ReadFile("../../topics/outlook.yaml"); err == nil {
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		top, err := Parse(raw)
+		if err == nil {
+			for _, loc := range []string{"de", "fr"} {
+				_ = top.MissingTranslations(loc)
+				_ = top.TitleIn(loc)
+			}
+		}
+	})
 }

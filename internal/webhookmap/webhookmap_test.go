@@ -523,3 +523,20 @@ func TestMissingTranslationsOfAFile(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParse: any rules document loads or is refused, never a panic (the lines of
+// the messages' locale keys are read from the YAML nodes).
+func FuzzParse(f *testing.F) {
+	if raw, err := os.ReadFile("../../config/webhooks.yaml"); err == nil {
+		f.Add(raw)
+	}
+	f.Add([]byte("sources:\n  - name: s\n    auth: {type: bearer}\n    fields: {device: d}\n    messages:\n      recovery: R\n      xx: {recovery: X}\n"))
+	f.Add([]byte("sources: [{messages: [de]}]\n"))
+	f.Add([]byte("sources:\n  - monitors: {messages: 1}\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		r, err := Parse(raw, env(map[string]string{"WEBHOOK_S_TOKEN": "tok-0123456789abcdef"}))
+		if err == nil {
+			_ = r.MissingTranslations("de")
+		}
+	})
+}
