@@ -18,6 +18,9 @@ type DiagnoseRequest struct {
 	Topic   string `json:"topic"`
 	Device  string `json:"device"`
 	Refresh bool   `json:"refresh,omitempty"`
+	// Locale is the language of the rules', findings' and remediations' titles and
+	// messages (internal/locale; English when empty or not translated).
+	Locale string `json:"locale,omitempty"`
 }
 
 // DiagnoseReply is the diagnosis.

@@ -1,6 +1,12 @@
 package events
 
-import "time"
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/dexbridge/dexbridge/internal/locale"
+)
 
 // Type token of a proactive event's change, as callbacks, server-sent events and
 // NATS carry it.
@@ -70,11 +76,17 @@ type ProactiveEvent struct {
 	// recovered, the recovery message.
 	Message string `json:"message"`
 	// CloseMessage is the recovery message, once the alert recovered (also in Message).
-	CloseMessage string     `json:"close_message,omitempty"`
-	CreatedAt    time.Time  `json:"created_at"`
-	UpdatedAt    time.Time  `json:"updated_at"`
-	ClosedAt     *time.Time `json:"closed_at"`
-	AckedAt      *time.Time `json:"acked_at"`
+	CloseMessage string `json:"close_message,omitempty"`
+	// Locale is the language of the employee-facing texts (the messages, the titles
+	// of findings and remediations): the reader's, once In picked it.
+	Locale string `json:"locale,omitempty"`
+	// Texts are those texts in every locale the event was rendered in, by locale;
+	// In picks a reader's and drops the rest, so answers carry one language.
+	Texts     map[string]ProactiveTexts `json:"texts,omitempty"`
+	CreatedAt time.Time                 `json:"created_at"`
+	UpdatedAt time.Time                 `json:"updated_at"`
+	ClosedAt  *time.Time                `json:"closed_at"`
+	AckedAt   *time.Time                `json:"acked_at"`
 }
 
 // ProactiveEmployee is the employee to talk to.
@@ -122,4 +134,87 @@ type ProactiveFinding struct {
 	Rule     string         `json:"rule"`
 	Title    string         `json:"title"`
 	Evidence map[string]any `json:"evidence,omitempty"`
+}
+
+// ProactiveTexts are a proactive event's employee-facing texts in one locale, as the
+// webhooks worker rendered them.
+type ProactiveTexts struct {
+	Message      string `json:"message"`
+	CloseMessage string `json:"close_message,omitempty"`
+	// Rules are the titles of the diagnosis's rules (and so of its findings), by id.
+	Rules map[string]string `json:"rules,omitempty"`
+	// Remediations are the titles and messages of the remediations, by id.
+	Remediations map[string]RemedyText `json:"remediations,omitempty"`
+}
+
+// RemedyText is a remediation's title, and its message for the employee, in one
+// locale.
+type RemedyText struct {
+	Title   string `json:"title"`
+	Message string `json:"message,omitempty"`
+}
+
+// Messages are the event's messages by locale (the recovery message once it is
+// closed): what locale.Pick chooses from for a reader.
+func (e ProactiveEvent) Messages() map[string]string {
+	out := map[string]string{locale.Default: e.Message}
+	for loc, t := range e.Texts {
+		m := t.Message
+		if e.Status == ProactiveClosed {
+			m = t.CloseMessage
+		}
+		if m != "" {
+			out[loc] = m
+		}
+	}
+	return out
+}
+
+// In is the event with its employee-facing texts in the supported locale that fits
+// tag best (a subscription's locale, a negotiated Accept-Language): its message,
+// close message, and the titles and messages of its findings, rules and
+// remediations, without Texts. A text not rendered in that locale stays in English,
+// as do all of an event recorded before events had texts per locale. e is not
+// changed, so one event can be put into several readers' locales.
+func (e ProactiveEvent) In(tag string) ProactiveEvent {
+	loc := locale.Match(tag)
+	t, ok := e.Texts[loc]
+	e.Texts = nil
+	if !ok {
+		e.Locale = locale.Default
+		return e
+	}
+	e.Locale = loc
+	e.CloseMessage = cmp.Or(t.CloseMessage, e.CloseMessage)
+	if e.Status == ProactiveClosed {
+		e.Message = cmp.Or(t.CloseMessage, e.Message)
+	} else {
+		e.Message = cmp.Or(t.Message, e.Message)
+	}
+	remedies := func(rs []SuggestedRemedy) []SuggestedRemedy {
+		rs = slices.Clone(rs)
+		for i := range rs {
+			rt := t.Remediations[rs[i].ID]
+			rs[i].Title = cmp.Or(rt.Title, rs[i].Title)
+			if rs[i].Message != "" {
+				rs[i].Message = cmp.Or(rt.Message, rs[i].Message)
+			}
+		}
+		return rs
+	}
+	e.Remediations = remedies(e.Remediations)
+	if e.Diagnosis != nil {
+		d := *e.Diagnosis
+		d.Findings = slices.Clone(d.Findings)
+		for i := range d.Findings {
+			d.Findings[i].Title = cmp.Or(t.Rules[d.Findings[i].Rule], d.Findings[i].Title)
+		}
+		d.Rules = slices.Clone(d.Rules)
+		for i := range d.Rules {
+			d.Rules[i].Title = cmp.Or(t.Rules[d.Rules[i].Rule], d.Rules[i].Title)
+		}
+		d.Remediations = remedies(d.Remediations)
+		e.Diagnosis = &d
+	}
+	return e
 }

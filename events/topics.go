@@ -13,6 +13,9 @@ const (
 type TopicsListRequest struct {
 	Header
 	Platform string `json:"platform,omitempty"`
+	// Locale is the language of the titles and descriptions (internal/locale:
+	// de, fr; English when empty or not translated).
+	Locale string `json:"locale,omitempty"`
 }
 
 // TopicsListReply is the catalogue, sorted by id.
@@ -24,7 +27,8 @@ type TopicsListReply struct {
 // TopicsGetRequest asks for one topic.
 type TopicsGetRequest struct {
 	Header
-	Topic string `json:"topic"`
+	Topic  string `json:"topic"`
+	Locale string `json:"locale,omitempty"` // as in TopicsListRequest
 }
 
 // TopicsGetReply is one topic.

@@ -127,7 +127,7 @@ func TestSwaggerV2KeepsTheContract(t *testing.T) {
 		{"/responses/Problem/schema", `{"$ref":"#/definitions/Problem"}`},
 		{"/paths/~1api~1v1~1proactive~1stream/get/produces", `["text/event-stream","application/problem+json"]`},
 		{"/paths/~1healthz/get/responses/200/schema/properties/status", `{"enum":["ok"],"type":"string"}`},
-		{"/paths/~1api~1v1~1topics/get/parameters/0", `{"description":"Only the topics that apply to this platform.",` +
+		{"/paths/~1api~1v1~1topics/get/parameters/1", `{"description":"Only the topics that apply to this platform.",` +
 			`"enum":["Windows","macOS"],"in":"query","name":"platform","type":"string","x-ms-summary":"Platform"}`},
 	} {
 		got, err := json.Marshal(pointer(v2, tc.pointer))

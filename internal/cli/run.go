@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/dexbridge/dexbridge/internal/app"
+	"github.com/dexbridge/dexbridge/internal/locale"
 	"github.com/dexbridge/dexbridge/internal/logging"
 	"github.com/dexbridge/dexbridge/internal/topic"
+	"github.com/dexbridge/dexbridge/internal/webhookmap"
 )
 
 func runCmd(ctx context.Context, env Env, args []string) error {
@@ -83,11 +86,49 @@ func checkCmd(_ context.Context, env Env, args []string) error {
 	section("remote actions", r.RemoteActions)
 	section("topics", r.Compile)
 	section("saved queries", r.Queries)
-	section("webhooks", checkWebhooks(cfg, r.Catalog, env.Getenv))
+	rules, err := checkWebhooks(cfg, r.Catalog, env.Getenv)
+	section("webhooks", err)
 	if len(sections) > 0 {
 		return errors.New(strings.Join(sections, "\n"))
 	}
 	_, err = fmt.Fprintf(env.Stdout, "configuration ok: %d instances, %d topics, %d remote actions, %d saved queries outside topics\n",
 		len(cfg.Instances), len(r.Catalog.List()), len(r.Allowlist.List()), r.SavedQueries)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(env.Stdout, missingTranslations(r.Catalog, rules))
 	return err
+}
+
+// missingTranslations reports, per locale and file, the employee-facing texts that
+// have no translation and are said in English. They are not errors: the English
+// text stands in.
+func missingTranslations(cat *topic.Catalog, rules *webhookmap.Rules) string {
+	var b strings.Builder
+	for _, loc := range locale.Translated() {
+		var files []string
+		n := 0
+		add := func(file string, keys []string) {
+			if len(keys) > 0 {
+				files = append(files, fmt.Sprintf("    %s: %s", file, strings.Join(keys, ", ")))
+				n += len(keys)
+			}
+		}
+		for _, t := range cat.List() {
+			add(t.File, t.MissingTranslations(loc))
+		}
+		if rules != nil {
+			add(rules.File, rules.MissingTranslations(loc))
+		}
+		if n == 0 {
+			fmt.Fprintf(&b, "translations %s: complete\n", loc)
+			continue
+		}
+		texts := "texts"
+		if n == 1 {
+			texts = "text"
+		}
+		fmt.Fprintf(&b, "translations %s: %d %s missing, said in English:\n%s\n", loc, n, texts, strings.Join(files, "\n"))
+	}
+	return b.String()
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -42,6 +43,8 @@ type ProactiveEvent struct {
 	Remediations []byte     `db:"remediations"`
 	Message      string     `db:"message"`
 	CloseMessage string     `db:"close_message"`
+	Texts        []byte     `db:"texts"`       // JSON: locale to events.ProactiveTexts, without close_message
+	CloseTexts   []byte     `db:"close_texts"` // JSON: locale to recovery message
 	Assessment   string     `db:"assessment"`
 	Detail       string     `db:"detail"`
 	SuppressedBy string     `db:"suppressed_by"`
@@ -56,7 +59,7 @@ type ProactiveEvent struct {
 const proactiveColumns = `id, feed_seq, status, source, webhook_id, dedupe_key, monitor, coalesce(topic, '') AS topic, subject_key,
 	coalesce(user_name, '') AS user_name, coalesce(user_upn, '') AS user_upn, coalesce(device_name, '') AS device_name,
 	coalesce(collector_uid, '') AS collector_uid, coalesce(instance, '') AS instance, coalesce(platform, '') AS platform,
-	alert, diagnosis, remediations, message, coalesce(close_message, '') AS close_message,
+	alert, diagnosis, remediations, message, coalesce(close_message, '') AS close_message, texts, close_texts,
 	coalesce(assessment, '') AS assessment, coalesce(detail, '') AS detail, coalesce(suppressed_by, '') AS suppressed_by, coalesce(closed_by, '') AS closed_by,
 	created_at, updated_at, closed_at, acked_at, coalesce(acked_by, '') AS acked_by`
 
@@ -69,6 +72,7 @@ type NewProactiveEvent struct {
 	Platform                           string
 	Alert, Diagnosis, Remediations     []byte // JSON
 	Message                            string
+	Texts                              []byte // JSON: the texts by locale (Texts of ProactiveEvent)
 	Assessment                         string // what the event found out
 	// Hold, when set (ProactiveUnresolved or ProactiveHealthy), records the event with
 	// that status, never sent; Detail says why.
@@ -85,6 +89,7 @@ type NewProactiveEvent struct {
 type CloseProactive struct {
 	DeviceName, UserName string
 	CloseMessage         string
+	CloseMessages        map[string]string // the recovery message by locale
 	RecoveryTime         time.Time
 }
 
@@ -256,14 +261,14 @@ func openEvent(ctx context.Context, tx pgx.Tx, rec WebhookRecord, e NewProactive
 	rows, _ := tx.Query(ctx, `
 		INSERT INTO proactive_events (id, status, source, webhook_id, dedupe_key, monitor, monitor_key, topic, subject_key,
 			user_name, user_upn, device_name, collector_uid, instance, platform, alert, diagnosis, remediations, message, suppressed_by,
-			assessment, detail)
+			assessment, detail, texts)
 		VALUES ($1, $2, $3, $4, $5, $6, lower($6), nullif($7, ''), $8, nullif($9, ''), nullif($10, ''), nullif($11, ''),
 			nullif($12, ''), nullif($13, ''), nullif($14, ''), $15::jsonb, $16::jsonb, $17::jsonb, $18, nullif($19, ''),
-			nullif($20, ''), nullif($21, ''))
+			nullif($20, ''), nullif($21, ''), $22::jsonb)
 		RETURNING `+proactiveColumns,
 		e.ID, status, rec.Source, rec.WebhookID, rec.DedupeKey, rec.Monitor, e.Topic, e.SubjectKey,
 		e.UserName, e.UserUPN, e.DeviceName, e.CollectorUID, e.Instance, e.Platform,
-		jsonText(e.Alert), jsonText(e.Diagnosis), jsonText(e.Remediations), e.Message, suppressedBy, e.Assessment, detail)
+		jsonText(e.Alert), jsonText(e.Diagnosis), jsonText(e.Remediations), e.Message, suppressedBy, e.Assessment, detail, jsonText(e.Texts))
 	row, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[ProactiveEvent])
 	if err != nil {
 		return ProactiveEvent{}, fmt.Errorf("insert proactive event: %w", err)
@@ -279,13 +284,25 @@ func jsonText(b []byte) any {
 	return string(jsonb(b))
 }
 
+// jsonMap passes a map as JSON text (empty as NULL).
+func jsonMap(m map[string]string) any {
+	if len(m) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil // a map of strings always marshals
+	}
+	return string(b)
+}
+
 func closeEvents(ctx context.Context, tx pgx.Tx, rec WebhookRecord, c CloseProactive) ([]ProactiveEvent, error) {
 	if c.DeviceName == "" && c.UserName == "" {
 		return nil, nil
 	}
 	rows, _ := tx.Query(ctx, `
 		UPDATE proactive_events SET status = 'closed', closed_at = now(), updated_at = now(),
-			close_message = nullif($5, ''), closed_by = $6,
+			close_message = nullif($5, ''), closed_by = $6, close_texts = $8::jsonb,
 			alert = alert || jsonb_build_object('status', 'closed', 'recovery_time', $7::text)
 		WHERE id IN (
 			SELECT id FROM proactive_events
@@ -293,7 +310,8 @@ func closeEvents(ctx context.Context, tx pgx.Tx, rec WebhookRecord, c CloseProac
 			  AND CASE WHEN $3 <> '' THEN lower(device_name) = lower($3) ELSE lower(user_name) = lower($4) END
 			ORDER BY id FOR UPDATE)
 		RETURNING `+proactiveColumns,
-		rec.Source, rec.Monitor, c.DeviceName, c.UserName, c.CloseMessage, rec.DedupeKey, c.RecoveryTime.UTC().Format(time.RFC3339Nano))
+		rec.Source, rec.Monitor, c.DeviceName, c.UserName, c.CloseMessage, rec.DedupeKey, c.RecoveryTime.UTC().Format(time.RFC3339Nano),
+		jsonMap(c.CloseMessages))
 	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[ProactiveEvent])
 	if err != nil {
 		return nil, fmt.Errorf("close proactive events: %w", err)

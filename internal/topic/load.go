@@ -164,8 +164,17 @@ func Parse(raw []byte) (*Topic, error) {
 		return nil, err
 	}
 	locateNQL(raw, t.Queries)
+	var errs []error
 	if err := t.checkReferences(); err != nil {
-		return nil, err
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = append(errs, j.Unwrap()...)
+		} else {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, t.checkTranslations(raw)...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return &t, nil
 }

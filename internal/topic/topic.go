@@ -22,6 +22,9 @@ type Topic struct {
 	// MaxAge is how old the data of a diagnosis may be before it is stale (nil:
 	// DefaultMaxAge).
 	MaxAge *config.Duration `yaml:"max_age"`
+	// Translations are the employee-facing texts in other locales, by locale
+	// (translations.go); a text not translated is said in English.
+	Translations map[string]Translation `yaml:"translations"`
 
 	File string `yaml:"-"` // where it was read from, for messages
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/dexbridge/dexbridge/internal/locale"
 )
 
 // Status is an alert's state.
@@ -228,6 +230,20 @@ func contextValue(v any) any {
 // Vars are the values of a message's placeholders for an alert and its employee and
 // device.
 func (a Alert) Vars(user, userUPN, device string) map[string]string {
+	return a.VarsIn(locale.Default, user, userUPN, device)
+}
+
+// absent are the words that stand in for an employee or device an alert does not
+// name, by locale.
+var absent = map[string]struct{ user, device string }{
+	"en": {"there", "your device"},
+	"de": {"zusammen", "Ihrem Gerät"},  // "Hallo zusammen", "auf Ihrem Gerät"
+	"fr": {"à vous", "votre appareil"}, // "Bonjour à vous", "sur votre appareil"
+}
+
+// VarsIn is Vars for a message in loc (a supported locale): what stands in for an
+// employee or device the alert does not name is said in loc.
+func (a Alert) VarsIn(loc, user, userUPN, device string) map[string]string {
 	topic := ""
 	if a.Rule != nil {
 		topic = a.Rule.Topic
@@ -245,11 +261,15 @@ func (a Alert) Vars(user, userUPN, device string) map[string]string {
 	if a.TriggerTime != nil {
 		trig = a.TriggerTime.Format(time.RFC3339)
 	}
+	words, ok := absent[loc]
+	if !ok {
+		words = absent[locale.Default]
+	}
 	if user == "" {
-		user = "there"
+		user = words.user
 	}
 	if device == "" {
-		device = cmp.Or(a.Device, "your device")
+		device = cmp.Or(a.Device, words.device)
 	}
 	return map[string]string{
 		"user": user, "user_upn": userUPN, "device": device, "monitor": a.Monitor, "topic": topic,

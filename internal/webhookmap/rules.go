@@ -68,6 +68,8 @@ type Source struct {
 
 	open, closed      map[string]bool
 	monitors          map[string]*Monitor
+	order             []*Monitor // the monitors in file order
+	own               Messages   // the texts the source sets itself
 	suppressionWindow time.Duration
 }
 
@@ -114,6 +116,8 @@ type Monitor struct {
 	// Messages fall back to the source's, then to the built-in ones.
 	Messages          Messages
 	SuppressionWindow time.Duration
+
+	own Messages // the texts the monitor sets itself
 }
 
 // Concerns reports whether the alert is about a rule of its topic.
@@ -124,6 +128,29 @@ func (m *Monitor) Concerns(rule string) bool {
 // Offers reports whether the alert may offer a remediation of its topic.
 func (m *Monitor) Offers(remediation string) bool {
 	return len(m.Remediations) == 0 || slices.Contains(m.Remediations, remediation)
+}
+
+// MissingTranslations lists, in file order, the keys of the texts the file sets
+// that have no translation into loc (sources[0].monitors[1].messages.de.recovery):
+// they are said in English. Built-in texts are translated into every supported
+// locale.
+func (r *Rules) MissingTranslations(loc string) []string {
+	var out []string
+	for i, s := range r.sources {
+		key := fmt.Sprintf("sources[%d].", i)
+		out = append(out, prefixed(key, s.own.Missing(loc))...)
+		for j, m := range s.order {
+			out = append(out, prefixed(fmt.Sprintf("%smonitors[%d].", key, j), m.own.Missing(loc))...)
+		}
+	}
+	return out
+}
+
+func prefixed(prefix string, keys []string) []string {
+	for i := range keys {
+		keys[i] = prefix + keys[i]
+	}
+	return keys
 }
 
 // Sources lists the sources in file order.
@@ -224,6 +251,7 @@ func Parse(raw []byte, getenv func(string) string) (*Rules, error) {
 	if r.SuppressionWindow <= 0 {
 		r.SuppressionWindow = DefaultSuppressionWindow
 	}
+	lines := messageLines(raw)
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, &config.Error{Key: key, Reason: fmt.Sprintf(format, args...)})
@@ -293,7 +321,8 @@ func Parse(raw []byte, getenv func(string) string) (*Rules, error) {
 				s.Location = loc
 			}
 		}
-		s.Messages = parseMessages(key, sd.Message, sd.RecoveryMessage, sd.Messages, bad).Or(BuiltinMessages())
+		s.own = parseMessages(key, sd.Message, sd.RecoveryMessage, sd.Messages, lines[key], bad)
+		s.Messages = s.own.Or(BuiltinMessages())
 		for j, md := range sd.Monitors {
 			mkey := fmt.Sprintf("%s.monitors[%d]", key, j)
 			if _, dup := s.monitors[monitorKey(md.Name)]; dup {
@@ -308,8 +337,10 @@ func Parse(raw []byte, getenv func(string) string) (*Rules, error) {
 			if len(m.Rules) > 0 && m.Topic == "" {
 				bad(mkey+".rules", "rules belong to a topic: set topic")
 			}
-			m.Messages = parseMessages(mkey, md.Message, md.RecoveryMessage, md.Messages, bad).Or(s.Messages)
+			m.own = parseMessages(mkey, md.Message, md.RecoveryMessage, md.Messages, lines[mkey], bad)
+			m.Messages = m.own.Or(s.Messages)
 			s.monitors[monitorKey(md.Name)] = m
+			s.order = append(s.order, m)
 		}
 		if err := loadSecrets(s, sd.CredentialsFile, getenv); err != nil {
 			bad(key+".credentials_file", "%v", err)

@@ -431,3 +431,112 @@ func shippedTopics(t *testing.T) *topic.Catalog {
 	}
 	return set.Catalog()
 }
+
+func TestMessagesInEveryLocale(t *testing.T) {
+	r := shipped(t)
+	for _, loc := range []string{"de", "fr"} {
+		if missing := r.MissingTranslations(loc); len(missing) > 0 {
+			t.Errorf("config/webhooks.yaml: no %s translation of %s", loc, strings.Join(missing, ", "))
+		}
+	}
+	b := BuiltinMessages()
+	for _, n := range b.named() {
+		for _, loc := range []string{"de", "fr"} {
+			if n.text.In(loc) == n.text.Template {
+				t.Errorf("built-in %s message has no %s translation", n.key, loc)
+			}
+		}
+	}
+	s, _ := r.Source("nexthink")
+	m := s.Monitor("Outlook crashes")
+	vars := Alert{Monitor: "Outlook crashes", Rule: m}.VarsIn("de", "", "", "")
+	if got, want := m.Messages.Recovery.In("de").Render(vars), "Outlook läuft auf Ihrem Gerät wieder stabil."; got != want {
+		t.Errorf("de recovery: got %q, want %q", got, want)
+	}
+	if got, want := m.Messages.NotChecked.In("fr").Render(Alert{Monitor: "Outlook crashes", Rule: m}.VarsIn("fr", "", "", "")), "Bonjour à vous, Nexthink a signalé « Outlook crashes » sur votre appareil."; !strings.HasPrefix(got, want) {
+		t.Errorf("fr not_checked (built-in): got %q, want it to start %q", got, want)
+	}
+	if got := m.Messages.Recovery.In("ja").Render(vars); got != "Outlook is stable again on Ihrem Gerät." {
+		t.Errorf("an unsupported locale falls back to the English text: got %q", got)
+	}
+}
+
+func TestBadTranslatedMessagesAreRefused(t *testing.T) {
+	base := `sources:
+  - name: s
+    auth: {type: bearer}
+    fields: {monitor: m, status: s, device: d}
+    messages:
+      recovery: Solved.
+`
+	for name, tc := range map[string]struct{ yaml, want string }{
+		"unknown locale":  {base + "      xx:\n        recovery: X.\n", `line 7: sources[0].messages.xx: unsupported locale "xx"`},
+		"a region":        {base + "      fr-CA:\n        recovery: X.\n", `line 7: sources[0].messages.fr-CA: unsupported locale "fr-CA" (did you mean "fr"?)`},
+		"english":         {base + "      en:\n        recovery: X.\n", `line 7: sources[0].messages.en: "en" is the base language`},
+		"no english text": {base + "      de:\n        healthy: Alles gut.\n", "sources[0].messages.de.healthy: a translation of a text this level does not set"},
+		"bad placeholder": {base + "      de:\n        recovery: Gelöst {{nope}}.\n", "sources[0].messages.de.recovery: unknown placeholder {{nope}}"},
+		"unknown key":     {base + "      de:\n        recovered: X.\n", "recovered"},
+		"monitor locale": {base + "    monitors:\n      - name: M\n        messages:\n          recovery: Ok.\n          it: {recovery: Risolto.}\n",
+			`line 11: sources[0].monitors[0].messages.it: unsupported locale "it"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "webhooks.yaml")
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(path, env(map[string]string{"WEBHOOK_S_TOKEN": "tok-0123456789abcdef"}))
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), path) {
+				t.Fatalf("got %v, want an error naming the file with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestMissingTranslationsOfAFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "webhooks.yaml")
+	doc := `sources:
+  - name: s
+    auth: {type: bearer}
+    fields: {monitor: m, status: s, device: d}
+    messages:
+      recovery: Solved.
+      de: {recovery: Gelöst.}
+    monitors:
+      - name: M
+        messages:
+          fix_available: Shall I?
+          fr: {fix_available: "Je le fais ?"}
+`
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Load(path, env(map[string]string{"WEBHOOK_S_TOKEN": "tok-0123456789abcdef"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for loc, want := range map[string]string{
+		"de": "sources[0].monitors[0].messages.de.fix_available",
+		"fr": "sources[0].messages.fr.recovery",
+	} {
+		if got := strings.Join(r.MissingTranslations(loc), ","); got != want {
+			t.Errorf("%s: got %q, want %q", loc, got, want)
+		}
+	}
+}
+
+// FuzzParse: any rules document loads or is refused, never a panic (the lines of
+// the messages' locale keys are read from the YAML nodes).
+func FuzzParse(f *testing.F) {
+	if raw, err := os.ReadFile("../../config/webhooks.yaml"); err == nil {
+		f.Add(raw)
+	}
+	f.Add([]byte("sources:\n  - name: s\n    auth: {type: bearer}\n    fields: {device: d}\n    messages:\n      recovery: R\n      xx: {recovery: X}\n"))
+	f.Add([]byte("sources: [{messages: [de]}]\n"))
+	f.Add([]byte("sources:\n  - monitors: {messages: 1}\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		r, err := Parse(raw, env(map[string]string{"WEBHOOK_S_TOKEN": "tok-0123456789abcdef"}))
+		if err == nil {
+			_ = r.MissingTranslations("de")
+		}
+	})
+}

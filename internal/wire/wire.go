@@ -84,6 +84,22 @@ func ProactiveEvent(e store.ProactiveEvent) events.ProactiveEvent {
 			out.Remediations = []events.SuggestedRemedy{}
 		}
 	}
+	// The texts per locale (none for an event recorded before there were any); the
+	// recovery messages were rendered when it closed.
+	if len(e.Texts) > 0 {
+		_ = json.Unmarshal(e.Texts, &out.Texts)
+	}
+	var closing map[string]string
+	if len(e.CloseTexts) > 0 && json.Unmarshal(e.CloseTexts, &closing) == nil {
+		for loc, m := range closing {
+			t := out.Texts[loc]
+			t.CloseMessage = m
+			if out.Texts == nil {
+				out.Texts = map[string]events.ProactiveTexts{}
+			}
+			out.Texts[loc] = t
+		}
+	}
 	return out
 }
 

@@ -28,7 +28,8 @@ func (h *handlers) diagnose(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	req := events.DiagnoseRequest{Header: events.NewHeader(events.TypeDiagnoseRequest), Topic: id, Device: body.Device, Refresh: body.Refresh}
+	req := events.DiagnoseRequest{Header: events.NewHeader(events.TypeDiagnoseRequest), Topic: id, Device: body.Device, Refresh: body.Refresh,
+		Locale: language(r)}
 	if err := req.Validate(); err != nil {
 		h.fail(w, r, err)
 		return
@@ -54,6 +55,7 @@ func (h *handlers) diagnose(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	contentLanguage(w, req.Locale)
 	writeJSON(w, http.StatusOK, reply.Diagnosis)
 }
 

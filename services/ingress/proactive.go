@@ -63,6 +63,11 @@ func (h *handlers) listProactiveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	evs = delegateEvents(r.Context(), evs)
+	loc := language(r)
+	for i := range evs {
+		evs[i] = evs[i].In(loc)
+	}
+	contentLanguage(w, loc)
 	writeJSON(w, http.StatusOK, api.ProactiveEvents{Events: evs, NextCursor: strconv.FormatInt(next, 10)})
 }
 
@@ -89,7 +94,9 @@ func (h *handlers) ackProactiveEvent(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ev)
+	loc := language(r)
+	contentLanguage(w, loc)
+	writeJSON(w, http.StatusOK, ev.In(loc))
 }
 
 // streamProactiveEvents serves the feed as server-sent events: each event as
@@ -119,6 +126,8 @@ func (h *handlers) streamProactiveEvents(w http.ResponseWriter, r *http.Request)
 	// The server's write timeout is for ordinary answers: a stream extends its own.
 	extend := func() { _ = rc.SetWriteDeadline(time.Now().Add(hb*2 + 10*time.Second)) }
 	extend()
+	loc := language(r)
+	contentLanguage(w, loc)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
@@ -136,6 +145,7 @@ func (h *handlers) streamProactiveEvents(w http.ResponseWriter, r *http.Request)
 	}
 	err = h.opts.Proactive.Stream(r.Context(), after,
 		func(cursor int64, ev events.ProactiveEventChanged) error {
+			ev.Event = ev.Event.In(loc)
 			data, err := json.Marshal(ev)
 			if err != nil {
 				return err

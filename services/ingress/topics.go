@@ -12,7 +12,7 @@ import (
 )
 
 func (h *handlers) listTopics(w http.ResponseWriter, r *http.Request) {
-	req := events.TopicsListRequest{Header: events.NewHeader(events.TypeTopicsListRequest)}
+	req := events.TopicsListRequest{Header: events.NewHeader(events.TypeTopicsListRequest), Locale: language(r)}
 	switch p := r.URL.Query().Get("platform"); p {
 	case "", "Windows", "macOS":
 		req.Platform = p
@@ -25,11 +25,12 @@ func (h *handlers) listTopics(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	contentLanguage(w, req.Locale)
 	writeJSON(w, http.StatusOK, api.Topics{Topics: reply.Topics})
 }
 
 func (h *handlers) getTopic(w http.ResponseWriter, r *http.Request) {
-	req := events.TopicsGetRequest{Header: events.NewHeader(events.TypeTopicsGetRequest), Topic: mux.Vars(r)["topic"]}
+	req := events.TopicsGetRequest{Header: events.NewHeader(events.TypeTopicsGetRequest), Topic: mux.Vars(r)["topic"], Locale: language(r)}
 	if err := req.Validate(); err != nil {
 		h.fail(w, r, err)
 		return
@@ -39,5 +40,6 @@ func (h *handlers) getTopic(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	contentLanguage(w, req.Locale)
 	writeJSON(w, http.StatusOK, reply.Topic)
 }

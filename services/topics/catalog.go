@@ -12,7 +12,7 @@ func list(c *topic.Catalog, req events.TopicsListRequest) events.TopicsListReply
 		if req.Platform != "" && !t.SupportsPlatform(req.Platform) {
 			continue
 		}
-		out.Topics = append(out.Topics, wire(t))
+		out.Topics = append(out.Topics, wire(t, req.Locale))
 	}
 	return out
 }
@@ -22,13 +22,14 @@ func get(c *topic.Catalog, req events.TopicsGetRequest) (events.TopicsGetReply, 
 	if !ok {
 		return events.TopicsGetReply{}, problem.New(problem.NotFound, "no topic %q", req.Topic)
 	}
-	return events.TopicsGetReply{Header: events.NewHeader(events.TypeTopicsGetReply), Topic: wire(t)}, nil
+	return events.TopicsGetReply{Header: events.NewHeader(events.TypeTopicsGetReply), Topic: wire(t, req.Locale)}, nil
 }
 
-// wire is what a chatbot sees of a topic: never the NQL or the rules.
-func wire(t *topic.Topic) events.Topic {
+// wire is what a chatbot sees of a topic, its texts in loc: never the NQL or the
+// rules.
+func wire(t *topic.Topic, loc string) events.Topic {
 	w := events.Topic{
-		ID: t.ID, LegacyID: t.LegacyID, Title: t.Title, Description: t.Description,
+		ID: t.ID, LegacyID: t.LegacyID, Title: t.TitleIn(loc), Description: t.DescriptionIn(loc),
 		Platforms: t.Platforms, Phrases: append([]string{}, t.Phrases...),
 		Queries: make([]string, 0, len(t.Queries)), Remediations: make([]events.Remediation, 0, len(t.Remediations)),
 	}
@@ -36,7 +37,8 @@ func wire(t *topic.Topic) events.Topic {
 		w.Queries = append(w.Queries, q.ID)
 	}
 	for _, r := range t.Remediations {
-		w.Remediations = append(w.Remediations, events.Remediation{ID: r.ID, Title: r.Title, RemoteAction: r.RemoteAction, Message: r.Message})
+		title, message := t.RemediationIn(loc, r.ID, r.Title, r.Message)
+		w.Remediations = append(w.Remediations, events.Remediation{ID: r.ID, Title: title, RemoteAction: r.RemoteAction, Message: message})
 	}
 	return w
 }

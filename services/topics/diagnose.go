@@ -116,6 +116,8 @@ func (d *diagnoser) diagnose(ctx context.Context, req events.DiagnoseRequest) (e
 		Instance: dev.Instance, DeviceName: dev.Name, DiagnosedAt: diag.DiagnosedAt, Source: diag.Source, Body: body}); err != nil {
 		return events.DiagnoseReply{}, problem.Wrap(problem.ServiceUnavailable, err, "the diagnosis could not be recorded right now").Retry(time.Second)
 	}
+	// Recorded in English (what remediations read back); answered in the asker's locale.
+	p.Topic().LocalizeDiagnosis(&diag, req.Locale)
 	d.log.DebugContext(ctx, "diagnosis", "topic", diag.Topic, "device", dev.Name, "instance", dev.Instance, "source", diag.Source,
 		"verdict", diag.Verdict, "stale", diag.Stale, "findings", len(diag.Findings), "refresh", req.Refresh, "duration_ms", timing["total"])
 	return events.DiagnoseReply{Header: events.NewHeader(events.TypeDiagnoseReply), Diagnosis: diag}, nil

@@ -84,6 +84,10 @@ type Assessment struct {
 	Remediations []events.SuggestedRemedy
 	Findings     []string // titles of the problems found that the alert is about
 	Fixes        []string // titles of the remote actions offered that address them
+	// FindingRules and FixIDs are the ids of Findings and Fixes, to say them in
+	// another language.
+	FindingRules []string
+	FixIDs       []string
 }
 
 // Assess decides what an event tells the employee, from the monitor's rule, the
@@ -111,7 +115,7 @@ func Assess(m *webhookmap.Monitor, platform string, c *Checked, runs Runnable) A
 	for _, f := range d.Findings {
 		if m.Concerns(f.Rule) {
 			found[f.Rule] = true
-			out.Findings = append(out.Findings, f.Title)
+			out.Findings, out.FindingRules = append(out.Findings, f.Title), append(out.FindingRules, f.Rule)
 		}
 	}
 	var offered, advice []events.SuggestedRemedy
@@ -133,7 +137,7 @@ func Assess(m *webhookmap.Monitor, platform string, c *Checked, runs Runnable) A
 		if r.RemoteAction == "" {
 			advice = append(advice, r)
 		} else if addresses {
-			out.Fixes = append(out.Fixes, r.Title)
+			out.Fixes, out.FixIDs = append(out.Fixes, r.Title), append(out.FixIDs, r.ID)
 		}
 	}
 	switch out.Diagnosis.Verdict {

@@ -3,13 +3,16 @@ package webhooks
 import (
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/locale"
 	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/webhookmap"
 )
 
@@ -113,8 +116,10 @@ type Checked struct {
 
 // OpenEvents builds the events an open alert asks for, one per target. checked holds
 // each device's diagnosis (by name), when one ran; runs says whether a remediation
-// can run on a platform.
-func OpenEvents(src *webhookmap.Source, a webhookmap.Alert, targets []Target, checked map[string]Checked, runs Runnable) []store.NewProactiveEvent {
+// can run on a platform; topics (nil: none) give the titles of the topic's rules and
+// remediations in each locale. Each event's texts are rendered in every supported
+// locale, so that each reader gets its own.
+func OpenEvents(src *webhookmap.Source, a webhookmap.Alert, targets []Target, checked map[string]Checked, runs Runnable, topics *topic.Catalog) []store.NewProactiveEvent {
 	rule := a.Rule
 	alert := alertJSON(a)
 	out := make([]store.NewProactiveEvent, 0, len(targets))
@@ -152,9 +157,9 @@ func OpenEvents(src *webhookmap.Source, a webhookmap.Alert, targets []Target, ch
 		}
 		e.Assessment = as.Kind
 		e.Remediations, _ = json.Marshal(as.Remediations)
-		vars := a.Vars(user, upn, device)
-		vars["findings"], vars["fix"] = strings.Join(as.Findings, "; "), strings.Join(as.Fixes, ", ")
-		e.Message = rule.Messages.For(as.Kind).Render(vars)
+		texts := openTexts(a, as, topicOf(topics, rule.Topic), user, upn, device)
+		e.Message = texts[locale.Default].Message
+		e.Texts, _ = json.Marshal(texts)
 		out = append(out, e)
 	}
 	return out
@@ -168,8 +173,71 @@ func CloseEvents(a webhookmap.Alert, received time.Time) *store.CloseProactive {
 	if a.RecoveryTime != nil {
 		at = *a.RecoveryTime
 	}
+	closing := map[string]string{}
+	for _, loc := range locale.Supported() {
+		closing[loc] = a.Rule.Messages.Recovery.In(loc).Render(a.VarsIn(loc, a.User, "", a.Device))
+	}
 	return &store.CloseProactive{
 		DeviceName: a.Device, UserName: a.User, RecoveryTime: at,
-		CloseMessage: a.Rule.Messages.Recovery.Render(a.Vars(a.User, "", a.Device)),
+		CloseMessage: closing[locale.Default], CloseMessages: closing,
 	}
+}
+
+// topicOf is the topic of an alert's monitor, nil when unknown.
+func topicOf(c *topic.Catalog, id string) *topic.Topic {
+	if c == nil || id == "" {
+		return nil
+	}
+	t, _ := c.Get(id)
+	return t
+}
+
+// openTexts are an event's texts in every supported locale: the message chosen by
+// its assessment, with the problems found and the fixes offered named in that
+// locale, and the titles of the diagnosis's rules and remediations. Without the
+// topic (t nil), titles stay as the diagnosis gave them.
+func openTexts(a webhookmap.Alert, as Assessment, t *topic.Topic, user, upn, device string) map[string]events.ProactiveTexts {
+	rule := func(loc, id, english string) string {
+		if t == nil {
+			return english
+		}
+		return t.RuleTitleIn(loc, id, english)
+	}
+	remedy := func(loc string, r events.SuggestedRemedy) events.RemedyText {
+		if t == nil {
+			return events.RemedyText{Title: r.Title, Message: r.Message}
+		}
+		title, message := t.RemediationIn(loc, r.ID, r.Title, r.Message)
+		return events.RemedyText{Title: title, Message: message}
+	}
+	out := map[string]events.ProactiveTexts{}
+	for _, loc := range locale.Supported() {
+		tx := events.ProactiveTexts{}
+		findings := make([]string, len(as.Findings))
+		for i, title := range as.Findings {
+			findings[i] = rule(loc, as.FindingRules[i], title)
+		}
+		fixes := make([]string, len(as.Fixes))
+		for i, title := range as.Fixes {
+			fixes[i] = remedy(loc, events.SuggestedRemedy{ID: as.FixIDs[i], Title: title}).Title
+		}
+		vars := a.VarsIn(loc, user, upn, device)
+		vars["findings"], vars["fix"] = strings.Join(findings, "; "), strings.Join(fixes, ", ")
+		tx.Message = a.Rule.Messages.For(as.Kind).In(loc).Render(vars)
+		if d := as.Diagnosis; d != nil && loc != locale.Default {
+			tx.Rules = map[string]string{}
+			for _, r := range d.Rules {
+				tx.Rules[r.Rule] = rule(loc, r.Rule, r.Title)
+			}
+			for _, f := range d.Findings {
+				tx.Rules[f.Rule] = rule(loc, f.Rule, f.Title)
+			}
+			tx.Remediations = map[string]events.RemedyText{}
+			for _, r := range append(slices.Clone(d.Remediations), as.Remediations...) {
+				tx.Remediations[r.ID] = remedy(loc, r)
+			}
+		}
+		out[loc] = tx
+	}
+	return out
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/allowlist"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/testenv"
+	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/webhookmap"
 	"github.com/dexbridge/dexbridge/services/webhooks"
 )
@@ -85,6 +86,10 @@ func TestMessagesFollowTheContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	runs := webhooks.RunsOn(actions)
+	cat, err := topic.LoadDir(filepath.Join(testenv.RepoRoot(t), "topics"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	win := &webhooks.Device{Name: "EU-000112", CollectorUID: "c-112", Instance: "eu", Platform: "Windows"}
 	mac := &webhooks.Device{Name: "EU-000928", CollectorUID: "c-928", Instance: "eu", Platform: "macOS"}
 	amy := &webhooks.Employee{Name: "amy", UPN: "amy@example.com"}
@@ -219,7 +224,7 @@ func TestMessagesFollowTheContent(t *testing.T) {
 			if tt.checked != nil {
 				checked[tt.target.Device.Name] = *tt.checked
 			}
-			evs := webhooks.OpenEvents(src, a, []webhooks.Target{tt.target}, checked, runs)
+			evs := webhooks.OpenEvents(src, a, []webhooks.Target{tt.target}, checked, runs, cat)
 			if len(evs) != 1 {
 				t.Fatalf("got %d events, want 1", len(evs))
 			}
@@ -255,6 +260,7 @@ func TestMessagesFollowTheContent(t *testing.T) {
 			}
 			var d *events.ProactiveDiagnosis
 			_ = json.Unmarshal(ev.Diagnosis, &d)
+			checkTexts(t, ev, d, cat)
 			switch {
 			case tt.checked == nil && d != nil:
 				t.Errorf("diagnosis: got %+v, want none", d)
@@ -264,5 +270,60 @@ func TestMessagesFollowTheContent(t *testing.T) {
 				t.Errorf("diagnosis: got %+v, want its verdict, rules and remediations", d)
 			}
 		})
+	}
+}
+
+// offers are how the shipped messages offer a fix, by locale.
+var offers = map[string]string{"en": "shall i", "de": "soll ich", "fr": "voulez-vous que je"}
+
+// checkTexts checks an event's texts in every locale: each message is in its
+// language, offers a fix exactly when the English one does, and the titles of the
+// diagnosis's rules and remediations are the topic's translations.
+func checkTexts(t *testing.T, ev store.NewProactiveEvent, d *events.ProactiveDiagnosis, cat *topic.Catalog) {
+	t.Helper()
+	var texts map[string]events.ProactiveTexts
+	if err := json.Unmarshal(ev.Texts, &texts); err != nil || len(texts) != 3 {
+		t.Fatalf("texts: got %s (%v), want en, de and fr", ev.Texts, err)
+	}
+	if texts["en"].Message != ev.Message {
+		t.Errorf("texts.en: got %q, want the message %q", texts["en"].Message, ev.Message)
+	}
+	top, _ := cat.Get(ev.Topic)
+	for loc, greeting := range map[string]string{"de": "Hallo ", "fr": "Bonjour "} {
+		m := texts[loc].Message
+		// The shipped texts greet; a test monitor's English-only text stays English.
+		if strings.HasPrefix(ev.Message, "Hi ") != strings.HasPrefix(m, greeting) || (m == ev.Message) != !strings.HasPrefix(ev.Message, "Hi ") {
+			t.Errorf("%s message: got %q, want it in %s", loc, m, loc)
+		}
+		if got, want := strings.Contains(strings.ToLower(m), offers[loc]), offersFix(ev.Message); got != want {
+			t.Errorf("%s message %q offers a fix: %v; the English one: %v", loc, m, got, want)
+		}
+		if d == nil || top == nil {
+			continue
+		}
+		for _, r := range d.Rules {
+			def := ""
+			for _, tr := range top.Rules {
+				if tr.ID == r.Rule {
+					def = tr.Title
+				}
+			}
+			if got, want := texts[loc].Rules[r.Rule], top.RuleTitleIn(loc, r.Rule, r.Title); def != "" && (got != want || got == def) {
+				t.Errorf("%s rule %s: got %q, want %q", loc, r.Rule, got, want)
+			}
+		}
+		for _, f := range d.Findings {
+			// A message naming the problem found names it in its language.
+			if got := texts[loc].Rules[f.Rule]; strings.Contains(ev.Message, f.Title) && (got == "" || !strings.Contains(m, got)) {
+				t.Errorf("%s: finding %s is %q, which the message %q does not name", loc, f.Rule, got, m)
+			}
+		}
+		for _, r := range d.Remediations {
+			if def, ok := top.Remediation(r.ID); ok {
+				if want, _ := top.RemediationIn(loc, r.ID, def.Title, def.Message); texts[loc].Remediations[r.ID].Title != want {
+					t.Errorf("%s remediation %s: got %q, want %q", loc, r.ID, texts[loc].Remediations[r.ID].Title, want)
+				}
+			}
+		}
 	}
 }

@@ -68,7 +68,8 @@ type Options struct {
 	// no device is checked.
 	Diagnoser Diagnoser
 	// Topics, when set, are the topics' platforms: a device of a platform its
-	// monitor's topic does not support is not diagnosed.
+	// monitor's topic does not support is not diagnosed; and their texts in other
+	// languages, for the events' texts per locale.
 	Topics *topic.Catalog
 	// Actions, when set, are the remote actions' platforms: a remediation is offered
 	// only on a device its remote action supports.
@@ -326,7 +327,7 @@ func (w *Worker) process(ctx context.Context, ev events.WebhookReceived, deliver
 		if err != nil {
 			return "", err
 		}
-		eff.Open = OpenEvents(src, a, targets, w.diagnose(ctx, a, targets, log), RunsOn(w.o.Actions))
+		eff.Open = OpenEvents(src, a, targets, w.diagnose(ctx, a, targets, log), RunsOn(w.o.Actions), w.o.Topics)
 	}
 	applied, err := w.o.DB.ApplyWebhook(ctx, rec, eff, wire.ProactiveDelivery)
 	if err != nil {
