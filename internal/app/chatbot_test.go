@@ -15,14 +15,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/dexbridge/dexbridge/events"
-	"github.com/dexbridge/dexbridge/internal/apitest"
-	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/nxsim"
 	"github.com/dexbridge/dexbridge/internal/testenv"
-	"github.com/dexbridge/dexbridge/services/discovery/discoverytest"
 )
 
 // recorder passes requests to dexbridge and remembers each one's method, path and
@@ -55,33 +51,8 @@ func TestExampleChatbotTellsTheTruth(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the example chatbot")
 	}
-	sim := discoverytest.StartSim(t, func(c *nxsim.Config) {
-		c.Executions = nxsim.ExecutionTiming{Pending: 100 * time.Millisecond, Running: 200 * time.Millisecond, Tick: 10 * time.Millisecond}
-	})
-	cfg := testConfig(t)
-	cfg.Instances = discoverytest.Config(sim, "eu", "us").Instances
-	cfg.Limits.EngineRequestsPerSecond, cfg.Limits.PortalRequestsPerSecond = 1000, 1000
-	cfg.Executions.PollInterval = config.Duration(200 * time.Millisecond)
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	base, _ := start(t, cfg, "ingress", "devices", "discovery", "topics", "remoteactions", "poller")
-	api := restAPI{t: t, base: base, key: apiKey(t, cfg), check: apitest.New(t), hc: &http.Client{Timeout: time.Minute}}
-	waitUntil(t, func() bool {
-		var st struct {
-			Instances []events.InstanceStatus `json:"instances"`
-		}
-		up := 0
-		if api.call(http.MethodGet, "/api/v1/status", nil, &st) == 200 {
-			for _, in := range st.Instances {
-				if in.State == "up" && in.Cache.Devices > 0 {
-					up++
-				}
-			}
-		}
-		return up == 2
-	})
-	target, _ := url.Parse(base)
+	sim, _, api := truthStack(t)
+	target, _ := url.Parse(api.base)
 	rec := &recorder{}
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -80,34 +81,7 @@ func TestAnswersStayTrueOnFleetDevices(t *testing.T) {
 	if testing.Short() {
 		t.Skip("diagnoses a hundred fleet devices")
 	}
-	sim := discoverytest.StartSim(t, func(c *nxsim.Config) {
-		c.Executions = nxsim.ExecutionTiming{Pending: 100 * time.Millisecond, Running: 200 * time.Millisecond, Tick: 10 * time.Millisecond}
-	})
-	cfg := testConfig(t)
-	cfg.Instances = discoverytest.Config(sim, "eu", "us").Instances
-	cfg.Limits.EngineRequestsPerSecond, cfg.Limits.PortalRequestsPerSecond = 1000, 1000
-	cfg.Executions.PollInterval = config.Duration(200 * time.Millisecond)
-	// Far beyond the client's minute: only an early end answers in time.
-	cfg.Diagnosis.RefreshTimeout = config.Duration(5 * time.Minute)
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	base, _ := start(t, cfg, "ingress", "devices", "discovery", "topics", "remoteactions", "poller")
-	api := restAPI{t: t, base: base, key: apiKey(t, cfg), check: apitest.New(t), hc: &http.Client{Timeout: time.Minute}}
-	waitUntil(t, func() bool {
-		var st struct {
-			Instances []events.InstanceStatus `json:"instances"`
-		}
-		up := 0
-		if api.call(http.MethodGet, "/api/v1/status", nil, &st) == 200 {
-			for _, in := range st.Instances {
-				if in.State == "up" && in.Cache.Devices > 0 {
-					up++
-				}
-			}
-		}
-		return up == 2
-	})
+	sim, cfg, api := truthStack(t)
 	var topics struct {
 		Topics []events.Topic `json:"topics"`
 	}
@@ -242,6 +216,41 @@ func TestAnswersStayTrueOnFleetDevices(t *testing.T) {
 	}
 }
 
+// truthStack runs a whole deployment against nxsim's tenants eu and us, executions
+// of a few hundred milliseconds, and waits for the first discovery of both.
+func truthStack(t *testing.T) (*nxsim.Instance, config.Config, restAPI) {
+	t.Helper()
+	sim := discoverytest.StartSim(t, func(c *nxsim.Config) {
+		c.Executions = nxsim.ExecutionTiming{Pending: 100 * time.Millisecond, Running: 200 * time.Millisecond, Tick: 10 * time.Millisecond}
+	})
+	cfg := testConfig(t)
+	cfg.Instances = discoverytest.Config(sim, "eu", "us").Instances
+	cfg.Limits.EngineRequestsPerSecond, cfg.Limits.PortalRequestsPerSecond = 1000, 1000
+	cfg.Executions.PollInterval = config.Duration(200 * time.Millisecond)
+	// Far beyond the client's minute: only an early end answers in time.
+	cfg.Diagnosis.RefreshTimeout = config.Duration(5 * time.Minute)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	base, _ := start(t, cfg, "ingress", "devices", "discovery", "topics", "remoteactions", "poller")
+	api := restAPI{t: t, base: base, key: apiKey(t, cfg), check: apitest.New(t), hc: &http.Client{Timeout: time.Minute}}
+	waitUntil(t, func() bool {
+		var st struct {
+			Instances []events.InstanceStatus `json:"instances"`
+		}
+		up := 0
+		if api.call(http.MethodGet, "/api/v1/status", nil, &st) == 200 {
+			for _, in := range st.Instances {
+				if in.State == "up" && in.Cache.Devices > 0 {
+					up++
+				}
+			}
+		}
+		return up == 2
+	})
+	return sim, cfg, api
+}
+
 // beyondTheCache is a Windows device of the tenant last seen more than 31 days ago:
 // discovery does not cache it, dexbridge finds it live.
 func beyondTheCache(t *testing.T, ctl *nxsim.ControlClient) nxsim.SampledDevice {
@@ -361,4 +370,196 @@ func undated(d events.Diagnosis) bool {
 		}
 	}
 	return false
+}
+
+// TestIdentificationAndExecutionsStayTrue checks, through the REST API, on fleet
+// devices of two tenants drawn at random with a fixed seed (Windows and macOS,
+// online, offline and long unseen), that identification and a device's page say
+// what nxsim knows: the device's tenant, platform and presence, a last_seen no later
+// than nxsim's and no older than the discovery that read it, the cache as the source
+// only for devices the cache can hold, and the same last_seen in a diagnosis. A
+// refresh on a device that is online dates the values it collected no later than the
+// device was seen, and says they came live. A fix triggered twice on a device that
+// is away runs once; the executions list shows it waiting; force starts another.
+func TestIdentificationAndExecutionsStayTrue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("identifies and diagnoses dozens of fleet devices")
+	}
+	started := time.Now()
+	sim, cfg, api := truthStack(t)
+	onlineWithin := cfg.Presence.OnlineWithin.D()
+	period := cfg.Cache.UserActivityPeriod.D()
+	ctx := context.Background()
+	var online, away []nxsim.SampledDevice
+	checked := 0
+	for _, tenant := range []string{"eu", "us"} {
+		ctl := nxsim.NewControlClient(sim.TenantURL(tenant), nil)
+		for _, platform := range []string{"Windows", "macOS"} {
+			for _, presence := range []string{"online", "offline", "long_unseen"} {
+				devs, err := ctl.SampleDevices(ctx, nxsim.Sample{N: 3, Seed: 16, Platform: platform, Presence: presence})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if presence == "long_unseen" && platform == "Windows" && tenant == "eu" {
+					devs = append(devs, beyondTheCache(t, ctl))
+				}
+				for _, sd := range devs {
+					what := tenant + "/" + sd.Name + " (" + presence + ", last seen " + sd.LastSeen.UTC().Format(time.RFC3339) + ")"
+					age := time.Since(sd.LastSeen)
+					wantSource := events.SourceCache
+					if age > period {
+						wantSource = events.SourceLive
+					}
+					nearEdge := (age - period).Abs() < 24*time.Hour
+					var a events.DevicesIdentifyReply
+					if code := api.call(http.MethodGet, "/api/v1/devices?device_name="+url.QueryEscape(sd.Name), nil, &a); code != 200 || len(a.Devices) != 1 {
+						t.Errorf("%s: identify got %d %+v, want the one device", what, code, a.Devices)
+						continue
+					}
+					checked++
+					got := a.Devices[0]
+					if got.Instance != tenant || got.Platform != sd.Platform || got.CollectorUID != sd.CollectorUID {
+						t.Errorf("%s: identified as %s/%s %s %s", what, got.Instance, got.Name, got.Platform, got.CollectorUID)
+					}
+					if !nearEdge && a.Source != wantSource {
+						t.Errorf("%s: source %s, want %s", what, a.Source, wantSource)
+					}
+					checkSeen(t, what, got.LastSeen, sd.LastSeen, started)
+					if a.DataAsOf == nil || got.LastSeen != nil && got.LastSeen.After(a.DataAsOf.Add(time.Second)) {
+						t.Errorf("%s: last seen %v, after the data it comes from (%v)", what, got.LastSeen, a.DataAsOf)
+					}
+					if want := nxsimPresence(sd, onlineWithin); want != "" && got.Presence != want {
+						t.Errorf("%s: presence %s, want %s", what, got.Presence, want)
+					}
+					// The device's page and a diagnosis tell the same last_seen.
+					var page events.DevicesGetReply
+					if code := api.call(http.MethodGet, "/api/v1/devices/"+url.PathEscape(sd.Name), nil, &page); code != 200 ||
+						page.Source != a.Source || !sameTime(page.Device.LastSeen, got.LastSeen) || page.Device.Presence != got.Presence {
+						t.Errorf("%s: device page got %d, %s, last seen %v %s; identify said %s, %v %s", what, code, page.Source,
+							page.Device.LastSeen, page.Device.Presence, a.Source, got.LastSeen, got.Presence)
+					}
+					code, d := api.diagnose("l1_device_checklist", sd.Name, false)
+					if code != 200 {
+						t.Errorf("%s: l1_device_checklist got %d", what, code)
+						continue
+					}
+					checkDiagnosis(t, what+"/l1_device_checklist", d, onlineWithin)
+					checkSeen(t, what+" diagnosis", d.Device.LastSeen, sd.LastSeen, started)
+					if a.Source == events.SourceLive && d.Source == events.SourceCache {
+						t.Errorf("%s: a device the cache does not hold diagnosed from the cache", what)
+					}
+					// The employee of a device used lately finds it.
+					if presence != "long_unseen" && sd.User != "" {
+						var mine events.DevicesIdentifyReply
+						api.call(http.MethodGet, "/api/v1/devices?username="+url.QueryEscape(sd.User)+"&instance="+tenant, nil, &mine)
+						if !slices.ContainsFunc(mine.Devices, func(x events.Device) bool { return x.Name == sd.Name }) {
+							t.Errorf("%s: its user %s does not find it: %+v", what, sd.User, mine.Devices)
+						}
+					}
+					switch {
+					case platform == "Windows" && presence == "online" && age < onlineWithin-5*time.Minute:
+						online = append(online, sd)
+					case platform == "Windows" && presence == "offline":
+						away = append(away, sd)
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d fleet devices identified", checked)
+	if len(online) == 0 || len(away) == 0 {
+		t.Fatalf("%d online and %d offline Windows devices in the sample, want some of each", len(online), len(away))
+	}
+
+	// A refresh of a device that is online: the values it collected are dated when
+	// collected, no later than the device was last seen, and came live.
+	const spooler = "remote_action.get_printer_status_windows.execution.outputs.SpoolerStatus"
+	for _, sd := range online[:min(2, len(online))] {
+		before := time.Now().UTC().Add(-time.Second)
+		code, d := api.diagnose("printing", sd.Name, true)
+		if code != 200 {
+			t.Errorf("refresh of %s: got %d", sd.Name, code)
+			continue
+		}
+		checkDiagnosis(t, sd.Name+"/printing refreshed", d, onlineWithin)
+		ft := d.FieldTimes[spooler]
+		if len(d.Refreshed) != 1 || d.Refreshed[0].Status != events.StatusSuccess || ft.AsOf == nil || ft.AsOf.Before(before) || ft.LastKnown {
+			t.Errorf("refresh of online %s: executions %+v, %s dated %+v; want the collection done and its value dated now", sd.Name, d.Refreshed, spooler, ft)
+		}
+		if d.Source == events.SourceCache || d.Device.Presence != events.PresenceOnline || d.Stale {
+			t.Errorf("refresh of online %s: source %s, presence %s, stale %v; want live data of an online device", sd.Name, d.Source, d.Device.Presence, d.Stale)
+		}
+		// The next diagnosis does not go back to older data.
+		next := diagnoseOK(t, api, "printing", sd.Name)
+		if nt := next.FieldTimes[spooler]; ft.AsOf != nil && (nt.AsOf == nil || nt.AsOf.Before(*ft.AsOf)) {
+			t.Errorf("diagnosis of %s after its refresh: %s dated %v, older than the refresh's %v", sd.Name, spooler, nt.AsOf, ft.AsOf)
+		}
+	}
+
+	// One fix on a device that is away, however often it is asked for.
+	sd := away[0]
+	trigger := func(force bool) (int, api2Execution) {
+		var ex api2Execution
+		body := map[string]any{"remote_action": "#restart_print_spooler", "device": sd.Name}
+		if force {
+			body["force"] = true
+		}
+		return api.call(http.MethodPost, "/api/v1/remote-actions/executions", body, &ex), ex
+	}
+	c1, first := trigger(false)
+	c2, again := trigger(false)
+	if c1 != http.StatusAccepted || c2 != http.StatusOK || !again.Existing || again.ID != first.ID || first.Existing {
+		t.Errorf("a fix twice on %s: got %d %+v then %d %+v; want 202, then 200 with the same execution, existing", sd.Name, c1, first, c2, again)
+	}
+	checkAbsentExecution(t, sd.Name+" trigger", c1, first.Execution)
+	var list struct {
+		Executions []events.Execution `json:"executions"`
+	}
+	if code := api.call(http.MethodGet, "/api/v1/remote-actions/executions?device="+url.QueryEscape(sd.Name)+"&status=pending,waiting_for_device", nil, &list); code != 200 ||
+		len(list.Executions) != 1 || list.Executions[0].ID != first.ID {
+		t.Errorf("executions waiting on %s: got %d %+v, want the one fix", sd.Name, code, list.Executions)
+	}
+	if c3, forced := trigger(true); c3 != http.StatusAccepted || forced.ID == first.ID || forced.Existing {
+		t.Errorf("forced fix on %s: got %d %+v, want a new execution", sd.Name, c3, forced)
+	}
+}
+
+// api2Execution is an execution as the trigger answers it.
+type api2Execution struct {
+	events.Execution
+	Existing bool `json:"existing"`
+}
+
+// nxsimPresence is the presence dexbridge must give a sampled device, "" when it is
+// too near the threshold to tell (the cache read it a moment ago).
+func nxsimPresence(sd nxsim.SampledDevice, onlineWithin time.Duration) string {
+	age := time.Since(sd.LastSeen)
+	switch {
+	case (age - onlineWithin).Abs() < 5*time.Minute:
+		return ""
+	case age < onlineWithin:
+		return events.PresenceOnline
+	}
+	return events.PresenceOffline
+}
+
+// checkSeen checks a last_seen dexbridge gave against nxsim's: in UTC, not later, and
+// no older than the discovery that read it (nxsim's devices keep their age, so their
+// last_seen moves on with the clock).
+func checkSeen(t *testing.T, what string, got *time.Time, truth time.Time, started time.Time) {
+	t.Helper()
+	switch {
+	case got == nil:
+		t.Errorf("%s: no last_seen", what)
+	case got.Location() != time.UTC:
+		t.Errorf("%s: last_seen %s is not UTC", what, got)
+	case got.After(truth.Add(time.Second)):
+		t.Errorf("%s: last_seen %s, later than nxsim's %s", what, got, truth)
+	case got.Before(truth.Add(-time.Since(started) - time.Second)):
+		t.Errorf("%s: last_seen %s, older than nxsim's %s by more than the test's age", what, got, truth)
+	}
+}
+
+func sameTime(a, b *time.Time) bool {
+	return (a == nil) == (b == nil) && (a == nil || a.Equal(*b))
 }
