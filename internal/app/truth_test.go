@@ -90,7 +90,7 @@ func TestAnswersStayTrueOnFleetDevices(t *testing.T) {
 	}
 	onlineWithin := cfg.Presence.OnlineWithin.D()
 	ctx := context.Background()
-	verdicts := map[string]int{}
+	verdicts, sources := map[string]int{}, map[string]int{}
 	var healthyOutlook, absent []nxsim.SampledDevice
 	for _, tenant := range []string{"eu", "us"} {
 		ctl := nxsim.NewControlClient(sim.TenantURL(tenant), nil)
@@ -105,7 +105,13 @@ func TestAnswersStayTrueOnFleetDevices(t *testing.T) {
 				}
 				for _, dev := range devs {
 					for _, tp := range topics.Topics {
+						asked := nqlCalls(t, sim, tenant)
 						code, d := api.diagnose(tp.ID, dev.Name, false)
+						// source says whether the tenant was asked.
+						if n := nqlCalls(t, sim, tenant) - asked; code == http.StatusOK && (d.Source == events.SourceCache) != (n == 0) {
+							t.Errorf("%s/%s: diagnosis from %s, and the tenant got %d NQL queries", dev.Name, tp.ID, d.Source, n)
+						}
+						sources[d.Source]++
 						switch {
 						case !slices.Contains(tp.Platforms, dev.Platform):
 							if code != http.StatusUnprocessableEntity {
@@ -210,6 +216,7 @@ func TestAnswersStayTrueOnFleetDevices(t *testing.T) {
 			remediated++
 		}
 	}
+	t.Logf("sources %v", sources)
 	t.Logf("verdicts %v; %d devices not online refreshed, %d remediated", verdicts, refreshed, remediated)
 	if refreshed == 0 || remediated == 0 {
 		t.Errorf("refreshed %d and remediated %d devices that are not online, want some of each", refreshed, remediated)
@@ -438,10 +445,15 @@ func TestIdentificationAndExecutionsStayTrue(t *testing.T) {
 						t.Errorf("%s: device page got %d, %s, last seen %v %s; identify said %s, %v %s", what, code, page.Source,
 							page.Device.LastSeen, page.Device.Presence, a.Source, got.LastSeen, got.Presence)
 					}
+					asked := nqlCalls(t, sim, tenant)
 					code, d := api.diagnose("l1_device_checklist", sd.Name, false)
 					if code != 200 {
 						t.Errorf("%s: l1_device_checklist got %d", what, code)
 						continue
+					}
+					// source says whether the tenant was asked.
+					if n := nqlCalls(t, sim, tenant) - asked; (d.Source == events.SourceCache) != (n == 0) {
+						t.Errorf("%s: diagnosis from %s, and the tenant got %d NQL queries", what, d.Source, n)
 					}
 					checkDiagnosis(t, what+"/l1_device_checklist", d, onlineWithin)
 					checkSeen(t, what+" diagnosis", d.Device.LastSeen, sd.LastSeen, started)
@@ -562,4 +574,11 @@ func checkSeen(t *testing.T, what string, got *time.Time, truth time.Time, start
 
 func sameTime(a, b *time.Time) bool {
 	return (a == nil) == (b == nil) && (a == nil || a.Equal(*b))
+}
+
+// nqlCalls counts the NQL queries a tenant of sim answered.
+func nqlCalls(t *testing.T, sim *nxsim.Instance, tenant string) int64 {
+	t.Helper()
+	c := discoverytest.Counters(t, sim, tenant)
+	return c.Endpoints["POST /api/v2/nql/execute"] + c.Endpoints["POST /api/v1/nql/execute"]
 }
