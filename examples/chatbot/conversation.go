@@ -207,7 +207,7 @@ func (b *bot) whoAreYou(people []person) (person, bool) {
 			names[k] = p.User + " of " + p.Instance
 		}
 	}
-	answer := b.ask("Several people are called " + b.user + ". Are you " + orList(names) + "?")
+	answer := b.ask("I know more than one " + b.user + ". Are you " + orList(names) + "?")
 	if p, ok := pickPerson(answer, names); ok {
 		return people[p], true
 	}

@@ -101,11 +101,14 @@ call -X POST -d '{"device":"PC-OUTLOOK-OFFLINE","wait_seconds":60,"reason":"jdoe
 # 4. Confirm with fresh data from the device: no finding left.
 call -X POST -d '{"device":"PC-OUTLOOK-OFFLINE","refresh":true}' http://127.0.0.1:8090/api/v1/topics/outlook/diagnosis
 
-The same from the command line: export DEXBRIDGE_API_KEY=\$KEY, then
-  bin/dexbridge devices -user jdoe
-  bin/dexbridge diagnose outlook -device PC-OUTLOOK-OFFLINE
-  bin/dexbridge remediate outlook set_outlook_online -device PC-OUTLOOK-OFFLINE
-and the example chatbot: go run ./examples/chatbot -key \$KEY -user jdoe -say "Outlook keeps crashing"
+The same from the command line, with Bruce Banner's printer: export DEXBRIDGE_API_KEY=\$KEY, then
+  bin/dexbridge devices -user bbanner
+  bin/dexbridge diagnose printing -device PC-PRINTER
+  bin/dexbridge remediate printing restart_print_spooler -device PC-PRINTER
+  bin/dexbridge remediate printing clear_print_queue -device PC-PRINTER
+  bin/dexbridge diagnose printing -device PC-PRINTER -refresh
+and the example chatbot, which asks before it fixes anything:
+  go run ./examples/chatbot -key \$KEY -user hjordan -say "Outlook keeps crashing"
 
 Ctrl-C stops dexbridge and nxsim.
 MSG
