@@ -225,7 +225,8 @@ func TestAnswersStayTrueOnFleetDevices(t *testing.T) {
 
 // truthStack runs a whole deployment against nxsim's tenants eu and us, executions
 // of a few hundred milliseconds, and waits for the first discovery of both.
-func truthStack(t *testing.T) (*nxsim.Instance, config.Config, restAPI) {
+// tune, when given, changes the configuration knowing nxsim.
+func truthStack(t *testing.T, tune ...func(*nxsim.Instance, *config.Config)) (*nxsim.Instance, config.Config, restAPI) {
 	t.Helper()
 	sim := discoverytest.StartSim(t, func(c *nxsim.Config) {
 		c.Executions = nxsim.ExecutionTiming{Pending: 100 * time.Millisecond, Running: 200 * time.Millisecond, Tick: 10 * time.Millisecond}
@@ -236,6 +237,9 @@ func truthStack(t *testing.T) (*nxsim.Instance, config.Config, restAPI) {
 	cfg.Executions.PollInterval = config.Duration(200 * time.Millisecond)
 	// Far beyond the client's minute: only an early end answers in time.
 	cfg.Diagnosis.RefreshTimeout = config.Duration(5 * time.Minute)
+	for _, f := range tune {
+		f(sim, &cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -581,4 +585,43 @@ func nqlCalls(t *testing.T, sim *nxsim.Instance, tenant string) int64 {
 	t.Helper()
 	c := discoverytest.Counters(t, sim, tenant)
 	return c.Endpoints["POST /api/v2/nql/execute"] + c.Endpoints["POST /api/v1/nql/execute"]
+}
+
+// TestAFixOnAnOnlineDeviceIsAwaited: between two discoveries, the cache's last_seen
+// of a device that reports all along grows old, until the cache alone would call it
+// offline. A fix on it is still awaited: dexbridge asks the instance when the device
+// was last seen, and answers with the execution done and the device online.
+func TestAFixOnAnOnlineDeviceIsAwaited(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a whole deployment")
+	}
+	var dev nxsim.SampledDevice
+	_, cfg, api := truthStack(t, func(sim *nxsim.Instance, cfg *config.Config) {
+		devs, err := nxsim.NewControlClient(sim.TenantURL("eu"), nil).SampleDevices(context.Background(),
+			nxsim.Sample{N: 50, Seed: 17, Platform: "Windows", Presence: "online"})
+		if err != nil || len(devs) == 0 {
+			t.Fatalf("no online Windows device: %v", err)
+		}
+		dev = devs[0]
+		for _, d := range devs {
+			if d.LastSeen.After(dev.LastSeen) {
+				dev = d
+			}
+		}
+		// Online for the cache's first minutes only: nxsim's devices keep their age, so
+		// for the tenant it stays online.
+		cfg.Presence.OnlineWithin = config.Duration((time.Since(dev.LastSeen) + 8*time.Second).Round(time.Second))
+	})
+	t.Logf("%s last seen %s, online within %s", dev.Name, dev.LastSeen, cfg.Presence.OnlineWithin.D())
+	waitUntil(t, func() bool {
+		var a events.DevicesIdentifyReply
+		api.call(http.MethodGet, "/api/v1/devices?device_name="+url.QueryEscape(dev.Name), nil, &a)
+		return len(a.Devices) == 1 && a.Source == events.SourceCache && a.Devices[0].Presence == events.PresenceOffline
+	})
+	var ex events.Execution
+	code := api.call(http.MethodPost, "/api/v1/remote-actions/executions",
+		map[string]any{"remote_action": "#restart_print_spooler", "device": dev.Name, "wait_seconds": 30}, &ex)
+	if code != http.StatusOK || ex.Status != events.StatusSuccess || ex.Device.Presence != events.PresenceOnline {
+		t.Errorf("a fix on %s, online for its tenant: got %d, %s, device %+v; want 200, success, online", dev.Name, code, ex.Status, ex.Device)
+	}
 }
