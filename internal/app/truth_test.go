@@ -589,8 +589,9 @@ func nqlCalls(t *testing.T, sim *nxsim.Instance, tenant string) int64 {
 
 // TestAFixOnAnOnlineDeviceIsAwaited: between two discoveries, the cache's last_seen
 // of a device that reports all along grows old, until the cache alone would call it
-// offline. A fix on it is still awaited: dexbridge asks the instance when the device
-// was last seen, and answers with the execution done and the device online.
+// offline. A fix on it, and a refresh's data collection, are still awaited: dexbridge
+// asks the instance when the device was last seen, and answers with the execution
+// done and the device online.
 func TestAFixOnAnOnlineDeviceIsAwaited(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a whole deployment")
@@ -623,5 +624,10 @@ func TestAFixOnAnOnlineDeviceIsAwaited(t *testing.T) {
 		map[string]any{"remote_action": "#restart_print_spooler", "device": dev.Name, "wait_seconds": 30}, &ex)
 	if code != http.StatusOK || ex.Status != events.StatusSuccess || ex.Device.Presence != events.PresenceOnline {
 		t.Errorf("a fix on %s, online for its tenant: got %d, %s, device %+v; want 200, success, online", dev.Name, code, ex.Status, ex.Device)
+	}
+	// So is a refresh's data collection.
+	code, d := api.diagnose("printing", dev.Name, true)
+	if code != http.StatusOK || len(d.Refreshed) != 1 || d.Refreshed[0].Status != events.StatusSuccess || d.Device.Presence != events.PresenceOnline {
+		t.Errorf("a refresh of %s, online for its tenant: got %d, executions %+v, presence %s; want the collection done, online", dev.Name, code, d.Refreshed, d.Device.Presence)
 	}
 }
