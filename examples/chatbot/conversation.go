@@ -89,9 +89,6 @@ func (b *bot) converse(ctx context.Context, text string) error {
 		return err
 	}
 	b.say("I see you are on %s (%s). Let me have a look.", dev.Name, dev.Platform)
-	if dev.Presence != "online" {
-		b.say("%s What I know of it may be out of date.", away(dev.Name, dev.LastSeen))
-	}
 
 	// 2. Pick the topic whose phrases are closest to what the employee said.
 	var catalogue struct {
@@ -117,6 +114,11 @@ func (b *bot) converse(ctx context.Context, text string) error {
 		if diag, err = b.diagnose(ctx, topic, dev.Name, true); err != nil {
 			return err
 		}
+	}
+	// The diagnosis's last_seen is the newest dexbridge has (identification answers
+	// from the cache, as of the last discovery).
+	if diag.Device.Presence != "online" {
+		b.say("%s What I know of it may be out of date.", away(dev.Name, diag.Device.LastSeen))
 	}
 	switch diag.Verdict {
 	case verdictHealthy:
