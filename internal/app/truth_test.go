@@ -81,6 +81,7 @@ func TestAnswersStayTrueOnFleetDevices(t *testing.T) {
 	if testing.Short() {
 		t.Skip("diagnoses a hundred fleet devices")
 	}
+	started := time.Now()
 	sim, cfg, api := truthStack(t)
 	var topics struct {
 		Topics []events.Topic `json:"topics"`
@@ -123,6 +124,9 @@ func TestAnswersStayTrueOnFleetDevices(t *testing.T) {
 							continue
 						}
 						checkDiagnosis(t, tenant+"/"+dev.Name+"/"+tp.ID, d, onlineWithin)
+						// Every value is dated no later than the device's last_seen, which is
+						// nxsim's (no later, no older than the test).
+						checkSeen(t, tenant+"/"+dev.Name+"/"+tp.ID, d.Device.LastSeen, dev.LastSeen, started)
 						verdicts[d.Verdict]++
 						// What nxsim knows of the device agrees with what dexbridge says.
 						if presence == "long_unseen" {
