@@ -30,6 +30,7 @@ export NEXTHINK_US_CLIENT_ID=us-client NEXTHINK_US_CLIENT_SECRET=us-client-secre
 export WEBHOOK_NEXTHINK_PASSWORD="${WEBHOOK_NEXTHINK_PASSWORD:-demo-webhook-password}"
 export DEXBRIDGE_CONFIG="$config"
 
+started=$(date -u +%Y-%m-%dT%H:%M:%S)
 pids=()
 cleanup() {
   trap - EXIT INT TERM
@@ -60,11 +61,17 @@ wait_for http://127.0.0.1:8090/readyz dexbridge
 
 KEY=$(bin/dexbridge apikey create -name "demo $(date +%H:%M:%S)" -scopes read,diagnose,remediate,admin -q)
 
-# dexbridge discovers every instance at start-up; wait until the cache is filled.
+# nxsim's fleet was just generated: discover it now, even when the cache of an
+# earlier run is younger than cache.refresh (409: a discovery is already running),
+# and wait until both tenants have been read since this start.
 echo "discovering the tenants' devices into the cache" >&2
+curl -fsS -o /dev/null -X POST -H "X-API-Key: $KEY" http://127.0.0.1:8090/api/v1/admin/discovery 2>/dev/null || true
 for _ in $(seq 1 240); do
   status=$(curl -fsS -H "X-API-Key: $KEY" http://127.0.0.1:8090/api/v1/status 2>/dev/null || true)
-  up=$(grep -o '"state":"up"' <<<"$status" | wc -l || true)
+  up=0
+  for t in $(grep -o '"last_success_at":"[^"]*"' <<<"$status" | cut -d'"' -f4 || true); do
+    [[ "$t" > "$started" ]] && up=$((up + 1))
+  done
   [ "$up" -ge 2 ] && break
   if grep -q '"state":"down"' <<<"$status"; then
     echo "discovery failed; see .data/dexbridge.log" >&2
