@@ -101,3 +101,46 @@ func FuzzPickTopic(f *testing.F) {
 		}
 	})
 }
+
+func TestPickPerson(t *testing.T) {
+	names := []string{"Tina Meier", "Tomas Meier"}
+	for _, tt := range []struct {
+		answer string
+		want   int
+		ok     bool
+	}{
+		{"Tina", 0, true},
+		{"I am Tomas.", 1, true},
+		{"tomas meier", 1, true},
+		{"Meier", 0, false}, // both are
+		{"Tina and Tomas", 0, false},
+		{"neither", 0, false},
+		{"", 0, false},
+	} {
+		got, ok := pickPerson(tt.answer, names)
+		if ok != tt.ok || (ok && got != tt.want) {
+			t.Errorf("%q: got %d %v, want %d %v", tt.answer, got, ok, tt.want, tt.ok)
+		}
+	}
+	if got := orList(names); got != "Tina Meier or Tomas Meier" {
+		t.Errorf("orList: %q", got)
+	}
+	for answer, want := range map[string]bool{"yes": true, "Yes, please": true, "ok.": true, "no": false, "": false, "not now": false} {
+		if isYes(answer) != want {
+			t.Errorf("isYes(%q) = %v", answer, !want)
+		}
+	}
+}
+
+func FuzzPickPerson(f *testing.F) {
+	for _, s := range []string{"Tina", "I am Tomas Meier", "", "meier meier", "tina, tomas"} {
+		f.Add(s)
+	}
+	names := []string{"Tina Meier", "Tomas Meier", "", "Ana"}
+	f.Fuzz(func(t *testing.T, answer string) {
+		if k, ok := pickPerson(answer, names); ok && (k < 0 || k >= len(names) || names[k] == "") {
+			t.Errorf("%q: picked %d", answer, k)
+		}
+		_ = isYes(answer)
+	})
+}

@@ -30,6 +30,7 @@ export NEXTHINK_US_CLIENT_ID=us-client NEXTHINK_US_CLIENT_SECRET=us-client-secre
 export WEBHOOK_NEXTHINK_PASSWORD="${WEBHOOK_NEXTHINK_PASSWORD:-demo-webhook-password}"
 export DEXBRIDGE_CONFIG="$config"
 
+started=$(date -u +%Y-%m-%dT%H:%M:%S)
 pids=()
 cleanup() {
   trap - EXIT INT TERM
@@ -60,11 +61,17 @@ wait_for http://127.0.0.1:8090/readyz dexbridge
 
 KEY=$(bin/dexbridge apikey create -name "demo $(date +%H:%M:%S)" -scopes read,diagnose,remediate,admin -q)
 
-# dexbridge discovers every instance at start-up; wait until the cache is filled.
+# nxsim's fleet was just generated: discover it now, even when the cache of an
+# earlier run is younger than cache.refresh (409: a discovery is already running),
+# and wait until both tenants have been read since this start.
 echo "discovering the tenants' devices into the cache" >&2
+curl -fsS -o /dev/null -X POST -H "X-API-Key: $KEY" http://127.0.0.1:8090/api/v1/admin/discovery 2>/dev/null || true
 for _ in $(seq 1 240); do
   status=$(curl -fsS -H "X-API-Key: $KEY" http://127.0.0.1:8090/api/v1/status 2>/dev/null || true)
-  up=$(grep -o '"state":"up"' <<<"$status" | wc -l || true)
+  up=0
+  for t in $(grep -o '"last_success_at":"[^"]*"' <<<"$status" | cut -d'"' -f4 || true); do
+    [[ "$t" > "$started" ]] && up=$((up + 1))
+  done
   [ "$up" -ge 2 ] && break
   if grep -q '"state":"down"' <<<"$status"; then
     echo "discovery failed; see .data/dexbridge.log" >&2
@@ -101,11 +108,14 @@ call -X POST -d '{"device":"PC-OUTLOOK-OFFLINE","wait_seconds":60,"reason":"jdoe
 # 4. Confirm with fresh data from the device: no finding left.
 call -X POST -d '{"device":"PC-OUTLOOK-OFFLINE","refresh":true}' http://127.0.0.1:8090/api/v1/topics/outlook/diagnosis
 
-The same from the command line: export DEXBRIDGE_API_KEY=\$KEY, then
-  bin/dexbridge devices -user jdoe
-  bin/dexbridge diagnose outlook -device PC-OUTLOOK-OFFLINE
-  bin/dexbridge remediate outlook set_outlook_online -device PC-OUTLOOK-OFFLINE
-and the example chatbot: go run ./examples/chatbot -key \$KEY -user jdoe -say "Outlook keeps crashing"
+The same from the command line, with Bruce Banner's printer: export DEXBRIDGE_API_KEY=\$KEY, then
+  bin/dexbridge devices -user bbanner
+  bin/dexbridge diagnose printing -device PC-PRINTER
+  bin/dexbridge remediate printing restart_print_spooler -device PC-PRINTER
+  bin/dexbridge remediate printing clear_print_queue -device PC-PRINTER
+  bin/dexbridge diagnose printing -device PC-PRINTER -refresh
+and the example chatbot, which asks before it fixes anything:
+  go run ./examples/chatbot -key \$KEY -user hjordan -say "Outlook keeps crashing"
 
 Ctrl-C stops dexbridge and nxsim.
 MSG

@@ -82,7 +82,7 @@ func TestCommandLineAndExampleChatbot(t *testing.T) {
 	if err := build.Run(); err != nil {
 		t.Fatalf("build the example: %v", err)
 	}
-	out, err := exec.Command(bin, "-url", base, "-key", key, "-user", "hjordan", "-say", "Outlook keeps crashing").CombinedOutput()
+	out, err := exec.Command(bin, "-url", base, "-key", key, "-user", "hjordan", "-say", "Outlook keeps crashing", "-yes").CombinedOutput()
 	if err != nil {
 		t.Fatalf("example chatbot: %v\n%s", err, out)
 	}

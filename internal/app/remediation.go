@@ -36,7 +36,7 @@ func buildRemoteActions(d *deps) (Runner, error) {
 	return remoteactions.New(remoteactions.Options{
 		Conn: d.bus.Conn, JS: d.bus.JS, Subjects: d.subjects, Store: db, Instances: set, Allowlist: allow, Topics: cat,
 		Load: remediationFiles(d),
-		Live: liveDevices(db, set), Config: remoteactions.ConfigFrom(d.cfg), Metrics: d.metrics,
+		Live: liveDevices(d, db, set), Config: remoteactions.ConfigFrom(d.cfg), Metrics: d.metrics,
 		Log: d.log, Version: d.version,
 	})
 }
@@ -53,11 +53,12 @@ func buildPoller(d *deps) (Runner, error) {
 	}), nil
 }
 
-// liveDevices finds devices on the instances, with a chatbot's patience.
-func liveDevices(db *store.DB, set *instances.Set) *livedevices.Finder {
+// liveDevices finds devices on the instances, with a chatbot's patience, tuned as
+// identification's and the diagnosis's finders are.
+func liveDevices(d *deps, db *store.DB, set *instances.Set) *livedevices.Finder {
 	var live []livedevices.Instance
 	for _, in := range set.List() {
 		live = append(live, livedevices.Instance{Name: in.Name, Live: in.ClientWith(instances.Interactive())})
 	}
-	return livedevices.New(db, live)
+	return livedevices.New(db, live, livedevices.Tuned(livedevices.TuningFrom(d.cfg), db), livedevices.Log(d.log))
 }

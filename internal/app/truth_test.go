@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -80,34 +81,8 @@ func TestAnswersStayTrueOnFleetDevices(t *testing.T) {
 	if testing.Short() {
 		t.Skip("diagnoses a hundred fleet devices")
 	}
-	sim := discoverytest.StartSim(t, func(c *nxsim.Config) {
-		c.Executions = nxsim.ExecutionTiming{Pending: 100 * time.Millisecond, Running: 200 * time.Millisecond, Tick: 10 * time.Millisecond}
-	})
-	cfg := testConfig(t)
-	cfg.Instances = discoverytest.Config(sim, "eu", "us").Instances
-	cfg.Limits.EngineRequestsPerSecond, cfg.Limits.PortalRequestsPerSecond = 1000, 1000
-	cfg.Executions.PollInterval = config.Duration(200 * time.Millisecond)
-	// Far beyond the client's minute: only an early end answers in time.
-	cfg.Diagnosis.RefreshTimeout = config.Duration(5 * time.Minute)
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	base, _ := start(t, cfg, "ingress", "devices", "discovery", "topics", "remoteactions", "poller")
-	api := restAPI{t: t, base: base, key: apiKey(t, cfg), check: apitest.New(t), hc: &http.Client{Timeout: time.Minute}}
-	waitUntil(t, func() bool {
-		var st struct {
-			Instances []events.InstanceStatus `json:"instances"`
-		}
-		up := 0
-		if api.call(http.MethodGet, "/api/v1/status", nil, &st) == 200 {
-			for _, in := range st.Instances {
-				if in.State == "up" && in.Cache.Devices > 0 {
-					up++
-				}
-			}
-		}
-		return up == 2
-	})
+	started := time.Now()
+	sim, cfg, api := truthStack(t)
 	var topics struct {
 		Topics []events.Topic `json:"topics"`
 	}
@@ -116,13 +91,14 @@ func TestAnswersStayTrueOnFleetDevices(t *testing.T) {
 	}
 	onlineWithin := cfg.Presence.OnlineWithin.D()
 	ctx := context.Background()
-	verdicts := map[string]int{}
+	verdicts, sources := map[string]int{}, map[string]int{}
 	var healthyOutlook, absent []nxsim.SampledDevice
 	for _, tenant := range []string{"eu", "us"} {
 		ctl := nxsim.NewControlClient(sim.TenantURL(tenant), nil)
 		for _, platform := range []string{"Windows", "macOS"} {
 			for _, presence := range []string{"online", "offline", "long_unseen"} {
 				devs, err := ctl.SampleDevices(ctx, nxsim.Sample{N: 2, Seed: 15, Platform: platform, Presence: presence})
+				sampled := time.Now()
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -131,7 +107,13 @@ func TestAnswersStayTrueOnFleetDevices(t *testing.T) {
 				}
 				for _, dev := range devs {
 					for _, tp := range topics.Topics {
+						asked := nqlCalls(t, sim, tenant)
 						code, d := api.diagnose(tp.ID, dev.Name, false)
+						// source says whether the tenant was asked.
+						if n := nqlCalls(t, sim, tenant) - asked; code == http.StatusOK && (d.Source == events.SourceCache) != (n == 0) {
+							t.Errorf("%s/%s: diagnosis from %s, and the tenant got %d NQL queries", dev.Name, tp.ID, d.Source, n)
+						}
+						sources[d.Source]++
 						switch {
 						case !slices.Contains(tp.Platforms, dev.Platform):
 							if code != http.StatusUnprocessableEntity {
@@ -143,6 +125,9 @@ func TestAnswersStayTrueOnFleetDevices(t *testing.T) {
 							continue
 						}
 						checkDiagnosis(t, tenant+"/"+dev.Name+"/"+tp.ID, d, onlineWithin)
+						// Every value is dated no later than the device's last_seen, which is
+						// nxsim's (no later, no older than the test).
+						checkSeen(t, tenant+"/"+dev.Name+"/"+tp.ID, d.Device.LastSeen, dev.LastSeen, sampled, started)
 						verdicts[d.Verdict]++
 						// What nxsim knows of the device agrees with what dexbridge says.
 						if presence == "long_unseen" {
@@ -236,10 +221,50 @@ func TestAnswersStayTrueOnFleetDevices(t *testing.T) {
 			remediated++
 		}
 	}
+	t.Logf("sources %v", sources)
 	t.Logf("verdicts %v; %d devices not online refreshed, %d remediated", verdicts, refreshed, remediated)
 	if refreshed == 0 || remediated == 0 {
 		t.Errorf("refreshed %d and remediated %d devices that are not online, want some of each", refreshed, remediated)
 	}
+}
+
+// truthStack runs a whole deployment against nxsim's tenants eu and us, executions
+// of a few hundred milliseconds, and waits for the first discovery of both.
+// tune, when given, changes the configuration knowing nxsim.
+func truthStack(t *testing.T, tune ...func(*nxsim.Instance, *config.Config)) (*nxsim.Instance, config.Config, restAPI) {
+	t.Helper()
+	sim := discoverytest.StartSim(t, func(c *nxsim.Config) {
+		c.Executions = nxsim.ExecutionTiming{Pending: 100 * time.Millisecond, Running: 200 * time.Millisecond, Tick: 10 * time.Millisecond}
+	})
+	cfg := testConfig(t)
+	cfg.Instances = discoverytest.Config(sim, "eu", "us").Instances
+	cfg.Limits.EngineRequestsPerSecond, cfg.Limits.PortalRequestsPerSecond = 1000, 1000
+	cfg.Executions.PollInterval = config.Duration(200 * time.Millisecond)
+	// Far beyond the client's minute: only an early end answers in time.
+	cfg.Diagnosis.RefreshTimeout = config.Duration(5 * time.Minute)
+	for _, f := range tune {
+		f(sim, &cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	base, _ := start(t, cfg, "ingress", "devices", "discovery", "topics", "remoteactions", "poller")
+	api := restAPI{t: t, base: base, key: apiKey(t, cfg), check: apitest.New(t), hc: &http.Client{Timeout: time.Minute}}
+	waitUntil(t, func() bool {
+		var st struct {
+			Instances []events.InstanceStatus `json:"instances"`
+		}
+		up := 0
+		if api.call(http.MethodGet, "/api/v1/status", nil, &st) == 200 {
+			for _, in := range st.Instances {
+				if in.State == "up" && in.Cache.Devices > 0 {
+					up++
+				}
+			}
+		}
+		return up == 2
+	})
+	return sim, cfg, api
 }
 
 // beyondTheCache is a Windows device of the tenant last seen more than 31 days ago:
@@ -361,4 +386,259 @@ func undated(d events.Diagnosis) bool {
 		}
 	}
 	return false
+}
+
+// TestIdentificationAndExecutionsStayTrue checks, through the REST API, on fleet
+// devices of two tenants drawn at random with a fixed seed (Windows and macOS,
+// online, offline and long unseen), that identification and a device's page say
+// what nxsim knows: the device's tenant, platform and presence, a last_seen no later
+// than nxsim's and no older than the discovery that read it, the cache as the source
+// only for devices the cache can hold, and the same last_seen in a diagnosis. A
+// refresh on a device that is online dates the values it collected no later than the
+// device was seen, and says they came live. A fix triggered twice on a device that
+// is away runs once; the executions list shows it waiting; force starts another.
+func TestIdentificationAndExecutionsStayTrue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("identifies and diagnoses dozens of fleet devices")
+	}
+	started := time.Now()
+	sim, cfg, api := truthStack(t)
+	onlineWithin := cfg.Presence.OnlineWithin.D()
+	period := cfg.Cache.UserActivityPeriod.D()
+	ctx := context.Background()
+	var online, away []nxsim.SampledDevice
+	checked := 0
+	for _, tenant := range []string{"eu", "us"} {
+		ctl := nxsim.NewControlClient(sim.TenantURL(tenant), nil)
+		for _, platform := range []string{"Windows", "macOS"} {
+			for _, presence := range []string{"online", "offline", "long_unseen"} {
+				devs, err := ctl.SampleDevices(ctx, nxsim.Sample{N: 3, Seed: 16, Platform: platform, Presence: presence})
+				sampled := time.Now()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if presence == "long_unseen" && platform == "Windows" && tenant == "eu" {
+					devs = append(devs, beyondTheCache(t, ctl))
+				}
+				for _, sd := range devs {
+					what := tenant + "/" + sd.Name + " (" + presence + ", last seen " + sd.LastSeen.UTC().Format(time.RFC3339) + ")"
+					age := time.Since(sd.LastSeen)
+					wantSource := events.SourceCache
+					if age > period {
+						wantSource = events.SourceLive
+					}
+					nearEdge := (age - period).Abs() < 24*time.Hour
+					var a events.DevicesIdentifyReply
+					if code := api.call(http.MethodGet, "/api/v1/devices?device_name="+url.QueryEscape(sd.Name), nil, &a); code != 200 || len(a.Devices) != 1 {
+						t.Errorf("%s: identify got %d %+v, want the one device", what, code, a.Devices)
+						continue
+					}
+					checked++
+					got := a.Devices[0]
+					if got.Instance != tenant || got.Platform != sd.Platform || got.CollectorUID != sd.CollectorUID {
+						t.Errorf("%s: identified as %s/%s %s %s", what, got.Instance, got.Name, got.Platform, got.CollectorUID)
+					}
+					if !nearEdge && a.Source != wantSource {
+						t.Errorf("%s: source %s, want %s", what, a.Source, wantSource)
+					}
+					checkSeen(t, what, got.LastSeen, sd.LastSeen, sampled, started)
+					if a.DataAsOf == nil || got.LastSeen != nil && got.LastSeen.After(a.DataAsOf.Add(time.Second)) {
+						t.Errorf("%s: last seen %v, after the data it comes from (%v)", what, got.LastSeen, a.DataAsOf)
+					}
+					if want := nxsimPresence(sd, onlineWithin); want != "" && got.Presence != want {
+						t.Errorf("%s: presence %s, want %s", what, got.Presence, want)
+					}
+					// The device's page tells the same last_seen from the cache; asked live a
+					// moment later, one no older (nxsim's devices keep their age).
+					var page events.DevicesGetReply
+					code := api.call(http.MethodGet, "/api/v1/devices/"+url.PathEscape(sd.Name), nil, &page)
+					same := sameTime(page.Device.LastSeen, got.LastSeen)
+					if a.Source == events.SourceLive && page.Device.LastSeen != nil && got.LastSeen != nil {
+						same = !page.Device.LastSeen.Before(*got.LastSeen)
+					}
+					if code != 200 || page.Source != a.Source || !same || page.Device.Presence != got.Presence {
+						t.Errorf("%s: device page got %d, %s, last seen %v %s; identify said %s, %v %s", what, code, page.Source,
+							page.Device.LastSeen, page.Device.Presence, a.Source, got.LastSeen, got.Presence)
+					}
+					asked := nqlCalls(t, sim, tenant)
+					code, d := api.diagnose("l1_device_checklist", sd.Name, false)
+					if code != 200 {
+						t.Errorf("%s: l1_device_checklist got %d", what, code)
+						continue
+					}
+					// source says whether the tenant was asked.
+					if n := nqlCalls(t, sim, tenant) - asked; (d.Source == events.SourceCache) != (n == 0) {
+						t.Errorf("%s: diagnosis from %s, and the tenant got %d NQL queries", what, d.Source, n)
+					}
+					checkDiagnosis(t, what+"/l1_device_checklist", d, onlineWithin)
+					checkSeen(t, what+" diagnosis", d.Device.LastSeen, sd.LastSeen, sampled, started)
+					if a.Source == events.SourceLive && d.Source == events.SourceCache {
+						t.Errorf("%s: a device the cache does not hold diagnosed from the cache", what)
+					}
+					// The employee of a device used lately finds it.
+					if presence != "long_unseen" && sd.User != "" {
+						var mine events.DevicesIdentifyReply
+						api.call(http.MethodGet, "/api/v1/devices?username="+url.QueryEscape(sd.User)+"&instance="+tenant, nil, &mine)
+						if !slices.ContainsFunc(mine.Devices, func(x events.Device) bool { return x.Name == sd.Name }) {
+							t.Errorf("%s: its user %s does not find it: %+v", what, sd.User, mine.Devices)
+						}
+					}
+					switch {
+					case platform == "Windows" && presence == "online" && age < onlineWithin-5*time.Minute:
+						online = append(online, sd)
+					case platform == "Windows" && presence == "offline":
+						away = append(away, sd)
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d fleet devices identified", checked)
+	if len(online) == 0 || len(away) == 0 {
+		t.Fatalf("%d online and %d offline Windows devices in the sample, want some of each", len(online), len(away))
+	}
+
+	// A refresh of a device that is online: the values it collected are dated when
+	// collected, no later than the device was last seen, and came live.
+	const spooler = "remote_action.get_printer_status_windows.execution.outputs.SpoolerStatus"
+	for _, sd := range online[:min(2, len(online))] {
+		before := time.Now().UTC().Add(-time.Second)
+		code, d := api.diagnose("printing", sd.Name, true)
+		if code != 200 {
+			t.Errorf("refresh of %s: got %d", sd.Name, code)
+			continue
+		}
+		checkDiagnosis(t, sd.Name+"/printing refreshed", d, onlineWithin)
+		ft := d.FieldTimes[spooler]
+		if len(d.Refreshed) != 1 || d.Refreshed[0].Status != events.StatusSuccess || ft.AsOf == nil || ft.AsOf.Before(before) || ft.LastKnown {
+			t.Errorf("refresh of online %s: executions %+v, %s dated %+v; want the collection done and its value dated now", sd.Name, d.Refreshed, spooler, ft)
+		}
+		if d.Source == events.SourceCache || d.Device.Presence != events.PresenceOnline || d.Stale {
+			t.Errorf("refresh of online %s: source %s, presence %s, stale %v; want live data of an online device", sd.Name, d.Source, d.Device.Presence, d.Stale)
+		}
+		// The next diagnosis does not go back to older data.
+		next := diagnoseOK(t, api, "printing", sd.Name)
+		if nt := next.FieldTimes[spooler]; ft.AsOf != nil && (nt.AsOf == nil || nt.AsOf.Before(*ft.AsOf)) {
+			t.Errorf("diagnosis of %s after its refresh: %s dated %v, older than the refresh's %v", sd.Name, spooler, nt.AsOf, ft.AsOf)
+		}
+	}
+
+	// One fix on a device that is away, however often it is asked for.
+	sd := away[0]
+	trigger := func(force bool) (int, api2Execution) {
+		var ex api2Execution
+		body := map[string]any{"remote_action": "#restart_print_spooler", "device": sd.Name}
+		if force {
+			body["force"] = true
+		}
+		return api.call(http.MethodPost, "/api/v1/remote-actions/executions", body, &ex), ex
+	}
+	c1, first := trigger(false)
+	c2, again := trigger(false)
+	if c1 != http.StatusAccepted || c2 != http.StatusOK || !again.Existing || again.ID != first.ID || first.Existing {
+		t.Errorf("a fix twice on %s: got %d %+v then %d %+v; want 202, then 200 with the same execution, existing", sd.Name, c1, first, c2, again)
+	}
+	checkAbsentExecution(t, sd.Name+" trigger", c1, first.Execution)
+	var list struct {
+		Executions []events.Execution `json:"executions"`
+	}
+	if code := api.call(http.MethodGet, "/api/v1/remote-actions/executions?device="+url.QueryEscape(sd.Name)+"&status=pending,waiting_for_device", nil, &list); code != 200 ||
+		len(list.Executions) != 1 || list.Executions[0].ID != first.ID {
+		t.Errorf("executions waiting on %s: got %d %+v, want the one fix", sd.Name, code, list.Executions)
+	}
+	if c3, forced := trigger(true); c3 != http.StatusAccepted || forced.ID == first.ID || forced.Existing {
+		t.Errorf("forced fix on %s: got %d %+v, want a new execution", sd.Name, c3, forced)
+	}
+}
+
+// api2Execution is an execution as the trigger answers it.
+type api2Execution struct {
+	events.Execution
+	Existing bool `json:"existing"`
+}
+
+// nxsimPresence is the presence dexbridge must give a sampled device, "" when it is
+// too near the threshold to tell (the cache read it a moment ago).
+func nxsimPresence(sd nxsim.SampledDevice, onlineWithin time.Duration) string {
+	age := time.Since(sd.LastSeen)
+	switch {
+	case (age - onlineWithin).Abs() < 5*time.Minute:
+		return ""
+	case age < onlineWithin:
+		return events.PresenceOnline
+	}
+	return events.PresenceOffline
+}
+
+// checkSeen checks a last_seen dexbridge gave against nxsim's (truth, as sampled at
+// sampled): in UTC, no later than nxsim's now, and no older than the discovery that
+// read it (nxsim's devices keep their age, so their last_seen moves on with the clock).
+func checkSeen(t *testing.T, what string, got *time.Time, truth, sampled, started time.Time) {
+	t.Helper()
+	switch {
+	case got == nil:
+		t.Errorf("%s: no last_seen", what)
+	case got.Location() != time.UTC:
+		t.Errorf("%s: last_seen %s is not UTC", what, got)
+	case got.After(truth.Add(time.Since(sampled) + 2*time.Second)):
+		t.Errorf("%s: last_seen %s, later than nxsim's %s", what, got, truth)
+	case got.Before(truth.Add(-time.Since(started) - time.Second)):
+		t.Errorf("%s: last_seen %s, older than nxsim's %s by more than the test's age", what, got, truth)
+	}
+}
+
+func sameTime(a, b *time.Time) bool {
+	return (a == nil) == (b == nil) && (a == nil || a.Equal(*b))
+}
+
+// nqlCalls counts the NQL queries a tenant of sim answered.
+func nqlCalls(t *testing.T, sim *nxsim.Instance, tenant string) int64 {
+	t.Helper()
+	c := discoverytest.Counters(t, sim, tenant)
+	return c.Endpoints["POST /api/v2/nql/execute"] + c.Endpoints["POST /api/v1/nql/execute"]
+}
+
+// TestAFixOnAnOnlineDeviceIsAwaited: between two discoveries, the cache's last_seen
+// of a device that reports all along grows old, until the cache alone would call it
+// offline. A fix on it, and a refresh's data collection, are still awaited: dexbridge
+// asks the instance when the device was last seen, and answers with the execution
+// done and the device online.
+func TestAFixOnAnOnlineDeviceIsAwaited(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a whole deployment")
+	}
+	var dev nxsim.SampledDevice
+	_, cfg, api := truthStack(t, func(sim *nxsim.Instance, cfg *config.Config) {
+		devs, err := nxsim.NewControlClient(sim.TenantURL("eu"), nil).SampleDevices(context.Background(),
+			nxsim.Sample{N: 50, Seed: 17, Platform: "Windows", Presence: "online"})
+		if err != nil || len(devs) == 0 {
+			t.Fatalf("no online Windows device: %v", err)
+		}
+		dev = devs[0]
+		for _, d := range devs {
+			if d.LastSeen.After(dev.LastSeen) {
+				dev = d
+			}
+		}
+		// Online for the cache's first minutes only: nxsim's devices keep their age, so
+		// for the tenant it stays online.
+		cfg.Presence.OnlineWithin = config.Duration((time.Since(dev.LastSeen) + 8*time.Second).Round(time.Second))
+	})
+	t.Logf("%s last seen %s, online within %s", dev.Name, dev.LastSeen, cfg.Presence.OnlineWithin.D())
+	waitUntil(t, func() bool {
+		var a events.DevicesIdentifyReply
+		api.call(http.MethodGet, "/api/v1/devices?device_name="+url.QueryEscape(dev.Name), nil, &a)
+		return len(a.Devices) == 1 && a.Source == events.SourceCache && a.Devices[0].Presence == events.PresenceOffline
+	})
+	var ex events.Execution
+	code := api.call(http.MethodPost, "/api/v1/remote-actions/executions",
+		map[string]any{"remote_action": "#restart_print_spooler", "device": dev.Name, "wait_seconds": 30}, &ex)
+	if code != http.StatusOK || ex.Status != events.StatusSuccess || ex.Device.Presence != events.PresenceOnline {
+		t.Errorf("a fix on %s, online for its tenant: got %d, %s, device %+v; want 200, success, online", dev.Name, code, ex.Status, ex.Device)
+	}
+	// So is a refresh's data collection.
+	code, d := api.diagnose("printing", dev.Name, true)
+	if code != http.StatusOK || len(d.Refreshed) != 1 || d.Refreshed[0].Status != events.StatusSuccess || d.Device.Presence != events.PresenceOnline {
+		t.Errorf("a refresh of %s, online for its tenant: got %d, executions %+v, presence %s; want the collection done, online", dev.Name, code, d.Refreshed, d.Device.Presence)
+	}
 }

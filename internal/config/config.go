@@ -78,9 +78,9 @@ type Cache struct {
 	// MaxAge is how old a device's cached fields may be and still answer a saved query
 	// (CACHE_MAX_AGE); zero means twice Refresh.
 	MaxAge Duration `yaml:"max_age"`
-	// UnknownIdentifierTTL is how long identification remembers that the instances did
-	// not know an identifier, and does not ask them again (UNKNOWN_IDENTIFIER_TTL);
-	// zero asks every time.
+	// UnknownIdentifierTTL is how long live look-ups (identification, a diagnosis's or
+	// a remote action's device) remember that the instances did not know an
+	// identifier, and do not ask them again (UNKNOWN_IDENTIFIER_TTL); zero asks every time.
 	UnknownIdentifierTTL Duration `yaml:"unknown_identifier_ttl"`
 }
 

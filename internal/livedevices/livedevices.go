@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/store"
@@ -93,6 +94,33 @@ func Period(d time.Duration) Option { return func(f *Finder) { f.period = d } }
 // an identifier, and not ask them again meanwhile. ttl <= 0 remembers nothing.
 func RememberUnknown(m Memory, ttl time.Duration) Option {
 	return func(f *Finder) { f.memory, f.ttl = m, ttl }
+}
+
+// Tuning is a deployment's configuration of live look-ups. Identification, the
+// diagnosis's device lookup and the remote actions' all build their finder from it
+// (Tuned), so every one applies USER_ACTIVITY_PERIOD and answers an identifier the
+// instances did not know a moment ago at once, without asking them again.
+type Tuning struct {
+	// Period is USER_ACTIVITY_PERIOD (see Period).
+	Period time.Duration
+	// UnknownTTL is cache.unknown_identifier_ttl (see RememberUnknown).
+	UnknownTTL time.Duration
+}
+
+// TuningFrom is the live look-ups' part of a process's configuration.
+func TuningFrom(c config.Config) Tuning {
+	return Tuning{Period: c.Cache.UserActivityPeriod.D(), UnknownTTL: c.Cache.UnknownIdentifierTTL.D()}
+}
+
+// Tuned applies t, with m as the memory of unknown identifiers shared by every
+// replica and service.
+func Tuned(t Tuning, m Memory) Option {
+	return func(f *Finder) {
+		if t.Period > 0 {
+			Period(t.Period)(f)
+		}
+		RememberUnknown(m, t.UnknownTTL)(f)
+	}
 }
 
 // Log is where a finder logs what it cannot tell its caller (a memory that fails).

@@ -64,11 +64,14 @@ type Execution struct {
 	CreatedAt         time.Time         `db:"created_at"`
 	UpdatedAt         time.Time         `db:"updated_at"`
 	ExpiresAt         time.Time         `db:"expires_at"`
+	// DeviceLastSeen is when the device was last seen as dexbridge knew it when it
+	// triggered the execution (nil: not known).
+	DeviceLastSeen *time.Time `db:"device_last_seen"`
 }
 
 const executionColumns = `id, coalesce(request_id, '') AS request_id, remote_action, instance, collector_uid, device_name,
 	params, status, status_details, outputs, reason, external_reference, api_key_id, topic, remediation, version,
-	created_at, updated_at, expires_at`
+	created_at, updated_at, expires_at, device_last_seen`
 
 // ExecutionState is one state an execution went through.
 type ExecutionState struct {
@@ -233,11 +236,11 @@ func (db *DB) ReserveExecution(ctx context.Context, e Execution, a AuditRecord, 
 			}
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO executions (id, remote_action, instance, collector_uid, device_name, params, status,
-				reason, external_reference, api_key_id, topic, remediation, created_at, updated_at, expires_at, dedupe_key)
-			VALUES ($1, $2, $3, $4, $5, $6, 'triggering', $7, $8, $9, $10, $11, $12, $12, $13, $14)
+				reason, external_reference, api_key_id, topic, remediation, created_at, updated_at, expires_at, dedupe_key, device_last_seen)
+			VALUES ($1, $2, $3, $4, $5, $6, 'triggering', $7, $8, $9, $10, $11, $12, $12, $13, $14, $15)
 			ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN `+activeStatuses+` DO NOTHING`,
 			e.ID, e.RemoteAction, e.Instance, e.CollectorUID, e.DeviceName, nonNilParams(e.Params), e.Reason, e.ExternalReference,
-			e.APIKeyID, e.Topic, e.Remediation, e.CreatedAt, e.ExpiresAt, dedupeKey)
+			e.APIKeyID, e.Topic, e.Remediation, e.CreatedAt, e.ExpiresAt, dedupeKey, e.DeviceLastSeen)
 		if err != nil {
 			return err
 		}

@@ -39,18 +39,17 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// OnlineWithin is presence.online_within: a device seen within it is online.
 	OnlineWithin time.Duration
-	// Period is USER_ACTIVITY_PERIOD: live look-ups of users leave older activity out.
-	Period time.Duration
-	// UnknownTTL is cache.unknown_identifier_ttl: how long an identifier the instances
-	// did not know is not asked again (0: asked every time).
-	UnknownTTL time.Duration
+	// Lookup is how live look-ups go: USER_ACTIVITY_PERIOD leaves older activity out,
+	// and an identifier the instances did not know is not asked again for
+	// cache.unknown_identifier_ttl (the same for diagnoses and remote actions).
+	Lookup livedevices.Tuning
 }
 
 // ConfigFrom is the service's part of a process's configuration.
 func ConfigFrom(c config.Config) Config {
 	return Config{Refresh: c.Cache.Refresh.D(), Live: instances.Interactive(), Concurrency: c.Workers.Concurrency,
 		ShutdownTimeout: c.ShutdownTimeout.D(), OnlineWithin: c.Presence.OnlineWithin.D(),
-		Period: c.Cache.UserActivityPeriod.D(), UnknownTTL: c.Cache.UnknownIdentifierTTL.D()}
+		Lookup: livedevices.TuningFrom(c)}
 }
 
 // DefaultConfig is the tuning of a process that configures nothing.
@@ -95,12 +94,11 @@ func New(o Options) (*Service, error) {
 	for _, in := range o.Instances.List() {
 		live = append(live, livedevices.Instance{Name: in.Name, Live: in.ClientWith(o.Live)})
 	}
-	if o.Period > livedevices.QueryWindow {
+	if o.Lookup.Period > livedevices.QueryWindow {
 		o.Log.Warn("the saved identification queries select less than USER_ACTIVITY_PERIOD: widen their timeframe",
-			"query_window", livedevices.QueryWindow.String(), "user_activity_period", o.Period.String())
+			"query_window", livedevices.QueryWindow.String(), "user_activity_period", o.Lookup.Period.String())
 	}
-	finder := livedevices.New(o.Cache, live, livedevices.Period(o.Period), livedevices.RememberUnknown(o.Cache, o.UnknownTTL),
-		livedevices.Log(o.Log))
+	finder := livedevices.New(o.Cache, live, livedevices.Tuned(o.Lookup, o.Cache), livedevices.Log(o.Log))
 	s := &identifierService{cache: o.Cache, limiter: o.CacheLimiter, live: finder, order: o.Instances.Names(),
 		now: time.Now, onlineWithin: o.OnlineWithin, metrics: o.Metrics}
 	return &Service{o: o, s: s}, nil

@@ -142,8 +142,9 @@ type result struct {
 }
 
 // answer is the execution of r as the contract carries it, with its device's
-// last_seen and presence now: as resolution found them, else from the cache. A
-// device the cache does not hold (or cannot tell of now) has no presence.
+// last_seen and presence now: as resolution found them, else the later of the
+// cache's and the one known at the trigger. A device the cache does not hold (or
+// cannot tell of now) has no presence.
 func (m *manager) answer(ctx context.Context, r result) events.Execution {
 	e := wire.Execution(r.execution)
 	seen, known := r.lastSeen, r.resolved
@@ -155,6 +156,9 @@ func (m *manager) answer(ctx context.Context, r result) events.Execution {
 		for _, d := range found {
 			if d.Instance == e.Device.Instance {
 				seen, known = d.LastSeen, true
+				if later(r.execution.DeviceLastSeen, seen) {
+					seen = r.execution.DeviceLastSeen
+				}
 			}
 		}
 	}
@@ -381,7 +385,8 @@ func (m *manager) fire(ctx context.Context, j *job, up Upstream) (result, error)
 	now := m.now().UTC().Truncate(time.Microsecond)
 	e := store.Execution{ID: newID(), RemoteAction: j.action.ID, Instance: j.device.instance, CollectorUID: j.device.collectorUID,
 		DeviceName: j.device.name, Params: j.params, Reason: j.reason, ExternalReference: j.externalRef,
-		APIKeyID: j.caller.APIKeyID, Topic: j.topic, Remediation: j.remediation, CreatedAt: now, ExpiresAt: now.Add(m.expiresIn)}
+		APIKeyID: j.caller.APIKeyID, Topic: j.topic, Remediation: j.remediation, CreatedAt: now, ExpiresAt: now.Add(m.expiresIn),
+		DeviceLastSeen: j.device.lastSeen}
 	if e.ExternalReference == "" {
 		e.ExternalReference = j.caller.HTTPRequestID
 	}
@@ -581,7 +586,11 @@ func (m *manager) resolve(ctx context.Context, name string) (device, error) {
 		}
 	}
 	if best != nil {
-		return device{name: best.Name, collectorUID: best.CollectorUID, instance: best.Instance, platform: best.Platform, lastSeen: best.LastSeen}, nil
+		d := device{name: best.Name, collectorUID: best.CollectorUID, instance: best.Instance, platform: best.Platform, lastSeen: best.LastSeen}
+		if m.live != nil && m.wentQuiet(best.LastSeen, best.RefreshedAt) {
+			d.lastSeen = m.seenLive(ctx, d)
+		}
+		return d, nil
 	}
 	if m.live != nil {
 		devs, err := m.live(ctx, idKey, name)
@@ -595,6 +604,31 @@ func (m *manager) resolve(ctx context.Context, name string) (device, error) {
 		}
 	}
 	return device{}, problem.New(problem.NotFound, "no device %q on any configured instance", name)
+}
+
+// wentQuiet reports whether the cache read a device online (at readAt) that it would
+// call offline now: only because the cache has not read it since. A device
+// reporting all along looks so between two discoveries when the discovery period is
+// near presence.online_within; calling it offline would end a wait for a fix at once.
+func (m *manager) wentQuiet(lastSeen *time.Time, readAt time.Time) bool {
+	return lastSeen != nil && m.now().Sub(*lastSeen) > m.onlineWithin && readAt.Sub(*lastSeen) <= m.onlineWithin
+}
+
+// seenLive is when the device's instance last heard from it, asked now, else (the
+// instance failing) the cache's time.
+func (m *manager) seenLive(ctx context.Context, d device) *time.Time {
+	devs, err := m.live(ctx, events.KeyCollectorUID, d.collectorUID)
+	if err != nil {
+		m.log.WarnContext(ctx, "the device's last_seen not asked live: the cache's stands", "device", d.name, "err", err)
+		return d.lastSeen
+	}
+	seen := d.lastSeen
+	for _, x := range devs {
+		if x.Instance == d.instance && later(x.LastSeen, seen) {
+			seen = x.LastSeen
+		}
+	}
+	return seen
 }
 
 func later(a, b *time.Time) bool {

@@ -16,10 +16,11 @@ import (
 )
 
 // Cache is what the worker reads of the cache (store.DB): a device with its cached
-// fields, and which instances are down.
+// fields, which instances are down, and which identifiers they did not know.
 type Cache interface {
 	DeviceWithFields(ctx context.Context, key store.DeviceKey, value string) (store.DeviceFields, error)
 	livedevices.Health
+	livedevices.Memory
 }
 
 // deviceResolver finds the device of a diagnosis or a saved query: in the cache,

@@ -198,6 +198,48 @@ func TestUncachedDeviceResolvesLive(t *testing.T) {
 	}
 }
 
+// TestUnknownDeviceAnsweredFromMemory: a device name the tenants did not know a
+// moment ago, whether identification or a diagnosis asked them, is not asked again
+// within cache.unknown_identifier_ttl: the diagnosis answers 404 at once.
+func TestUnknownDeviceAnsweredFromMemory(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	const query = "#get_device_basic_infos_by_device_name"
+	asked := func() int64 {
+		return discoverytest.Counters(t, e.sim, "eu").Queries[query] + discoverytest.Counters(t, e.sim, "us").Queries[query]
+	}
+	// Identification asks first; the diagnosis then asks nobody.
+	var a events.DevicesIdentifyReply
+	if resp := e.do(http.MethodGet, "/api/v1/devices?device_name=NO-SUCH-PC-515", e.key, "", &a); resp.StatusCode != 200 || len(a.Devices) != 0 {
+		t.Fatalf("identify: got %d %+v, want 200 without devices", resp.StatusCode, a)
+	}
+	before := asked()
+	if before != 2 {
+		t.Errorf("identify asked %d tenants, want both", before)
+	}
+	for _, device := range []string{"NO-SUCH-PC-515", "no-such-pc-515"} {
+		if code, _, p := e.diagnose("printing", device, false); code != http.StatusNotFound {
+			t.Errorf("diagnosis of %s: got %d %v, want 404", device, code, p)
+		}
+	}
+	if got := asked(); got != before {
+		t.Errorf("diagnoses after identification asked the tenants %d times, want none", got-before)
+	}
+	// A diagnosis asks first; the next diagnosis and identification ask nobody.
+	if code, _, p := e.diagnose("printing", "NO-SUCH-PC-516", false); code != http.StatusNotFound {
+		t.Errorf("first diagnosis: got %d %v, want 404", code, p)
+	}
+	before = asked()
+	if code, _, p := e.diagnose("outlook", "NO-SUCH-PC-516", false); code != http.StatusNotFound {
+		t.Errorf("second diagnosis: got %d %v, want 404", code, p)
+	}
+	if resp := e.do(http.MethodGet, "/api/v1/devices?device_name=NO-SUCH-PC-516", e.key, "", &a); resp.StatusCode != 200 || len(a.Devices) != 0 {
+		t.Errorf("identify after the diagnosis: got %d %+v", resp.StatusCode, a)
+	}
+	if got := asked(); got != before {
+		t.Errorf("a diagnosis and identification after a diagnosis asked the tenants %d times, want none", got-before)
+	}
+}
+
 // TestDiagnosisRefusals: an unknown topic or device is 404 and says which; a topic
 // for another platform is 422 saying so; a malformed request is 400; a key without
 // the diagnose scope is 403. None reaches the tenant's NQL API.

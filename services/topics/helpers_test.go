@@ -17,6 +17,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/auth"
 	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/instances"
+	"github.com/dexbridge/dexbridge/internal/livedevices"
 	"github.com/dexbridge/dexbridge/internal/logging"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/nexthink"
@@ -129,7 +130,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 			Conn: nc, Subjects: e.subjects, Load: e.files.Load, Instances: live, Diagnoses: db, Executions: db, Cache: db,
 			CacheLimiter: limiters.Limiter(ratelimit.CacheKey+":"+e.subjects.Prefix(), ratelimit.Rate{PerSecond: 1000, Burst: 1000}),
 			Config: topics.Config{MaxAge: 2 * time.Hour, RefreshTimeout: o.refreshTimeout, OnlineWithin: time.Hour, RequestTimeout: 10 * time.Second,
-				Concurrency: 16, ShutdownTimeout: 5 * time.Second},
+				Concurrency: 16, ShutdownTimeout: 5 * time.Second, Lookup: livedevices.TuningFrom(config.Default())},
 			Log: logging.Discard(), Version: "0.0.0",
 		})
 		if err != nil {

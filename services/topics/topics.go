@@ -56,6 +56,10 @@ type Config struct {
 	RequestTimeout  time.Duration
 	Concurrency     int
 	ShutdownTimeout time.Duration
+	// Lookup is how a device the cache does not have is looked up live, as
+	// identification does: a name the instances did not know a moment ago is answered
+	// at once from the memory of unknown identifiers.
+	Lookup livedevices.Tuning
 	// MaxExports bounds the exports (req.nql.export streams) a replica runs at once
 	// (DefaultMaxExports when not positive); one beyond is refused with 429, as each
 	// may hold a download for minutes.
@@ -69,7 +73,7 @@ const DefaultMaxExports = 4
 func ConfigFrom(c config.Config) Config {
 	return Config{MaxAge: c.Cache.FreshFor(), RefreshTimeout: c.Diagnosis.RefreshTimeout.D(), OnlineWithin: c.Presence.OnlineWithin.D(),
 		RequestTimeout: c.RequestTimeout.D(), Concurrency: c.Workers.Concurrency, MaxExports: DefaultMaxExports,
-		ShutdownTimeout: c.ShutdownTimeout.D()}
+		ShutdownTimeout: c.ShutdownTimeout.D(), Lookup: livedevices.TuningFrom(c)}
 }
 
 // DefaultConfig is the tuning of a process that configures nothing.
@@ -143,7 +147,7 @@ func New(o Options) (*Service, error) {
 	for i, in := range o.Instances {
 		live[i] = livedevices.Instance{Name: in.Name, Live: in.Live}
 	}
-	devices := deviceResolver{cache: o.Cache, limiter: o.CacheLimiter, live: livedevices.New(o.Cache, live), metrics: o.Metrics}
+	devices := deviceResolver{cache: o.Cache, limiter: o.CacheLimiter, live: livedevices.New(o.Cache, live, livedevices.Tuned(o.Lookup, o.Cache), livedevices.Log(o.Log)), metrics: o.Metrics}
 	rpc := natsrpc.NewClient(o.Conn, o.RequestTimeout).WithMetrics(o.Metrics)
 	s.wrapper, err = wrapper.New(wrapper.Options{Instances: o.Instances, Resolver: devices, MaxAge: o.MaxAge, Log: o.Log, Metrics: o.Metrics})
 	if err != nil {
