@@ -107,9 +107,23 @@ func ProactiveChanged(e store.ProactiveEvent, kind, id string) events.ProactiveE
 	return events.ProactiveEventChanged{Header: h, Kind: kind, Event: ProactiveEvent(e)}
 }
 
-// ProactiveDelivery is the body of a callback delivery (the store's renderer).
-func ProactiveDelivery(e store.ProactiveEvent, kind string, deliveryID int64) ([]byte, error) {
-	return json.Marshal(ProactiveChanged(e, kind, DeliveryID(deliveryID)))
+// ProactiveDelivery is the body of a callback delivery (the store's renderer), its
+// message in the subscription's locale.
+func ProactiveDelivery(e store.ProactiveEvent, kind string, deliveryID int64, locale string) ([]byte, error) {
+	doc := ProactiveChanged(e, kind, DeliveryID(deliveryID))
+	doc.Event.Message = TextFor(e, locale)
+	return json.Marshal(doc)
+}
+
+// TextFor is the employee's message of an event in a locale (a BCP 47 tag): the one
+// place that chooses it. Events hold English texts only, so it is the English text,
+// the recovery message once the event is closed.
+func TextFor(e store.ProactiveEvent, locale string) string {
+	_ = locale
+	if e.Status == store.ProactiveClosed && e.CloseMessage != "" {
+		return e.CloseMessage
+	}
+	return e.Message
 }
 
 // ProactiveKind is the change an event in the feed announces.
