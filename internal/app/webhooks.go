@@ -52,6 +52,21 @@ func webhookReceiver(d *deps) (*ingress.WebhookReceiver, error) {
 	}), nil
 }
 
+// proactiveSubscriptions serves the chatbots' subscriptions from the ingress, under
+// the same URL policy as the dispatcher's deliveries.
+func proactiveSubscriptions(d *deps) (*ingress.Subscriptions, error) {
+	p := d.cfg.Proactive.Subscriptions
+	policy, err := netguard.NewPolicy(p.AllowHTTP, p.AllowedNetworks)
+	if err != nil {
+		return nil, err
+	}
+	var instances []string
+	for _, in := range d.cfg.Instances {
+		instances = append(instances, in.Name)
+	}
+	return ingress.NewSubscriptions(ingress.SubscriptionsOptions{DB: store.New(d.db), Policy: policy, Instances: instances, Max: p.Max}), nil
+}
+
 // proactiveFeed serves the proactive events from the ingress (pull and streams).
 func proactiveFeed(d *deps) *ingress.ProactiveFeed {
 	return ingress.NewProactiveFeed(ingress.ProactiveFeedOptions{

@@ -58,6 +58,12 @@ func NewHandler(o Options) http.Handler {
 	r.HandleFunc("/api/v1/proactive/events", h.withKey(auth.Read, h.listProactiveEvents)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/proactive/events/{id}/ack", h.withKey(auth.Read, h.ackProactiveEvent)).Methods(http.MethodPost)
 	r.HandleFunc("/api/v1/proactive/stream", h.withKey(auth.Read, h.streamProactiveEvents)).Methods(http.MethodGet)
+	// Subscriptions: a key manages its own; an admin key every one (subscriptions.go).
+	r.HandleFunc("/api/v1/proactive/subscriptions", h.withKey(auth.Read, h.createSubscription)).Methods(http.MethodPost)
+	r.HandleFunc("/api/v1/proactive/subscriptions", h.withKey(auth.Read, h.listSubscriptions)).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/proactive/subscriptions/{id}", h.withKey(auth.Read, h.getSubscription)).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/proactive/subscriptions/{id}", h.withKey(auth.Read, h.deleteSubscription)).Methods(http.MethodDelete)
+	r.HandleFunc("/api/v1/proactive/subscriptions/{id}/resume", h.withKey(auth.Read, h.resumeSubscription)).Methods(http.MethodPost)
 
 	return chain(r, recoverPanics(o.Log), requestIDs, accessLog(o.Log, o.Metrics), securityHeaders)
 }
