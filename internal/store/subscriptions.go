@@ -44,14 +44,15 @@ type Subscription struct {
 	CreatedBy     string     `db:"created_by"`
 	CreatedAt     time.Time  `db:"created_at"`
 	UpdatedAt     time.Time  `db:"updated_at"`
-	// Pending is how many deliveries wait for it.
+	// Pending is how many deliveries wait for it: due, retrying, or held while it
+	// is paused.
 	Pending int `db:"pending"`
 }
 
 const subscriptionColumns = `s.id, s.origin, s.url, s.monitors, s.topics, s.instances, s.locale, s.state, s.failures,
 	coalesce(s.last_error, '') AS last_error, s.last_failure_at, s.last_success_at, s.paused_at,
 	coalesce(s.created_by, '') AS created_by, s.created_at, s.updated_at,
-	(SELECT count(*) FROM proactive_deliveries d WHERE d.subscription_id = s.id AND d.state = 'pending')::int AS pending`
+	(SELECT count(*) FROM proactive_deliveries d WHERE d.subscription_id = s.id AND d.state IN ('pending', 'dead'))::int AS pending`
 
 // NewSubscription is a subscription to create; Secret is its whsec_ secret.
 type NewSubscription struct {

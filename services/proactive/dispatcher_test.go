@@ -302,8 +302,8 @@ func TestFailingSubscriptionIsPausedAndResumed(t *testing.T) {
 	if claimed, err := db.ClaimProactiveDeliveries(ctx, 10, time.Minute); err != nil || len(claimed) != 0 {
 		t.Fatalf("paused: claimed %d, %v; want nothing claimable", len(claimed), err)
 	}
-	if s, _ := db.GetSubscription(ctx, id); s.Pending != 1 {
-		t.Errorf("paused: %d pending, want the new event's delivery kept", s.Pending)
+	if s, _ := db.GetSubscription(ctx, id); s.Pending != 2 {
+		t.Errorf("paused: %d pending, want the dead delivery and the new event's kept", s.Pending)
 	}
 	tg.SetStatus(http.StatusOK)
 	if s, err := db.ResumeSubscription(ctx, id); err != nil || s.State != store.SubscriptionActive || s.Failures != 0 {
