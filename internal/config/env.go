@@ -48,7 +48,7 @@ func Variables() []Variable {
 		{"WEBHOOKS_FILE", "webhooks.file", "webhook sources and mapping rules", str(func(c *Config) *string { return &c.Webhooks.File })},
 		{"PROACTIVE_CALLBACK_URL", "proactive.callback_url", "the chatbot's URL for proactive event callbacks", str(func(c *Config) *string { return &c.Proactive.CallbackURL })},
 		{"PROACTIVE_CALLBACK_SECRET", "proactive.callback_secret_file", "secret that signs the callbacks (or a file named by proactive.callback_secret_file)", func(c *Config, s string) error { c.Proactive.CallbackSecret = Secret(s); return nil }},
-		{"PROACTIVE_CALLBACK_MAX_ATTEMPTS", "proactive.max_attempts", "callback attempts before a delivery is dead", integer(func(c *Config) *int { return &c.Proactive.MaxAttempts })},
+		{"PROACTIVE_CALLBACK_MAX_ATTEMPTS", "proactive.max_attempts", "attempts at a delivery before it is dead and its subscription paused", integer(func(c *Config) *int { return &c.Proactive.MaxAttempts })},
 	}
 }
 
