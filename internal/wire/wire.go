@@ -49,17 +49,14 @@ func DiscoveryRun(r store.DiscoveryRun) events.DiscoveryRunInfo {
 	return info
 }
 
-// ProactiveEvent is the API form of a stored proactive event. A closed event's
-// message is its recovery message.
+// ProactiveEvent is the API form of a stored proactive event, its message in
+// English (TextFor). A closed event's message is its recovery message.
 func ProactiveEvent(e store.ProactiveEvent) events.ProactiveEvent {
 	out := events.ProactiveEvent{
 		ID: e.ID, Status: e.Status, Source: e.Source, WebhookID: e.WebhookID, Monitor: e.Monitor, Topic: e.Topic,
-		Assessment: e.Assessment, Message: e.Message, CloseMessage: e.CloseMessage,
+		Assessment: e.Assessment, Message: TextFor(e, "en"), CloseMessage: e.CloseMessage,
 		CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC(), ClosedAt: UTC(e.ClosedAt), AckedAt: UTC(e.AckedAt),
 		Remediations: []events.SuggestedRemedy{},
-	}
-	if e.Status == store.ProactiveClosed && e.CloseMessage != "" {
-		out.Message = e.CloseMessage
 	}
 	if e.FeedSeq != nil {
 		out.Cursor = strconv.FormatInt(*e.FeedSeq, 10)
