@@ -160,7 +160,10 @@ func (db *DB) ResumeSubscription(ctx context.Context, id string) (Subscription, 
 			updated_at = now() WHERE id = $1`, id); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `UPDATE proactive_deliveries SET state = 'pending', attempt_floor = attempts, lease_until = NULL,
+		// A delivery still in flight keeps its lease, so no other replica sends it
+		// meanwhile; its attempt is recorded against its fencing token as usual.
+		_, err := tx.Exec(ctx, `UPDATE proactive_deliveries SET state = 'pending', attempt_floor = attempts,
+			lease_until = CASE WHEN state = 'dead' THEN NULL ELSE lease_until END,
 			next_attempt_at = now(), updated_at = now() WHERE subscription_id = $1 AND state IN ('pending', 'dead')`, id)
 		return err
 	})
