@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -286,7 +287,11 @@ func TestFailingSubscriptionIsPausedAndResumed(t *testing.T) {
 	tg.SetStatus(http.StatusInternalServerError)
 	id := subscribe(t, db, tg.url(), secret, "fr-CH")
 	record(t, db, "hjordan")
-	stop := dispatcher(t, db, "", func(o *proactive.DispatcherOptions) { o.MaxAttempts = 3 })
+	logs := &testenv.LogBuffer{}
+	stop := dispatcher(t, db, "", func(o *proactive.DispatcherOptions) {
+		o.MaxAttempts = 3
+		o.Log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
 	waitFor(t, "the subscription paused", func() bool {
 		s, err := db.GetSubscription(ctx, id)
 		return err == nil && s.State == store.SubscriptionPaused
@@ -297,6 +302,9 @@ func TestFailingSubscriptionIsPausedAndResumed(t *testing.T) {
 	if s.Failures != 3 || s.LastError != "HTTP 500" || s.PausedAt == nil || d.State != store.DeliveryDead || d.Attempts != 3 || tg.Tries() != 3 {
 		t.Fatalf("got subscription %+v, delivery %s after %d attempts, %d requests; want paused after 3 failures of HTTP 500",
 			s, d.State, d.Attempts, tg.Tries())
+	}
+	if l := logs.String(); strings.Contains(l, secret) || strings.Contains(l, "token=q") || !strings.Contains(l, "subscription paused") {
+		t.Errorf("logs: want the pause logged, without the secret or the URL's query:\n%s", l)
 	}
 	record(t, db, "pparker")
 	if claimed, err := db.ClaimProactiveDeliveries(ctx, 10, time.Minute); err != nil || len(claimed) != 0 {
