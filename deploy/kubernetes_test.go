@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -27,6 +29,7 @@ import (
 	k8syaml "sigs.k8s.io/yaml"
 
 	"github.com/dexbridge/dexbridge/internal/app"
+	"github.com/dexbridge/dexbridge/internal/testenv"
 )
 
 // TestKubernetes renders deploy/kubernetes as `kubectl apply -k` would, decodes every
@@ -527,7 +530,15 @@ func (m manifests) checkNATSServer(t *testing.T, w workload, c corev1.Container,
 		t.Fatalf("%s: %s is not mounted", w.name, args[i+1])
 	}
 	pod := w.name + "-0"
-	opts := natsOptions(t, cfs.host(args[i+1]), m.env(t, w, c, pod))
+	opts := natsOptions(t, withTestCerts(t, cfs, cfs.host(args[i+1])), m.env(t, w, c, pod))
+	if opts.TLSConfig == nil || opts.Cluster.TLSConfig == nil {
+		t.Error("clients or routes in clear: NATS carries employees' data between the pods")
+	} else if opts.Cluster.TLSConfig.ClientAuth != tls.RequireAndVerifyClientCert {
+		t.Error("cluster routes: want mutual TLS (verify: true), so only the cluster's nodes join it")
+	}
+	if opts.Authorization == "" && opts.Username == "" && len(opts.Nkeys) == 0 && len(opts.Users) == 0 {
+		t.Error("no authorization: any pod of the cluster could read the streams")
+	}
 	checkJetStream(t, opts, func(dir string) bool {
 		return slices.ContainsFunc(c.VolumeMounts, func(vm corev1.VolumeMount) bool {
 			return vm.MountPath == dir && slices.ContainsFunc(w.claimTemplates, func(p corev1.PersistentVolumeClaim) bool { return p.Name == vm.Name })
@@ -566,6 +577,31 @@ func (m manifests) checkNATSServer(t *testing.T, w workload, c corev1.Container,
 		}
 	}
 	return &natsCluster{workload: w, clientPort: int32(opts.Port)}
+}
+
+// withTestCerts checks that the certificate files a nats-server configuration names
+// are mounted, then returns a copy of it naming real certificates in their place: the
+// committed secrets are placeholders, and nats-server parses what it is given.
+func withTestCerts(t *testing.T, cfs *containerFS, conf string) string {
+	t.Helper()
+	raw, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs := testenv.Certs(t)
+	real := map[string]string{"cert_file": certs.ServerCert, "key_file": certs.ServerKey, "ca_file": certs.CA}
+	out := regexp.MustCompile(`(?m)^(\s*)(cert_file|key_file|ca_file):\s*(\S+)\s*$`).ReplaceAllStringFunc(string(raw), func(line string) string {
+		m := regexp.MustCompile(`^(\s*)(\w+):\s*(\S+)`).FindStringSubmatch(line)
+		if !cfs.exists(m[3]) {
+			t.Errorf("nats-server %s %s is not mounted", m[2], m[3])
+		}
+		return fmt.Sprintf("%s%s: %q", m[1], m[2], real[m[2]])
+	})
+	path := filepath.Join(t.TempDir(), filepath.Base(conf))
+	if err := os.WriteFile(path, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // containerFS is a container's file system: the image's files and its mounts, with

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -304,5 +305,48 @@ func TestCheckExitsNonZeroNamingTheKey(t *testing.T) {
 	code, out = run("TOPICS_DIR=" + t.TempDir())
 	if code == 0 || !strings.Contains(out, "topics") {
 		t.Errorf("check with no topics: exit %d, output %q; want non-zero", code, out)
+	}
+}
+
+// TestExitCodes: help exits 0 wherever -h is, a command line that cannot be
+// understood 2, a failure 1; the API key of the environment appears in none of
+// their outputs.
+func TestExitCodes(t *testing.T) {
+	bin := build(t)
+	const key = "dxb_EXITCODESexitcodesEXITCODESexitcodes0001"
+	for _, tt := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"-h"}, 0},
+		{[]string{"diagnose", "-h"}, 0},
+		{[]string{"diagnose", "outlook", "--help", "-device", "PC-1"}, 0},
+		{[]string{"remediate", "outlook", "fix", "-h"}, 0},
+		{[]string{"apikey", "create", "-h"}, 0},
+		{[]string{"check", "-h"}, 0},
+		{[]string{"version", "-o", "json"}, 0},
+		{[]string{}, 2},
+		{[]string{"nope"}, 2},
+		{[]string{"diagnose", "-nope"}, 2},
+		{[]string{"diagnose", "outlook"}, 2},
+		{[]string{"topics", "-o", "xml"}, 2},
+		{[]string{"topics", "-url", "http://127.0.0.1:1", "-v"}, 1},
+	} {
+		cmd := exec.Command(bin, tt.args...)
+		cmd.Env = append(os.Environ(), "DEXBRIDGE_API_KEY="+key)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tt.code {
+			t.Errorf("dexbridge %s: exit %d, want %d\n%s", strings.Join(tt.args, " "), code, tt.code, out)
+		}
+		if strings.Contains(string(out), key) || strings.Contains(string(out), key[:16]) {
+			t.Errorf("dexbridge %s printed the key:\n%s", strings.Join(tt.args, " "), out)
+		}
 	}
 }

@@ -82,10 +82,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	cfg := o.Config
 	log := o.Log
-	bus, err := broker.Connect(ctx, broker.Options{
-		URL: cfg.NATS.URL, Listen: cfg.NATS.Listen, StoreDir: filepath.Join(cfg.DataDir, "nats"),
-		Name: "dexbridge " + strings.Join(names(selected), ","), Log: log,
-	})
+	bus, err := broker.Connect(ctx, BrokerOptions(cfg, "dexbridge "+strings.Join(names(selected), ","), log))
 	if err != nil {
 		return err
 	}
@@ -258,4 +255,16 @@ func (d *deps) instances() (*instances.Set, error) {
 			instances.Options{Log: d.log, Metrics: d.metrics})
 	})
 	return d.instanceSet, d.instancesErr
+}
+
+// BrokerOptions is how a process with cfg joins (or runs) NATS.
+func BrokerOptions(cfg config.Config, name string, log *slog.Logger) broker.Options {
+	n := cfg.NATS
+	return broker.Options{
+		URL: n.URL, Listen: n.Listen, StoreDir: filepath.Join(cfg.DataDir, "nats"), Name: name, Log: log,
+		Replicas: n.Replicas,
+		TLS:      broker.TLS{CAFile: n.TLS.CAFile, CertFile: n.TLS.CertFile, KeyFile: n.TLS.KeyFile, VerifyClients: n.TLS.VerifyClients},
+		Auth: broker.Auth{CredsFile: n.CredsFile, NKeySeedFile: n.NKeySeedFile, User: n.User,
+			Password: n.Password.Reveal(), Token: n.Token.Reveal()},
+	}
 }

@@ -68,6 +68,7 @@ func buildIngress(d *deps) (Runner, error) {
 		Events:            d.bus.Conn,
 		RequestTimeout:    d.cfg.RequestTimeout.D(),
 		RefreshTimeout:    d.cfg.Diagnosis.RefreshTimeout.D(),
+		CORSOrigins:       d.cfg.CORS.AllowedOrigins,
 	}), nil
 }
 

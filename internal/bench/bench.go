@@ -37,6 +37,11 @@
 //     COPY, deleted by `dexbridge run pruner` while identification runs at a fixed
 //     rate: identification's latency before and during pruning, rows pruned per
 //     second, and the rows that had to stay (retention.go).
+//   - cluster: the fault drill: three NATS nodes (TLS, token, replicas 3), two
+//     ingresses and two processes of every worker under webhook and remediation load;
+//     the WEBHOOKS stream leader's node and a worker process are killed with SIGKILL:
+//     answers by kind, the longest gap without a 2xx, the time to the last failed
+//     answer, and accepted webhooks and executions lost (cluster.go).
 //
 // `dexbench soak` is not a scenario: it runs the mix against one `dexbridge run` for
 // minutes and fails when memory or goroutines grow or a request gets no answer or a
@@ -106,6 +111,7 @@ func Scenarios() []Scenario {
 		{"remediation", remediationScenario},
 		{"mix", mixScenario},             // mixscenario.go
 		{"retention", retentionScenario}, // retention.go
+		{"cluster", clusterScenario},     // cluster.go
 	}
 }
 
@@ -114,6 +120,9 @@ func Scenarios() []Scenario {
 func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "soak" {
 		return soakMain(ctx, args[1:], getenv, stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "nats-node" {
+		return natsNodeMain(args[1:], stderr)
 	}
 	fs := flag.NewFlagSet("dexbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -182,7 +191,7 @@ func (env *Env) check() error {
 	if env.DatabaseURL == "" {
 		return errors.New("set -database-url or DATABASE_URL")
 	}
-	for _, b := range []string{"dexbridge", "nxsim"} {
+	for _, b := range []string{"dexbridge", "nxsim", "dexbench"} {
 		if _, err := os.Stat(filepath.Join(env.Bin, b)); err != nil {
 			return fmt.Errorf("%s: build the binaries first (make build): %w", b, err)
 		}

@@ -13,7 +13,14 @@ import (
 // not updated: the ingress and every worker replica ensure their streams, often at
 // the same moment, and an update racing a consumer's creation trips a data race
 // inside nats-server (2.15), seen with in-process servers under -race.
+//
+// The replica count is the deployment's when js came from WithReplicas (a broker's
+// JS does), whatever cfg says: the contract in events/ describes the stream, the
+// deployment says how many copies the cluster keeps.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	if r, ok := js.(replicated); ok {
+		cfg.Replicas = r.replicas
+	}
 	s, err := js.Stream(ctx, cfg.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		// Creating a stream that exists with the same settings succeeds.
@@ -34,4 +41,22 @@ func sameStream(have, want jetstream.StreamConfig) bool {
 		have.Storage == want.Storage && have.Retention == want.Retention && have.Discard == want.Discard &&
 		have.MaxAge == want.MaxAge && have.MaxBytes == want.MaxBytes && have.Duplicates == want.Duplicates &&
 		have.Replicas == want.Replicas
+}
+
+// replicated is a JetStream context that carries the deployment's replica count.
+type replicated struct {
+	jetstream.JetStream
+	replicas int
+}
+
+// WithReplicas returns js carrying the replica count n (0 means 1) for the streams
+// EnsureStream creates through it.
+func WithReplicas(js jetstream.JetStream, n int) jetstream.JetStream {
+	if n <= 0 {
+		n = 1
+	}
+	if r, ok := js.(replicated); ok {
+		js = r.JetStream
+	}
+	return replicated{js, n}
 }

@@ -18,8 +18,13 @@ import (
 func discoverCmd(ctx context.Context, env Env, args []string) error {
 	fs, path := flags("discover", env)
 	printQuery := fs.Bool("print-query", false, "print the NQL of the device query to save in the tenant, and exit")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", ErrUsage, err)
+	out := outputFlags(fs, env)
+	names, err := parseFlags(fs, "discover", env, args)
+	if err != nil {
+		return err
+	}
+	if err := out.check(); err != nil {
+		return err
 	}
 	cfg, err := loadConfig(*path, env)
 	if err != nil {
@@ -47,7 +52,6 @@ func discoverCmd(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	names := fs.Args()
 	if len(names) == 0 {
 		for _, in := range cfg.Instances {
 			names = append(names, in.Name)
@@ -57,25 +61,53 @@ func discoverCmd(ctx context.Context, env Env, args []string) error {
 		return errors.New("no instance is configured")
 	}
 	var failed []error
+	var results []discoverResult
 	for _, name := range names {
 		start := time.Now()
 		run, err := d.RunOnce(ctx, name, "cli", true)
+		r := discoverResult{Instance: name}
 		switch {
 		case errors.Is(err, discovery.ErrBusy):
-			fmt.Fprintf(env.Stdout, "%s: a discovery is already running (another replica); left alone\n", name)
+			r.Outcome = "busy"
+			if !out.asJSON() {
+				fmt.Fprintf(env.Stdout, "%s: a discovery is already running (another replica); left alone\n", name)
+			}
 			failed = append(failed, fmt.Errorf("%s: %w", name, err))
 		case run.ID == 0 && err != nil:
+			r.Outcome = "failure"
 			failed = append(failed, fmt.Errorf("%s: %w", name, err))
 		default:
-			fmt.Fprintf(env.Stdout, "%s: run %d %s after %d attempt(s) in %s: %s devices, %s users, %s activities\n",
-				name, run.ID, run.Outcome, run.Attempts, time.Since(start).Round(time.Millisecond),
-				count(run.Devices), count(run.Users), count(run.Activities))
+			r = discoverResult{Instance: name, RunID: run.ID, Outcome: run.Outcome, Attempts: run.Attempts,
+				DurationMS: time.Since(start).Milliseconds(), Devices: run.Devices, Users: run.Users, Activities: run.Activities}
+			if !out.asJSON() {
+				fmt.Fprintf(env.Stdout, "%s: run %d %s after %d attempt(s) in %s: %s devices, %s users, %s activities\n",
+					name, run.ID, run.Outcome, run.Attempts, time.Since(start).Round(time.Millisecond),
+					count(run.Devices), count(run.Users), count(run.Activities))
+			}
 			if err != nil {
 				failed = append(failed, err)
 			}
 		}
+		results = append(results, r)
+	}
+	if out.asJSON() {
+		if err := printJSON(env.Stdout, results); err != nil {
+			return err
+		}
 	}
 	return errors.Join(failed...)
+}
+
+// discoverResult is one instance's discovery as -o json prints it.
+type discoverResult struct {
+	Instance   string `json:"instance"`
+	RunID      int64  `json:"run_id,omitempty"`
+	Outcome    string `json:"outcome"`
+	Attempts   int    `json:"attempts,omitempty"`
+	DurationMS int64  `json:"duration_ms"`
+	Devices    *int64 `json:"devices"`
+	Users      *int64 `json:"users"`
+	Activities *int64 `json:"activities"`
 }
 
 func count(n *int64) string {

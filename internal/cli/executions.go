@@ -56,7 +56,7 @@ func executionsCmd(ctx context.Context, env Env, args []string) error {
 		}
 		q.Cursor = page.NextCursor
 	}
-	if *f.asJSON {
+	if f.out.asJSON() {
 		return printJSON(env.Stdout, list)
 	}
 	if len(list) == 0 {
@@ -73,7 +73,7 @@ func executionsCmd(ctx context.Context, env Env, args []string) error {
 				topic += "/" + e.Remediation
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s%s\t%s\t%s\t%s\t%s\n", e.ID, when(&e.CreatedAt), e.RemoteAction, params(e.Params), e.Device.Name,
+		fmt.Fprintf(tw, "%s\t%s\t%s%s\t%s\t%s\t%s\t%s\n", e.ID, f.out.when(&e.CreatedAt), e.RemoteAction, params(e.Params), e.Device.Name,
 			e.Device.Instance, e.Status, topic)
 	}
 	if err := tw.Flush(); err != nil {

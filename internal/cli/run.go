@@ -13,8 +13,9 @@ import (
 
 func runCmd(ctx context.Context, env Env, args []string) error {
 	fs, path := flags("run", env)
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", ErrUsage, err)
+	services, err := parseFlags(fs, "run", env, args)
+	if err != nil {
+		return err
 	}
 	cfg, err := loadConfig(*path, env)
 	if err != nil {
@@ -24,13 +25,19 @@ func runCmd(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return app.Run(ctx, app.Options{Config: cfg, Services: fs.Args(), Log: log, Version: env.Version})
+	return app.Run(ctx, app.Options{Config: cfg, Services: services, Log: log, Version: env.Version})
 }
 
 func migrateCmd(ctx context.Context, env Env, args []string) error {
 	fs, path := flags("migrate", env)
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", ErrUsage, err)
+	out := outputFlags(fs, env)
+	if pos, err := parseFlags(fs, "migrate", env, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, pos[0])
+	}
+	if err := out.check(); err != nil {
+		return err
 	}
 	cfg, err := loadConfig(*path, env)
 	if err != nil {
@@ -41,6 +48,9 @@ func migrateCmd(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer db.Close()
+	if out.asJSON() {
+		return printJSON(env.Stdout, map[string][]string{"applied": append([]string{}, applied...)})
+	}
 	if len(applied) == 0 {
 		_, err = fmt.Fprintln(env.Stdout, "database is up to date")
 		return err

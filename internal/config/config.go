@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -39,6 +40,15 @@ type Config struct {
 	Webhooks          Webhooks   `yaml:"webhooks"`  // see webhooks.go
 	Proactive         Proactive  `yaml:"proactive"` // see webhooks.go
 	Retention         Retention  `yaml:"retention"` // see retention.go
+	CORS              CORS       `yaml:"cors"`      // CORS_ALLOWED_ORIGINS
+}
+
+// CORS lets web pages of other origins call the API from a browser: none by default.
+type CORS struct {
+	// AllowedOrigins are exact origins (https://portal.example.com, with a port when
+	// it is not the scheme's) or "*" for any (CORS_ALLOWED_ORIGINS, comma-separated).
+	// Credentials (cookies) are never allowed: API keys travel in headers.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 // Admin is the operator's credential for the API-key endpoints (HTTP Basic), beside
@@ -54,13 +64,6 @@ type Admin struct {
 type TLS struct {
 	CertFile string `yaml:"cert_file"` // TLS_CERT_FILE
 	KeyFile  string `yaml:"key_file"`  // TLS_KEY_FILE
-}
-
-// NATS says where the message bus is.
-type NATS struct {
-	URL           string `yaml:"url"`            // NATS_URL; empty starts an embedded server
-	Listen        string `yaml:"listen"`         // embedded server's client address, for other processes
-	SubjectPrefix string `yaml:"subject_prefix"` // NATS_SUBJECT_PREFIX
 }
 
 // Workers bounds how much work each worker process does at once.
@@ -131,7 +134,7 @@ func Default() Config {
 		Listen:            "127.0.0.1:8090",
 		LogLevel:          "info",
 		DataDir:           ".data",
-		NATS:              NATS{Listen: "127.0.0.1:4223", SubjectPrefix: "dexbridge"},
+		NATS:              NATS{Listen: "127.0.0.1:4223", SubjectPrefix: "dexbridge", Replicas: 1},
 		TopicsDir:         "topics",
 		QueriesFile:       "config/queries.yaml",
 		RemoteActionsFile: "config/remote_actions.yaml",
@@ -214,15 +217,8 @@ func (c Config) Validate() error {
 	default:
 		return &Error{Key: "log_level", Env: "LOG_LEVEL", Reason: fmt.Sprintf("want debug, info, warn or error, got %q", c.LogLevel)}
 	}
-	if c.NATS.URL != "" {
-		if _, err := url.Parse(c.NATS.URL); err != nil {
-			return &Error{Key: "nats.url", Env: "NATS_URL", Reason: "not a URL"}
-		}
-	} else if _, _, err := net.SplitHostPort(c.NATS.Listen); err != nil {
-		return &Error{Key: "nats.listen", Reason: fmt.Sprintf("want host:port, got %q", c.NATS.Listen)}
-	}
-	if !validToken(c.NATS.SubjectPrefix) {
-		return &Error{Key: "nats.subject_prefix", Env: "NATS_SUBJECT_PREFIX", Reason: "want lowercase letters, digits, '_' or '-', dot-separated"}
+	if err := c.NATS.validate(); err != nil {
+		return err
 	}
 	if c.DatabaseURL == "" {
 		return &Error{Key: "database_url", Env: "DATABASE_URL", Reason: "required"}
@@ -275,6 +271,12 @@ func (c Config) Validate() error {
 	if err := c.validateRetention(); err != nil {
 		return err
 	}
+	for i, o := range c.CORS.AllowedOrigins {
+		if !validOrigin(o) {
+			return &Error{Key: fmt.Sprintf("cors.allowed_origins[%d]", i), Env: "CORS_ALLOWED_ORIGINS",
+				Reason: fmt.Sprintf("want an origin such as https://portal.example.com (scheme, host, optional port, no path) or *, got %q", o)}
+		}
+	}
 	seen := map[string]bool{}
 	for i, in := range c.Instances {
 		key := fmt.Sprintf("instances[%d]", i)
@@ -294,6 +296,17 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// validOrigin reports whether s is a browser origin (scheme://host[:port]) or "*".
+func validOrigin(s string) bool {
+	if s == "*" {
+		return true
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil && u.Opaque == "" &&
+		u.Path == "" && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" && !strings.ContainsAny(s, "*# ") &&
+		u.Hostname() != "" && !strings.HasSuffix(u.Host, ":")
 }
 
 func validToken(s string) bool {

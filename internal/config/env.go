@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Variable is an environment variable that overrides a configuration key.
@@ -23,6 +24,15 @@ func Variables() []Variable {
 		{"DATABASE_STATEMENT_TIMEOUT", "database.statement_timeout", "longest a PostgreSQL statement may run", duration(false, func(c *Config) *Duration { return &c.Database.StatementTimeout })},
 		{"NATS_URL", "nats.url", "NATS server to join; unset starts an embedded server", str(func(c *Config) *string { return &c.NATS.URL })},
 		{"NATS_SUBJECT_PREFIX", "nats.subject_prefix", "prefix of every subject, stream and bucket", str(func(c *Config) *string { return &c.NATS.SubjectPrefix })},
+		{"NATS_REPLICAS", "nats.replicas", "JetStream replicas of every stream dexbridge creates: 1 on one machine, 3 on a cluster", integer(func(c *Config) *int { return &c.NATS.Replicas })},
+		{"NATS_TLS_CA_FILE", "nats.tls.ca_file", "CA (PEM) that signs the NATS server's certificate", str(func(c *Config) *string { return &c.NATS.TLS.CAFile })},
+		{"NATS_TLS_CERT_FILE", "nats.tls.cert_file", "client certificate (PEM) for NATS; the embedded server's own certificate", str(func(c *Config) *string { return &c.NATS.TLS.CertFile })},
+		{"NATS_TLS_KEY_FILE", "nats.tls.key_file", "private key (PEM) of nats.tls.cert_file", str(func(c *Config) *string { return &c.NATS.TLS.KeyFile })},
+		{"NATS_CREDS_FILE", "nats.creds_file", "NATS credentials file (JWT and NKey seed)", str(func(c *Config) *string { return &c.NATS.CredsFile })},
+		{"NATS_NKEY_SEED_FILE", "nats.nkey_seed_file", "file holding the NKey seed that signs the NATS connection", str(func(c *Config) *string { return &c.NATS.NKeySeedFile })},
+		{"NATS_USER", "nats.user", "NATS user, with NATS_PASSWORD", str(func(c *Config) *string { return &c.NATS.User })},
+		{"NATS_PASSWORD", "nats.password_file", "NATS password (or a file named by nats.password_file)", func(c *Config, s string) error { c.NATS.Password = Secret(s); return nil }},
+		{"NATS_TOKEN", "nats.token_file", "NATS token (or a file named by nats.token_file)", func(c *Config, s string) error { c.NATS.Token = Secret(s); return nil }},
 		{"LISTEN_ADDR", "listen", "ingress address", str(func(c *Config) *string { return &c.Listen })},
 		{"METRICS_ADDR", "metrics_listen", "address of /metrics, /healthz and /readyz in processes without the ingress", str(func(c *Config) *string { return &c.MetricsListen })},
 		{"ALLOW_INSECURE_HTTP", "allow_insecure_http", "allow plain HTTP on a non-loopback address", boolean(func(c *Config) *bool { return &c.AllowInsecureHTTP })},
@@ -48,6 +58,15 @@ func Variables() []Variable {
 		{"WEBHOOKS_FILE", "webhooks.file", "webhook sources and mapping rules", str(func(c *Config) *string { return &c.Webhooks.File })},
 		{"PROACTIVE_CALLBACK_URL", "proactive.callback_url", "the chatbot's URL for proactive event callbacks", str(func(c *Config) *string { return &c.Proactive.CallbackURL })},
 		{"PROACTIVE_CALLBACK_SECRET", "proactive.callback_secret_file", "secret that signs the callbacks (or a file named by proactive.callback_secret_file)", func(c *Config, s string) error { c.Proactive.CallbackSecret = Secret(s); return nil }},
+		{"CORS_ALLOWED_ORIGINS", "cors.allowed_origins", "browser origins allowed to call the API, comma-separated, or *; unset: none", func(c *Config, s string) error {
+			c.CORS.AllowedOrigins = nil
+			for _, o := range strings.Split(s, ",") {
+				if o = strings.TrimSpace(o); o != "" {
+					c.CORS.AllowedOrigins = append(c.CORS.AllowedOrigins, o)
+				}
+			}
+			return nil
+		}},
 		{"PROACTIVE_CALLBACK_MAX_ATTEMPTS", "proactive.max_attempts", "attempts at a delivery before it is dead and its subscription paused", integer(func(c *Config) *int { return &c.Proactive.MaxAttempts })},
 	}
 }

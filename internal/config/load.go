@@ -43,6 +43,9 @@ func Load(path string, getenv func(string) string) (Config, error) {
 		}
 		cfg.Admin.Password = Secret(strings.TrimSpace(string(raw)))
 	}
+	if err := cfg.NATS.loadSecrets(); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
 	if err := cfg.loadProactiveSecret(); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}

@@ -31,7 +31,3 @@ func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 func (h *handlers) notFound(w http.ResponseWriter, r *http.Request) {
 	h.fail(w, r, problem.New(problem.NotFound, "no route %s %s", r.Method, r.URL.Path))
 }
-
-func (h *handlers) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
-	h.fail(w, r, problem.New(problem.MethodNotAllowed, "method %s is not allowed on %s", r.Method, r.URL.Path))
-}

@@ -8,19 +8,25 @@ import (
 	"github.com/gorilla/mux"
 )
 
-// NewHandler wires every route of the REST API in one place.
+// NewHandler is the REST API with the middlewares every request goes through.
 func NewHandler(o Options) http.Handler {
+	r := newRouter(o)
+	return chain(r, recoverPanics(o.Log), requestIDs, accessLog(o.Log, o.Metrics), securityHeaders, manners(r, newCORSPolicy(o.CORSOrigins)))
+}
+
+// newRouter wires every route of the REST API in one place.
+func newRouter(o Options) *mux.Router {
 	h := &handlers{opts: o}
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(h.notFound)
-	r.MethodNotAllowedHandler = http.HandlerFunc(h.methodNotAllowed)
+	r.MethodNotAllowedHandler = h.methodNotAllowedOn(r)
 
-	r.Use(routeTemplate)
-	r.HandleFunc("/healthz", h.healthz).Methods(http.MethodGet, http.MethodHead)
+	r.Use(routeTemplate, h.negotiate)
+	r.HandleFunc("/healthz", h.healthz).Methods(http.MethodGet)
 	if o.Metrics != nil {
 		r.Handle("/metrics", o.Metrics.Handler()).Methods(http.MethodGet)
 	}
-	r.HandleFunc("/readyz", h.readyz).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/readyz", h.readyz).Methods(http.MethodGet)
 	docs := newDocuments()
 	r.HandleFunc("/openapi.json", docs.serve(func(d *documents) []byte { return d.v3 })).Methods(http.MethodGet)
 	r.HandleFunc("/openapi-v2.json", docs.serve(func(d *documents) []byte { return d.v2 })).Methods(http.MethodGet)
@@ -65,5 +71,6 @@ func NewHandler(o Options) http.Handler {
 	r.HandleFunc("/api/v1/proactive/subscriptions/{id}", h.withKey(auth.Read, h.deleteSubscription)).Methods(http.MethodDelete)
 	r.HandleFunc("/api/v1/proactive/subscriptions/{id}/resume", h.withKey(auth.Read, h.resumeSubscription)).Methods(http.MethodPost)
 
-	return chain(r, recoverPanics(o.Log), requestIDs, accessLog(o.Log, o.Metrics), securityHeaders)
+	addHeadRoutes(r) // last: HEAD beside every GET above (manners.go)
+	return r
 }

@@ -62,6 +62,9 @@ type Options struct {
 	// RefreshTimeout the topic worker's bound on a refresh's data collection: a
 	// diagnosis with refresh may take both.
 	RequestTimeout, RefreshTimeout time.Duration
+	// CORSOrigins are the browser origins (scheme://host[:port], or "*") allowed to
+	// call the API; none by default (config cors.allowed_origins).
+	CORSOrigins []string
 }
 
 // Service runs the HTTP server.
