@@ -225,3 +225,50 @@ type LegacyAPIKey struct {
 	APIKey
 	Key string `json:"key"`
 }
+
+// NewSubscription is the body of POST /api/v1/proactive/subscriptions: where to
+// deliver, which events (an empty filter takes every value), in which locale.
+type NewSubscription struct {
+	URL       string   `json:"url"`
+	Monitors  []string `json:"monitors,omitempty"`
+	Topics    []string `json:"topics,omitempty"`
+	Instances []string `json:"instances,omitempty"`
+	Locale    string   `json:"locale,omitempty"` // BCP 47; default en
+}
+
+// Subscription is a subscription to proactive events as the API shows it: never
+// its secret. Origin is api, or config for the callback configured in the
+// environment. State is active or paused (a delivery ran out of attempts:
+// LastError says why; resume it); Failures counts the failed attempts since the
+// last success; Pending the deliveries waiting.
+type Subscription struct {
+	ID            string     `json:"id"`
+	Origin        string     `json:"origin"`
+	URL           string     `json:"url"`
+	Monitors      []string   `json:"monitors"`
+	Topics        []string   `json:"topics"`
+	Instances     []string   `json:"instances"`
+	Locale        string     `json:"locale"`
+	State         string     `json:"state"`
+	Failures      int        `json:"failures"`
+	LastError     *string    `json:"last_error"`
+	LastFailureAt *time.Time `json:"last_failure_at"`
+	LastSuccessAt *time.Time `json:"last_success_at"`
+	PausedAt      *time.Time `json:"paused_at"`
+	Pending       int        `json:"pending"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+}
+
+// Subscriptions is GET /api/v1/proactive/subscriptions.
+type Subscriptions struct {
+	Subscriptions []Subscription `json:"subscriptions"`
+}
+
+// CreatedSubscription is POST /api/v1/proactive/subscriptions: the subscription
+// and, this once, the secret that signs its deliveries (whsec_<base64>, Standard
+// Webhooks).
+type CreatedSubscription struct {
+	Subscription
+	Secret string `json:"secret"`
+}

@@ -43,6 +43,10 @@ func buildIngress(d *deps) (Runner, error) {
 	if err != nil {
 		return nil, err
 	}
+	subs, err := proactiveSubscriptions(d)
+	if err != nil {
+		return nil, err
+	}
 	return ingress.New(ingress.Options{
 		Listen:            d.cfg.Listen,
 		TLSCertFile:       d.cfg.TLS.CertFile,
@@ -60,6 +64,7 @@ func buildIngress(d *deps) (Runner, error) {
 		OnListen:          d.onListen,
 		Webhooks:          receiver,
 		Proactive:         proactiveFeed(d),
+		Subscriptions:     subs,
 		Events:            d.bus.Conn,
 		RequestTimeout:    d.cfg.RequestTimeout.D(),
 		RefreshTimeout:    d.cfg.Diagnosis.RefreshTimeout.D(),

@@ -4,60 +4,22 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/api"
 	"github.com/dexbridge/dexbridge/internal/apiclient"
+	"github.com/dexbridge/dexbridge/internal/callbacktest"
 	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/nxsim"
-	"github.com/dexbridge/dexbridge/internal/signature"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/services/discovery/discoverytest"
 )
-
-// chatbot is a callback receiver that checks every signature.
-type chatbot struct {
-	secret string
-	mu     sync.Mutex
-	got    []events.ProactiveEventChanged
-	bad    []string
-}
-
-func (c *chatbot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	raw, _ := io.ReadAll(r.Body)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := signature.Verify([]byte(c.secret), r.Header.Get("X-Dexbridge-Signature"), raw, time.Now(), time.Minute); err != nil {
-		c.bad = append(c.bad, err.Error())
-		w.WriteHeader(http.StatusUnauthorized)
-		return
-	}
-	var doc events.ProactiveEventChanged
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		c.bad = append(c.bad, err.Error())
-	}
-	c.got = append(c.got, doc)
-}
-
-// received is the callback of the change kind of the event on device ("" when none).
-func (c *chatbot) received(kind, device string) *events.ProactiveEventChanged {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i := range c.got {
-		if g := c.got[i]; g.Kind == kind && g.Event.Device != nil && g.Event.Device.Name == device {
-			return &g
-		}
-	}
-	return nil
-}
 
 // nexthinkPayload is the payload template docs/webhooks.md gives Nexthink administrators.
 const nexthinkPayload = `{"monitor": "{{alert.monitor.name}}", "status": "{{alert.status}}",
@@ -95,7 +57,7 @@ func TestProactiveConversationsOnTheFleet(t *testing.T) {
 	const password, secret = "fleet-webhook-password", "fleet-callback-secret"
 	t.Setenv("WEBHOOK_NEXTHINK_PASSWORD", password)
 	t.Setenv("WEBHOOK_NEXTHINK_US_PASSWORD", password)
-	bot := &chatbot{secret: secret}
+	bot := callbacktest.New(t, secret)
 	receiver := httptest.NewServer(bot)
 	t.Cleanup(receiver.Close)
 	sim := discoverytest.StartSim(t, nil)
@@ -277,13 +239,11 @@ func TestProactiveConversationsOnTheFleet(t *testing.T) {
 	waitUntil(t, func() bool {
 		for _, k := range []string{"Low disk space@" + mac.Name, "Outlook crashes@" + mac.Name, "Low disk space@" + full.Name, "Outlook crashes@" + abroad.Name} {
 			monitor, device, _ := strings.Cut(k, "@")
-			bot.mu.Lock()
-			for _, g := range bot.got {
-				if g.Kind == "opened" && g.Event.Monitor == monitor && g.Event.Device.Name == device {
+			for _, d := range bot.Received() {
+				if g := d.Body; g.Kind == "opened" && g.Event.Monitor == monitor && g.Event.Device.Name == device {
 					got[k] = g.Event
 				}
 			}
-			bot.mu.Unlock()
 		}
 		return len(got) == 4
 	})
@@ -314,7 +274,12 @@ func TestProactiveConversationsOnTheFleet(t *testing.T) {
 	// The recovery closes the event.
 	fire(eu, "Low disk space", "closed", full.Name)
 	var closed *events.ProactiveEventChanged
-	waitUntil(t, func() bool { closed = bot.received("closed", full.Name); return closed != nil })
+	waitUntil(t, func() bool {
+		if d := bot.Find("closed", full.Name); d != nil {
+			closed = &d.Body
+		}
+		return closed != nil
+	})
 	if c := closed.Event; c.ID != got["Low disk space@"+full.Name].ID || c.Status != "closed" || c.Alert.Status != "closed" ||
 		c.Alert.RecoveryTime == nil || c.ClosedAt == nil || c.Message != "The system drive of "+full.Name+" has enough free space again." ||
 		c.CloseMessage != c.Message {
@@ -353,10 +318,8 @@ func TestProactiveConversationsOnTheFleet(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
-	bot.mu.Lock()
-	defer bot.mu.Unlock()
-	if len(bot.bad) > 0 {
-		t.Errorf("callbacks refused: %v", bot.bad)
+	if bad := bot.Bad(); len(bad) > 0 {
+		t.Errorf("callbacks refused: %v", bad)
 	}
 }
 

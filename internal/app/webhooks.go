@@ -9,6 +9,7 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
+	"github.com/dexbridge/dexbridge/internal/netguard"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/webhookmap"
@@ -51,6 +52,21 @@ func webhookReceiver(d *deps) (*ingress.WebhookReceiver, error) {
 	}), nil
 }
 
+// proactiveSubscriptions serves the chatbots' subscriptions from the ingress, under
+// the same URL policy as the dispatcher's deliveries.
+func proactiveSubscriptions(d *deps) (*ingress.Subscriptions, error) {
+	p := d.cfg.Proactive.Subscriptions
+	policy, err := netguard.NewPolicy(p.AllowHTTP, p.AllowedNetworks)
+	if err != nil {
+		return nil, err
+	}
+	var instances []string
+	for _, in := range d.cfg.Instances {
+		instances = append(instances, in.Name)
+	}
+	return ingress.NewSubscriptions(ingress.SubscriptionsOptions{DB: store.New(d.db), Policy: policy, Instances: instances, Max: p.Max}), nil
+}
+
 // proactiveFeed serves the proactive events from the ingress (pull and streams).
 func proactiveFeed(d *deps) *ingress.ProactiveFeed {
 	return ingress.NewProactiveFeed(ingress.ProactiveFeedOptions{
@@ -70,10 +86,20 @@ func buildWebhooks(d *deps) (Runner, error) {
 		return nil, err
 	}
 	db := store.New(d.db)
+	// The configured callback is a subscription: have it before the first event is
+	// enqueued, whichever of this worker and the dispatcher starts first. Only the
+	// dispatcher removes it.
+	if u := d.cfg.Proactive.CallbackURL; u != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), d.cfg.RequestTimeout.D())
+		defer cancel()
+		if err := db.EnsureConfigSubscription(ctx, u); err != nil {
+			return nil, err
+		}
+	}
 	return webhooks.NewWorker(webhooks.Options{
 		Conn: d.bus.Conn, JS: d.bus.JS, Subjects: d.subjects, DB: db, Rules: rules,
 		Resolver: webhooks.CacheResolver{DB: db}, Diagnoser: webhookDiagnoser(d), Topics: cat, Actions: set.Allowlist(),
-		Callback: d.cfg.Proactive.CallbackURL != "", Config: webhooks.ConfigFrom(d.cfg),
+		Callback: true, Config: webhooks.ConfigFrom(d.cfg),
 		Metrics: d.metrics, Log: d.log.With("service", "webhooks"),
 	}), nil
 }
@@ -108,8 +134,12 @@ func (n natsDiagnoser) Diagnose(ctx context.Context, topic string, device webhoo
 
 func buildProactive(d *deps) (Runner, error) {
 	p := d.cfg.Proactive
+	policy, err := netguard.NewPolicy(p.Subscriptions.AllowHTTP, p.Subscriptions.AllowedNetworks)
+	if err != nil {
+		return nil, err
+	}
 	return proactive.NewDispatcher(proactive.DispatcherOptions{
-		DB: store.New(d.db), Conn: d.bus.Conn, Subjects: d.subjects,
+		DB: store.New(d.db), Conn: d.bus.Conn, Subjects: d.subjects, Policy: policy,
 		URL: p.CallbackURL, Secret: []byte(p.CallbackSecret.Reveal()), Config: proactive.ConfigFrom(d.cfg),
 		Metrics: d.metrics, Log: d.log.With("service", "proactive"),
 	}), nil

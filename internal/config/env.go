@@ -67,7 +67,7 @@ func Variables() []Variable {
 			}
 			return nil
 		}},
-		{"PROACTIVE_CALLBACK_MAX_ATTEMPTS", "proactive.max_attempts", "callback attempts before a delivery is dead", integer(func(c *Config) *int { return &c.Proactive.MaxAttempts })},
+		{"PROACTIVE_CALLBACK_MAX_ATTEMPTS", "proactive.max_attempts", "attempts at a delivery before it is dead and its subscription paused", integer(func(c *Config) *int { return &c.Proactive.MaxAttempts })},
 	}
 }
 

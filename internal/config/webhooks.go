@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -31,6 +32,22 @@ type Proactive struct {
 	BackoffMax         Duration `yaml:"backoff_max"`
 	Timeout            Duration `yaml:"timeout"`          // one callback attempt
 	StreamHeartbeat    Duration `yaml:"stream_heartbeat"` // idle server-sent event streams
+	// Subscriptions limits what the chatbots may subscribe at run time.
+	Subscriptions Subscriptions `yaml:"subscriptions"`
+}
+
+// Subscriptions limits the URLs of runtime subscriptions, so an API key holder
+// cannot make dexbridge call inside its network. The configured callback is the
+// operator's own and is not limited.
+type Subscriptions struct {
+	// AllowHTTP lets a subscription URL be plain http; by default only https.
+	AllowHTTP bool `yaml:"allow_http"`
+	// AllowedNetworks are the CIDR prefixes of loopback, link-local, private or
+	// otherwise internal addresses a subscription may still reach
+	// ("10.20.0.0/16"); by default none.
+	AllowedNetworks []string `yaml:"allowed_networks"`
+	// Max is how many subscriptions the API may hold.
+	Max int `yaml:"max"`
 }
 
 func defaultWebhooks() Webhooks {
@@ -40,7 +57,8 @@ func defaultWebhooks() Webhooks {
 
 func defaultProactive() Proactive {
 	return Proactive{MaxAttempts: 8, BackoffInitial: Duration(time.Second), BackoffMax: Duration(10 * time.Minute),
-		Timeout: Duration(10 * time.Second), StreamHeartbeat: Duration(15 * time.Second)}
+		Timeout: Duration(10 * time.Second), StreamHeartbeat: Duration(15 * time.Second),
+		Subscriptions: Subscriptions{Max: 100}}
 }
 
 // loadProactiveSecret reads the callback secret from its file when the variable is unset.
@@ -70,10 +88,16 @@ func (c Config) validateWebhooks() error {
 		{"proactive.backoff_max", "", c.Proactive.BackoffMax.Seconds()},
 		{"proactive.timeout", "", c.Proactive.Timeout.Seconds()},
 		{"proactive.stream_heartbeat", "", c.Proactive.StreamHeartbeat.Seconds()},
+		{"proactive.subscriptions.max", "", float64(c.Proactive.Subscriptions.Max)},
 	}
 	for _, p := range positive {
 		if p.v <= 0 {
 			return &Error{Key: p.key, Env: p.env, Reason: "must be greater than zero"}
+		}
+	}
+	for _, n := range c.Proactive.Subscriptions.AllowedNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			return &Error{Key: "proactive.subscriptions.allowed_networks", Reason: fmt.Sprintf("%q is not a CIDR prefix such as 10.20.0.0/16", n)}
 		}
 	}
 	if c.Webhooks.File == "" {

@@ -45,6 +45,18 @@ func TestWebhookAndProactiveSettings(t *testing.T) {
 		{name: "not a URL", env: map[string]string{"PROACTIVE_CALLBACK_URL": "ftp://x", "PROACTIVE_CALLBACK_SECRET": "0123456789abcdef"}, wantKey: "proactive.callback_url"},
 		{name: "unknown key", file: "webhooks:\n  colour: red\n", wantKey: "webhooks"},
 		{name: "wrong type", file: "proactive:\n  max_attempts: many\n", wantKey: "proactive.max_attempts"},
+		{name: "subscription limits", file: "proactive:\n  subscriptions:\n    allow_http: true\n    allowed_networks: [10.20.0.0/16, \"fd00::/8\"]\n    max: 5\n",
+			check: func(t *testing.T, c Config) {
+				if s := c.Proactive.Subscriptions; !s.AllowHTTP || len(s.AllowedNetworks) != 2 || s.Max != 5 {
+					t.Errorf("got %+v", s)
+				}
+			}},
+		{name: "subscription defaults", check: func(t *testing.T, c Config) {
+			if s := c.Proactive.Subscriptions; s.AllowHTTP || len(s.AllowedNetworks) != 0 || s.Max != 100 {
+				t.Errorf("got %+v", s)
+			}
+		}},
+		{name: "not a network", file: "proactive:\n  subscriptions:\n    allowed_networks: [intranet]\n", wantKey: "proactive.subscriptions.allowed_networks"},
 		{name: "zero attempts", env: map[string]string{"PROACTIVE_CALLBACK_MAX_ATTEMPTS": "0"}, wantKey: "proactive.max_attempts"},
 	}
 	for _, tt := range tests {

@@ -97,12 +97,14 @@ type CloseProactive struct {
 type ProactiveEffects struct {
 	Open  []NewProactiveEvent
 	Close *CloseProactive
-	// Callback enqueues a callback delivery for every event opened or closed.
+	// Callback enqueues a delivery of every event opened or closed to each
+	// subscription whose filters take it.
 	Callback bool
 }
 
-// RenderDelivery builds the body of a callback delivery of an event change.
-type RenderDelivery func(e ProactiveEvent, kind string, deliveryID int64) ([]byte, error)
+// RenderDelivery builds the body of a callback delivery of an event change, in the
+// subscription's locale.
+type RenderDelivery func(e ProactiveEvent, kind string, deliveryID int64, locale string) ([]byte, error)
 
 // Applied is what ApplyWebhook did.
 type Applied struct {
@@ -112,7 +114,8 @@ type Applied struct {
 	Suppressed []ProactiveEvent
 	Unresolved []ProactiveEvent
 	Healthy    []ProactiveEvent
-	// Deliveries are the callback deliveries enqueued.
+	// Deliveries are the callback deliveries enqueued, one per event change and
+	// subscription.
 	Deliveries int
 	// Outcome is what became of the webhook (WebhookOpened, ...), Detail why.
 	Outcome, Detail string
@@ -164,10 +167,11 @@ func (db *DB) ApplyWebhook(ctx context.Context, rec WebhookRecord, eff Proactive
 				evs  []ProactiveEvent
 			}{{"opened", out.Opened}, {"closed", out.Closed}} {
 				for _, e := range kind.evs {
-					if err := enqueueDelivery(ctx, tx, e, kind.name, render); err != nil {
+					n, err := enqueueDeliveries(ctx, tx, e, kind.name, render)
+					if err != nil {
 						return err
 					}
-					out.Deliveries++
+					out.Deliveries += n
 				}
 			}
 		}
@@ -348,20 +352,28 @@ func assignFeed(ctx context.Context, tx pgx.Tx, groups ...[]ProactiveEvent) erro
 	return nil
 }
 
-func enqueueDelivery(ctx context.Context, tx pgx.Tx, e ProactiveEvent, kind string, render RenderDelivery) error {
-	var id int64
-	if err := tx.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('proactive_deliveries', 'id'))`).Scan(&id); err != nil {
-		return fmt.Errorf("enqueue delivery: %w", err)
-	}
-	body, err := render(e, kind, id)
+// enqueueDeliveries enqueues a delivery of an event change to each subscription
+// whose filters take the event, rendered in its locale.
+func enqueueDeliveries(ctx context.Context, tx pgx.Tx, e ProactiveEvent, kind string, render RenderDelivery) (int, error) {
+	subs, err := matchingSubscriptions(ctx, tx, e)
 	if err != nil {
-		return fmt.Errorf("enqueue delivery: render: %w", err)
+		return 0, err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO proactive_deliveries (id, event_id, kind, body) VALUES ($1, $2, $3, $4)`,
-		id, e.ID, kind, string(body)); err != nil {
-		return fmt.Errorf("enqueue delivery: %w", err)
+	for _, s := range subs {
+		var id int64
+		if err := tx.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('proactive_deliveries', 'id'))`).Scan(&id); err != nil {
+			return 0, fmt.Errorf("enqueue delivery: %w", err)
+		}
+		body, err := render(e, kind, id, s.locale)
+		if err != nil {
+			return 0, fmt.Errorf("enqueue delivery: render: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO proactive_deliveries (id, event_id, kind, body, subscription_id, locale)
+			VALUES ($1, $2, $3, $4, $5, $6)`, id, e.ID, kind, string(body), s.id, s.locale); err != nil {
+			return 0, fmt.Errorf("enqueue delivery: %w", err)
+		}
 	}
-	return nil
+	return len(subs), nil
 }
 
 // ProactiveFeed returns the events whose feed position is after after, in order.
@@ -431,14 +443,19 @@ const (
 	DeliveryCancelled = "cancelled"
 )
 
-// ProactiveDelivery is a callback delivery of an event change.
+// ProactiveDelivery is a callback delivery of an event change to one subscription.
 type ProactiveDelivery struct {
-	ID            int64      `db:"id"`
-	EventID       string     `db:"event_id"`
-	Kind          string     `db:"kind"`
-	Body          string     `db:"body"`
-	State         string     `db:"state"`
-	Attempts      int        `db:"attempts"` // attempts started, this claim's included
+	ID             int64  `db:"id"`
+	EventID        string `db:"event_id"`
+	SubscriptionID string `db:"subscription_id"`
+	Kind           string `db:"kind"`
+	Body           string `db:"body"`
+	Locale         string `db:"locale"`
+	State          string `db:"state"`
+	Attempts       int    `db:"attempts"` // attempts started, this claim's included
+	// AttemptFloor is Attempts when its subscription was last resumed: the attempts
+	// that count against the limit are those above it.
+	AttemptFloor  int        `db:"attempt_floor"`
 	NextAttemptAt time.Time  `db:"next_attempt_at"`
 	LastStatus    *int       `db:"last_status"`
 	LastError     string     `db:"last_error"`
@@ -446,27 +463,42 @@ type ProactiveDelivery struct {
 	DeliveredAt   *time.Time `db:"delivered_at"`
 }
 
-const deliveryColumns = `id, event_id, kind, body, state, attempts, next_attempt_at, last_status,
-	coalesce(last_error, '') AS last_error, created_at, delivered_at`
+const deliveryColumns = `d.id, d.event_id, d.subscription_id, d.kind, d.body, d.locale, d.state, d.attempts, d.attempt_floor,
+	d.next_attempt_at, d.last_status, coalesce(d.last_error, '') AS last_error, d.created_at, d.delivered_at`
 
-// ClaimProactiveDeliveries takes up to limit due deliveries for this replica: each is
-// leased for lease (another replica takes it over if this one dies) and its attempt
-// count, the claim's fencing token, goes up by one.
-func (db *DB) ClaimProactiveDeliveries(ctx context.Context, limit int, lease time.Duration) ([]ProactiveDelivery, error) {
+// ClaimedDelivery is a delivery claimed for an attempt, with where it goes.
+type ClaimedDelivery struct {
+	ProactiveDelivery
+	URL    string `db:"url"`
+	Origin string `db:"origin"`
+	// Secret is the subscription's whsec_ secret; empty for the configured callback,
+	// whose secret is in the configuration.
+	Secret string `db:"secret"`
+}
+
+// ClaimProactiveDeliveries takes up to limit due deliveries of active subscriptions
+// for this replica: each is leased for lease (another replica takes it over if this
+// one dies) and its attempt count, the claim's fencing token, goes up by one.
+// SKIP LOCKED keeps two replicas from claiming the same delivery.
+func (db *DB) ClaimProactiveDeliveries(ctx context.Context, limit int, lease time.Duration) ([]ClaimedDelivery, error) {
 	rows, _ := db.pool.Query(ctx, `
-		UPDATE proactive_deliveries d SET attempts = d.attempts + 1, updated_at = now(),
-			lease_until = now() + $2 * interval '1 millisecond'
-		FROM (SELECT id FROM proactive_deliveries
-			WHERE state = 'pending' AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until <= now())
-			ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED) c
-		WHERE d.id = c.id
-		RETURNING d.id, d.event_id, d.kind, d.body, d.state, d.attempts, d.next_attempt_at, d.last_status,
-			coalesce(d.last_error, '') AS last_error, d.created_at, d.delivered_at`, limit, lease.Milliseconds())
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[ProactiveDelivery])
+		WITH c AS (
+			SELECT p.id FROM proactive_deliveries p JOIN proactive_subscriptions s ON s.id = p.subscription_id
+			WHERE p.state = 'pending' AND p.next_attempt_at <= now() AND (p.lease_until IS NULL OR p.lease_until <= now())
+			  AND s.state = 'active' AND s.url <> ''
+			ORDER BY p.next_attempt_at, p.id LIMIT $1 FOR UPDATE OF p SKIP LOCKED),
+		d AS (
+			UPDATE proactive_deliveries d SET attempts = d.attempts + 1, updated_at = now(),
+				lease_until = now() + $2 * interval '1 millisecond'
+			FROM c WHERE d.id = c.id
+			RETURNING d.*)
+		SELECT `+deliveryColumns+`, s.url, s.origin, coalesce(s.secret, '') AS secret
+		FROM d JOIN proactive_subscriptions s ON s.id = d.subscription_id
+		ORDER BY d.id`, limit, lease.Milliseconds())
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[ClaimedDelivery])
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
-	slices.SortFunc(out, func(a, b ProactiveDelivery) int { return int(a.ID - b.ID) })
 	return out, nil
 }
 
@@ -479,9 +511,11 @@ type DeliveryAttempt struct {
 }
 
 // FinishProactiveDelivery records an attempt of a claimed delivery and its next
-// state: delivered, dead, or pending again after retryIn. ok is false when the claim
-// was lost (the lease expired and another replica took the delivery over, or a
-// chatbot's ack cancelled it): the attempt is still recorded.
+// state: delivered, dead, or pending again after retryIn; and what it says of its
+// subscription: a success clears its failure count, a failure adds to it, and a dead
+// delivery pauses it. ok is false when the claim was lost (the lease expired and
+// another replica took the delivery over, or a chatbot's ack cancelled it): the
+// attempt is still recorded.
 func (db *DB) FinishProactiveDelivery(ctx context.Context, d ProactiveDelivery, a DeliveryAttempt, state string, retryIn time.Duration) (ok bool, err error) {
 	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		var status any
@@ -500,7 +534,21 @@ func (db *DB) FinishProactiveDelivery(ctx context.Context, d ProactiveDelivery, 
 				delivered_at = CASE WHEN $3 = 'delivered' THEN now() END
 			WHERE id = $1 AND attempts = $2 AND state = 'pending'`,
 			d.ID, d.Attempts, state, retryIn.Milliseconds(), status, a.Error)
-		ok = tag.RowsAffected() == 1
+		if err != nil {
+			return err
+		}
+		if ok = tag.RowsAffected() == 1; !ok {
+			return nil
+		}
+		if state == DeliveryDelivered {
+			_, err = tx.Exec(ctx, `UPDATE proactive_subscriptions SET failures = 0, last_success_at = now(), updated_at = now()
+				WHERE id = $1`, d.SubscriptionID)
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE proactive_subscriptions SET failures = failures + 1, last_error = $2, last_failure_at = now(),
+				state = CASE WHEN $3 THEN 'paused' ELSE state END,
+				paused_at = CASE WHEN $3 AND state = 'active' THEN now() ELSE paused_at END, updated_at = now()
+			WHERE id = $1`, d.SubscriptionID, a.Error, state == DeliveryDead)
 		return err
 	})
 	if err != nil {
@@ -512,8 +560,9 @@ func (db *DB) FinishProactiveDelivery(ctx context.Context, d ProactiveDelivery, 
 // NextProactiveDeliveryDue is when the next pending delivery is due (nil: none).
 func (db *DB) NextProactiveDeliveryDue(ctx context.Context) (*time.Time, error) {
 	var t *time.Time
-	err := db.pool.QueryRow(ctx, `SELECT min(greatest(next_attempt_at, coalesce(lease_until, next_attempt_at)))
-		FROM proactive_deliveries WHERE state = 'pending'`).Scan(&t)
+	err := db.pool.QueryRow(ctx, `SELECT min(greatest(p.next_attempt_at, coalesce(p.lease_until, p.next_attempt_at)))
+		FROM proactive_deliveries p JOIN proactive_subscriptions s ON s.id = p.subscription_id
+		WHERE p.state = 'pending' AND s.state = 'active'`).Scan(&t)
 	if err != nil {
 		return nil, fmt.Errorf("next delivery due: %w", err)
 	}
@@ -523,8 +572,8 @@ func (db *DB) NextProactiveDeliveryDue(ctx context.Context) (*time.Time, error) 
 // ProactiveDeliveries lists the callback deliveries of an event (of every event when
 // eventID is empty), oldest first.
 func (db *DB) ProactiveDeliveries(ctx context.Context, eventID string) ([]ProactiveDelivery, error) {
-	rows, _ := db.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM proactive_deliveries
-		WHERE $1 = '' OR event_id = $1 ORDER BY id`, eventID)
+	rows, _ := db.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM proactive_deliveries d
+		WHERE $1 = '' OR d.event_id = $1 ORDER BY d.id`, eventID)
 	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[ProactiveDelivery])
 	if err != nil {
 		return nil, fmt.Errorf("proactive deliveries: %w", err)

@@ -122,9 +122,10 @@ func TestPruneProactiveEvents(t *testing.T) {
 			VALUES ($1, $2, 'nexthink', 'wh', 'k', 'Outlook crashes', 'outlook crashes', $3, '{}', 'm', $4, $5)`,
 			id, status, subject, p.ago(created), p.ago(updated))
 	}
+	p.exec(t, `INSERT INTO proactive_subscriptions (id, origin, url) VALUES ('sub_config', 'config', 'https://bot.example.com/')`)
 	delivery := func(id int, event, state string, attempts int) {
-		p.exec(t, `INSERT INTO proactive_deliveries (id, event_id, kind, body, state, attempts) VALUES ($1, $2, 'opened', '{}', $3, $4)`,
-			id, event, state, attempts)
+		p.exec(t, `INSERT INTO proactive_deliveries (id, event_id, kind, body, state, attempts, subscription_id)
+			VALUES ($1, $2, 'opened', '{}', $3, $4, 'sub_config')`, id, event, state, attempts)
 		for a := 1; a <= attempts; a++ {
 			p.exec(t, `INSERT INTO proactive_delivery_attempts (delivery_id, attempt, started_at, duration_ms) VALUES ($1, $2, now(), 5)`, id, a)
 		}

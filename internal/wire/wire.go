@@ -49,17 +49,15 @@ func DiscoveryRun(r store.DiscoveryRun) events.DiscoveryRunInfo {
 	return info
 }
 
-// ProactiveEvent is the API form of a stored proactive event. A closed event's
-// message is its recovery message.
+// ProactiveEvent is the API form of a stored proactive event, its message in
+// English with the texts of every locale (events.ProactiveEvent.In picks one). A
+// closed event's message is its recovery message.
 func ProactiveEvent(e store.ProactiveEvent) events.ProactiveEvent {
 	out := events.ProactiveEvent{
 		ID: e.ID, Status: e.Status, Source: e.Source, WebhookID: e.WebhookID, Monitor: e.Monitor, Topic: e.Topic,
-		Assessment: e.Assessment, Message: e.Message, CloseMessage: e.CloseMessage,
+		Assessment: e.Assessment, Message: englishText(e), CloseMessage: e.CloseMessage,
 		CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC(), ClosedAt: UTC(e.ClosedAt), AckedAt: UTC(e.AckedAt),
 		Remediations: []events.SuggestedRemedy{},
-	}
-	if e.Status == store.ProactiveClosed && e.CloseMessage != "" {
-		out.Message = e.CloseMessage
 	}
 	if e.FeedSeq != nil {
 		out.Cursor = strconv.FormatInt(*e.FeedSeq, 10)
@@ -123,9 +121,28 @@ func ProactiveChanged(e store.ProactiveEvent, kind, id string) events.ProactiveE
 	return events.ProactiveEventChanged{Header: h, Kind: kind, Event: ProactiveEvent(e)}
 }
 
-// ProactiveDelivery is the body of a callback delivery (the store's renderer).
-func ProactiveDelivery(e store.ProactiveEvent, kind string, deliveryID int64) ([]byte, error) {
-	return json.Marshal(ProactiveChanged(e, kind, DeliveryID(deliveryID)))
+// ProactiveDelivery is the body of a callback delivery (the store's renderer), its
+// texts in the subscription's locale.
+func ProactiveDelivery(e store.ProactiveEvent, kind string, deliveryID int64, locale string) ([]byte, error) {
+	doc := ProactiveChanged(e, kind, DeliveryID(deliveryID))
+	doc.Event = doc.Event.In(locale)
+	return json.Marshal(doc)
+}
+
+// TextFor is the employee's message of an event in a locale (a BCP 47 tag): the
+// recovery message once the event is closed, English where the event has no text
+// in that locale.
+func TextFor(e store.ProactiveEvent, locale string) string {
+	return ProactiveEvent(e).In(locale).Message
+}
+
+// englishText is the event's message as stored: English, the recovery message once
+// it is closed.
+func englishText(e store.ProactiveEvent) string {
+	if e.Status == store.ProactiveClosed && e.CloseMessage != "" {
+		return e.CloseMessage
+	}
+	return e.Message
 }
 
 // ProactiveKind is the change an event in the feed announces.

@@ -68,6 +68,13 @@ func newRouter(o Options, api func() http.Handler) *mux.Router {
 	r.HandleFunc("/api/v1/proactive/events", h.withKey(auth.Read, h.listProactiveEvents)).Methods(http.MethodGet)
 	r.HandleFunc("/api/v1/proactive/events/{id}/ack", h.withKey(auth.Read, h.undelegated(h.ackProactiveEvent))).Methods(http.MethodPost)
 	r.HandleFunc("/api/v1/proactive/stream", h.withKey(auth.Read, h.undelegated(h.streamProactiveEvents))).Methods(http.MethodGet)
+	// Subscriptions: a key manages its own; an admin key every one (subscriptions.go).
+	// A delegate key acts for one employee, and a subscription hears about everyone.
+	r.HandleFunc("/api/v1/proactive/subscriptions", h.withKey(auth.Read, h.undelegated(h.createSubscription))).Methods(http.MethodPost)
+	r.HandleFunc("/api/v1/proactive/subscriptions", h.withKey(auth.Read, h.undelegated(h.listSubscriptions))).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/proactive/subscriptions/{id}", h.withKey(auth.Read, h.undelegated(h.getSubscription))).Methods(http.MethodGet)
+	r.HandleFunc("/api/v1/proactive/subscriptions/{id}", h.withKey(auth.Read, h.undelegated(h.deleteSubscription))).Methods(http.MethodDelete)
+	r.HandleFunc("/api/v1/proactive/subscriptions/{id}/resume", h.withKey(auth.Read, h.undelegated(h.resumeSubscription))).Methods(http.MethodPost)
 
 	addHeadRoutes(r) // last: HEAD beside every GET above (manners.go)
 	return r

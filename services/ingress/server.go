@@ -53,6 +53,8 @@ type Options struct {
 	// Proactive serves /api/v1/proactive/...; nil answers 404. Its streams end when
 	// the server shuts down.
 	Proactive *ProactiveFeed
+	// Subscriptions serves /api/v1/proactive/subscriptions; nil answers 404.
+	Subscriptions *Subscriptions
 	// Events carries execution updates (evt.actions.updated.<id>) to the requests that
 	// wait for them (wait_seconds, ?wait=); nil answers at once with the current state.
 	Events *nats.Conn

@@ -1,7 +1,11 @@
-// Package proactive delivers proactive conversation events to a chatbot's callback:
-// a signed HTTP request with retries, from an outbox in PostgreSQL that the webhooks
-// worker fills in the same transaction as the events, so every replica can deliver
-// it. The ingress serves the same events as a feed and as server-sent events.
+// Package proactive delivers proactive conversation events to the chatbots'
+// subscriptions: an HTTP request signed per Standard Webhooks with the
+// subscription's secret, retried with backoff, from an outbox in PostgreSQL that the
+// webhooks worker fills in the same transaction as the events (one delivery per
+// matching subscription), so every replica can deliver it and none is lost across
+// restarts. A subscription whose delivery runs out of attempts is paused. The
+// callback configured in the environment is one subscription. The ingress serves
+// the same events as a feed and as server-sent events.
 package proactive
 
 import (
@@ -10,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -18,19 +21,27 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/metrics"
+	"github.com/dexbridge/dexbridge/internal/netguard"
 	"github.com/dexbridge/dexbridge/internal/signature"
+	"github.com/dexbridge/dexbridge/internal/stdwebhooks"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/wire"
 )
 
-// Headers of a callback request.
+// Headers of a callback request, besides Standard Webhooks' webhook-id,
+// webhook-timestamp and webhook-signature (package stdwebhooks) and
+// Content-Language, the subscription's locale.
 const (
-	HeaderSignature  = signature.Header // t=<unix>,v1=<hex HMAC-SHA256 of "t.body">
+	// HeaderSignature is dexbridge's earlier signature, t=<unix>,v1=<hex HMAC-SHA256
+	// of "t.body">, sent to the configured callback only, for the receivers written
+	// before subscriptions.
+	HeaderSignature  = signature.Header
 	HeaderDeliveryID = "X-Dexbridge-Delivery-Id"
 	HeaderEventID    = "X-Dexbridge-Event-Id"
 	HeaderAttempt    = "X-Dexbridge-Attempt"
@@ -38,10 +49,10 @@ const (
 
 // Config is the dispatcher's tuning. A Config is whole: start from DefaultConfig.
 type Config struct {
-	// MaxAttempts before a delivery is dead.
+	// MaxAttempts before a delivery is dead, and its subscription paused.
 	MaxAttempts int
 	// BackoffInitial is the wait after the first failure; it doubles up to
-	// BackoffMax, with ±20% jitter; a Retry-After answer is honoured.
+	// BackoffMax, with ±20% jitter; a Retry-After answer is honoured up to BackoffMax.
 	BackoffInitial time.Duration
 	BackoffMax     time.Duration
 	// Timeout bounds one attempt.
@@ -69,12 +80,18 @@ type DispatcherOptions struct {
 	DB       *store.DB
 	Conn     *nats.Conn // optional: wakes the dispatcher when an event is recorded
 	Subjects events.Subjects
-	// URL is the chatbot's callback; empty disables callbacks.
+	// URL is the callback configured in the environment, kept as the subscription
+	// store.ConfigSubscriptionID; empty removes that subscription.
 	URL string
-	// Secret signs every callback (package signature).
+	// Secret signs the configured callback's deliveries.
 	Secret []byte
+	// Policy limits what the subscriptions made through the API may reach; it is
+	// checked on the address of every connection.
+	Policy netguard.Policy
 	// Config is the tuning; the zero Config is DefaultConfig.
 	Config
+	// Client calls the configured callback, the operator's own (default: a client
+	// that follows no redirect); the API's subscriptions use a client of Policy.
 	Client  *http.Client
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
@@ -84,7 +101,8 @@ type DispatcherOptions struct {
 // deliveries with FOR UPDATE SKIP LOCKED and a lease, so a delivery is attempted by
 // one replica at a time and taken over if that replica dies.
 type Dispatcher struct {
-	o DispatcherOptions
+	o       DispatcherOptions
+	guarded *http.Client
 }
 
 // NewDispatcher returns a dispatcher; Run starts it.
@@ -92,22 +110,19 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 	if o.Config == (Config{}) {
 		o.Config = DefaultConfig()
 	}
+	// A callback is answered where it was sent, never followed elsewhere.
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if o.Client == nil {
-		o.Client = &http.Client{
-			// A callback is answered where it was sent, never followed elsewhere.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		o.Client = &http.Client{CheckRedirect: noRedirect}
 	}
-	return &Dispatcher{o: o}
+	return &Dispatcher{o: o, guarded: &http.Client{Transport: o.Policy.Transport(), CheckRedirect: noRedirect}}
 }
 
 // Run delivers until ctx ends, then lets the attempts in flight finish within the
 // shutdown timeout; an attempt cut short is retried later (its lease expires).
 func (d *Dispatcher) Run(ctx context.Context) error {
-	if d.o.URL == "" {
-		d.o.Log.Info("proactive callbacks disabled: no callback URL")
-		<-ctx.Done()
-		return nil
+	if err := d.o.DB.EnsureConfigSubscription(ctx, d.o.URL); err != nil {
+		return fmt.Errorf("proactive dispatcher: %w", err)
 	}
 	wake := make(chan struct{}, 1)
 	if d.o.Conn != nil {
@@ -130,7 +145,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.o.Log.Info("proactive dispatcher started", "concurrency", d.o.Concurrency, "max_attempts", d.o.MaxAttempts)
 	for ctx.Err() == nil {
 		free := d.o.Concurrency - len(sem)
-		var claimed []store.ProactiveDelivery
+		var claimed []store.ClaimedDelivery
 		var err error
 		if free > 0 {
 			claimed, err = d.o.DB.ClaimProactiveDeliveries(ctx, free, lease)
@@ -182,7 +197,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 }
 
 // attempt sends one delivery and records the attempt and the next state.
-func (d *Dispatcher) attempt(ctx context.Context, c store.ProactiveDelivery) {
+func (d *Dispatcher) attempt(ctx context.Context, c store.ClaimedDelivery) {
 	started := time.Now()
 	status, retryAfter, err := d.send(ctx, c)
 	a := store.DeliveryAttempt{StartedAt: started, Duration: time.Since(started), Status: status}
@@ -190,15 +205,17 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.ProactiveDelivery) {
 	if err != nil {
 		a.Error = err.Error()
 		switch {
-		case c.Attempts >= d.o.MaxAttempts:
+		// 410 Gone: the receiver says the endpoint is no more (Standard Webhooks).
+		case c.Attempts-c.AttemptFloor >= d.o.MaxAttempts || status == http.StatusGone:
 			state, outcome = store.DeliveryDead, "dead"
 		default:
 			state, outcome = store.DeliveryPending, "retry"
-			retryIn = max(d.backoff(c.Attempts), min(retryAfter, d.o.BackoffMax))
+			retryIn = max(d.backoff(c.Attempts-c.AttemptFloor), min(retryAfter, d.o.BackoffMax))
 		}
 	}
-	log := d.o.Log.With("delivery_id", wire.DeliveryID(c.ID), "event_id", c.EventID, "attempt", c.Attempts)
-	ok, ferr := d.o.DB.FinishProactiveDelivery(context.WithoutCancel(ctx), c, a, state, retryIn)
+	log := d.o.Log.With("delivery_id", wire.DeliveryID(c.ID), "event_id", c.EventID, "subscription_id", c.SubscriptionID,
+		"attempt", c.Attempts-c.AttemptFloor)
+	ok, ferr := d.o.DB.FinishProactiveDelivery(context.WithoutCancel(ctx), c.ProactiveDelivery, a, state, retryIn)
 	switch {
 	case ferr != nil:
 		// The lease runs out and the delivery is attempted again.
@@ -215,28 +232,44 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.ProactiveDelivery) {
 	case "delivered":
 		log.Info("callback delivered", "status", status, "duration_ms", a.Duration.Milliseconds())
 	case "dead":
-		log.Error("callback dead after its last attempt", "status", status, "err", a.Error)
+		log.Error("callback failed its last attempt: subscription paused until resumed", "status", status, "err", a.Error)
 	default:
 		log.Warn("callback failed, will retry", "status", status, "err", a.Error, "retry_in_ms", retryIn.Milliseconds())
 	}
 }
 
-// send posts the body, signed; a non-2xx answer is an error.
-func (d *Dispatcher) send(ctx context.Context, c store.ProactiveDelivery) (int, time.Duration, error) {
+// send posts the body, signed; a non-2xx answer is an error. The configured
+// callback is signed with its configured secret, and also the earlier way.
+func (d *Dispatcher) send(ctx context.Context, c store.ClaimedDelivery) (int, time.Duration, error) {
+	client, key := d.guarded, []byte(nil)
+	if c.Origin == store.SubscriptionFromConfig {
+		client, key = d.o.Client, d.o.Secret
+	} else {
+		var err error
+		if key, err = stdwebhooks.Key(c.Secret); err != nil {
+			return 0, 0, errors.New("the subscription's secret is unreadable")
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, d.o.Timeout)
 	defer cancel()
 	body := []byte(c.Body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.o.URL, strings.NewReader(c.Body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, strings.NewReader(c.Body))
 	if err != nil {
 		return 0, 0, errors.New("invalid callback URL")
 	}
+	now := time.Now()
+	id := wire.DeliveryID(c.ID)
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Language", c.Locale)
 	req.Header.Set("User-Agent", "dexbridge-callback/1")
-	req.Header.Set(HeaderSignature, signature.Sign(d.o.Secret, time.Now(), body))
-	req.Header.Set(HeaderDeliveryID, wire.DeliveryID(c.ID))
+	stdwebhooks.Sign(req.Header, key, id, now, body)
+	if c.Origin == store.SubscriptionFromConfig {
+		req.Header.Set(HeaderSignature, signature.Sign(key, now, body))
+	}
+	req.Header.Set(HeaderDeliveryID, id)
 	req.Header.Set(HeaderEventID, c.EventID)
-	req.Header.Set(HeaderAttempt, strconv.Itoa(c.Attempts))
-	resp, err := d.o.Client.Do(req)
+	req.Header.Set(HeaderAttempt, strconv.Itoa(c.Attempts-c.AttemptFloor))
+	resp, err := client.Do(req)
 	if err != nil {
 		// Keep the cause, not the URL: it may carry a token in its query.
 		var ue *url.Error
@@ -257,12 +290,16 @@ func (d *Dispatcher) send(ctx context.Context, c store.ProactiveDelivery) (int, 
 	return resp.StatusCode, retryAfter, fmt.Errorf("HTTP %d", resp.StatusCode)
 }
 
-// backoff is the wait after the n-th failed attempt.
+// backoff is the wait after the n-th failed attempt: exponential from
+// BackoffInitial, doubling up to BackoffMax, each wait randomised by ±20%.
 func (d *Dispatcher) backoff(n int) time.Duration {
-	b := d.o.BackoffInitial << min(max(n-1, 0), 30)
-	if b <= 0 || b > d.o.BackoffMax {
-		b = d.o.BackoffMax
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.Multiplier, b.RandomizationFactor = d.o.BackoffInitial, d.o.BackoffMax, 2, 0.2
+	b.MaxElapsedTime = 0 // the attempt limit ends the retries, not the time
+	b.Reset()
+	wait := b.NextBackOff()
+	for range min(max(n-1, 0), 62) {
+		wait = b.NextBackOff()
 	}
-	jitter := 0.8 + 0.4*rand.Float64()
-	return time.Duration(float64(b) * jitter)
+	return wait
 }

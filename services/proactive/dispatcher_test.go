@@ -2,18 +2,23 @@ package proactive_test
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/callbacktest"
 	"github.com/dexbridge/dexbridge/internal/logging"
+	"github.com/dexbridge/dexbridge/internal/netguard"
 	"github.com/dexbridge/dexbridge/internal/signature"
+	"github.com/dexbridge/dexbridge/internal/stdwebhooks"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/testenv"
 	"github.com/dexbridge/dexbridge/internal/wire"
@@ -46,26 +51,18 @@ func record(t *testing.T, db *store.DB, users ...string) []store.ProactiveEvent 
 	return out
 }
 
-// target is a chatbot's callback endpoint that can be taken down (its listener
-// closed: connections refused) and brought back on the same address.
+// target is a chatbot's callback endpoint (the shared test receiver, which checks
+// every Standard Webhooks signature) that can be taken down (its listener closed:
+// connections refused) and brought back on the same address.
 type target struct {
-	t      *testing.T
-	addr   string
-	mu     sync.Mutex
-	ln     net.Listener
-	srv    *http.Server
-	status int // the answer while up
-	got    []received
+	*callbacktest.Receiver
+	t    *testing.T
+	addr string
+	srv  *http.Server
 }
 
-type received struct {
-	deliveryID string
-	body       events.ProactiveEventChanged
-	sigOK      bool
-}
-
-func newTarget(t *testing.T) *target {
-	tg := &target{t: t, status: http.StatusNoContent}
+func newTarget(t *testing.T, secret string) *target {
+	tg := &target{Receiver: callbacktest.New(t, secret), t: t}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -79,30 +76,9 @@ func newTarget(t *testing.T) *target {
 func (tg *target) url() string { return "http://" + tg.addr + "/dexbridge/events?token=q" }
 
 func (tg *target) serve(ln net.Listener) {
-	srv := &http.Server{Handler: http.HandlerFunc(tg.handle), ReadHeaderTimeout: time.Second}
-	tg.ln, tg.srv = ln, srv
+	srv := &http.Server{Handler: tg.Receiver, ReadHeaderTimeout: time.Second}
+	tg.srv = srv
 	go func() { _ = srv.Serve(ln) }()
-}
-
-func (tg *target) handle(w http.ResponseWriter, r *http.Request) {
-	raw, _ := io.ReadAll(r.Body)
-	// What a chatbot must do: verify the signature over the raw body.
-	sigOK := signature.Verify([]byte(callbackSecret), r.Header.Get("X-Dexbridge-Signature"), raw, time.Now(), 5*time.Minute) == nil
-	var body events.ProactiveEventChanged
-	_ = json.Unmarshal(raw, &body)
-	tg.mu.Lock()
-	status := tg.status
-	if status < 300 {
-		tg.got = append(tg.got, received{deliveryID: r.Header.Get("X-Dexbridge-Delivery-Id"), body: body, sigOK: sigOK})
-	}
-	tg.mu.Unlock()
-	w.WriteHeader(status)
-}
-
-func (tg *target) setStatus(s int) {
-	tg.mu.Lock()
-	tg.status = s
-	tg.mu.Unlock()
 }
 
 func (tg *target) down() {
@@ -127,15 +103,41 @@ func (tg *target) up() {
 	tg.serve(ln)
 }
 
-func (tg *target) received() []received {
-	tg.mu.Lock()
-	defer tg.mu.Unlock()
-	return append([]received(nil), tg.got...)
+// configured makes url the configured callback's subscription, as a dispatcher
+// does when it starts, so events recorded before one starts are enqueued for it.
+func configured(t *testing.T, db *store.DB, url string) {
+	t.Helper()
+	if err := db.EnsureConfigSubscription(context.Background(), url); err != nil {
+		t.Fatal(err)
+	}
 }
+
+// subscribe stores a subscription made through the API and returns its id.
+func subscribe(t *testing.T, db *store.DB, url, secret, locale string, monitors ...string) string {
+	t.Helper()
+	id := fmt.Sprintf("sub_%024x", time.Now().UnixNano())
+	if _, err := db.CreateSubscription(context.Background(), store.NewSubscription{ID: id, URL: url, Secret: secret, Locale: locale,
+		Monitors: monitors}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func newSecret(t *testing.T) string {
+	s, err := stdwebhooks.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// loopback lets API subscriptions reach the test's receivers, on 127.0.0.1.
+var loopback = netguard.Policy{AllowHTTP: true, Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 
 func dispatcher(t *testing.T, db *store.DB, url string, mod func(*proactive.DispatcherOptions)) func() {
 	t.Helper()
-	o := proactive.DispatcherOptions{DB: db, URL: url, Secret: []byte(callbackSecret), Config: proactive.DefaultConfig(), Log: logging.Discard()}
+	o := proactive.DispatcherOptions{DB: db, URL: url, Secret: []byte(callbackSecret), Policy: loopback,
+		Config: proactive.DefaultConfig(), Log: logging.Discard()}
 	o.MaxAttempts, o.BackoffInitial, o.BackoffMax, o.Timeout = 20, 20*time.Millisecond, 200*time.Millisecond, 2*time.Second
 	o.PollInterval, o.ShutdownTimeout = 50*time.Millisecond, 5*time.Second
 	if mod != nil {
@@ -177,13 +179,15 @@ func deliveries(t *testing.T, db *store.DB) []store.ProactiveDelivery {
 	return ds
 }
 
-// TestCallbackTargetDownAndBack takes the chatbot down (connections refused, then
-// 503s) and brings it back: every event is delivered, signed, once, and every
-// attempt is recorded with its outcome and duration.
+// TestCallbackTargetDownAndBack takes the configured callback down (connections
+// refused, then 503s) and brings it back: every event is delivered, signed per
+// Standard Webhooks and the earlier way, once, and every attempt is recorded with
+// its outcome and duration.
 func TestCallbackTargetDownAndBack(t *testing.T) {
 	db := store.New(testenv.Postgres(t))
-	tg := newTarget(t)
+	tg := newTarget(t, callbackSecret)
 	tg.down()
+	configured(t, db, tg.url())
 	evs := record(t, db, "hjordan", "pparker", "asmith")
 	dispatcher(t, db, tg.url(), nil)
 	waitFor(t, "failed attempts while down", func() bool {
@@ -194,7 +198,7 @@ func TestCallbackTargetDownAndBack(t *testing.T) {
 		}
 		return true
 	})
-	tg.setStatus(http.StatusServiceUnavailable)
+	tg.SetStatus(http.StatusServiceUnavailable)
 	tg.up()
 	waitFor(t, "503 answers recorded", func() bool {
 		for _, d := range deliveries(t, db) {
@@ -204,10 +208,10 @@ func TestCallbackTargetDownAndBack(t *testing.T) {
 		}
 		return true
 	})
-	tg.setStatus(http.StatusNoContent)
+	tg.SetStatus(http.StatusNoContent)
 	// The chatbot has an event before the dispatcher records its answer: wait for both.
 	waitFor(t, "every event delivered", func() bool {
-		if len(tg.received()) != len(evs) {
+		if len(tg.Received()) != len(evs) {
 			return false
 		}
 		for _, d := range deliveries(t, db) {
@@ -217,23 +221,29 @@ func TestCallbackTargetDownAndBack(t *testing.T) {
 		}
 		return true
 	})
-
+	if bad := tg.Bad(); len(bad) > 0 {
+		t.Errorf("signatures that do not verify: %v", bad)
+	}
 	got := map[string]bool{}
-	for _, r := range tg.received() {
-		if !r.sigOK {
-			t.Errorf("delivery %s: the signature does not verify", r.deliveryID)
+	for _, r := range tg.Received() {
+		// Receivers written before subscriptions keep verifying the earlier signature.
+		if err := signature.Verify([]byte(callbackSecret), r.Header.Get(proactive.HeaderSignature), r.Raw, time.Now(), 5*time.Minute); err != nil {
+			t.Errorf("delivery %s: earlier signature: %v", r.ID, err)
 		}
-		if r.body.ID != r.deliveryID || r.body.Type != events.TypeProactiveEventChanged || r.body.Kind != "opened" {
-			t.Errorf("delivery %s: got body id %q type %q kind %q", r.deliveryID, r.body.ID, r.body.Type, r.body.Kind)
+		if r.Body.ID != r.ID || r.Header.Get(proactive.HeaderDeliveryID) != r.ID || r.Body.Type != events.TypeProactiveEventChanged || r.Body.Kind != "opened" {
+			t.Errorf("delivery %s: got body id %q type %q kind %q", r.ID, r.Body.ID, r.Body.Type, r.Body.Kind)
 		}
-		if got[r.body.Event.ID] {
-			t.Errorf("event %s delivered twice", r.body.Event.ID)
+		if r.Language != "en" {
+			t.Errorf("delivery %s: Content-Language %q, want en", r.ID, r.Language)
 		}
-		got[r.body.Event.ID] = true
+		if got[r.Body.Event.ID] {
+			t.Errorf("event %s delivered twice", r.Body.Event.ID)
+		}
+		got[r.Body.Event.ID] = true
 	}
 	for _, d := range deliveries(t, db) {
-		if d.State != store.DeliveryDelivered || d.DeliveredAt == nil {
-			t.Errorf("delivery %d: got %s, want delivered", d.ID, d.State)
+		if d.State != store.DeliveryDelivered || d.DeliveredAt == nil || d.SubscriptionID != store.ConfigSubscriptionID {
+			t.Errorf("delivery %d: got %s for %s, want delivered to the configured callback", d.ID, d.State, d.SubscriptionID)
 		}
 		attempts, err := db.ProactiveAttempts(context.Background(), d.ID)
 		if err != nil {
@@ -260,44 +270,138 @@ func TestCallbackTargetDownAndBack(t *testing.T) {
 			t.Errorf("delivery %d: no 503 attempt recorded", d.ID)
 		}
 	}
-}
-
-func TestDeadLetterAfterMaxAttempts(t *testing.T) {
-	db := store.New(testenv.Postgres(t))
-	tg := newTarget(t)
-	tg.setStatus(http.StatusInternalServerError)
-	record(t, db, "hjordan")
-	dispatcher(t, db, tg.url(), func(o *proactive.DispatcherOptions) { o.MaxAttempts = 3 })
-	waitFor(t, "the delivery dead", func() bool { return deliveries(t, db)[0].State == store.DeliveryDead })
-	time.Sleep(300 * time.Millisecond) // no attempt after death
-	d := deliveries(t, db)[0]
-	attempts, _ := db.ProactiveAttempts(context.Background(), d.ID)
-	if d.Attempts != 3 || len(attempts) != 3 || *d.LastStatus != 500 {
-		t.Errorf("got %d attempts (%d recorded), last status %v, want 3 and 500", d.Attempts, len(attempts), *d.LastStatus)
+	sub, err := db.GetSubscription(context.Background(), store.ConfigSubscriptionID)
+	if err != nil || sub.State != store.SubscriptionActive || sub.Failures != 0 || sub.LastSuccessAt == nil || sub.LastError == "" {
+		t.Errorf("configured subscription: got %+v %v, want active, failures cleared by the success, the last error kept", sub, err)
 	}
 }
 
-// TestReplicasShareTheOutbox runs three dispatchers on one outbox: each event is
-// delivered once.
+// TestFailingSubscriptionIsPausedAndResumed: a subscription whose delivery fails
+// every attempt is paused, with its failures and last error; what happens while it
+// is paused waits (no replica claims it), and resuming it delivers everything.
+func TestFailingSubscriptionIsPausedAndResumed(t *testing.T) {
+	db := store.New(testenv.Postgres(t))
+	ctx := context.Background()
+	secret := newSecret(t)
+	tg := newTarget(t, secret)
+	tg.SetStatus(http.StatusInternalServerError)
+	id := subscribe(t, db, tg.url(), secret, "fr-CH")
+	record(t, db, "hjordan")
+	logs := &testenv.LogBuffer{}
+	stop := dispatcher(t, db, "", func(o *proactive.DispatcherOptions) {
+		o.MaxAttempts = 3
+		o.Log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	waitFor(t, "the subscription paused", func() bool {
+		s, err := db.GetSubscription(ctx, id)
+		return err == nil && s.State == store.SubscriptionPaused
+	})
+	stop()
+	s, _ := db.GetSubscription(ctx, id)
+	d := deliveries(t, db)[0]
+	if s.Failures != 3 || s.LastError != "HTTP 500" || s.PausedAt == nil || d.State != store.DeliveryDead || d.Attempts != 3 || tg.Tries() != 3 {
+		t.Fatalf("got subscription %+v, delivery %s after %d attempts, %d requests; want paused after 3 failures of HTTP 500",
+			s, d.State, d.Attempts, tg.Tries())
+	}
+	if l := logs.String(); strings.Contains(l, secret) || strings.Contains(l, "token=q") || !strings.Contains(l, "subscription paused") {
+		t.Errorf("logs: want the pause logged, without the secret or the URL's query:\n%s", l)
+	}
+	record(t, db, "pparker")
+	if claimed, err := db.ClaimProactiveDeliveries(ctx, 10, time.Minute); err != nil || len(claimed) != 0 {
+		t.Fatalf("paused: claimed %d, %v; want nothing claimable", len(claimed), err)
+	}
+	if s, _ := db.GetSubscription(ctx, id); s.Pending != 2 {
+		t.Errorf("paused: %d pending, want the dead delivery and the new event's kept", s.Pending)
+	}
+	tg.SetStatus(http.StatusOK)
+	if s, err := db.ResumeSubscription(ctx, id); err != nil || s.State != store.SubscriptionActive || s.Failures != 0 {
+		t.Fatalf("resume: got %+v %v", s, err)
+	}
+	dispatcher(t, db, "", func(o *proactive.DispatcherOptions) { o.MaxAttempts = 3 })
+	waitFor(t, "both events delivered", func() bool { return len(tg.Received()) == 2 })
+	for _, r := range tg.Received() {
+		if r.Language != "fr-CH" {
+			t.Errorf("delivery %s: Content-Language %q, want the subscription's fr-CH", r.ID, r.Language)
+		}
+		if r.Header.Get(proactive.HeaderSignature) != "" {
+			t.Errorf("delivery %s: a subscription made through the API got the earlier signature", r.ID)
+		}
+	}
+	waitFor(t, "every delivery recorded delivered", func() bool {
+		for _, d := range deliveries(t, db) {
+			if d.State != store.DeliveryDelivered {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestDeliveryRechecksTheAddress: a subscription whose host now resolves inside
+// the network (DNS rebinding; here stored directly) is refused at the connection:
+// no request reaches the address, and the attempt records why.
+func TestDeliveryRechecksTheAddress(t *testing.T) {
+	db := store.New(testenv.Postgres(t))
+	secret := newSecret(t)
+	tg := newTarget(t, secret)
+	id := subscribe(t, db, strings.Replace(tg.url(), "127.0.0.1", "localhost", 1), secret, "en")
+	record(t, db, "hjordan")
+	dispatcher(t, db, "", func(o *proactive.DispatcherOptions) { o.Policy = netguard.Policy{AllowHTTP: true} })
+	waitFor(t, "a refused attempt", func() bool {
+		s, err := db.GetSubscription(context.Background(), id)
+		return err == nil && s.Failures >= 1
+	})
+	s, _ := db.GetSubscription(context.Background(), id)
+	if !strings.Contains(s.LastError, "loopback") || tg.Tries() != 0 {
+		t.Errorf("got last error %q and %d requests, want a loopback refusal and none", s.LastError, tg.Tries())
+	}
+}
+
+// TestReplicasShareTheOutbox runs three dispatchers on one outbox with two
+// subscriptions and one filtered out: each event reaches each matching
+// subscription once, in its locale.
 func TestReplicasShareTheOutbox(t *testing.T) {
 	db := store.New(testenv.Postgres(t))
-	tg := newTarget(t)
+	cfg := newTarget(t, callbackSecret)
+	secret := newSecret(t)
+	api := newTarget(t, secret)
+	other := newTarget(t, secret)
+	configured(t, db, cfg.url())
+	subscribe(t, db, api.url(), secret, "de-CH", "OUTLOOK CRASHES")
+	subscribe(t, db, other.url(), secret, "en", "Low disk space")
 	var users []string
 	for i := range 40 {
 		users = append(users, fmt.Sprintf("user%02d", i))
 	}
 	evs := record(t, db, users...)
 	for range 3 {
-		dispatcher(t, db, tg.url(), func(o *proactive.DispatcherOptions) { o.Concurrency = 4 })
+		dispatcher(t, db, cfg.url(), func(o *proactive.DispatcherOptions) { o.Concurrency = 4 })
 	}
-	waitFor(t, "every event delivered", func() bool { return len(tg.received()) >= len(evs) })
-	time.Sleep(200 * time.Millisecond)
-	seen := map[string]int{}
-	for _, r := range tg.received() {
-		seen[r.deliveryID]++
+	waitFor(t, "every delivery done", func() bool {
+		ds := deliveries(t, db)
+		for _, d := range ds {
+			if d.State != store.DeliveryDelivered {
+				return false
+			}
+		}
+		return len(ds) == 2*len(evs)
+	})
+	for name, tg := range map[string]*target{"configured": cfg, "api": api} {
+		seen := map[string]int{}
+		for _, r := range tg.Received() {
+			seen[r.Body.Event.ID]++
+		}
+		if len(seen) != len(evs) || len(tg.Received()) != len(evs) {
+			t.Errorf("%s: got %d callbacks for %d events, want %d each once", name, len(tg.Received()), len(seen), len(evs))
+		}
 	}
-	if len(seen) != len(evs) || len(tg.received()) != len(evs) {
-		t.Errorf("got %d callbacks for %d deliveries, want %d each once", len(tg.received()), len(seen), len(evs))
+	for _, r := range api.Received() {
+		if r.Language != "de-CH" {
+			t.Errorf("Content-Language %q, want de-CH", r.Language)
+		}
+	}
+	if n := other.Tries(); n != 0 {
+		t.Errorf("a subscription to another monitor got %d requests", n)
 	}
 }
 
@@ -305,31 +409,34 @@ func TestReplicasShareTheOutbox(t *testing.T) {
 // stops its callback retries.
 func TestAckStopsCallbacks(t *testing.T) {
 	db := store.New(testenv.Postgres(t))
-	tg := newTarget(t)
-	tg.setStatus(http.StatusBadGateway)
+	tg := newTarget(t, callbackSecret)
+	tg.SetStatus(http.StatusBadGateway)
+	configured(t, db, tg.url())
 	evs := record(t, db, "hjordan")
 	dispatcher(t, db, tg.url(), nil)
 	waitFor(t, "a failed attempt", func() bool { return deliveries(t, db)[0].Attempts >= 1 })
 	if _, err := db.AckProactiveEvent(context.Background(), evs[0].ID, "key:key_0123456789abcdef"); err != nil {
 		t.Fatal(err)
 	}
-	// An attempt claimed before the ack may still be on its way: let it meet the
-	// failing chatbot, then see that no other comes.
-	time.Sleep(300 * time.Millisecond)
-	tg.setStatus(http.StatusOK)
-	time.Sleep(400 * time.Millisecond)
-	if d := deliveries(t, db)[0]; d.State != store.DeliveryCancelled || len(tg.received()) != 0 {
-		t.Errorf("got state %s and %d callbacks, want cancelled and none", d.State, len(tg.received()))
+	waitFor(t, "the delivery cancelled", func() bool { return deliveries(t, db)[0].State == store.DeliveryCancelled })
+	if claimed, err := db.ClaimProactiveDeliveries(context.Background(), 10, time.Minute); err != nil || len(claimed) != 0 {
+		t.Errorf("claimed %d after the ack, %v; want nothing", len(claimed), err)
 	}
 }
 
-func TestNoCallbackURLDeliversNothing(t *testing.T) {
+// TestNoSubscriptionEnqueuesNothing: without the configured callback or any
+// subscription, events are recorded for the feed and nothing is enqueued; a
+// dispatcher started without a URL removes the configured callback's subscription.
+func TestNoSubscriptionEnqueuesNothing(t *testing.T) {
 	db := store.New(testenv.Postgres(t))
-	record(t, db, "hjordan")
+	configured(t, db, "https://bot.example.com/hook")
 	stop := dispatcher(t, db, "", nil)
-	time.Sleep(200 * time.Millisecond)
+	waitFor(t, "the configured subscription removed", func() bool {
+		_, err := db.GetSubscription(context.Background(), store.ConfigSubscriptionID)
+		return errors.Is(err, store.ErrNotFound)
+	})
 	stop()
-	if d := deliveries(t, db)[0]; d.Attempts != 0 || d.State != store.DeliveryPending {
-		t.Errorf("got %d attempts, state %s, want none and pending", d.Attempts, d.State)
+	if evs := record(t, db, "hjordan"); len(evs) != 1 || len(deliveries(t, db)) != 0 {
+		t.Errorf("got %d events and %d deliveries, want 1 and none", len(evs), len(deliveries(t, db)))
 	}
 }

@@ -4,20 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/callbacktest"
 	"github.com/dexbridge/dexbridge/internal/logging"
 	"github.com/dexbridge/dexbridge/internal/nxsim"
-	"github.com/dexbridge/dexbridge/internal/signature"
 	"github.com/dexbridge/dexbridge/internal/testenv"
 	"github.com/dexbridge/dexbridge/services/proactive"
 	"github.com/dexbridge/dexbridge/services/webhooks"
@@ -40,36 +38,6 @@ func docsPayload(t *testing.T) string {
 		t.Fatal("docs/webhooks.md: no ```json payload template under \"## Webhooks from Nexthink\"")
 	}
 	return tmpl
-}
-
-// callbacks is the chatbot's callback endpoint; it checks every signature.
-type callbacks struct {
-	mu  sync.Mutex
-	got []events.ProactiveEventChanged
-	bad []string
-}
-
-func (c *callbacks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	raw, _ := io.ReadAll(r.Body)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := signature.Verify([]byte(e2eCallbackSecret), r.Header.Get(proactive.HeaderSignature), raw, time.Now(), time.Minute); err != nil {
-		c.bad = append(c.bad, err.Error())
-		w.WriteHeader(http.StatusUnauthorized)
-		return
-	}
-	var doc events.ProactiveEventChanged
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		c.bad = append(c.bad, err.Error())
-	}
-	c.got = append(c.got, doc)
-	w.WriteHeader(http.StatusOK)
-}
-
-func (c *callbacks) received() []events.ProactiveEventChanged {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]events.ProactiveEventChanged(nil), c.got...)
 }
 
 // fire posts an alert to nxsim, which sends its webhook to dexbridge.
@@ -111,9 +79,14 @@ func TestEndToEndWithNxsim(t *testing.T) {
 
 	receiver := httptest.NewServer(e.api)
 	t.Cleanup(receiver.Close)
-	cb := &callbacks{}
+	cb := callbacktest.New(t, e2eCallbackSecret)
 	chatbot := httptest.NewServer(cb)
 	t.Cleanup(chatbot.Close)
+	// The configured callback is a subscription; the app makes it before the worker
+	// starts, here the dispatcher started below may come second.
+	if err := e.pool.EnsureConfigSubscription(context.Background(), chatbot.URL+"/proactive"); err != nil {
+		t.Fatal(err)
+	}
 	e.startWorker(t, func(o *webhooks.Options) { o.Callback = true })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -131,8 +104,8 @@ func TestEndToEndWithNxsim(t *testing.T) {
 	if wh := out["webhook"].(map[string]any); wh["status"] != 202.0 {
 		t.Fatalf("nxsim's webhook: got %v, want 202", wh)
 	}
-	waitFor(t, "the callback", func() bool { return len(cb.received()) == 1 })
-	got := cb.received()[0]
+	waitFor(t, "the callback", func() bool { return len(cb.Received()) == 1 })
+	got := cb.Received()[0].Body
 	ev := got.Event
 	if got.Kind != "opened" || ev.Status != "open" || ev.Monitor != "Outlook crashes" || ev.Topic != "outlook" || ev.Source != "nexthink" {
 		t.Errorf("got kind %s status %s monitor %s topic %s source %s", got.Kind, ev.Status, ev.Monitor, ev.Topic, ev.Source)
@@ -156,14 +129,14 @@ func TestEndToEndWithNxsim(t *testing.T) {
 	}
 
 	fire(t, sim, map[string]any{"monitor": "Outlook crashes", "status": "closed", "device": "PC-OUTLOOK-PLUGIN", "webhook": webhook})
-	waitFor(t, "the recovery callback", func() bool { return len(cb.received()) == 2 })
-	closed := cb.received()[1]
+	waitFor(t, "the recovery callback", func() bool { return len(cb.Received()) == 2 })
+	closed := cb.Received()[1].Body
 	if c := closed.Event; closed.Kind != "closed" || c.ID != ev.ID || c.Status != "closed" || c.Alert.Status != "closed" ||
 		c.Alert.RecoveryTime == nil || c.Message != "Outlook is stable again on PC-OUTLOOK-PLUGIN." || c.CloseMessage != c.Message {
 		t.Errorf("recovery: got kind %s event %s status %s alert %+v message %q close message %q, want the same event closed with nxsim's recovery time",
 			closed.Kind, c.ID, c.Status, c.Alert, c.Message, c.CloseMessage)
 	}
-	if len(cb.bad) > 0 {
-		t.Errorf("callbacks refused: %v", cb.bad)
+	if bad := cb.Bad(); len(bad) > 0 {
+		t.Errorf("callbacks refused: %v", bad)
 	}
 }
