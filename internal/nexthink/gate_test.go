@@ -10,6 +10,7 @@ import (
 
 	"github.com/dexbridge/dexbridge/internal/nxsim"
 	"github.com/dexbridge/dexbridge/internal/problem"
+	"github.com/dexbridge/dexbridge/internal/testenv"
 )
 
 // TestGateFailsFastThenProbes: once an instance has failed three attempts in a row,
@@ -61,7 +62,7 @@ func TestGateFailsFastThenProbes(t *testing.T) {
 	}
 
 	setFaults(t, sim, "eu", nxsim.Faults{})
-	waitFor(t, "the gate to open after a good probe", func() bool {
+	testenv.Eventually(t, "the gate to open after a good probe", func() bool {
 		_, err := fast.Execute(ctx, "#get_device_basic_infos", jdoe)
 		return err == nil
 	})
@@ -87,7 +88,7 @@ func TestRetryAfterHoldsEveryCall(t *testing.T) {
 		_, err := c.Execute(ctx, "#get_device_basic_infos", jdoe)
 		first <- err
 	}()
-	waitFor(t, "the 429 to hold the instance", func() bool {
+	testenv.Eventually(t, "the 429 to hold the instance", func() bool {
 		c.gate.mu.Lock()
 		defer c.gate.mu.Unlock()
 		return time.Now().Before(c.gate.until)

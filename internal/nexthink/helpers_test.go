@@ -106,18 +106,6 @@ func setFaults(t testing.TB, sim *nxsim.Instance, tenant string, f nxsim.Faults)
 	control(t, sim, tenant, http.MethodPut, "/_nxsim/faults", f, nil)
 }
 
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // Endpoints as nxsim counts them.
 const (
 	epToken     = "POST /oauth2/default/v1/token"

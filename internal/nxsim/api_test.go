@@ -127,7 +127,11 @@ func TestPermissions(t *testing.T) {
 }
 
 func TestExecuteFormats(t *testing.T) {
+	// A clock that stands still: the two answers compared below are of one instant,
+	// however far apart (a second boundary between them) the calls are made.
+	clock := &fakeClock{t: time.Now()}
 	in := startTest(t, func(c *Config) {
+		c.Clock = clock.Now
 		c.FleetSize = 1500
 		c.Queries = map[string]string{"#all_devices": "devices | list name, last_seen | sort name asc"}
 	})

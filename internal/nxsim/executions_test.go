@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/dexbridge/dexbridge/internal/testenv"
 )
 
 // trigger runs a remote action on named devices and returns the request id.
@@ -33,7 +35,7 @@ func waitStatus(t *testing.T, in *Instance, tok, reqID, want string) ([]string, 
 	t.Helper()
 	var seen []string
 	var last map[string]any
-	waitFor(t, "status "+want, func() bool {
+	testenv.Eventually(t, "status "+want, func() bool {
 		rows := execV2(t, in.URL(), tok, "#get_remote_action_result", map[string]string{"request_id": reqID})
 		if len(rows) != 1 {
 			t.Fatalf("executions of %s: got %d rows, want 1", reqID, len(rows))
