@@ -262,7 +262,7 @@ func TestLiveFallback(t *testing.T) {
 	}
 	code, got = e.identify(events.KeyUsername, "jdoe")
 	if code != 200 || got.Source != events.SourceLive || len(got.Devices) != 2 {
-		t.Errorf("by user name (the seed query): got %d %+v", code, got)
+		t.Errorf("by user name (the query of the guide): got %d %+v", code, got)
 	}
 	if err := e.db.MarkInstanceDown(context.Background(), "us"); err != nil {
 		t.Fatal(err)
