@@ -37,6 +37,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/allowlist"
 	"github.com/dexbridge/dexbridge/internal/broker"
 	"github.com/dexbridge/dexbridge/internal/config"
+	"github.com/dexbridge/dexbridge/internal/cursor"
 	"github.com/dexbridge/dexbridge/internal/instances"
 	"github.com/dexbridge/dexbridge/internal/livedevices"
 	"github.com/dexbridge/dexbridge/internal/metrics"
@@ -123,7 +124,8 @@ func New(o Options) (*Service, error) {
 	log := o.Log.With("service", "remoteactions")
 	m := &manager{
 		store: o.Store, upstream: o.Upstream, details: newDetailsCache(o.DetailsTTL, o.Now), log: log, now: o.Now,
-		js: o.JS, subjects: o.Subjects,
+		cursors: &cursor.Keys{Purpose: cursorKeyPurpose},
+		js:      o.JS, subjects: o.Subjects,
 		expiresIn: o.ExpiresIn, diagnosisMaxAge: o.DiagnosisMaxAge, triggerTimeout: o.TriggerTimeout, onlineWithin: o.OnlineWithin,
 		replayWait: o.TriggerTimeout + 5*time.Second,
 	}
