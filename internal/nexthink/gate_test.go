@@ -3,7 +3,6 @@ package nexthink
 import (
 	"context"
 	"errors"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -81,7 +80,7 @@ func TestRetryAfterHoldsEveryCall(t *testing.T) {
 	if _, err := c.Execute(ctx, "#get_device_basic_infos", jdoe); err != nil {
 		t.Fatal(err) // token cached
 	}
-	control(t, sim, "eu", http.MethodPost, "/_nxsim/counters/reset", nil, nil)
+	resetCounters(t, sim, "eu")
 	setFaults(t, sim, "eu", nxsim.Faults{FailNext: 1, FailStatus: 429, RetryAfterSeconds: 1, Groups: []string{"nql"}})
 	first := make(chan error, 1)
 	go func() {

@@ -22,7 +22,7 @@ func TestRetryAfter429(t *testing.T) {
 	if _, err := c.Execute(context.Background(), "#get_device_basic_infos", jdoe); err != nil {
 		t.Fatal(err) // token cached, so the count below is of executes only
 	}
-	control(t, sim, "eu", http.MethodPost, "/_nxsim/counters/reset", nil, nil)
+	resetCounters(t, sim, "eu")
 	setFaults(t, sim, "eu", nxsim.Faults{RateLimitRate: 1, RetryAfterSeconds: 1, Groups: []string{"nql"}})
 
 	type result struct {
@@ -120,7 +120,7 @@ func TestTimeoutIsRetried(t *testing.T) {
 	if _, err := c.Execute(context.Background(), "#get_device_basic_infos", jdoe); err != nil {
 		t.Fatal(err)
 	}
-	control(t, sim, "eu", http.MethodPost, "/_nxsim/counters/reset", nil, nil)
+	resetCounters(t, sim, "eu")
 	setFaults(t, sim, "eu", nxsim.Faults{Latency: map[string]nxsim.Latency{"nql": {FixedMS: 1500}}})
 	done := make(chan error, 1)
 	go func() {
@@ -149,7 +149,7 @@ func TestPersistentTimeoutIsUnavailable(t *testing.T) {
 		c.RetryFor = 3 * time.Second
 	})
 	collectorUID(t, c, "bwayne") // the token, fetched without the faults
-	control(t, sim, "eu", http.MethodPost, "/_nxsim/counters/reset", nil, nil)
+	resetCounters(t, sim, "eu")
 	setFaults(t, sim, "eu", nxsim.Faults{Latency: map[string]nxsim.Latency{"nql": {FixedMS: 60_000}}})
 	_, err := c.Execute(context.Background(), "#get_device_basic_infos", jdoe)
 	var e *Error
@@ -175,7 +175,7 @@ func TestContextDeadlineBoundsRetries(t *testing.T) {
 		c.MaxWait, c.RetryFor = time.Minute, time.Minute
 	})
 	collectorUID(t, c, "bwayne") // the token, fetched without the faults
-	control(t, sim, "eu", http.MethodPost, "/_nxsim/counters/reset", nil, nil)
+	resetCounters(t, sim, "eu")
 	setFaults(t, sim, "eu", nxsim.Faults{RateLimitRate: 1, RetryAfterSeconds: 30, Groups: []string{"nql"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
