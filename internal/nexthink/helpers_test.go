@@ -23,6 +23,9 @@ func startSim(t testing.TB, mod func(*nxsim.Config)) *nxsim.Instance {
 		Logger:      slog.New(slog.DiscardHandler),
 		Executions:  nxsim.ExecutionTiming{Pending: 20 * time.Millisecond, Running: 40 * time.Millisecond, Tick: 5 * time.Millisecond},
 		ExportDelay: 20 * time.Millisecond,
+		// A query is slow here only when a test says so (Faults.Latency): on a loaded
+		// machine under -race, nxsim's own 5 s limit could answer 500 to any query.
+		QueryTimeout: time.Minute,
 	}
 	if mod != nil {
 		mod(&cfg)
