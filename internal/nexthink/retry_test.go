@@ -139,16 +139,20 @@ func TestTimeoutIsRetried(t *testing.T) {
 }
 
 // Persistent timeouts end as upstream unavailable, after more than one attempt.
-// The token is fetched first, so every attempt is an execute that times out; RetryFor
-// leaves room for a second attempt however slow the first one was.
+// The token is fetched first (until a call succeeds: on a loaded machine a call may
+// take longer than the short CallTimeout), so every attempt below is an execute that
+// times out; RetryFor leaves room for a second attempt however slow the first one was.
 func TestPersistentTimeoutIsUnavailable(t *testing.T) {
 	t.Parallel()
 	sim := startSim(t, nil)
 	c := newClient(t, sim, "eu", "eu-client", func(c *Config) {
-		c.CallTimeout = 100 * time.Millisecond
-		c.RetryFor = 3 * time.Second
+		c.CallTimeout = 500 * time.Millisecond
+		c.RetryFor = 5 * time.Second
 	})
-	collectorUID(t, c, "bwayne") // the token, fetched without the faults
+	testenv.Eventually(t, "a first call, which fetches the token", func() bool {
+		_, err := c.Execute(context.Background(), "#get_device_basic_infos", jdoe)
+		return err == nil
+	})
 	resetCounters(t, sim, "eu")
 	setFaults(t, sim, "eu", nxsim.Faults{Latency: map[string]nxsim.Latency{"nql": {FixedMS: 60_000}}})
 	_, err := c.Execute(context.Background(), "#get_device_basic_infos", jdoe)
