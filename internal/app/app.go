@@ -62,6 +62,8 @@ type deps struct {
 	instancesOnce sync.Once
 	instanceSet   *instances.Set
 	instancesErr  error
+	limitersOnce  sync.Once
+	sharedLimits  *ratelimit.Shared
 	onListen      func(net.Addr)
 }
 
@@ -246,12 +248,20 @@ func names(cs []component) []string {
 	return out
 }
 
+// limiters is the process's one factory of shared limiters: each limiter leases its
+// share of a deployment-wide budget, so two factories in one process would lease
+// twice and hold twice the process's share.
+func (d *deps) limiters() *ratelimit.Shared {
+	d.limitersOnce.Do(func() { d.sharedLimits = ratelimit.NewShared(store.New(d.db)) })
+	return d.sharedLimits
+}
+
 // instances is the process's one set of instance clients: every service of the
 // process shares their token caches, and all take their budget from the
 // deployment-wide limiters.
 func (d *deps) instances() (*instances.Set, error) {
 	d.instancesOnce.Do(func() {
-		d.instanceSet, d.instancesErr = instances.New(d.cfg, ratelimit.NewShared(store.New(d.db)),
+		d.instanceSet, d.instancesErr = instances.New(d.cfg, d.limiters(),
 			instances.Options{Log: d.log, Metrics: d.metrics})
 	})
 	return d.instanceSet, d.instancesErr

@@ -55,7 +55,7 @@ func buildIngress(d *deps) (Runner, error) {
 		RPC:               d.rpc.WithMaxInFlight(d.cfg.MaxInFlight), // the ingress sheds load beyond this; workers calling workers do not
 		Keys:              auth.NewKeys(store.New(d.db)),
 		Credentials:       auth.NewCredentials(basicCredentials(d.cfg)),
-		Limiters:          ratelimit.NewShared(store.New(d.db)),
+		Limiters:          d.limiters(),
 		Metrics:           d.metrics,
 		Subjects:          d.subjects,
 		Checks:            d.checks(),
@@ -138,9 +138,10 @@ func (d *deps) checks() []ingress.Check {
 }
 
 // cacheLimiter is MAX_CACHE_REQUESTS_PER_SECOND, shared by every replica: each
-// identification and each diagnosis's device resolution takes one read from it.
+// identification and each diagnosis's device resolution takes one read from it. The
+// services of a process (topics and devices) take it from one limiter.
 func (d *deps) cacheLimiter() ratelimit.Limiter {
 	lim := d.cfg.Limits.CacheRequestsPerSecond
-	return ratelimit.Observed(ratelimit.NewShared(store.New(d.db)).Limiter(ratelimit.CacheKey, ratelimit.Rate{PerSecond: lim, Burst: max(1, int(lim))}),
+	return ratelimit.Observed(d.limiters().Limiter(ratelimit.CacheKey, ratelimit.Rate{PerSecond: lim, Burst: max(1, int(lim))}),
 		func(apiKey string) { d.metrics.RateLimited("cache"); d.metrics.KeyRateLimited("cache", apiKey) })
 }

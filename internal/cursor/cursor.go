@@ -5,9 +5,11 @@
 package cursor
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"sync"
 )
 
 const (
@@ -58,7 +60,9 @@ func (c Codec) Open(scope []byte, s string) ([]byte, bool) {
 		return nil, false
 	}
 	raw, err := encoding.DecodeString(s)
-	if err != nil || len(raw) < 1+macLen || raw[0] != version {
+	// The decoder skips line breaks; the length check refuses them, so that one
+	// position has one cursor.
+	if err != nil || encoding.EncodedLen(len(raw)) != len(s) || len(raw) < 1+macLen || raw[0] != version {
 		return nil, false
 	}
 	body, sum := raw[:len(raw)-macLen], raw[len(raw)-macLen:]
@@ -66,4 +70,32 @@ func (c Codec) Open(scope []byte, s string) ([]byte, bool) {
 		return nil, false
 	}
 	return body[1:], true
+}
+
+// KeyStore holds the deployment's signing keys, one per purpose (store.DB).
+type KeyStore interface {
+	SigningKey(ctx context.Context, purpose string) ([]byte, error)
+}
+
+// Keys loads the key of one listing from a KeyStore once, and keeps it: every
+// replica reads the same key, so a cursor one replica sealed opens on another.
+type Keys struct {
+	Purpose string
+
+	mu  sync.Mutex
+	key []byte
+}
+
+// Codec is the listing's codec, with its key loaded from s on first use.
+func (k *Keys) Codec(ctx context.Context, s KeyStore) (Codec, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.key == nil {
+		key, err := s.SigningKey(ctx, k.Purpose)
+		if err != nil {
+			return Codec{}, err
+		}
+		k.key = key
+	}
+	return New(k.key, k.Purpose), nil
 }

@@ -30,6 +30,7 @@ func TestSealedCursorsOpenOnlyForTheirQuery(t *testing.T) {
 		"altered":              {c, scope, string(flipped)},
 		"truncated":            {c, scope, s[:len(s)-2]},
 		"padded":               {c, scope, s + "="},
+		"line break":           {c, scope, s[:4] + "\r\n" + s[4:]},
 		"empty":                {c, scope, ""},
 		"not base64":           {c, scope, "!!!!"},
 		"huge":                 {c, scope, strings.Repeat("A", 4096)},
@@ -54,6 +55,7 @@ func FuzzOpen(f *testing.F) {
 	f.Add(c.Seal(scope, []byte{0, 0, 0, 0, 0, 0, 0, 9}))
 	f.Add("")
 	f.Add("AQ")
+	f.Add(c.Seal(scope, []byte{1}) + "\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		pos, ok := c.Open(scope, s)
 		if ok && c.Seal(scope, pos) != s {

@@ -3,7 +3,6 @@ package nexthink
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -20,8 +19,7 @@ func TestRemoteActionsListAndDetails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var info nxsim.Info
-	control(t, sim, "eu", http.MethodGet, "/_nxsim/info", nil, &info)
+	info := simInfo(t, sim, "eu")
 	if len(list) != len(info.RemoteActions) {
 		t.Errorf("got %d remote actions, want %d", len(list), len(info.RemoteActions))
 	}
@@ -89,12 +87,10 @@ func TestTriggerRoundTrip(t *testing.T) {
 	if resp.RequestID == "" || resp.ExpiresInMinutes != 120 {
 		t.Fatalf("got %+v, want a request id and 120 minutes", resp)
 	}
-	var execs []struct {
-		RequestID    string `json:"request_id"`
-		Device       string `json:"device"`
-		RemoteAction string `json:"remote_action"`
+	execs, err := ctl(t, sim, "eu").c.Executions(context.Background(), resp.RequestID)
+	if err != nil {
+		t.Fatal(err)
 	}
-	control(t, sim, "eu", http.MethodGet, "/_nxsim/executions/"+resp.RequestID, nil, &execs)
 	if len(execs) != 1 || execs[0].Device != "PC-OUTLOOK-OFFLINE" || execs[0].RemoteAction != "#set_outlook_online" {
 		t.Errorf("nxsim executions: got %+v", execs)
 	}

@@ -62,8 +62,7 @@ func TestExportStreamsEveryRowOnce(t *testing.T) {
 		c.Tenants = []nxsim.TenantConfig{{Name: "eu", Size: 20000}}
 		c.Queries = map[string]string{"#export_devices": exportQuery}
 	})
-	var info nxsim.Info
-	control(t, sim, "eu", http.MethodGet, "/_nxsim/info", nil, &info)
+	info := simInfo(t, sim, "eu")
 	watch := &fileWatch{base: newTransport(t)}
 	c := newClient(t, sim, "eu", "eu-client", func(c *Config) { c.HTTPClient = &http.Client{Transport: watch} })
 
@@ -161,7 +160,7 @@ func TestExportFailures(t *testing.T) {
 			t.Parallel()
 			sim := startSim(t, func(c *nxsim.Config) { c.Queries = map[string]string{"#export_devices": exportQuery} })
 			if tt.settings != nil {
-				control(t, sim, "eu", http.MethodPut, "/_nxsim/exports/settings", tt.settings, nil)
+				setExportSettings(t, sim, "eu", *tt.settings)
 			}
 			c := newClient(t, sim, "eu", "eu-client", nil)
 			n := 0

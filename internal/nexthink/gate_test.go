@@ -3,13 +3,13 @@ package nexthink
 import (
 	"context"
 	"errors"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/dexbridge/dexbridge/internal/nxsim"
 	"github.com/dexbridge/dexbridge/internal/problem"
+	"github.com/dexbridge/dexbridge/internal/testenv"
 )
 
 // TestGateFailsFastThenProbes: once an instance has failed three attempts in a row,
@@ -61,7 +61,7 @@ func TestGateFailsFastThenProbes(t *testing.T) {
 	}
 
 	setFaults(t, sim, "eu", nxsim.Faults{})
-	waitFor(t, "the gate to open after a good probe", func() bool {
+	testenv.Eventually(t, "the gate to open after a good probe", func() bool {
 		_, err := fast.Execute(ctx, "#get_device_basic_infos", jdoe)
 		return err == nil
 	})
@@ -80,14 +80,14 @@ func TestRetryAfterHoldsEveryCall(t *testing.T) {
 	if _, err := c.Execute(ctx, "#get_device_basic_infos", jdoe); err != nil {
 		t.Fatal(err) // token cached
 	}
-	control(t, sim, "eu", http.MethodPost, "/_nxsim/counters/reset", nil, nil)
+	resetCounters(t, sim, "eu")
 	setFaults(t, sim, "eu", nxsim.Faults{FailNext: 1, FailStatus: 429, RetryAfterSeconds: 1, Groups: []string{"nql"}})
 	first := make(chan error, 1)
 	go func() {
 		_, err := c.Execute(ctx, "#get_device_basic_infos", jdoe)
 		first <- err
 	}()
-	waitFor(t, "the 429 to hold the instance", func() bool {
+	testenv.Eventually(t, "the 429 to hold the instance", func() bool {
 		c.gate.mu.Lock()
 		defer c.gate.mu.Unlock()
 		return time.Now().Before(c.gate.until)

@@ -1,10 +1,7 @@
 package nexthink
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -26,6 +23,9 @@ func startSim(t testing.TB, mod func(*nxsim.Config)) *nxsim.Instance {
 		Logger:      slog.New(slog.DiscardHandler),
 		Executions:  nxsim.ExecutionTiming{Pending: 20 * time.Millisecond, Running: 40 * time.Millisecond, Tick: 5 * time.Millisecond},
 		ExportDelay: 20 * time.Millisecond,
+		// A query is slow here only when a test says so (Faults.Latency): on a loaded
+		// machine under -race, nxsim's own 5 s limit could answer 500 to any query.
+		QueryTimeout: time.Minute,
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -62,60 +62,35 @@ func newClient(t testing.TB, sim *nxsim.Instance, tenant, clientID string, mod f
 	return c
 }
 
-// control calls nxsim's control API of tenant and decodes the answer into out.
-func control(t testing.TB, sim *nxsim.Instance, tenant, method, path string, body, out any) {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, sim.TenantURL(tenant)+path, rd)
+// ctl is the control client of an nxsim tenant; a call that fails fails t.
+func ctl(t testing.TB, sim *nxsim.Instance, tenant string) *control {
+	return &control{t: t, c: nxsim.NewControlClient(sim.TenantURL(tenant), nil)}
+}
+
+type control struct {
+	t testing.TB
+	c *nxsim.ControlClient
+}
+
+func (c *control) must(err error) {
+	c.t.Helper()
 	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("%s %s: got status %d: %s", method, path, resp.StatusCode, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
+		c.t.Fatal(err)
 	}
 }
 
 func counters(t testing.TB, sim *nxsim.Instance, tenant string) counts {
 	t.Helper()
-	var c counts
-	control(t, sim, tenant, http.MethodGet, "/_nxsim/counters", nil, &c)
-	return c
+	c := ctl(t, sim, tenant)
+	counts, err := c.c.Counters(context.Background())
+	c.must(err)
+	return counts
 }
 
 func setFaults(t testing.TB, sim *nxsim.Instance, tenant string, f nxsim.Faults) {
 	t.Helper()
-	control(t, sim, tenant, http.MethodPut, "/_nxsim/faults", f, nil)
-}
-
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	c := ctl(t, sim, tenant)
+	c.must(c.c.SetFaults(context.Background(), f))
 }
 
 // Endpoints as nxsim counts them.
@@ -155,4 +130,30 @@ func newTransport(t testing.TB) *http.Transport {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(tr.CloseIdleConnections)
 	return tr
+}
+
+func resetCounters(t testing.TB, sim *nxsim.Instance, tenant string) {
+	t.Helper()
+	c := ctl(t, sim, tenant)
+	c.must(c.c.ResetCounters(context.Background()))
+}
+
+func expireTokens(t testing.TB, sim *nxsim.Instance, tenant string) {
+	t.Helper()
+	c := ctl(t, sim, tenant)
+	c.must(c.c.ExpireTokens(context.Background()))
+}
+
+func setExportSettings(t testing.TB, sim *nxsim.Instance, tenant string, s nxsim.ExportSettings) {
+	t.Helper()
+	c := ctl(t, sim, tenant)
+	c.must(c.c.SetExportSettings(context.Background(), s))
+}
+
+func simInfo(t testing.TB, sim *nxsim.Instance, tenant string) nxsim.Info {
+	t.Helper()
+	c := ctl(t, sim, tenant)
+	info, err := c.c.Info(context.Background())
+	c.must(err)
+	return info
 }

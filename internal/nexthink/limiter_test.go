@@ -13,29 +13,27 @@ import (
 )
 
 // A call the limiter would make wait longer than MaxWait fails at once, rate limited,
-// without reaching nxsim; one within MaxWait waits its turn.
+// without reaching nxsim; its Retry-After is the limiter's wait. (One call every 10 s
+// and a MaxWait of 1 s: however slow the first call, the second one is refused.)
 func TestLimiterRefusalMakesNoCall(t *testing.T) {
 	t.Parallel()
+	const period = 10 * time.Second
 	sim := startSim(t, nil)
 	c := newClient(t, sim, "eu", "eu-client", func(c *Config) {
-		c.NQL = ratelimit.NewLocal("nql:eu", ratelimit.Rate{PerSecond: 1, Burst: 1})
-		c.MaxWait = 100 * time.Millisecond
+		c.NQL = ratelimit.NewLocal("nql:eu", ratelimit.Rate{PerSecond: 1 / period.Seconds(), Burst: 1})
+		c.MaxWait = time.Second
 	})
 	ctx := context.Background()
 	if _, err := c.Execute(ctx, "#get_device_basic_infos", jdoe); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	_, err := c.Execute(ctx, "#get_device_basic_infos", jdoe)
-	if d := time.Since(start); d > 50*time.Millisecond {
-		t.Errorf("refused after %v, want at once", d)
-	}
 	var e *Error
 	if !errors.As(err, &e) || e.Code != CodeRateLimited || e.Call != callExecute || e.Instance != "eu" {
 		t.Fatalf("got %v, want rate limited by dexbridge", err)
 	}
-	if e.RetryAfter < 800*time.Millisecond || e.RetryAfter > time.Second {
-		t.Errorf("retry after: got %v, want the limiter's wait, about 1s", e.RetryAfter)
+	if e.RetryAfter <= time.Second || e.RetryAfter > period {
+		t.Errorf("retry after: got %v, want the limiter's wait, beyond MaxWait and within %v", e.RetryAfter, period)
 	}
 	if p := e.Problem(); p.Code != problem.RateLimited || p.RetryAfter != e.RetryAfter {
 		t.Errorf("problem: got %s retry after %v", p.Code, p.RetryAfter)
@@ -45,36 +43,40 @@ func TestLimiterRefusalMakesNoCall(t *testing.T) {
 	}
 }
 
-// The caller's deadline is a limit too; a refused reservation is given back.
+// The caller's deadline is a limit too; a refused reservation is given back. The
+// limiter grants one call every 10 s, so the refused callers, whose deadline is 1 s
+// away, would each wait about 10 s; had they kept their reservations, the next
+// caller would wait about 60 s. What is measured is the limiter's own answer, not
+// the wall clock, so a slow machine cannot change it.
 func TestLimiterHonoursDeadlineAndGivesBack(t *testing.T) {
 	t.Parallel()
+	const period = 10 * time.Second
+	lim := ratelimit.NewLocal("nql:eu", ratelimit.Rate{PerSecond: 1 / period.Seconds(), Burst: 1})
 	sim := startSim(t, nil)
 	c := newClient(t, sim, "eu", "eu-client", func(c *Config) {
-		c.NQL = ratelimit.NewLocal("nql:eu", ratelimit.Rate{PerSecond: 5, Burst: 1}) // one call every 200 ms
-		c.MaxWait = 2 * time.Second
+		c.NQL = lim
+		c.MaxWait = time.Minute
 	})
 	ctx := context.Background()
 	if _, err := c.Execute(ctx, "#get_device_basic_infos", jdoe); err != nil {
 		t.Fatal(err)
 	}
-	for range 5 { // refused: each would wait ~200 ms, the deadline is 50 ms away
-		dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	for range 5 {
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
 		_, err := c.Execute(dctx, "#get_device_basic_infos", jdoe)
 		cancel()
-		if Problem(err).Code != problem.RateLimited {
-			t.Fatalf("got %v, want rate limited", err)
+		var e *Error
+		if !errors.As(err, &e) || e.Code != CodeRateLimited || e.RetryAfter <= 0 || e.RetryAfter > period {
+			t.Fatalf("got %v, want rate limited, retry within %v", err, period)
 		}
 	}
-	// Had the refusals kept their reservations, this call would wait about 1.2 s.
-	start := time.Now()
-	if _, err := c.Execute(ctx, "#get_device_basic_infos", jdoe); err != nil {
-		t.Fatal(err)
+	_, err := lim.Take(ctx, 0)
+	var limited *ratelimit.Limited
+	if !errors.As(err, &limited) || limited.RetryAfter > period {
+		t.Errorf("after 5 refusals: got %v, want the next call due within %v (the refusals gave their turns back)", err, period)
 	}
-	if d := time.Since(start); d > 600*time.Millisecond {
-		t.Errorf("waited %v, want at most about 200 ms", d)
-	}
-	if n := counters(t, sim, "eu").Endpoints[epExecute]; n != 2 {
-		t.Errorf("got %d executes, want 2", n)
+	if n := counters(t, sim, "eu").Endpoints[epExecute]; n != 1 {
+		t.Errorf("got %d executes, want 1 (the refused calls made none)", n)
 	}
 }
 

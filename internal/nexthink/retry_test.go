@@ -11,6 +11,7 @@ import (
 
 	"github.com/dexbridge/dexbridge/internal/nxsim"
 	"github.com/dexbridge/dexbridge/internal/problem"
+	"github.com/dexbridge/dexbridge/internal/testenv"
 )
 
 // A 429 with Retry-After is waited out and retried; nxsim counts one 429 and one 200.
@@ -21,7 +22,7 @@ func TestRetryAfter429(t *testing.T) {
 	if _, err := c.Execute(context.Background(), "#get_device_basic_infos", jdoe); err != nil {
 		t.Fatal(err) // token cached, so the count below is of executes only
 	}
-	control(t, sim, "eu", http.MethodPost, "/_nxsim/counters/reset", nil, nil)
+	resetCounters(t, sim, "eu")
 	setFaults(t, sim, "eu", nxsim.Faults{RateLimitRate: 1, RetryAfterSeconds: 1, Groups: []string{"nql"}})
 
 	type result struct {
@@ -35,7 +36,7 @@ func TestRetryAfter429(t *testing.T) {
 		res, err := c.Execute(context.Background(), "#get_device_basic_infos", jdoe)
 		done <- result{res, err, time.Since(start)}
 	}()
-	waitFor(t, "a 429 at nxsim", func() bool { return answers(counters(t, sim, "eu"), epExecute, 429) > 0 })
+	testenv.Eventually(t, "a 429 at nxsim", func() bool { return answers(counters(t, sim, "eu"), epExecute, 429) > 0 })
 	setFaults(t, sim, "eu", nxsim.Faults{}) // the retry, a second later, succeeds
 	r := <-done
 	if r.err != nil || len(r.res.Rows) != 2 {
@@ -119,14 +120,14 @@ func TestTimeoutIsRetried(t *testing.T) {
 	if _, err := c.Execute(context.Background(), "#get_device_basic_infos", jdoe); err != nil {
 		t.Fatal(err)
 	}
-	control(t, sim, "eu", http.MethodPost, "/_nxsim/counters/reset", nil, nil)
+	resetCounters(t, sim, "eu")
 	setFaults(t, sim, "eu", nxsim.Faults{Latency: map[string]nxsim.Latency{"nql": {FixedMS: 1500}}})
 	done := make(chan error, 1)
 	go func() {
 		_, err := c.Execute(context.Background(), "#get_device_basic_infos", jdoe)
 		done <- err
 	}()
-	waitFor(t, "the first execute at nxsim", func() bool { return counters(t, sim, "eu").Endpoints[epExecute] > 0 })
+	testenv.Eventually(t, "the first execute at nxsim", func() bool { return counters(t, sim, "eu").Endpoints[epExecute] > 0 })
 	setFaults(t, sim, "eu", nxsim.Faults{})
 	if err := <-done; err != nil {
 		t.Fatalf("got %v, want success after the timed-out attempt", err)
@@ -137,15 +138,23 @@ func TestTimeoutIsRetried(t *testing.T) {
 	}
 }
 
-// Persistent timeouts end as upstream unavailable.
+// Persistent timeouts end as upstream unavailable, after more than one attempt.
+// The token is fetched first (until a call succeeds: on a loaded machine a call may
+// take longer than the short CallTimeout), so every attempt below is an execute that
+// times out; RetryFor leaves room for a second attempt however slow the first one was.
 func TestPersistentTimeoutIsUnavailable(t *testing.T) {
 	t.Parallel()
 	sim := startSim(t, nil)
 	c := newClient(t, sim, "eu", "eu-client", func(c *Config) {
-		c.CallTimeout = 100 * time.Millisecond
-		c.RetryFor = 500 * time.Millisecond
+		c.CallTimeout = 500 * time.Millisecond
+		c.RetryFor = 5 * time.Second
 	})
-	setFaults(t, sim, "eu", nxsim.Faults{Latency: map[string]nxsim.Latency{"nql": {FixedMS: 1500}}})
+	testenv.Eventually(t, "a first call, which fetches the token", func() bool {
+		_, err := c.Execute(context.Background(), "#get_device_basic_infos", jdoe)
+		return err == nil
+	})
+	resetCounters(t, sim, "eu")
+	setFaults(t, sim, "eu", nxsim.Faults{Latency: map[string]nxsim.Latency{"nql": {FixedMS: 60_000}}})
 	_, err := c.Execute(context.Background(), "#get_device_basic_infos", jdoe)
 	var e *Error
 	if !errors.As(err, &e) || e.Code != CodeTimeout {
@@ -160,21 +169,30 @@ func TestPersistentTimeoutIsUnavailable(t *testing.T) {
 }
 
 // The caller's deadline bounds the retries: no attempt is started that could not end.
+// The instance asks to come back in 30 s, within MaxWait and RetryFor but past the
+// caller's deadline 10 s away: the 429 is the answer, before the deadline, after one
+// attempt (a client that waited would end with the deadline, not the 429).
 func TestContextDeadlineBoundsRetries(t *testing.T) {
 	t.Parallel()
 	sim := startSim(t, nil)
-	c := newClient(t, sim, "eu", "eu-client", nil)
-	setFaults(t, sim, "eu", nxsim.Faults{ErrorRate: 1, ErrorStatus: 503, Groups: []string{"nql"}}) // Retry-After: 1
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	c := newClient(t, sim, "eu", "eu-client", func(c *Config) {
+		c.MaxWait, c.RetryFor = time.Minute, time.Minute
+	})
+	collectorUID(t, c, "bwayne") // the token, fetched without the faults
+	resetCounters(t, sim, "eu")
+	setFaults(t, sim, "eu", nxsim.Faults{RateLimitRate: 1, RetryAfterSeconds: 30, Groups: []string{"nql"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	start := time.Now()
 	_, err := c.Execute(ctx, "#get_device_basic_infos", jdoe)
-	if d := time.Since(start); d > 400*time.Millisecond {
-		t.Errorf("returned after %v, want at once (the Retry-After passes the deadline)", d)
+	if ctx.Err() != nil {
+		t.Errorf("returned after the deadline, want at once (the Retry-After passes the deadline)")
 	}
 	var e *Error
-	if !errors.As(err, &e) || e.Status != 503 {
-		t.Errorf("got %v, want the 503", err)
+	if !errors.As(err, &e) || e.Status != http.StatusTooManyRequests || e.RetryAfter != 30*time.Second {
+		t.Errorf("got %v, want the 429 with its Retry-After", err)
+	}
+	if n := counters(t, sim, "eu").Endpoints[epExecute]; n != 1 {
+		t.Errorf("got %d executes, want 1", n)
 	}
 }
 

@@ -94,7 +94,7 @@ func TestTokenRefusedByAPIIsReplacedOnce(t *testing.T) {
 	if _, err := c.Execute(ctx, "#get_device_basic_infos", jdoe); err != nil {
 		t.Fatalf("Execute: %v", err)
 	}
-	control(t, sim, "eu", http.MethodPost, "/_nxsim/tokens/expire", nil, nil)
+	expireTokens(t, sim, "eu")
 	res, err := c.Execute(ctx, "#get_device_basic_infos", jdoe)
 	if err != nil {
 		t.Fatalf("Execute after tokens expired: %v", err)
@@ -120,7 +120,7 @@ func TestTokenRefusedTwiceIsAnError(t *testing.T) {
 	// nxsim just before the call leaves.
 	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if strings.HasSuffix(r.URL.Path, "/nql/execute") {
-			control(t, sim, "eu", http.MethodPost, "/_nxsim/tokens/expire", nil, nil)
+			expireTokens(t, sim, "eu")
 		}
 		return base.RoundTrip(r)
 	})

@@ -174,17 +174,17 @@ func benchRun(b *testing.B, q string, src Source, params map[string]string, want
 // name among 100 000, with the Source's index and with a full scan.
 func BenchmarkDeviceLookup(b *testing.B) {
 	fleet := newBenchFleet(100000)
-	q := seedQuery(b, "diagnose_onedrive_issues")
+	q := guideQuery(b, "diagnose_onedrive_issues")
 	params := map[string]string{"device_name": "pc-73456"}
 	b.Run("indexer", func(b *testing.B) { benchRun(b, q, fleet, params, 1) })
 	b.Run("scan", func(b *testing.B) { benchRun(b, q, fleet.benchSource, params, 1) })
 }
 
-// BenchmarkSlowPC runs the slow-PC seed query, verbatim, over 10 000 devices; "fleet"
+// BenchmarkSlowPC runs the slow-PC query of the guide, verbatim, over 10 000 devices; "fleet"
 // drops its device filter so both joins run for every device seen in 7 days.
 func BenchmarkSlowPC(b *testing.B) {
 	fleet := newBenchFleet(10000)
-	q := seedQuery(b, "diagnose_slow_pc_issues")
+	q := guideQuery(b, "diagnose_slow_pc_issues")
 	params := map[string]string{"device_name": "PC-4242"}
 	b.Run("indexer", func(b *testing.B) { benchRun(b, q, fleet, params, 1) })
 	b.Run("scan", func(b *testing.B) { benchRun(b, q, fleet.benchSource, params, 1) })
@@ -193,7 +193,7 @@ func BenchmarkSlowPC(b *testing.B) {
 }
 
 func BenchmarkCompile(b *testing.B) {
-	q := seedQuery(b, "diagnose_slow_pc_issues")
+	q := guideQuery(b, "diagnose_slow_pc_issues")
 	s := DefaultSchema()
 	b.ReportAllocs()
 	for b.Loop() {

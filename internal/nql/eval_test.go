@@ -407,11 +407,11 @@ func TestRunUsesIndexer(t *testing.T) {
 }
 
 func TestPlanConcurrentRuns(t *testing.T) {
-	p, err := Compile(seedQuery(t, "diagnose_slow_pc_issues"), nil)
+	p, err := Compile(guideQuery(t, "diagnose_slow_pc_issues"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := showRows(run(t, fixture(), seedQuery(t, "diagnose_slow_pc_issues"), map[string]string{"device_name": "PC-1"}).Rows)
+	want := showRows(run(t, fixture(), guideQuery(t, "diagnose_slow_pc_issues"), map[string]string{"device_name": "PC-1"}).Rows)
 	errs := make(chan error, 8)
 	for g := 0; g < 8; g++ {
 		go func() {

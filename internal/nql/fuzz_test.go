@@ -7,10 +7,10 @@ import (
 	"testing"
 )
 
-// fuzzSeeds are the seed queries plus queries that reach the other clauses.
-func fuzzSeeds(f *testing.F) {
-	for _, id := range seedIDs(f) {
-		f.Add(seedQuery(f, id))
+// fuzzCorpus are the guide's queries plus queries that reach the other clauses.
+func fuzzCorpus(f *testing.F) {
+	for _, id := range guideIDs(f) {
+		f.Add(guideQuery(f, id))
 	}
 	for _, q := range []string{
 		`remote_action.executions past 24h | where request_id in ["a", $b] | list request_id, status`,
@@ -25,7 +25,7 @@ func fuzzSeeds(f *testing.F) {
 }
 
 func FuzzParse(f *testing.F) {
-	fuzzSeeds(f)
+	fuzzCorpus(f)
 	f.Fuzz(func(t *testing.T, src string) {
 		_, err := Parse(src)
 		checkError(t, src, err)
@@ -52,7 +52,7 @@ func checkError(t *testing.T, src string, err error) {
 }
 
 func FuzzRun(f *testing.F) {
-	fuzzSeeds(f)
+	fuzzCorpus(f)
 	params := map[string]string{"username": "alice", "request_id": "req-1", "device_name": "PC-1", "b": "2"}
 	f.Fuzz(func(t *testing.T, src string) {
 		p, err := Compile(src, nil)

@@ -9,8 +9,8 @@ import (
 	"github.com/dexbridge/dexbridge/internal/nql"
 )
 
-// BenchmarkExecuteDeviceBasicInfos runs #get_device_basic_infos (the seed's query:
-// devices during past 7d with session.events, where user.name == $username) over a
+// BenchmarkExecuteDeviceBasicInfos runs #get_device_basic_infos (the identification query:
+// devices during past 30d with session.events, where user.name == $username) over a
 // 100 000-device tenant, without HTTP.
 //
 //	go test -run '^$' -bench ExecuteDeviceBasicInfos -benchtime 5x ./internal/nxsim/

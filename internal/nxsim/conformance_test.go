@@ -14,6 +14,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/dexbridge/dexbridge/internal/testenv"
 )
 
 // apiDoc is one of Nexthink's OpenAPI documents with a router over nxsim's URL.
@@ -291,7 +293,7 @@ func waitExport(t *testing.T, base, tok, id string) (map[string]any, int, []stri
 	var last map[string]any
 	var code int
 	var seen []string
-	waitFor(t, "export "+id, func() bool {
+	testenv.Eventually(t, "export "+id, func() bool {
 		status, _, b := call(t, http.MethodGet, base+"/api/v1/nql/status/"+id, tok, nil)
 		last, code = nil, status
 		if err := json.Unmarshal(b, &last); err != nil {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/dexbridge/dexbridge/internal/testenv"
 )
 
 // trigger runs a remote action on named devices and returns the request id.
@@ -33,7 +35,7 @@ func waitStatus(t *testing.T, in *Instance, tok, reqID, want string) ([]string, 
 	t.Helper()
 	var seen []string
 	var last map[string]any
-	waitFor(t, "status "+want, func() bool {
+	testenv.Eventually(t, "status "+want, func() bool {
 		rows := execV2(t, in.URL(), tok, "#get_remote_action_result", map[string]string{"request_id": reqID})
 		if len(rows) != 1 {
 			t.Fatalf("executions of %s: got %d rows, want 1", reqID, len(rows))
@@ -116,10 +118,22 @@ func TestExecutionStates(t *testing.T) {
 	tok := token(t, in.URL(), "eu-client", "eu-client-secret")
 
 	t.Run("pending, in progress, success", func(t *testing.T) {
-		seen, _ := waitStatus(t, in, tok, trigger(t, in, tok, "#repair_outlook_ost_problem", nil, "PC-HEALTHY"), "success")
-		if !slices.Contains(seen, "in_progress") || seen[0] != "pending" {
-			t.Errorf("statuses: got %v, want pending, in_progress, success", seen)
+		// The executor's clock moves only when the test moves it, so each state is
+		// seen however slowly the test polls.
+		clock := &fakeClock{t: time.Now()}
+		in := startTest(t, func(c *Config) {
+			c.Clock = clock.Now
+			c.Executions = ExecutionTiming{Pending: 150 * time.Millisecond, Running: 150 * time.Millisecond, Tick: 2 * time.Millisecond}
+		})
+		tok := token(t, in.URL(), "eu-client", "eu-client-secret")
+		req := trigger(t, in, tok, "#repair_outlook_ost_problem", nil, "PC-HEALTHY")
+		if seen, _ := waitStatus(t, in, tok, req, "pending"); len(seen) != 1 {
+			t.Errorf("statuses: got %v, want pending first", seen)
 		}
+		clock.Add(150 * time.Millisecond)
+		waitStatus(t, in, tok, req, "in_progress")
+		clock.Add(150 * time.Millisecond)
+		waitStatus(t, in, tok, req, "success")
 	})
 	t.Run("offline device waits, then runs", func(t *testing.T) {
 		req := trigger(t, in, tok, "#repair_onedrive", nil, "PC-OFFLINE")

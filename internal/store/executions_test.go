@@ -150,25 +150,24 @@ func TestPollerLeaseGoesWithItsSession(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatal(ok, err)
 	}
-	if _, err := pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, l1.BackendPID()); err != nil {
+	pid := testenv.LeaseHolder(t, pool, "poller", "eu")
+	if pid == 0 {
+		t.Fatal("PostgreSQL reports no holder of the lease just taken")
+	}
+	if _, err := pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
 		t.Fatal(err)
 	}
 	if err := l1.Alive(ctx); err == nil {
 		t.Error("a terminated lease reports alive")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testenv.Eventually(t, "the lease of a terminated session released", func() bool {
 		l2, ok, err := db.TryPollerLease(ctx, "eu")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if ok {
 			l2.Release(ctx)
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the lease of a terminated session was never released")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return ok
+	})
 }

@@ -48,9 +48,6 @@ func (db *DB) tryLease(ctx context.Context, kind, name string, params map[string
 	return &lease{conn: conn, kind: kind, name: name}, true, nil
 }
 
-// BackendPID is the server process of the lease's connection (tests end it).
-func (l *lease) BackendPID() uint32 { return l.conn.PgConn().PID() }
-
 // Alive checks that the lease's connection, and so the lock, is still there.
 func (l *lease) Alive(ctx context.Context) error {
 	if err := l.conn.Ping(ctx); err != nil {

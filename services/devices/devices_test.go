@@ -262,7 +262,7 @@ func TestLiveFallback(t *testing.T) {
 	}
 	code, got = e.identify(events.KeyUsername, "jdoe")
 	if code != 200 || got.Source != events.SourceLive || len(got.Devices) != 2 {
-		t.Errorf("by user name (the seed query): got %d %+v", code, got)
+		t.Errorf("by user name (the query of the guide): got %d %+v", code, got)
 	}
 	if err := e.db.MarkInstanceDown(context.Background(), "us"); err != nil {
 		t.Fatal(err)
@@ -476,15 +476,9 @@ func TestStatusAndOnDemandDiscovery(t *testing.T) {
 	if resp.StatusCode != 202 || len(started.Runs) != 1 || started.Runs[0].Status != events.RunStarted || started.Runs[0].RunID <= first {
 		t.Fatalf("start: got %d %+v", resp.StatusCode, started)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testenv.Eventually(t, "the requested run to succeed", func() bool {
 		e.do(http.MethodGet, "/api/v1/status", e.reader, "", &st)
-		if r := st.Instances[0].LastDiscovery; r.ID == started.Runs[0].RunID && r.Outcome == "success" && r.Trigger == "api" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the requested run did not succeed: %+v", st.Instances[0].LastDiscovery)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		r := st.Instances[0].LastDiscovery
+		return r.ID == started.Runs[0].RunID && r.Outcome == "success" && r.Trigger == "api"
+	})
 }

@@ -88,8 +88,6 @@ type Tick struct {
 	Changed  int           // executions whose state changed (expiries included)
 	Expired  int           // of which expired by dexbridge
 	Took     time.Duration //
-	// LeasePID is the server process of the lease's connection (tests end it).
-	LeasePID uint32
 }
 
 // Service polls every configured instance.
@@ -222,7 +220,7 @@ func (s *Service) tick(ctx context.Context, lease *store.PollerLease, log *slog.
 	if err != nil {
 		return err
 	}
-	tk := Tick{Instance: instance, Open: len(open), LeasePID: lease.BackendPID()}
+	tk := Tick{Instance: instance, Open: len(open)}
 	var changes []store.ExecutionChange
 	q := s.queriers[instance]
 	for _, chunk := range Chunks(open) {

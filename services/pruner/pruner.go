@@ -74,8 +74,6 @@ type Report struct {
 	// Err joins the failures: a table that failed was left for the next run, the
 	// others were still pruned.
 	Err error
-	// LeasePID is the server process of the lease's connection (tests end it).
-	LeasePID uint32
 }
 
 // Total is the number of rows deleted.
@@ -242,7 +240,7 @@ func (s *Service) pruneAudit(l *store.PrunerLease, ctx context.Context, before t
 // run prunes every table once, to its end, and says what it did.
 func (s *Service) run(ctx context.Context, lease *store.PrunerLease) (rep Report) {
 	start := time.Now()
-	rep = Report{Rows: map[string]int64{}, LeasePID: lease.BackendPID()}
+	rep = Report{Rows: map[string]int64{}}
 	var errs []error
 	defer func() {
 		if s.export != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/nxsim"
 	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/testenv"
 )
 
 const executionsPath = "/api/v1/remote-actions/executions"
@@ -101,7 +102,7 @@ func TestNoDuplicateFix(t *testing.T) {
 	}
 
 	// The device is offline: Nexthink waits for it, and so does every duplicate.
-	waitFor(t, "waiting_for_device", func() bool { return str(e.execution(t, first), "status") == events.StatusWaitingForDevice })
+	testenv.Eventually(t, "waiting_for_device", func() bool { return str(e.execution(t, first), "status") == events.StatusWaitingForDevice })
 	byUID := map[string]any{"remote_action": "#repair_onedrive", "device": dev.CollectorUID}
 	status, h, got := e.do(t, e.b, http.MethodPost, executionsPath, byUID, nil)
 	if status != http.StatusOK || got["existing"] != true || str(got, "id") != first || str(got, "status") != events.StatusWaitingForDevice ||
@@ -158,7 +159,7 @@ func TestNoDuplicateFix(t *testing.T) {
 	// Once the device is back and both finished, the fix may run again.
 	e.setOnline(t, true, dev.Name)
 	for _, id := range []string{first, str(second, "id")} {
-		waitFor(t, id+" to finish", func() bool { return events.FinalStatus(str(e.execution(t, id), "status")) })
+		testenv.Eventually(t, id+" to finish", func() bool { return events.FinalStatus(str(e.execution(t, id), "status")) })
 	}
 	status, _, next := e.do(t, e.a, http.MethodPost, executionsPath, body, nil)
 	if status/100 != 2 || next["existing"] != nil || str(next, "id") == first || str(next, "id") == str(second, "id") {

@@ -165,7 +165,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Cleanup(srv.Close)
 		*base = srv.URL
 	}
-	waitFor(t, "the remote action managers", func() bool {
+	testenv.Eventually(t, "the remote action managers", func() bool {
 		a, _, _ := e.do(t, e.a, http.MethodGet, "/api/v1/remote-actions", nil, nil)
 		b, _, _ := e.do(t, e.b, http.MethodGet, "/api/v1/remote-actions", nil, nil)
 		return a == http.StatusOK && b == http.StatusOK
@@ -247,18 +247,6 @@ func (e *env) audit(t *testing.T) []store.AuditRecord {
 		t.Fatal(err)
 	}
 	return recs
-}
-
-// waitFor polls cond until it holds, or fails t after 15 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func str(m map[string]any, k string) string { s, _ := m[k].(string); return s }

@@ -31,13 +31,13 @@ func (m *manager) executions(ctx context.Context, req events.ExecutionsListReque
 	if req.Since != nil {
 		f.Since = *req.Since
 	}
-	codec, err := m.cursors.codec(ctx, m.store)
+	codec, err := m.cursors.Codec(ctx, m.store)
 	if err != nil {
 		return reply, problem.Wrap(problem.ServiceUnavailable, err, "executions cannot be listed right now").Retry(time.Second)
 	}
 	scope := cursorScope(req)
 	if req.Cursor != "" {
-		pos, ok := codec.decode(scope, req.Cursor)
+		pos, ok := decodeCursor(codec, scope, req.Cursor)
 		if !ok {
 			return reply, events.InvalidCursor()
 		}
@@ -50,7 +50,7 @@ func (m *manager) executions(ctx context.Context, req events.ExecutionsListReque
 	if len(found) > limit {
 		found = found[:limit]
 		last := found[limit-1]
-		if reply.NextCursor, err = codec.encode(scope, store.ExecutionPosition{CreatedAt: last.CreatedAt, ID: last.ID}); err != nil {
+		if reply.NextCursor, err = encodeCursor(codec, scope, store.ExecutionPosition{CreatedAt: last.CreatedAt, ID: last.ID}); err != nil {
 			return reply, problem.Wrap(problem.Internal, err, "the next page's cursor cannot be made")
 		}
 	}

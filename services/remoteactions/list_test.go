@@ -14,6 +14,7 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/auth"
 	"github.com/dexbridge/dexbridge/internal/nxsim"
+	"github.com/dexbridge/dexbridge/internal/testenv"
 )
 
 // page is one answer of the execution list.
@@ -68,9 +69,9 @@ func TestListExecutions(t *testing.T) {
 	d1 = append(d1, trigger("#update_group_policy_settings", devs[1].Name), trigger("#repair_onedrive", devs[1].Name))
 	waiting := trigger("#repair_onedrive", offline.Name)
 	for _, id := range slices.Concat(d0, d1) {
-		waitFor(t, id+" to finish", func() bool { return str(e.execution(t, id), "status") == events.StatusSuccess })
+		testenv.Eventually(t, id+" to finish", func() bool { return str(e.execution(t, id), "status") == events.StatusSuccess })
 	}
-	waitFor(t, "waiting_for_device", func() bool { return str(e.execution(t, waiting), "status") == events.StatusWaitingForDevice })
+	testenv.Eventually(t, "waiting_for_device", func() bool { return str(e.execution(t, waiting), "status") == events.StatusWaitingForDevice })
 
 	all := e.list(t, e.a, url.Values{"limit": {"200"}})
 	if len(all.ids) != 7 || all.cursor != "" || all.ids[0] != waiting {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/allowlist"
+	"github.com/dexbridge/dexbridge/internal/cursor"
 	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/store"
@@ -63,7 +64,7 @@ type manager struct {
 	topics   atomic.Pointer[topic.Catalog]
 	live     LiveIdentify // nil: the cache only
 	details  *detailsCache
-	cursors  cursorKeys
+	cursors  *cursor.Keys
 	js       jetstream.JetStream // nil: changes are not published
 	subjects events.Subjects
 	log      *slog.Logger

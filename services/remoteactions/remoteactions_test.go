@@ -14,6 +14,7 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/nxsim"
 	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/testenv"
 	"github.com/dexbridge/dexbridge/services/discovery/discoverytest"
 	"github.com/dexbridge/dexbridge/services/remoteactions"
 )
@@ -46,7 +47,7 @@ func TestTriggerAsyncThenSync(t *testing.T) {
 	if g, w := fmt.Sprint(sent[0]), fmt.Sprint(want); g != w {
 		t.Errorf("nxsim got %s, want %s", g, w)
 	}
-	waitFor(t, "the execution to succeed", func() bool {
+	testenv.Eventually(t, "the execution to succeed", func() bool {
 		_, _, cur := e.do(t, e.a, http.MethodGet, "/api/v1/remote-actions/executions/"+id, nil, nil)
 		return str(cur, "status") == "success"
 	})
@@ -147,7 +148,7 @@ func TestLongPollWakesOnAnotherReplica(t *testing.T) {
 		map[string]any{"remote_action": "#update_group_policy_settings", "device": "PC-GPO"}, nil)
 	id := str(got, "id")
 	path := "/api/v1/remote-actions/executions/" + id
-	waitFor(t, "the poller's first sight of it", func() bool {
+	testenv.Eventually(t, "the poller's first sight of it", func() bool {
 		_, _, cur := e.do(t, e.b, http.MethodGet, path, nil, nil)
 		return str(cur, "status") == events.StatusPending && str(cur, "status_details") != ""
 	})

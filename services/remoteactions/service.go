@@ -37,6 +37,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/allowlist"
 	"github.com/dexbridge/dexbridge/internal/broker"
 	"github.com/dexbridge/dexbridge/internal/config"
+	"github.com/dexbridge/dexbridge/internal/cursor"
 	"github.com/dexbridge/dexbridge/internal/instances"
 	"github.com/dexbridge/dexbridge/internal/livedevices"
 	"github.com/dexbridge/dexbridge/internal/metrics"
@@ -82,8 +83,6 @@ type Options struct {
 	Subjects  events.Subjects
 	Store     Store
 	Instances *instances.Set
-	// Upstream replaces the instances' clients (tests); by instance name.
-	Upstream  map[string]Upstream
 	Allowlist *allowlist.List
 	Topics    *topic.Catalog
 	// Load, when set, reads the allow-list and topics again on a reload (the admin
@@ -122,17 +121,15 @@ func New(o Options) (*Service, error) {
 	}
 	log := o.Log.With("service", "remoteactions")
 	m := &manager{
-		store: o.Store, upstream: o.Upstream, details: newDetailsCache(o.DetailsTTL, o.Now), log: log, now: o.Now,
-		js: o.JS, subjects: o.Subjects,
+		store: o.Store, upstream: map[string]Upstream{}, details: newDetailsCache(o.DetailsTTL, o.Now), log: log, now: o.Now,
+		cursors: &cursor.Keys{Purpose: cursorKeyPurpose},
+		js:      o.JS, subjects: o.Subjects,
 		expiresIn: o.ExpiresIn, diagnosisMaxAge: o.DiagnosisMaxAge, triggerTimeout: o.TriggerTimeout, onlineWithin: o.OnlineWithin,
 		replayWait: o.TriggerTimeout + 5*time.Second,
 	}
-	if m.upstream == nil {
-		m.upstream = map[string]Upstream{}
-		if o.Instances != nil {
-			for _, in := range o.Instances.List() {
-				m.upstream[in.Name] = in.ClientWith(o.Patience)
-			}
+	if o.Instances != nil {
+		for _, in := range o.Instances.List() {
+			m.upstream[in.Name] = in.ClientWith(o.Patience)
 		}
 	}
 	m.allow.Store(o.Allowlist)

@@ -1,18 +1,23 @@
 package nql
 
 import (
-	"html"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
-// seedQuery reads a seed query from testdata, verbatim (TestSeedCopiesVerbatim
-// checks the copies against the seed document when it is present).
-func seedQuery(t testing.TB, id string) string {
+// The queries of Nexthink's chatbot integration guide are kept in testdata, byte for
+// byte: the guide's use cases are what this package must run. The topics extend the
+// diagnosis queries (a test of internal/topic keeps them equal to these copies); the
+// identification and result queries are saved in config/queries.yaml
+// (TestGuideQueriesAreSaved).
+
+// guideQuery reads a query of the guide from testdata, verbatim.
+func guideQuery(t testing.TB, id string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", "seeds", id+".nql"))
 	if err != nil {
@@ -21,11 +26,11 @@ func seedQuery(t testing.TB, id string) string {
 	return string(b)
 }
 
-func seedIDs(t testing.TB) []string {
+func guideIDs(t testing.TB) []string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join("testdata", "seeds", "*.nql"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no seed queries in testdata/seeds: %v", err)
+		t.Fatalf("no queries of the guide in testdata/seeds: %v", err)
 	}
 	var ids []string
 	for _, f := range files {
@@ -34,43 +39,39 @@ func seedIDs(t testing.TB) []string {
 	return ids
 }
 
-// TestSeedCopiesVerbatim extracts the queries from the seed document (markdown code
-// fences and HTML <pre><code> blocks after "Query ID: #...") and compares them with
-// the testdata copies byte for byte.
-func TestSeedCopiesVerbatim(t *testing.T) {
-	docs, _ := filepath.Glob("/work/shared/seeds/001_*.txt")
-	if len(docs) == 0 {
-		t.Skip("seed document not available")
-	}
-	b, err := os.ReadFile(docs[0])
+// TestGuideQueriesAreSaved: the queries dexbridge runs outside any topic
+// (config/queries.yaml) are the guide's, except for the timeframe of the user look-up,
+// which is USER_ACTIVITY_PERIOD's default (30 days) instead of the guide's 7 days.
+func TestGuideQueriesAreSaved(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "config", "queries.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc := string(b)
-	found := map[string]string{}
-	fence := regexp.MustCompile("(?s)Query ID: #([\\w\\\\]+)[^\\n]*\\n\\n```\\n(.*?)```")
-	pre := regexp.MustCompile(`(?s)Query ID: #([\w\\]+)</p><pre><code>(.*?)</code></pre>`)
-	for _, m := range fence.FindAllStringSubmatch(doc, -1) {
-		found[strings.ReplaceAll(m[1], `\`, "")] = m[2]
+	var saved struct {
+		Queries []struct{ ID, NQL string }
 	}
-	for _, m := range pre.FindAllStringSubmatch(doc, -1) {
-		found[strings.ReplaceAll(m[1], `\`, "")] = html.UnescapeString(m[2])
+	if err := yaml.Unmarshal(b, &saved); err != nil {
+		t.Fatal(err)
 	}
-	if got, want := len(found), strings.Count(doc, "Query ID: #"); got != want {
-		t.Fatalf("extracted %d queries, want %d", got, want)
+	want := map[string]string{
+		"get_remote_action_result": guideQuery(t, "get_remote_action_result"),
+		"get_device_basic_infos":   strings.ReplaceAll(guideQuery(t, "get_device_basic_infos"), "past 7d", "past 30d"),
 	}
-	ids := seedIDs(t)
-	if got, want := len(ids), len(found); got != want {
-		t.Errorf("testdata has %d seed queries, want %d", got, want)
-	}
-	for id, q := range found {
-		if got := seedQuery(t, id); got != q {
-			t.Errorf("testdata copy of #%s differs from the seed:\ngot  %q\nwant %q", id, got, q)
+	for _, q := range saved.Queries {
+		id := strings.TrimPrefix(q.ID, "#")
+		if w, ok := want[id]; ok {
+			if q.NQL != w {
+				t.Errorf("config/queries.yaml #%s:\ngot  %q\nwant %q", id, q.NQL, w)
+			}
+			delete(want, id)
 		}
+	}
+	for id := range want {
+		t.Errorf("config/queries.yaml lacks #%s", id)
 	}
 }
 
-func TestSeedQueries(t *testing.T) {
+func TestGuideQueries(t *testing.T) {
 	tests := []struct {
 		id      string
 		params  map[string]string
@@ -161,7 +162,7 @@ func TestSeedQueries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
-			q := seedQuery(t, tt.id)
+			q := guideQuery(t, tt.id)
 			if _, err := Parse(q); err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
@@ -192,7 +193,7 @@ var slowPCHeaders = []string{"device.collector.uid", "device.name", "free_space"
 	"remote_action.get_gpo_startup_impact_windows.execution.outputs.UserGpoAppliedTimeInSeconds",
 	"remote_action.get_gpo_startup_impact_windows.execution.outputs.UserGpoDCDiscoveryInSeconds"}
 
-func TestSeedAnalysis(t *testing.T) {
+func TestGuideAnalysis(t *testing.T) {
 	tests := []struct {
 		id         string
 		joins      []string
@@ -217,7 +218,7 @@ func TestSeedAnalysis(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
-			p, err := Compile(seedQuery(t, tt.id), DefaultSchema())
+			p, err := Compile(guideQuery(t, tt.id), DefaultSchema())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -239,7 +240,7 @@ func TestSeedAnalysis(t *testing.T) {
 					t.Errorf("Fields %q lacks %q", a.Fields, f)
 				}
 			}
-			res := run(t, fixture(), seedQuery(t, tt.id), map[string]string{
+			res := run(t, fixture(), guideQuery(t, tt.id), map[string]string{
 				"username": "alice", "request_id": "req-1", "device_name": "PC-1"})
 			if !slices.Equal(a.Headers, res.Headers) {
 				t.Errorf("Headers: got %q, want the result's %q", a.Headers, res.Headers)
