@@ -60,6 +60,9 @@ type Options struct {
 	// RefreshTimeout the topic worker's bound on a refresh's data collection: a
 	// diagnosis with refresh may take both.
 	RequestTimeout, RefreshTimeout time.Duration
+	// MaxConnections bounds the connections served at once; beyond, a new one is
+	// answered 503 with Retry-After by the listener and closed (0: unbounded).
+	MaxConnections int
 }
 
 // Service runs the HTTP server.
@@ -90,6 +93,9 @@ func (s *Service) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return fmt.Errorf("ingress listen: %w", err)
+	}
+	if o.MaxConnections > 0 {
+		ln = newLimitListener(ln, o.MaxConnections, o.Metrics)
 	}
 	readHeader := o.ReadHeaderTimeout
 	if readHeader <= 0 {
