@@ -124,7 +124,8 @@ func webhooksScenario(ctx context.Context, env Env) ([]Row, error) {
 	// 2. The backlog, through the worker and the dispatcher.
 	backlog := sender.count()
 	start := time.Now()
-	stopAll, all, err := dep.serve(ctx, env, base, "ingress", "webhooks", "proactive")
+	wlog := &workerLog{}
+	stopAll, all, err := dep.serveLogged(ctx, env, base, wlog, "ingress", "webhooks", "proactive")
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +135,7 @@ func webhooksScenario(ctx context.Context, env Env) ([]Row, error) {
 		return nil, err
 	}
 	drain := time.Since(start)
+	worker := wlog.summary(start, start.Add(drain))
 
 	// 3. Webhook to callback at a fixed rate.
 	fmt.Fprintf(env.Log, "webhook to callback at %d/s for %s\n", webhookE2ERate, env.Duration)
@@ -152,6 +154,9 @@ func webhooksScenario(ctx context.Context, env Env) ([]Row, error) {
 		{"webhooks", "202 latency p50 / p99 / p999", latencies(acc), latencies(js), ""},
 		{"webhooks", "failed or not 202", fmt.Sprintf("%d of %d", acc.failed, acc.sent), fmt.Sprintf("%d of %d", js.failed, js.sent), ""},
 		{"webhooks", "backlog processed to signed callbacks", fmt.Sprintf("%d in %s: %.0f/s", backlog, drain.Round(time.Millisecond), float64(backlog)/drain.Seconds()), "-", ""},
+		{"webhooks", "backlog: drain rate / intake rate", fmt.Sprintf("%.2f", float64(backlog)/drain.Seconds()/acc.throughput()), "1",
+			target(">= 0.5", float64(backlog)/drain.Seconds() >= 0.5*acc.throughput())},
+		{"webhooks", "backlog: where the time went (the worker's log)", worker, "-", ""},
 		{"webhooks", fmt.Sprintf("webhook to callback at %d/s, p50", webhookE2ERate), ms(lat.percentile(0.50)), "-", ""},
 		{"webhooks", fmt.Sprintf("webhook to callback at %d/s, p99", webhookE2ERate), ms(lat.percentile(0.99)), "-", ""},
 		{"webhooks", fmt.Sprintf("webhook to callback at %d/s, delivered", webhookE2ERate), fmt.Sprintf("%d of %d", len(lat.ok), lat.sent), "-", ""},
@@ -163,8 +168,18 @@ func webhooksScenario(ctx context.Context, env Env) ([]Row, error) {
 
 // serve starts `dexbridge run <services>` and waits until it is ready; stop ends it.
 func (d *deployment) serve(ctx context.Context, env Env, base string, services ...string) (func(), *exec.Cmd, error) {
+	return d.serveLogged(ctx, env, base, nil, services...)
+}
+
+// serveLogged is serve with the process's log at info level written to log (when
+// not nil) instead of env.Log.
+func (d *deployment) serveLogged(ctx context.Context, env Env, base string, log io.Writer, services ...string) (func(), *exec.Cmd, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	cmd := d.command(runCtx, env, append([]string{"run"}, services...)...)
+	if log != nil {
+		cmd.Stderr = log
+		cmd.Env = append(slices.Clone(cmd.Env), "LOG_LEVEL=info")
+	}
 	if err := cmd.Start(); err != nil {
 		cancel()
 		return nil, nil, err
@@ -403,4 +418,76 @@ func (c *callbackSink) latencies(s *webhookSender, ids []string) loadResult {
 	}
 	slices.Sort(r.ok)
 	return r
+}
+
+// workerLog reads the JSON log of the webhooks worker and sums up its "webhook
+// processed" lines: the time each webhook waited in the stream and spent in each
+// stage.
+type workerLog struct {
+	mu      sync.Mutex
+	partial []byte
+	n       int
+	last    time.Time
+	sum     struct{ total, queued, resolve, diagnose, store, publish float64 }
+}
+
+func (l *workerLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, p...)
+	for {
+		line, rest, ok := bytes.Cut(l.partial, []byte("\n"))
+		if !ok {
+			break
+		}
+		l.line(line)
+		l.partial = append(l.partial[:0], rest...)
+	}
+	return len(p), nil
+}
+
+func (l *workerLog) line(b []byte) {
+	if !bytes.Contains(b, []byte(`"webhook processed"`)) {
+		return
+	}
+	var m struct {
+		Time     time.Time `json:"time"`
+		Total    float64   `json:"duration_ms"`
+		Queued   float64   `json:"queued_ms"`
+		Resolve  float64   `json:"resolve_ms"`
+		Diagnose float64   `json:"diagnose_ms"`
+		Store    float64   `json:"store_ms"`
+		Publish  float64   `json:"publish_ms"`
+	}
+	if json.Unmarshal(b, &m) != nil {
+		return
+	}
+	l.n++
+	if m.Time.After(l.last) {
+		l.last = m.Time
+	}
+	l.sum.total += m.Total
+	l.sum.queued += m.Queued
+	l.sum.resolve += m.Resolve
+	l.sum.diagnose += m.Diagnose
+	l.sum.store += m.Store
+	l.sum.publish += m.Publish
+}
+
+// summary says how many webhooks the worker processed between start and end, how
+// fast, the mean time of each stage, and how long after the worker's last one the
+// last callback arrived (the dispatcher's delivery).
+func (l *workerLog) summary(start, end time.Time) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n == 0 {
+		return "no log line of the worker"
+	}
+	n := float64(l.n)
+	work := l.last.Sub(start)
+	return fmt.Sprintf("worker: %d processed in %.1f s (%.0f/s); mean per webhook: waited in the stream %.0f ms, "+
+		"in the worker %.1f ms (resolve %.1f, diagnose %.1f, store %.1f, publish %.1f); "+
+		"last callback %.1f s after the worker's last webhook (the dispatcher)",
+		l.n, work.Seconds(), n/work.Seconds(), l.sum.queued/n, l.sum.total/n, l.sum.resolve/n, l.sum.diagnose/n,
+		l.sum.store/n, l.sum.publish/n, end.Sub(l.last).Seconds())
 }
