@@ -176,6 +176,8 @@ func discoveryStages(log []byte) string {
 			Export   int64             `json:"export_ms"`
 			Load     int64             `json:"load_ms"`
 			Duration int64             `json:"duration_ms"`
+			Devices  int64             `json:"devices_ms"`
+			Rest     int64             `json:"rest_ms"`
 		}
 		if json.Unmarshal(sc.Bytes(), &m) != nil {
 			continue
@@ -189,7 +191,8 @@ func discoveryStages(log []byte) string {
 			parts = append(parts, fmt.Sprintf("%s: ready %.1f s, download+COPY %.1f s (%d rows)", what,
 				float64(m.Export)/1000, float64(m.Load)/1000, m.Rows))
 		case "discovery swapped":
-			parts = append(parts, fmt.Sprintf("swap %.1f s", float64(m.Duration)/1000))
+			parts = append(parts, fmt.Sprintf("swap %.1f s (devices %.1f s, begun as soon as they were staged; the rest %.1f s, after the last export)",
+				float64(m.Duration)/1000, float64(m.Devices)/1000, float64(m.Rest)/1000))
 		}
 	}
 	if len(parts) == 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -316,14 +317,18 @@ func (r *Run) publish(rec store.DiscoveryRun, up bool) {
 // staging tables are temporary, so private to the lease's one connection: each
 // results file is streamed into a COPY as it downloads, one COPY at a time, in the
 // order the exports complete. An export that completes while another is loading
-// waits before its download, not in memory.
+// waits before its download, not in memory. The swap's transaction starts, on the
+// same connection, as soon as the devices are staged: the devices are replaced
+// while the activity exports still run, and the rest once they are staged.
 func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, error) {
 	if err := r.lease.ResetStaging(ctx); err != nil {
 		return store.SwapCounts{}, err
 	}
-	conn := make(chan struct{}, 1) // the lease's connection, held by one COPY at a time
+	conn := make(chan struct{}, 1) // the lease's connection, held by one statement or COPY at a time
 	g, gctx := errgroup.WithContext(ctx)
 	decs := make([]*deviceDecoder, len(platforms))
+	devicesStaged := make(chan struct{}) // closed once every device export is staged
+	var staged atomic.Int32
 	for k, p := range platforms {
 		g.Go(func() error {
 			return stage(gctx, r, conn, QueryDevices, map[string]string{"platform": p}, func(header, rec []string) (*store.StagedDevice, error) {
@@ -334,7 +339,11 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 					}
 				}
 				return decs[k].decode(rec), nil
-			}, r.lease.CopyDevices)
+			}, r.lease.CopyDevices, func() {
+				if staged.Add(1) == int32(len(platforms)) {
+					close(devicesStaged)
+				}
+			})
 		})
 	}
 	var udec *userDecoder
@@ -363,8 +372,37 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 			}, r.lease.CopyActivity)
 		})
 	}
+	var swap *store.SwapTx
+	var swapTime time.Duration
+	g.Go(func() error {
+		select {
+		case <-devicesStaged:
+		case <-gctx.Done():
+			return nil // an export failed: its error is the attempt's
+		}
+		select {
+		case conn <- struct{}{}:
+		case <-gctx.Done():
+			return nil
+		}
+		defer func() { <-conn }()
+		if gctx.Err() != nil {
+			return nil
+		}
+		start := time.Now()
+		var err error
+		swap, err = r.lease.BeginSwap(gctx, asOf.Add(-r.d.cfg.Period), asOf)
+		swapTime += time.Since(start)
+		return err
+	})
 	if err := g.Wait(); err != nil {
+		if swap != nil {
+			swap.Rollback(ctx)
+		}
 		return store.SwapCounts{}, err
+	}
+	if swap == nil {
+		return store.SwapCounts{}, fmt.Errorf("discovery %s: the swap did not start", r.rec.Instance)
 	}
 	for _, dec := range decs {
 		if dec != nil && len(dec.missing) > 0 {
@@ -372,9 +410,10 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 			break
 		}
 	}
-	swapStart := time.Now()
-	counts, err := r.lease.Swap(ctx, asOf.Add(-r.d.cfg.Period), asOf)
-	r.log.Info("discovery swapped", "duration_ms", time.Since(swapStart).Milliseconds(), "err", err)
+	start := time.Now()
+	counts, err := swap.Finish(ctx)
+	r.log.Info("discovery swapped", "devices_ms", swapTime.Milliseconds(), "rest_ms", time.Since(start).Milliseconds(),
+		"duration_ms", (swapTime + time.Since(start)).Milliseconds(), "err", err)
 	return counts, err
 }
 
@@ -383,7 +422,7 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 // rows. decode turns a record into a row.
 func stage[T any](ctx context.Context, r *Run, conn chan struct{}, query string, params map[string]string,
 	decode func(header, rec []string) (*T, error),
-	load func(ctx context.Context, next func() (*T, error)) (int64, error),
+	load func(ctx context.Context, next func() (*T, error)) (int64, error), onStaged ...func(),
 ) error {
 	start := time.Now()
 	var ready time.Time
@@ -423,6 +462,9 @@ func stage[T any](ctx context.Context, r *Run, conn chan struct{}, query string,
 	})
 	if err != nil {
 		return err
+	}
+	for _, f := range onStaged {
+		f()
 	}
 	if !ready.IsZero() {
 		r.log.Info("discovery staged", "query_id", query, "params", params, "rows", n,
