@@ -115,6 +115,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	if len(args) > 0 && args[0] == "soak" {
 		return soakMain(ctx, args[1:], getenv, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "markdown" {
+		return markdownMain(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("dexbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var names []string
@@ -122,6 +125,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		names = append(names, s.Name)
 	}
 	only := fs.String("scenarios", strings.Join(names, ","), "comma-separated scenarios to run")
+	jsonOut := fs.String("json", "", "also save the heading and table to this file, for `dexbench markdown`")
 	env := Env{Log: stderr}
 	commonFlags(fs, &env, getenv)
 	fs.DurationVar(&env.Duration, "duration", 10*time.Second, "identify, diagnosis, webhooks: measurement time per path")
@@ -162,9 +166,15 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		rows = append(rows, got...)
 		rows = append(rows, Row{Scenario: s.Name, Metric: "scenario wall time", Dexbridge: took.String(), Baseline: "-"})
 	}
-	fmt.Fprintf(stdout, "dexbench on %s: %d cores (GOMAXPROCS %d), %s/%s; nxsim: %s devices, +%s per Nexthink API call, unless a setup row says otherwise; suite wall time %s\n",
+	heading := fmt.Sprintf("dexbench on %s: %d cores (GOMAXPROCS %d), %s/%s; nxsim: %s devices, +%s per Nexthink API call, unless a setup row says otherwise; scenarios %s; suite wall time %s",
 		hostname(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, thousands(int64(env.Fleet)), env.Latency,
-		time.Since(suiteStart).Round(time.Second))
+		*only, time.Since(suiteStart).Round(time.Second))
+	fmt.Fprintln(stdout, heading)
+	if *jsonOut != "" {
+		if err := saveResults(*jsonOut, Results{Heading: heading, Rows: rows}); err != nil {
+			return err
+		}
+	}
 	return printTable(stdout, rows)
 }
 
