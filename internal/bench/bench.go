@@ -151,6 +151,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	suiteStart := time.Now()
 	var rows []Row
+	var failed []error
 	for _, s := range Scenarios() {
 		if !slices.Contains(want, s.Name) {
 			continue
@@ -159,7 +160,12 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		start := time.Now()
 		got, err := s.Run(ctx, env)
 		if err != nil {
-			return fmt.Errorf("%s: %w", s.Name, err)
+			// The other scenarios still run and the table still prints: a run of
+			// minutes is not lost to one failure, which the table and the exit
+			// status say.
+			fmt.Fprintf(stderr, "== %s failed: %v\n", s.Name, err)
+			failed = append(failed, fmt.Errorf("%s: %w", s.Name, err))
+			got = []Row{{Scenario: s.Name, Metric: "FAILED", Dexbridge: err.Error(), Baseline: "-"}}
 		}
 		took := time.Since(start).Round(time.Second)
 		fmt.Fprintf(stderr, "== %s done in %s\n", s.Name, took)
@@ -175,7 +181,10 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 			return err
 		}
 	}
-	return printTable(stdout, rows)
+	if err := printTable(stdout, rows); err != nil {
+		return err
+	}
+	return errors.Join(failed...)
 }
 
 // commonFlags are the flags that bench and soak share.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -72,11 +74,12 @@ sources:
 //   - webhook-to-callback latency at a fixed arrival rate (open loop): from the POST
 //     to the chatbot's callback receiving the event.
 //
-// The webhooks name devices and users the cache does not hold, each its own (so
-// suppression lets every one through), for a monitor without a topic (webhookRules):
-// the path measured is authentication, the durable store, deduplication, the worker
-// and the signed callback, without a diagnosis before the event (that is the diagnosis
-// scenario's). No call reaches the tenant.
+// The webhooks name devices of the cache (a discovery fills it first) with their
+// users, each device once (so suppression lets every one through), for a monitor
+// without a topic (webhookRules): the path measured is authentication, the durable
+// store, deduplication, the worker's resolution in the cache, the proactive event and
+// the signed callback, without a diagnosis before the event (that is the diagnosis
+// scenario's). No call reaches the tenant but the discovery's.
 func webhooksScenario(ctx context.Context, env Env) ([]Row, error) {
 	st, err := startStack(ctx, env, env.Fleet, 500)
 	if err != nil {
@@ -84,6 +87,22 @@ func webhooksScenario(ctx context.Context, env Env) ([]Row, error) {
 	}
 	defer st.close()
 	dep := st.dep
+	// The webhooks name devices of the cache and their users, each device once: an
+	// alert about a device nobody is known to use is held, not delivered.
+	if err := dep.discover(ctx, env); err != nil {
+		return nil, err
+	}
+	rows, _ := st.db.pool.Query(ctx, `SELECT DISTINCT ON (d.collector_uid) d.name, u.name
+		FROM devices d JOIN user_devices ud ON ud.collector_uid = d.collector_uid AND ud.instance = d.instance
+		JOIN users u ON u.name_key = ud.user_key AND u.instance = ud.instance
+		ORDER BY d.collector_uid, ud.last_activity DESC`)
+	targets, err := pgx.CollectRows(rows, pgx.RowToStructByPos[webhookTarget])
+	if err == nil && len(targets) == 0 {
+		err = errors.New("no device with a user in the cache")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("devices of the cache: %w", err)
+	}
 	cb, err := newCallbackSink()
 	if err != nil {
 		return nil, err
@@ -97,7 +116,7 @@ func webhooksScenario(ctx context.Context, env Env) ([]Row, error) {
 		"PROACTIVE_CALLBACK_SECRET="+webhookCallbackKey, "WEBHOOKS_FILE="+rules)
 	base := "http://" + dep.listen
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}}
-	sender := &webhookSender{client: client, url: base + "/api/v1/webhooks/nexthink", sent: map[string]time.Time{}}
+	sender := &webhookSender{client: client, url: base + "/api/v1/webhooks/nexthink", sent: map[string]time.Time{}, targets: targets}
 
 	// 1. Acceptance, ingress alone.
 	stopIngress, ingress, err := dep.serve(ctx, env, base, "ingress")
@@ -214,7 +233,13 @@ type webhookSender struct {
 	seq    atomic.Int64
 	mu     sync.Mutex
 	sent   map[string]time.Time // webhook id -> when the POST started
+	// targets are the devices the webhooks name, in turn (more than the scenario
+	// sends, so suppression lets every one through).
+	targets []webhookTarget
 }
+
+// webhookTarget is a device of the cache and its user.
+type webhookTarget struct{ Device, User string }
 
 func (w *webhookSender) count() int {
 	w.mu.Lock()
@@ -225,9 +250,11 @@ func (w *webhookSender) count() int {
 // post sends webhook number i; 202 with a new id is success.
 func (w *webhookSender) post(ctx context.Context, started time.Time) (int, string, error) {
 	i := w.seq.Add(1)
-	// A user of its own each, so suppression lets every one through.
-	body := fmt.Sprintf(`{"monitor":"Slow PC","status":"open","device":"PC-BENCH-%06d","user":"bench%06d","trigger_time":"2026-01-02 03:04:05","recovery_time":"","context":"","priority":"medium"}`, i, i)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, w.url, strings.NewReader(body))
+	// A device of its own each, so suppression lets every one through.
+	t := w.targets[int(i-1)%len(w.targets)]
+	body, _ := json.Marshal(map[string]string{"monitor": "Slow PC", "status": "open", "device": t.Device, "user": t.User,
+		"trigger_time": "2026-01-02 03:04:05", "recovery_time": "", "context": "", "priority": "medium"})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", fmt.Sprintf("dexbench-%d-%d", started.UnixNano(), i))
 	req.SetBasicAuth("nexthink", webhookPassword)
