@@ -191,12 +191,12 @@ func (d *deployment) serve(ctx context.Context, env Env, base string, services .
 }
 
 // serveLogged is serve with the process's log at info level written to log (when
-// not nil) instead of env.Log.
+// not nil).
 func (d *deployment) serveLogged(ctx context.Context, env Env, base string, log io.Writer, services ...string) (func(), *exec.Cmd, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	cmd := d.command(runCtx, env, append([]string{"run"}, services...)...)
 	if log != nil {
-		cmd.Stderr = log
+		cmd.Stdout = log // `dexbridge run` logs to stdout
 		cmd.Env = append(slices.Clone(cmd.Env), "LOG_LEVEL=info")
 	}
 	if err := cmd.Start(); err != nil {
