@@ -86,7 +86,10 @@ type Env struct {
 	// pruning.
 	RetentionRows int
 	RetentionRate float64
-	Log           io.Writer
+	// WebhooksConcurrency, when positive, sets webhooks.concurrency of the webhooks
+	// scenario's deployment (else dexbridge's default).
+	WebhooksConcurrency int
+	Log                 io.Writer
 }
 
 // Scenario is a named measurement.
@@ -136,6 +139,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	fs.Float64Var(&env.MixRate, "mix-rate", 50, "mix: offered chatbot requests per second")
 	fs.DurationVar(&env.MixDuration, "mix-duration", time.Minute, "mix: measurement time")
 	fs.IntVar(&env.RetentionRows, "retention-rows", 1_000_000, "retention: expired rows loaded for the pruner")
+	fs.IntVar(&env.WebhooksConcurrency, "webhooks-concurrency", 0, "webhooks: the worker's webhooks.concurrency (0: dexbridge's default)")
 	fs.Float64Var(&env.RetentionRate, "retention-rate", 200, "retention: offered identifications per second before, during and after pruning")
 	if err := fs.Parse(args); err != nil {
 		return err

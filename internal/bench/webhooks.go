@@ -108,6 +108,16 @@ func webhooksScenario(ctx context.Context, env Env) ([]Row, error) {
 		return nil, err
 	}
 	defer cb.close()
+	if env.WebhooksConcurrency > 0 {
+		f, err := os.OpenFile(dep.config, os.O_APPEND|os.O_WRONLY, 0)
+		if err == nil {
+			_, err = fmt.Fprintf(f, "webhooks:\n  concurrency: %d\n", env.WebhooksConcurrency)
+			err = errors.Join(err, f.Close())
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	rules := filepath.Join(dep.dir, "webhooks.yaml")
 	if err := os.WriteFile(rules, []byte(webhookRules), 0o600); err != nil {
 		return nil, err
@@ -166,8 +176,12 @@ func webhooksScenario(ctx context.Context, env Env) ([]Row, error) {
 	stopAll()
 	rssAll := peakRSS(all)
 
+	conc := "webhooks.concurrency default"
+	if env.WebhooksConcurrency > 0 {
+		conc = fmt.Sprintf("webhooks.concurrency %d", env.WebhooksConcurrency)
+	}
 	return []Row{
-		setupRow("webhooks", env, env.Fleet, "dexbridge run ingress, then run ingress webhooks proactive; embedded NATS, sync always",
+		setupRow("webhooks", env, env.Fleet, "dexbridge run ingress, then run ingress webhooks proactive; embedded NATS, sync always; "+conc,
 			"; not called: a monitor without a topic (no diagnosis before the event)"),
 		{"webhooks", "accepted (202 after the JetStream ack, sync always)", fmt.Sprintf("%.0f webhooks/s", acc.throughput()), fmt.Sprintf("%.0f publishes/s (JetStream alone)", js.throughput()), ""},
 		{"webhooks", "202 latency p50 / p99 / p999", latencies(acc), latencies(js), ""},
