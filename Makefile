@@ -26,7 +26,11 @@ build: ## build the binaries into bin/
 .PHONY: bench
 bench: build ## the whole benchmark suite, one table (about 13 min on 2 cores); BENCH_ARGS="-scenarios identify,mix" picks some
 	@if [ -z "$${DATABASE_URL:-}" ]; then infra/scripts/local-postgres.sh dexbench; fi
-	@DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/dexbench?sslmode=disable}" bin/dexbench -bin bin $(BENCH_ARGS)
+	@DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/dexbench?sslmode=disable}" bin/dexbench -bin bin -json bin/bench.json $(BENCH_ARGS)
+
+.PHONY: bench-docs
+bench-docs: ## write the last `make bench` (bin/bench.json) into docs/benchmarks.md's table and README.md's figures line
+	$(GO) run ./cmd/dexbench markdown -docs docs/benchmarks.md -readme README.md bin/bench.json
 
 SOAK_DURATION ?= 3m
 .PHONY: soak

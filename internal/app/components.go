@@ -53,6 +53,7 @@ func buildIngress(d *deps) (Runner, error) {
 		TLSKeyFile:        d.cfg.TLS.KeyFile,
 		AllowInsecureHTTP: d.cfg.AllowInsecureHTTP,
 		RPC:               d.rpc.WithMaxInFlight(d.cfg.MaxInFlight), // the ingress sheds load beyond this; workers calling workers do not
+		MaxConnections:    d.cfg.MaxConnections,
 		Keys:              auth.NewKeys(store.New(d.db)),
 		Credentials:       auth.NewCredentials(basicCredentials(d.cfg)),
 		Limiters:          d.limiters(),

@@ -91,7 +91,10 @@ type Env struct {
 	// pruning.
 	RetentionRows int
 	RetentionRate float64
-	Log           io.Writer
+	// WebhooksConcurrency, when positive, sets webhooks.concurrency of the webhooks
+	// scenario's deployment (else dexbridge's default).
+	WebhooksConcurrency int
+	Log                 io.Writer
 }
 
 // Scenario is a named measurement.
@@ -124,6 +127,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	if len(args) > 0 && args[0] == "nats-node" {
 		return natsNodeMain(args[1:], stderr)
 	}
+	if len(args) > 0 && args[0] == "markdown" {
+		return markdownMain(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("dexbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var names []string
@@ -131,6 +137,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		names = append(names, s.Name)
 	}
 	only := fs.String("scenarios", strings.Join(names, ","), "comma-separated scenarios to run")
+	jsonOut := fs.String("json", "", "also save the heading and table to this file, for `dexbench markdown`")
 	env := Env{Log: stderr}
 	commonFlags(fs, &env, getenv)
 	fs.DurationVar(&env.Duration, "duration", 10*time.Second, "identify, diagnosis, webhooks: measurement time per path")
@@ -141,6 +148,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	fs.Float64Var(&env.MixRate, "mix-rate", 50, "mix: offered chatbot requests per second")
 	fs.DurationVar(&env.MixDuration, "mix-duration", time.Minute, "mix: measurement time")
 	fs.IntVar(&env.RetentionRows, "retention-rows", 1_000_000, "retention: expired rows loaded for the pruner")
+	fs.IntVar(&env.WebhooksConcurrency, "webhooks-concurrency", 0, "webhooks: the worker's webhooks.concurrency (0: dexbridge's default)")
 	fs.Float64Var(&env.RetentionRate, "retention-rate", 200, "retention: offered identifications per second before, during and after pruning")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -156,6 +164,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	suiteStart := time.Now()
 	var rows []Row
+	var failed []error
 	for _, s := range Scenarios() {
 		if !slices.Contains(want, s.Name) {
 			continue
@@ -164,17 +173,31 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		start := time.Now()
 		got, err := s.Run(ctx, env)
 		if err != nil {
-			return fmt.Errorf("%s: %w", s.Name, err)
+			// The other scenarios still run and the table still prints: a run of
+			// minutes is not lost to one failure, which the table and the exit
+			// status say.
+			fmt.Fprintf(stderr, "== %s failed: %v\n", s.Name, err)
+			failed = append(failed, fmt.Errorf("%s: %w", s.Name, err))
+			got = []Row{{Scenario: s.Name, Metric: "FAILED", Dexbridge: err.Error(), Baseline: "-"}}
 		}
 		took := time.Since(start).Round(time.Second)
 		fmt.Fprintf(stderr, "== %s done in %s\n", s.Name, took)
 		rows = append(rows, got...)
 		rows = append(rows, Row{Scenario: s.Name, Metric: "scenario wall time", Dexbridge: took.String(), Baseline: "-"})
 	}
-	fmt.Fprintf(stdout, "dexbench on %s: %d cores (GOMAXPROCS %d), %s/%s; nxsim: %s devices, +%s per Nexthink API call, unless a setup row says otherwise; suite wall time %s\n",
+	heading := fmt.Sprintf("dexbench on %s: %d cores (GOMAXPROCS %d), %s/%s; nxsim: %s devices, +%s per Nexthink API call, unless a setup row says otherwise; scenarios %s; suite wall time %s",
 		hostname(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, thousands(int64(env.Fleet)), env.Latency,
-		time.Since(suiteStart).Round(time.Second))
-	return printTable(stdout, rows)
+		*only, time.Since(suiteStart).Round(time.Second))
+	fmt.Fprintln(stdout, heading)
+	if *jsonOut != "" {
+		if err := saveResults(*jsonOut, Results{Heading: heading, Rows: rows}); err != nil {
+			return err
+		}
+	}
+	if err := printTable(stdout, rows); err != nil {
+		return err
+	}
+	return errors.Join(failed...)
 }
 
 // commonFlags are the flags that bench and soak share.

@@ -8,28 +8,56 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os/exec"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
 
 	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/nexthink"
+	"github.com/dexbridge/dexbridge/internal/store"
 )
 
 // The identification targets of the issue, on 2 cores.
 const (
-	identifyTargetRate = 5000                  // requests per second sustained
-	identifyTargetP99  = 10 * time.Millisecond // at that rate
+	identifyTargetRate = 5000                  // requests per second, closed loop
+	identifyTargetP99  = 10 * time.Millisecond // at 80 % of the closed-loop capacity, open loop
+	// identifyTargetShare is dexbridge's closed-loop capacity over the ceiling's.
+	identifyTargetShare = 0.5
+	// At three times the capacity, open loop with a new connection per request: the
+	// goodput's share of the capacity, the p99 of the 200s and the server's RSS.
+	overloadTargetGoodput = 0.9
+	overloadTargetP99     = 50 * time.Millisecond
+	overloadTargetRSS     = 256 << 20
+	// identifyConcurrency is the closed loops' concurrency, the ceiling's and
+	// dexbridge's alike.
+	identifyConcurrency = 64
+	// openLoopBound is the most requests the open-loop client has in flight.
+	openLoopBound = 2048
 )
 
-// identifyScenario measures identification from the cache through `dexbridge run
-// ingress devices` at env.Rate, open loop, then the same question asked of nxsim's NQL
-// API directly at env.IdentifyDirectRate. nxsim scans its whole fleet's sessions for
-// #get_device_basic_infos (about 130 ms of its CPU at 100 000 devices, on top of
-// env.Latency), so the direct rate stays low enough for nxsim not to saturate the
-// machine's cores: its latency is then the tenant's, not a queue's.
+// identifyScenario measures identification from the cache, in one run:
+//
+//   - the ceiling: a bare NATS request-reply, over dexbridge's own NATS server, to a
+//     handler in this process that runs the cache's PostgreSQL query with pgx (no
+//     HTTP, no authentication, no limiter), closed loop at identifyConcurrency;
+//   - dexbridge's capacity: GET /api/v1/devices?username= through `dexbridge run
+//     ingress devices`, closed loop at the same concurrency, connections kept;
+//   - open loop at 0.8, 1 and 3 times that capacity, a new connection per request
+//     (latency counted from each request's due time);
+//   - wrk, closed loop at the same concurrency, as an independent check of the
+//     capacity (when wrk is installed);
+//   - the same question asked of nxsim's NQL API directly at env.IdentifyDirectRate:
+//     what a chatbot without dexbridge gets. nxsim scans its whole fleet's sessions
+//     for #get_device_basic_infos (about 130 ms of its CPU at 100 000 devices), so
+//     the rate stays low enough for its latency to be the tenant's, not a queue's.
+//
+// The load generator's own CPU is printed beside each figure: on a shared 2-core
+// machine it takes its share from what it measures.
 func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
 	st, key, users, err := startIdentifyStack(ctx, env)
 	if err != nil {
@@ -77,10 +105,61 @@ func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
 			good++
 		}
 	}
-	fmt.Fprintf(env.Log, "warm-up\n")
-	openLoop(ctx, min(env.Rate, 1000), 2*time.Second, cached)
-	fmt.Fprintf(env.Log, "through dexbridge at %g/s for %s\n", env.Rate, env.Duration)
-	dex := openLoop(ctx, env.Rate, env.Duration, cached)
+
+	// (a) The ceiling of the parts.
+	natsURL, err := dep.natsURL()
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(natsURL, nats.Name("dexbench-ceiling"))
+	if err != nil {
+		return nil, fmt.Errorf("connect to dexbridge's NATS: %w", err)
+	}
+	defer nc.Close()
+	subject := "dexbench.ceiling"
+	sub, err := ceilingHandler(nc, subject, store.New(st.db.pool))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	ask := ceilingRequest(nc, subject, users)
+	closedPhase(ctx, identifyConcurrency, time.Second, ask) // warm-up
+	fmt.Fprintf(env.Log, "ceiling: NATS request-reply + pgx, closed loop, %d at once, %s\n", identifyConcurrency, env.Duration)
+	ceiling := closedPhase(ctx, identifyConcurrency, env.Duration, ask)
+
+	// (b) dexbridge's closed-loop capacity.
+	closedPhase(ctx, identifyConcurrency, 2*time.Second, cached) // warm-up
+	fmt.Fprintf(env.Log, "dexbridge closed loop, %d at once, %s\n", identifyConcurrency, env.Duration)
+	closed := closedPhase(ctx, identifyConcurrency, env.Duration, cached)
+	capacity := closed.goodput()
+	if capacity < 1 {
+		return nil, fmt.Errorf("dexbridge answered %d of %d closed-loop requests 200", closed.ok, closed.sent)
+	}
+
+	// (c) Open loop, a new connection per request.
+	churn := identifyRequest(churnClient(), base, key, users)
+	open := map[float64]phase{}
+	for _, x := range []float64{0.8, 1, 3} {
+		fmt.Fprintf(env.Log, "dexbridge open loop at %.1fx capacity (%.0f/s), new connection per request, %s\n", x, x*capacity, env.Duration)
+		open[x] = boundedOpenLoop(ctx, x*capacity, env.Duration, openLoopBound, churn)
+	}
+
+	// wrk, closed loop, keep-alive, one user: an independent check of (b).
+	wrkOut := "wrk not installed"
+	if path, err := exec.LookPath("wrk"); err == nil {
+		fmt.Fprintf(env.Log, "wrk closed loop, %d connections\n", identifyConcurrency)
+		out, err := exec.CommandContext(ctx, path, "-t2", fmt.Sprintf("-c%d", identifyConcurrency), "-d5s",
+			"-H", "X-API-Key: "+key, base+"/api/v1/devices?username="+url.QueryEscape(users[0])).CombinedOutput()
+		fmt.Fprint(env.Log, string(out))
+		switch r := wrkRate(string(out)); {
+		case err != nil:
+			wrkOut = "wrk failed: " + err.Error()
+		case r == "":
+			wrkOut = "wrk printed no rate"
+		default:
+			wrkOut = r + " req/s (wrk, one user, 5 s)"
+		}
+	}
 	stopRun()
 	_ = serve.Wait()
 	served = true
@@ -111,28 +190,42 @@ func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
 	fmt.Fprintf(env.Log, "nxsim directly at %g/s for %s\n", env.IdentifyDirectRate, env.Duration)
 	nxs := openLoop(ctx, env.IdentifyDirectRate, env.Duration, direct)
 
-	// The target is one: 5000 requests per second sustained (every one answered 200,
-	// throughput within 1 % of the offered rate) with p99 under 10 ms.
-	sustained := env.Rate >= identifyTargetRate && dex.failed == 0 && dex.throughput() >= 0.99*identifyTargetRate
-	p99 := dex.percentile(0.99)
-	goal := fmt.Sprintf(">= %d req/s with p99 < %s", identifyTargetRate, ms(identifyTargetP99))
-	rateTarget := target(goal, sustained && p99 < identifyTargetP99)
-	p99Target := target("p99 < "+ms(identifyTargetP99), p99 < identifyTargetP99)
-	if env.Rate < identifyTargetRate {
-		rateTarget = goal + ": not measured (-rate below)"
+	cores := runtime.NumCPU()
+	gen := func(p phase) string {
+		return fmt.Sprintf("load generator %.0f%% of %d cores", 100*p.cpuShare(cores), cores)
 	}
-	return []Row{
-		setupRow("identify", env, env.Fleet, "dexbridge run ingress devices, cache limit raised out of the way", "; baseline #get_device_basic_infos"),
-		{"identify", "offered load (open loop)", fmt.Sprintf("%g req/s", env.Rate), fmt.Sprintf("%g req/s (nxsim NQL API directly)", env.IdentifyDirectRate), ""},
-		{"identify", "throughput (200 answers)", fmt.Sprintf("%.0f req/s", dex.throughput()), fmt.Sprintf("%.1f req/s", nxs.throughput()), rateTarget},
-		{"identify", "latency p50", ms(dex.percentile(0.50)), ms(nxs.percentile(0.50)), ""},
-		{"identify", "latency p99", ms(dex.percentile(0.99)), ms(nxs.percentile(0.99)), p99Target},
-		{"identify", "latency p999", ms(dex.percentile(0.999)), ms(nxs.percentile(0.999)), ""},
-		{"identify", "latency max", ms(dex.percentile(1)), ms(nxs.percentile(1)), ""},
-		{"identify", "failed or not 200", fmt.Sprintf("%d of %d", dex.failed, dex.sent), fmt.Sprintf("%d of %d", nxs.failed, nxs.sent), ""},
-		{"identify", "sampled answers from the cache with devices", fmt.Sprintf("%d of %d", good, sample), "-", ""},
-		{"identify", "peak RSS (dexbridge run ingress devices)", mib(rss), "-", ""},
-	}, nil
+	share := capacity / ceiling.goodput()
+	at80, at3 := open[0.8], open[3]
+	rows := []Row{
+		setupRow("identify", env, env.Fleet, "dexbridge run ingress devices, cache limit raised out of the way",
+			fmt.Sprintf("; ceiling: NATS request-reply to a pgx handler; baseline #get_device_basic_infos at %g/s", env.IdentifyDirectRate)),
+		{"identify", fmt.Sprintf("(a) ceiling, closed loop x%d", identifyConcurrency),
+			fmt.Sprintf("%.0f req/s, p50 %s, p99 %s", ceiling.goodput(), ms(pct(ceiling.okLat, .5)), ms(pct(ceiling.okLat, .99))), gen(ceiling), ""},
+		{"identify", fmt.Sprintf("(b) dexbridge closed loop x%d (capacity)", identifyConcurrency),
+			fmt.Sprintf("%.0f req/s, p50 %s, p99 %s, %d not 200", capacity, ms(pct(closed.okLat, .5)), ms(pct(closed.okLat, .99)), closed.sent-closed.ok),
+			gen(closed), target(fmt.Sprintf(">= %d req/s", identifyTargetRate), capacity >= identifyTargetRate)},
+		{"identify", "(b) / (a)", fmt.Sprintf("%.2f", share), "1", target(fmt.Sprintf(">= %.1f", identifyTargetShare), share >= identifyTargetShare)},
+		{"identify", "(b) checked with wrk x64, keep-alive", wrkOut, "-", ""},
+	}
+	for _, x := range []float64{0.8, 1, 3} {
+		p := open[x]
+		rows = append(rows, Row{"identify", fmt.Sprintf("(c) open loop %.1fx capacity, new connection per request", x),
+			fmt.Sprintf("offered %.0f/s: 200 %.0f/s (%.0f%% of capacity), p50 %s, p99 %s; 503 %d (p99 %s); other %d; client-bound drops %d",
+				x*capacity, p.goodput(), 100*p.goodput()/capacity, ms(pct(p.okLat, .5)), ms(pct(p.okLat, .99)),
+				p.shed, ms(pct(p.shedLat, .99)), p.other, p.dropped),
+			gen(p), ""})
+	}
+	rows[len(rows)-3].Target = target("p99 < "+ms(identifyTargetP99), at80.ok > 0 && pct(at80.okLat, .99) < identifyTargetP99)
+	rows[len(rows)-1].Target = target(fmt.Sprintf("200 >= %.0f%% of capacity, p99 < %s", 100*overloadTargetGoodput, ms(overloadTargetP99)),
+		at3.goodput() >= overloadTargetGoodput*capacity && pct(at3.okLat, .99) < overloadTargetP99)
+	rows = append(rows,
+		Row{"identify", "nxsim NQL API directly (a chatbot without dexbridge)", "-",
+			fmt.Sprintf("offered %g/s: %.1f/s answered, p50 %s, p99 %s, %d of %d failed", env.IdentifyDirectRate, nxs.throughput(),
+				ms(nxs.percentile(.5)), ms(nxs.percentile(.99)), nxs.failed, nxs.sent), ""},
+		Row{"identify", "sampled answers from the cache with devices", fmt.Sprintf("%d of %d", good, sample), "-", ""},
+		Row{"identify", "peak RSS (dexbridge run ingress devices)", mib(rss), "-", target("< 256 MiB", rss < overloadTargetRSS)},
+	)
+	return rows, nil
 }
 
 // startIdentifyStack starts a stack whose cache holds nxsim's fleet, with the cache
@@ -258,4 +351,47 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, do func(ctx co
 	}
 	slices.Sort(r.ok)
 	return r
+}
+
+// openLoopUntil is openLoop until stop ends rather than for a fixed time; the
+// requests in flight then finish under their own context.
+func openLoopUntil(stop context.Context, rate float64, do func(ctx context.Context, i int) (int, error)) loadResult {
+	ctx := context.WithoutCancel(stop)
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now().Add(20 * time.Millisecond)
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		last  time.Time
+		r     loadResult
+		timer = time.NewTimer(0)
+	)
+	defer timer.Stop()
+	for i := 0; ; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		timer.Reset(time.Until(due))
+		select {
+		case <-stop.Done():
+			wg.Wait()
+			r.elapsed = last.Sub(start)
+			slices.Sort(r.ok)
+			return r
+		case <-timer.C:
+		}
+		r.sent++
+		wg.Go(func() {
+			code, err := do(ctx, i)
+			end := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil && code == http.StatusOK {
+				r.ok = append(r.ok, end.Sub(due))
+			} else {
+				r.failed++
+			}
+			if end.After(last) {
+				last = end
+			}
+		})
+	}
 }

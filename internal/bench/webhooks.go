@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -72,11 +74,12 @@ sources:
 //   - webhook-to-callback latency at a fixed arrival rate (open loop): from the POST
 //     to the chatbot's callback receiving the event.
 //
-// The webhooks name devices and users the cache does not hold, each its own (so
-// suppression lets every one through), for a monitor without a topic (webhookRules):
-// the path measured is authentication, the durable store, deduplication, the worker
-// and the signed callback, without a diagnosis before the event (that is the diagnosis
-// scenario's). No call reaches the tenant.
+// The webhooks name devices of the cache (a discovery fills it first) with their
+// users, each device once (so suppression lets every one through), for a monitor
+// without a topic (webhookRules): the path measured is authentication, the durable
+// store, deduplication, the worker's resolution in the cache, the proactive event and
+// the signed callback, without a diagnosis before the event (that is the diagnosis
+// scenario's). No call reaches the tenant but the discovery's.
 func webhooksScenario(ctx context.Context, env Env) ([]Row, error) {
 	st, err := startStack(ctx, env, env.Fleet, 500)
 	if err != nil {
@@ -84,11 +87,37 @@ func webhooksScenario(ctx context.Context, env Env) ([]Row, error) {
 	}
 	defer st.close()
 	dep := st.dep
+	// The webhooks name devices of the cache and their users, each device once: an
+	// alert about a device nobody is known to use is held, not delivered.
+	if err := dep.discover(ctx, env); err != nil {
+		return nil, err
+	}
+	rows, _ := st.db.pool.Query(ctx, `SELECT DISTINCT ON (d.collector_uid) d.name, u.name
+		FROM devices d JOIN user_devices ud ON ud.collector_uid = d.collector_uid AND ud.instance = d.instance
+		JOIN users u ON u.name_key = ud.user_key AND u.instance = ud.instance
+		ORDER BY d.collector_uid, ud.last_activity DESC`)
+	targets, err := pgx.CollectRows(rows, pgx.RowToStructByPos[webhookTarget])
+	if err == nil && len(targets) == 0 {
+		err = errors.New("no device with a user in the cache")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("devices of the cache: %w", err)
+	}
 	cb, err := newCallbackSink()
 	if err != nil {
 		return nil, err
 	}
 	defer cb.close()
+	if env.WebhooksConcurrency > 0 {
+		f, err := os.OpenFile(dep.config, os.O_APPEND|os.O_WRONLY, 0)
+		if err == nil {
+			_, err = fmt.Fprintf(f, "webhooks:\n  concurrency: %d\n", env.WebhooksConcurrency)
+			err = errors.Join(err, f.Close())
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	rules := filepath.Join(dep.dir, "webhooks.yaml")
 	if err := os.WriteFile(rules, []byte(webhookRules), 0o600); err != nil {
 		return nil, err
@@ -97,7 +126,7 @@ func webhooksScenario(ctx context.Context, env Env) ([]Row, error) {
 		"PROACTIVE_CALLBACK_SECRET="+webhookCallbackKey, "WEBHOOKS_FILE="+rules)
 	base := "http://" + dep.listen
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}}
-	sender := &webhookSender{client: client, url: base + "/api/v1/webhooks/nexthink", sent: map[string]time.Time{}}
+	sender := &webhookSender{client: client, url: base + "/api/v1/webhooks/nexthink", sent: map[string]time.Time{}, targets: targets}
 
 	// 1. Acceptance, ingress alone.
 	stopIngress, ingress, err := dep.serve(ctx, env, base, "ingress")
@@ -124,7 +153,8 @@ func webhooksScenario(ctx context.Context, env Env) ([]Row, error) {
 	// 2. The backlog, through the worker and the dispatcher.
 	backlog := sender.count()
 	start := time.Now()
-	stopAll, all, err := dep.serve(ctx, env, base, "ingress", "webhooks", "proactive")
+	wlog := &workerLog{}
+	stopAll, all, err := dep.serveLogged(ctx, env, base, wlog, "ingress", "webhooks", "proactive")
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +164,7 @@ func webhooksScenario(ctx context.Context, env Env) ([]Row, error) {
 		return nil, err
 	}
 	drain := time.Since(start)
+	worker := wlog.summary(start, start.Add(drain))
 
 	// 3. Webhook to callback at a fixed rate.
 	fmt.Fprintf(env.Log, "webhook to callback at %d/s for %s\n", webhookE2ERate, env.Duration)
@@ -145,13 +176,20 @@ func webhooksScenario(ctx context.Context, env Env) ([]Row, error) {
 	stopAll()
 	rssAll := peakRSS(all)
 
+	conc := "webhooks.concurrency default"
+	if env.WebhooksConcurrency > 0 {
+		conc = fmt.Sprintf("webhooks.concurrency %d", env.WebhooksConcurrency)
+	}
 	return []Row{
-		setupRow("webhooks", env, env.Fleet, "dexbridge run ingress, then run ingress webhooks proactive; embedded NATS, sync always",
+		setupRow("webhooks", env, env.Fleet, "dexbridge run ingress, then run ingress webhooks proactive; embedded NATS, sync always; "+conc,
 			"; not called: a monitor without a topic (no diagnosis before the event)"),
 		{"webhooks", "accepted (202 after the JetStream ack, sync always)", fmt.Sprintf("%.0f webhooks/s", acc.throughput()), fmt.Sprintf("%.0f publishes/s (JetStream alone)", js.throughput()), ""},
 		{"webhooks", "202 latency p50 / p99 / p999", latencies(acc), latencies(js), ""},
 		{"webhooks", "failed or not 202", fmt.Sprintf("%d of %d", acc.failed, acc.sent), fmt.Sprintf("%d of %d", js.failed, js.sent), ""},
 		{"webhooks", "backlog processed to signed callbacks", fmt.Sprintf("%d in %s: %.0f/s", backlog, drain.Round(time.Millisecond), float64(backlog)/drain.Seconds()), "-", ""},
+		{"webhooks", "backlog: drain rate / intake rate", fmt.Sprintf("%.2f", float64(backlog)/drain.Seconds()/acc.throughput()), "1",
+			target(">= 0.5", float64(backlog)/drain.Seconds() >= 0.5*acc.throughput())},
+		{"webhooks", "backlog: where the time went (the worker's log)", worker, "-", ""},
 		{"webhooks", fmt.Sprintf("webhook to callback at %d/s, p50", webhookE2ERate), ms(lat.percentile(0.50)), "-", ""},
 		{"webhooks", fmt.Sprintf("webhook to callback at %d/s, p99", webhookE2ERate), ms(lat.percentile(0.99)), "-", ""},
 		{"webhooks", fmt.Sprintf("webhook to callback at %d/s, delivered", webhookE2ERate), fmt.Sprintf("%d of %d", len(lat.ok), lat.sent), "-", ""},
@@ -163,8 +201,18 @@ func webhooksScenario(ctx context.Context, env Env) ([]Row, error) {
 
 // serve starts `dexbridge run <services>` and waits until it is ready; stop ends it.
 func (d *deployment) serve(ctx context.Context, env Env, base string, services ...string) (func(), *exec.Cmd, error) {
+	return d.serveLogged(ctx, env, base, nil, services...)
+}
+
+// serveLogged is serve with the process's log at info level written to log (when
+// not nil).
+func (d *deployment) serveLogged(ctx context.Context, env Env, base string, log io.Writer, services ...string) (func(), *exec.Cmd, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	cmd := d.command(runCtx, env, append([]string{"run"}, services...)...)
+	if log != nil {
+		cmd.Stdout = log // `dexbridge run` logs to stdout
+		cmd.Env = append(slices.Clone(cmd.Env), "LOG_LEVEL=info")
+	}
 	if err := cmd.Start(); err != nil {
 		cancel()
 		return nil, nil, err
@@ -199,7 +247,13 @@ type webhookSender struct {
 	seq    atomic.Int64
 	mu     sync.Mutex
 	sent   map[string]time.Time // webhook id -> when the POST started
+	// targets are the devices the webhooks name, in turn (more than the scenario
+	// sends, so suppression lets every one through).
+	targets []webhookTarget
 }
+
+// webhookTarget is a device of the cache and its user.
+type webhookTarget struct{ Device, User string }
 
 func (w *webhookSender) count() int {
 	w.mu.Lock()
@@ -210,9 +264,11 @@ func (w *webhookSender) count() int {
 // post sends webhook number i; 202 with a new id is success.
 func (w *webhookSender) post(ctx context.Context, started time.Time) (int, string, error) {
 	i := w.seq.Add(1)
-	// A user of its own each, so suppression lets every one through.
-	body := fmt.Sprintf(`{"monitor":"Slow PC","status":"open","device":"PC-BENCH-%06d","user":"bench%06d","trigger_time":"2026-01-02 03:04:05","recovery_time":"","context":"","priority":"medium"}`, i, i)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, w.url, strings.NewReader(body))
+	// A device of its own each, so suppression lets every one through.
+	t := w.targets[int(i-1)%len(w.targets)]
+	body, _ := json.Marshal(map[string]string{"monitor": "Slow PC", "status": "open", "device": t.Device, "user": t.User,
+		"trigger_time": "2026-01-02 03:04:05", "recovery_time": "", "context": "", "priority": "medium"})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", fmt.Sprintf("dexbench-%d-%d", started.UnixNano(), i))
 	req.SetBasicAuth("nexthink", webhookPassword)
@@ -403,4 +459,76 @@ func (c *callbackSink) latencies(s *webhookSender, ids []string) loadResult {
 	}
 	slices.Sort(r.ok)
 	return r
+}
+
+// workerLog reads the JSON log of the webhooks worker and sums up its "webhook
+// processed" lines: the time each webhook waited in the stream and spent in each
+// stage.
+type workerLog struct {
+	mu      sync.Mutex
+	partial []byte
+	n       int
+	last    time.Time
+	sum     struct{ total, queued, resolve, diagnose, store, publish float64 }
+}
+
+func (l *workerLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, p...)
+	for {
+		line, rest, ok := bytes.Cut(l.partial, []byte("\n"))
+		if !ok {
+			break
+		}
+		l.line(line)
+		l.partial = append(l.partial[:0], rest...)
+	}
+	return len(p), nil
+}
+
+func (l *workerLog) line(b []byte) {
+	if !bytes.Contains(b, []byte(`"webhook processed"`)) {
+		return
+	}
+	var m struct {
+		Time     time.Time `json:"time"`
+		Total    float64   `json:"duration_ms"`
+		Queued   float64   `json:"queued_ms"`
+		Resolve  float64   `json:"resolve_ms"`
+		Diagnose float64   `json:"diagnose_ms"`
+		Store    float64   `json:"store_ms"`
+		Publish  float64   `json:"publish_ms"`
+	}
+	if json.Unmarshal(b, &m) != nil {
+		return
+	}
+	l.n++
+	if m.Time.After(l.last) {
+		l.last = m.Time
+	}
+	l.sum.total += m.Total
+	l.sum.queued += m.Queued
+	l.sum.resolve += m.Resolve
+	l.sum.diagnose += m.Diagnose
+	l.sum.store += m.Store
+	l.sum.publish += m.Publish
+}
+
+// summary says how many webhooks the worker processed between start and end, how
+// fast, the mean time of each stage, and how long after the worker's last one the
+// last callback arrived (the dispatcher's delivery).
+func (l *workerLog) summary(start, end time.Time) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n == 0 {
+		return "no log line of the worker"
+	}
+	n := float64(l.n)
+	work := l.last.Sub(start)
+	return fmt.Sprintf("worker: %d processed in %.1f s (%.0f/s); mean per webhook: waited in the stream %.0f ms, "+
+		"in the worker %.1f ms (resolve %.1f, diagnose %.1f, store %.1f, publish %.1f); "+
+		"last callback %.1f s after the worker's last webhook (the dispatcher)",
+		l.n, work.Seconds(), n/work.Seconds(), l.sum.queued/n, l.sum.total/n, l.sum.resolve/n, l.sum.diagnose/n,
+		l.sum.store/n, l.sum.publish/n, end.Sub(l.last).Seconds())
 }

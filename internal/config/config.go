@@ -28,6 +28,7 @@ type Config struct {
 	CachedFieldsFile  string     `yaml:"cached_fields_file"` // device fields to cache instead of those derived from the topics
 	RequestTimeout    Duration   `yaml:"request_timeout"`    // ingress to worker, per request
 	MaxInFlight       int        `yaml:"max_in_flight"`      // MAX_IN_FLIGHT: requests an ingress process has waiting on workers; beyond, 503 at once
+	MaxConnections    int        `yaml:"max_connections"`    // MAX_CONNECTIONS: connections an ingress process serves at once; beyond, 503 at once
 	ShutdownTimeout   Duration   `yaml:"shutdown_timeout"`   // in-flight work gets this long to finish
 	Workers           Workers    `yaml:"workers"`
 	Cache             Cache      `yaml:"cache"`
@@ -140,6 +141,7 @@ func Default() Config {
 		RemoteActionsFile: "config/remote_actions.yaml",
 		RequestTimeout:    Duration(30 * time.Second),
 		MaxInFlight:       256,
+		MaxConnections:    1024,
 		ShutdownTimeout:   Duration(20 * time.Second),
 		Workers:           Workers{Concurrency: 64},
 		Cache: Cache{
@@ -232,6 +234,7 @@ func (c Config) Validate() error {
 	}{
 		{"request_timeout", "", c.RequestTimeout.Seconds()},
 		{"max_in_flight", "MAX_IN_FLIGHT", float64(c.MaxInFlight)},
+		{"max_connections", "MAX_CONNECTIONS", float64(c.MaxConnections)},
 		{"shutdown_timeout", "", c.ShutdownTimeout.Seconds()},
 		{"workers.concurrency", "WORKER_CONCURRENCY", float64(c.Workers.Concurrency)},
 		{"cache.refresh", "CHATBOT_CACHE_REFRESH", c.Cache.Refresh.Seconds()},

@@ -42,6 +42,7 @@ func Variables() []Variable {
 		{"DEXBRIDGE_DATA_DIR", "data_dir", "state directory (embedded NATS data)", str(func(c *Config) *string { return &c.DataDir })},
 		{"TOPICS_DIR", "topics_dir", "folder of topic YAML files", str(func(c *Config) *string { return &c.TopicsDir })},
 		{"MAX_IN_FLIGHT", "max_in_flight", "requests one ingress process has waiting on workers at once; beyond, 503", integer(func(c *Config) *int { return &c.MaxInFlight })},
+		{"MAX_CONNECTIONS", "max_connections", "connections one ingress process serves at once; beyond, 503", integer(func(c *Config) *int { return &c.MaxConnections })},
 		{"WORKER_CONCURRENCY", "workers.concurrency", "requests a worker endpoint handles at once", integer(func(c *Config) *int { return &c.Workers.Concurrency })},
 		{"DEXBRIDGE_ADMIN_USERNAME", "admin.username", "operator user for the API-key endpoints (HTTP Basic)", str(func(c *Config) *string { return &c.Admin.Username })},
 		{"DEXBRIDGE_ADMIN_PASSWORD", "admin.password_file", "operator password (or a file named by admin.password_file)", func(c *Config, s string) error { c.Admin.Password = Secret(s); return nil }},

@@ -141,90 +141,145 @@ type SwapCounts struct {
 }
 
 // Swap replaces the instance's cached rows with the staged ones in one transaction,
-// and marks the instance up. It keeps devices seen since cutoff, the latest activity
-// per user and device since cutoff, the last logged-on user (if since cutoff) of a
-// device without activity, and the users with activity left; everything older is
-// pruned. asOf is recorded as the rows' refresh time. The tables are analysed
-// afterwards.
+// and marks the instance up: BeginSwap, then Finish.
 func (l *DiscoveryLease) Swap(ctx context.Context, cutoff, asOf time.Time) (SwapCounts, error) {
-	var c SwapCounts
-	err := pgx.BeginFunc(ctx, l.conn, func(tx pgx.Tx) error {
-		// Every statement below joins or groups whole tables: hash joins and hash
-		// aggregates in memory. Temporary tables have no statistics, and a nested loop
-		// chosen on a wrong guess would be quadratic.
-		if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '128MB'; SET LOCAL enable_nestloop = off`); err != nil {
-			return err
-		}
-		if err := upsertInstanceUp(ctx, tx, l.instance); err != nil {
-			return err
-		}
-		for _, table := range []string{"user_devices", "users", "devices"} {
-			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE instance = $1`, l.instance); err != nil {
-				return fmt.Errorf("clear %s: %w", table, err)
-			}
-		}
-		tag, err := tx.Exec(ctx, `
-			INSERT INTO devices (collector_uid, instance, uid, name, platform, os_name, os_version, hardware_type,
-				hardware_manufacturer, hardware_model, last_seen, last_logon_user, last_logon_time, fields, refreshed_at)
-			SELECT lower(collector_uid), $1, uid, name, platform, os_name, os_version,
-				hardware_type, hardware_manufacturer, hardware_model, last_seen, last_logon_user, last_logon_time,
-				coalesce(fields, '{}')::jsonb, $3
-			FROM stage_devices
-			WHERE collector_uid <> '' AND name <> '' AND (last_seen IS NULL OR last_seen >= $2)
-			ON CONFLICT DO NOTHING`, l.instance, cutoff, asOf)
-		if err != nil {
-			return fmt.Errorf("load devices: %w", err)
-		}
-		c.Devices = tag.RowsAffected()
-		tag, err = tx.Exec(ctx, `
-			INSERT INTO user_devices (instance, user_key, collector_uid, last_activity, source)
-			SELECT $1, lower(a.user_name), lower(a.collector_uid), max(a.last_activity), 'session'
-			FROM stage_activity a
-			JOIN devices d ON d.collector_uid = lower(a.collector_uid) AND d.instance = $1
-			WHERE a.user_name <> '' AND a.last_activity >= $2
-			GROUP BY lower(a.user_name), lower(a.collector_uid)`, l.instance, cutoff)
-		if err != nil {
-			return fmt.Errorf("load activity: %w", err)
-		}
-		c.Activities = tag.RowsAffected()
-		tag, err = tx.Exec(ctx, `
-			INSERT INTO user_devices (instance, user_key, collector_uid, last_activity, source)
-			SELECT $1, lower(d.last_logon_user), d.collector_uid, d.last_logon_time, 'last_logon'
-			FROM devices d
-			WHERE d.instance = $1 AND d.last_logon_user <> '' AND d.last_logon_time >= $2
-			  AND NOT EXISTS (SELECT 1 FROM user_devices ud WHERE ud.instance = $1 AND ud.collector_uid = d.collector_uid)`,
-			l.instance, cutoff)
-		if err != nil {
-			return fmt.Errorf("load last logons: %w", err)
-		}
-		c.Activities += tag.RowsAffected()
-		// Users whose last activity is older than the period have no user_devices row
-		// left, so they are not loaded: that is the pruning of users. A user the users
-		// export lacks keeps the name its devices' last logon gives. (A duplicate in
-		// an export keeps its first row.)
-		tag, err = tx.Exec(ctx, `
-			INSERT INTO users (instance, name, upn, sid, email, full_name, last_activity, refreshed_at)
-			SELECT $1, coalesce(s.name, l.name, a.user_key), s.upn, upper(s.sid), s.email, s.full_name, a.last_activity, $2
-			FROM (SELECT user_key, max(last_activity) AS last_activity FROM user_devices
-				WHERE instance = $1 GROUP BY user_key) a
-			LEFT JOIN stage_users s ON lower(s.name) = a.user_key
-			LEFT JOIN (SELECT lower(last_logon_user) AS key, min(last_logon_user) AS name
-				FROM devices WHERE instance = $1 AND last_logon_user <> '' GROUP BY 1) l ON l.key = a.user_key
-			ON CONFLICT DO NOTHING`,
-			l.instance, asOf)
-		if err != nil {
-			return fmt.Errorf("load users: %w", err)
-		}
-		c.Users = tag.RowsAffected()
-		return nil
-	})
+	s, err := l.BeginSwap(ctx, cutoff, asOf)
 	if err != nil {
-		return SwapCounts{}, fmt.Errorf("discovery %s: swap: %w", l.instance, err)
+		return SwapCounts{}, err
+	}
+	return s.Finish(ctx)
+}
+
+// SwapTx is a swap in progress: a transaction on the lease's connection that has
+// replaced the instance's devices and not yet its activity and users. Until Finish
+// commits it, readers see the previous load (nothing here blocks them: only
+// discovery writes these rows). The staging tables may still be loaded meanwhile,
+// on the same connection, inside the transaction: discovery starts the swap as soon
+// as the device exports are staged, while the activity exports still run.
+type SwapTx struct {
+	l            *DiscoveryLease
+	tx           pgx.Tx
+	cutoff, asOf time.Time
+	devices      int64
+}
+
+// BeginSwap opens the swap's transaction, marks the instance up, removes its cached
+// rows and loads its staged devices: those seen since cutoff (asOf is recorded as
+// the rows' refresh time). The caller must Finish or Rollback it.
+func (l *DiscoveryLease) BeginSwap(ctx context.Context, cutoff, asOf time.Time) (*SwapTx, error) {
+	tx, err := l.conn.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("discovery %s: swap: %w", l.instance, err)
+	}
+	s := &SwapTx{l: l, tx: tx, cutoff: cutoff, asOf: asOf}
+	if err := s.devicesStep(ctx); err != nil {
+		s.Rollback(ctx)
+		return nil, fmt.Errorf("discovery %s: swap: %w", l.instance, err)
+	}
+	return s, nil
+}
+
+func (s *SwapTx) devicesStep(ctx context.Context) error {
+	tx, l := s.tx, s.l
+	// Every statement of the swap joins or groups whole tables: hash joins and hash
+	// aggregates in memory. Temporary tables have no statistics, and a nested loop
+	// chosen on a wrong guess would be quadratic.
+	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '128MB'; SET LOCAL enable_nestloop = off`); err != nil {
+		return err
+	}
+	if err := upsertInstanceUp(ctx, tx, l.instance); err != nil {
+		return err
+	}
+	for _, table := range []string{"user_devices", "users", "devices"} {
+		if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE instance = $1`, l.instance); err != nil {
+			return fmt.Errorf("clear %s: %w", table, err)
+		}
+	}
+	tag, err := tx.Exec(ctx, `
+		INSERT INTO devices (collector_uid, instance, uid, name, platform, os_name, os_version, hardware_type,
+			hardware_manufacturer, hardware_model, last_seen, last_logon_user, last_logon_time, fields, refreshed_at)
+		SELECT lower(collector_uid), $1, uid, name, platform, os_name, os_version,
+			hardware_type, hardware_manufacturer, hardware_model, last_seen, last_logon_user, last_logon_time,
+			coalesce(fields, '{}')::jsonb, $3
+		FROM stage_devices
+		WHERE collector_uid <> '' AND name <> '' AND (last_seen IS NULL OR last_seen >= $2)
+		ON CONFLICT DO NOTHING`, l.instance, s.cutoff, s.asOf)
+	if err != nil {
+		return fmt.Errorf("load devices: %w", err)
+	}
+	s.devices = tag.RowsAffected()
+	return nil
+}
+
+// Rollback abandons the swap: the previous load stays. Best effort (a broken
+// connection rolls back by itself).
+func (s *SwapTx) Rollback(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = s.tx.Rollback(rctx)
+}
+
+// Finish loads the staged activity and users and commits. It keeps the latest
+// activity per user and device since the cutoff, the last logged-on user (if since
+// the cutoff) of a device without activity, and the users with activity left;
+// everything older is pruned. The tables are analysed afterwards. On an error the
+// swap is rolled back.
+func (s *SwapTx) Finish(ctx context.Context) (SwapCounts, error) {
+	c, err := s.finish(ctx)
+	if err != nil {
+		s.Rollback(ctx)
+		return SwapCounts{}, fmt.Errorf("discovery %s: swap: %w", s.l.instance, err)
 	}
 	// Fresh statistics, so that look-ups use the indexes at once rather than after
 	// autovacuum's next pass. Best effort: the data is committed either way.
-	_, _ = l.conn.Exec(ctx, `ANALYZE devices, users, user_devices`)
+	_, _ = s.l.conn.Exec(ctx, `ANALYZE devices, users, user_devices`)
 	return c, nil
+}
+
+func (s *SwapTx) finish(ctx context.Context) (SwapCounts, error) {
+	tx, instance, cutoff := s.tx, s.l.instance, s.cutoff
+	c := SwapCounts{Devices: s.devices}
+	tag, err := tx.Exec(ctx, `
+		INSERT INTO user_devices (instance, user_key, collector_uid, last_activity, source)
+		SELECT $1, lower(a.user_name), lower(a.collector_uid), max(a.last_activity), 'session'
+		FROM stage_activity a
+		JOIN devices d ON d.collector_uid = lower(a.collector_uid) AND d.instance = $1
+		WHERE a.user_name <> '' AND a.last_activity >= $2
+		GROUP BY lower(a.user_name), lower(a.collector_uid)`, instance, cutoff)
+	if err != nil {
+		return c, fmt.Errorf("load activity: %w", err)
+	}
+	c.Activities = tag.RowsAffected()
+	tag, err = tx.Exec(ctx, `
+		INSERT INTO user_devices (instance, user_key, collector_uid, last_activity, source)
+		SELECT $1, lower(d.last_logon_user), d.collector_uid, d.last_logon_time, 'last_logon'
+		FROM devices d
+		WHERE d.instance = $1 AND d.last_logon_user <> '' AND d.last_logon_time >= $2
+		  AND NOT EXISTS (SELECT 1 FROM user_devices ud WHERE ud.instance = $1 AND ud.collector_uid = d.collector_uid)`,
+		instance, cutoff)
+	if err != nil {
+		return c, fmt.Errorf("load last logons: %w", err)
+	}
+	c.Activities += tag.RowsAffected()
+	// Users whose last activity is older than the period have no user_devices row
+	// left, so they are not loaded: that is the pruning of users. A user the users
+	// export lacks keeps the name its devices' last logon gives. (A duplicate in
+	// an export keeps its first row.)
+	tag, err = tx.Exec(ctx, `
+		INSERT INTO users (instance, name, upn, sid, email, full_name, last_activity, refreshed_at)
+		SELECT $1, coalesce(s.name, l.name, a.user_key), s.upn, upper(s.sid), s.email, s.full_name, a.last_activity, $2
+		FROM (SELECT user_key, max(last_activity) AS last_activity FROM user_devices
+			WHERE instance = $1 GROUP BY user_key) a
+		LEFT JOIN stage_users s ON lower(s.name) = a.user_key
+		LEFT JOIN (SELECT lower(last_logon_user) AS key, min(last_logon_user) AS name
+			FROM devices WHERE instance = $1 AND last_logon_user <> '' GROUP BY 1) l ON l.key = a.user_key
+		ON CONFLICT DO NOTHING`,
+		instance, s.asOf)
+	if err != nil {
+		return c, fmt.Errorf("load users: %w", err)
+	}
+	c.Users = tag.RowsAffected()
+	return c, tx.Commit(ctx)
 }
 
 // DiscoveryRun is one run of discovery on an instance.

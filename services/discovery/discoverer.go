@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/instances"
@@ -306,68 +308,169 @@ func (r *Run) publish(rec store.DiscoveryRun, up bool) {
 	}
 }
 
-// attempt exports devices, users and activity into the staging tables, streaming
-// each results file into a COPY, then swaps the instance's cached rows in one
-// transaction.
+// attempt exports devices, users and activity into the staging tables, then swaps
+// the instance's cached rows in one transaction.
+//
+// The five exports run at once: most of an export's time is the instance's (the
+// export is computed, then polled for), and the Nexthink API publishes no limit on
+// exports in flight beyond the NQL rate limit, which the client's limiter keeps. The
+// staging tables are temporary, so private to the lease's one connection: each
+// results file is streamed into a COPY as it downloads, one COPY at a time, in the
+// order the exports complete. An export that completes while another is loading
+// waits before its download, not in memory. The swap's transaction starts, on the
+// same connection, as soon as the devices are staged: the devices are replaced
+// while the activity exports still run, and the rest once they are staged.
 func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, error) {
 	if err := r.lease.ResetStaging(ctx); err != nil {
 		return store.SwapCounts{}, err
 	}
-	var missing []string
-	for _, p := range platforms {
-		var dec *deviceDecoder
-		_, err := pump(ctx, func(ctx context.Context, emit func(*store.StagedDevice) error) error {
-			return r.client.Export(ctx, QueryDevices, map[string]string{"platform": p}, func(header, rec []string) error {
-				if dec == nil {
+	conn := make(chan struct{}, 1) // the lease's connection, held by one statement or COPY at a time
+	g, gctx := errgroup.WithContext(ctx)
+	decs := make([]*deviceDecoder, len(platforms))
+	devicesStaged := make(chan struct{}) // closed once every device export is staged
+	var staged atomic.Int32
+	for k, p := range platforms {
+		g.Go(func() error {
+			return stage(gctx, r, conn, QueryDevices, map[string]string{"platform": p}, func(header, rec []string) (*store.StagedDevice, error) {
+				if decs[k] == nil {
 					var err error
-					if dec, err = newDeviceDecoder(header, r.d.cfg.Fields); err != nil {
-						return err
+					if decs[k], err = newDeviceDecoder(header, r.d.cfg.Fields); err != nil {
+						return nil, err
 					}
-					missing = dec.missing
 				}
-				return emit(dec.decode(rec))
+				return decs[k].decode(rec), nil
+			}, r.lease.CopyDevices, func() {
+				if staged.Add(1) == int32(len(platforms)) {
+					close(devicesStaged)
+				}
 			})
-		}, r.lease.CopyDevices)
-		if err != nil {
-			return store.SwapCounts{}, err
-		}
-	}
-	if len(missing) > 0 {
-		r.log.Warn("the saved device query lacks cached fields", "query_id", QueryDevices, "fields", missing)
+		})
 	}
 	var udec *userDecoder
-	_, err := pump(ctx, func(ctx context.Context, emit func(*store.StagedUser) error) error {
-		return r.client.Export(ctx, QueryUsers, nil, func(header, rec []string) error {
+	g.Go(func() error {
+		return stage(gctx, r, conn, QueryUsers, nil, func(header, rec []string) (*store.StagedUser, error) {
 			if udec == nil {
 				var err error
 				if udec, err = newUserDecoder(header); err != nil {
-					return err
+					return nil, err
 				}
 			}
-			return emit(udec.decode(rec))
-		})
-	}, r.lease.CopyUsers)
-	if err != nil {
-		return store.SwapCounts{}, err
-	}
+			return udec.decode(rec), nil
+		}, r.lease.CopyUsers)
+	})
 	for _, p := range platforms {
 		var adec *activityDecoder
-		_, err := pump(ctx, func(ctx context.Context, emit func(*store.StagedActivity) error) error {
-			return r.client.Export(ctx, QueryActivity, map[string]string{"platform": p}, func(header, rec []string) error {
+		g.Go(func() error {
+			return stage(gctx, r, conn, QueryActivity, map[string]string{"platform": p}, func(header, rec []string) (*store.StagedActivity, error) {
 				if adec == nil {
 					var err error
 					if adec, err = newActivityDecoder(header); err != nil {
-						return err
+						return nil, err
 					}
 				}
-				return emit(adec.decode(rec))
-			})
-		}, r.lease.CopyActivity)
-		if err != nil {
-			return store.SwapCounts{}, err
+				return adec.decode(rec), nil
+			}, r.lease.CopyActivity)
+		})
+	}
+	var swap *store.SwapTx
+	var swapTime time.Duration
+	g.Go(func() error {
+		select {
+		case <-devicesStaged:
+		case <-gctx.Done():
+			return nil // an export failed: its error is the attempt's
+		}
+		select {
+		case conn <- struct{}{}:
+		case <-gctx.Done():
+			return nil
+		}
+		defer func() { <-conn }()
+		if gctx.Err() != nil {
+			return nil
+		}
+		start := time.Now()
+		var err error
+		swap, err = r.lease.BeginSwap(gctx, asOf.Add(-r.d.cfg.Period), asOf)
+		swapTime += time.Since(start)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		if swap != nil {
+			swap.Rollback(ctx)
+		}
+		return store.SwapCounts{}, err
+	}
+	if swap == nil {
+		return store.SwapCounts{}, fmt.Errorf("discovery %s: the swap did not start", r.rec.Instance)
+	}
+	for _, dec := range decs {
+		if dec != nil && len(dec.missing) > 0 {
+			r.log.Warn("the saved device query lacks cached fields", "query_id", QueryDevices, "fields", dec.missing)
+			break
 		}
 	}
-	return r.lease.Swap(ctx, asOf.Add(-r.d.cfg.Period), asOf)
+	start := time.Now()
+	counts, err := swap.Finish(ctx)
+	r.log.Info("discovery swapped", "devices_ms", swapTime.Milliseconds(), "rest_ms", time.Since(start).Milliseconds(),
+		"duration_ms", (swapTime + time.Since(start)).Milliseconds(), "err", err)
+	return counts, err
+}
+
+// stage runs one export and streams its rows into a COPY on the lease's connection
+// once conn is free: the download starts only then, so a waiting export holds no
+// rows. decode turns a record into a row.
+func stage[T any](ctx context.Context, r *Run, conn chan struct{}, query string, params map[string]string,
+	decode func(header, rec []string) (*T, error),
+	load func(ctx context.Context, next func() (*T, error)) (int64, error), onStaged ...func(),
+) error {
+	start := time.Now()
+	var ready time.Time
+	started := make(chan struct{})  // closed once the export completed and conn is ours
+	exported := make(chan struct{}) // closed when the export returns
+	n, err := pump(ctx, func(ctx context.Context, emit func(*T) error) error {
+		defer close(exported)
+		return r.client.ExportStream(ctx, query, params, func(bool) error {
+			ready = time.Now()
+			select {
+			case conn <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			close(started)
+			return nil
+		}, func(header, rec []string) error {
+			v, err := decode(header, rec)
+			if err != nil {
+				return err
+			}
+			return emit(v)
+		})
+	}, func(ctx context.Context, next func() (*T, error)) (int64, error) {
+		select {
+		case <-started:
+		case <-exported:
+		case <-ctx.Done():
+		}
+		select {
+		case <-started:
+			defer func() { <-conn }()
+		default: // the export failed before it completed: pump returns its error
+			return 0, ctx.Err()
+		}
+		return load(ctx, next)
+	})
+	if err != nil {
+		return err
+	}
+	for _, f := range onStaged {
+		f()
+	}
+	if !ready.IsZero() {
+		r.log.Info("discovery staged", "query_id", query, "params", params, "rows", n,
+			"export_ms", ready.Sub(start).Milliseconds(), "load_ms", time.Since(ready).Milliseconds())
+	}
+	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

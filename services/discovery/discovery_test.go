@@ -339,9 +339,10 @@ func TestThreeFailuresDropTheInstanceUntilItAnswers(t *testing.T) {
 }
 
 // TestTokenRenewedDuringDiscovery: with a one-second token, a discovery lasting
-// several seconds renews it as it goes, and no call is refused for an expired token.
+// several seconds (its five exports, run at once, each wait twice the export delay)
+// renews it as it goes, and no call is refused for an expired token.
 func TestTokenRenewedDuringDiscovery(t *testing.T) {
-	e := newEnv(t, func(c *nxsim.Config) { c.TokenTTL = time.Second; c.ExportDelay = 300 * time.Millisecond }, "eu")
+	e := newEnv(t, func(c *nxsim.Config) { c.TokenTTL = time.Second; c.ExportDelay = 1200 * time.Millisecond }, "eu")
 	d := e.discoverer(t, nil, nil)
 	start := time.Now()
 	discoverytest.Discover(t, d, "eu")

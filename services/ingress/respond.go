@@ -1,7 +1,9 @@
 package ingress
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -35,7 +37,18 @@ func contentLanguage(w http.ResponseWriter, loc string) {
 	w.Header().Add("Vary", "Accept-Language")
 }
 
+// StatusClientClosedRequest is the status the access log and the metrics give a
+// request whose client went away before its answer (nginx's 499): no answer is
+// written, and it is neither a server error nor logged as one.
+const StatusClientClosedRequest = 499
+
 func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if clientGone(r) {
+		// The status only reaches the access log and the metrics: the connection is
+		// closed, and nothing is written to it.
+		w.WriteHeader(StatusClientClosedRequest)
+		return
+	}
 	p := problem.From(err)
 	// A worker's failure was logged by the worker, with its cause.
 	if p.Code == problem.Internal && !natsrpc.FromWorker(err) {
@@ -46,4 +59,12 @@ func (h *handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 func (h *handlers) notFound(w http.ResponseWriter, r *http.Request) {
 	h.fail(w, r, problem.New(problem.NotFound, "no route %s %s", r.Method, r.URL.Path))
+}
+
+
+// clientGone reports whether the client closed the connection: net/http cancels the
+// request's context then (the server's base context never ends, and a deadline the
+// ingress sets is a timeout, not this). Whatever err is, it follows from that.
+func clientGone(r *http.Request) bool {
+	return errors.Is(r.Context().Err(), context.Canceled)
 }

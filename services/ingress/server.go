@@ -65,6 +65,9 @@ type Options struct {
 	// CORSOrigins are the browser origins (scheme://host[:port], or "*") allowed to
 	// call the API; none by default (config cors.allowed_origins).
 	CORSOrigins []string
+	// MaxConnections bounds the connections served at once; beyond, a new one is
+	// answered 503 with Retry-After by the listener and closed (0: unbounded).
+	MaxConnections int
 }
 
 // Service runs the HTTP server.
@@ -95,6 +98,9 @@ func (s *Service) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return fmt.Errorf("ingress listen: %w", err)
+	}
+	if o.MaxConnections > 0 {
+		ln = newLimitListener(ln, o.MaxConnections, o.Metrics)
 	}
 	readHeader := o.ReadHeaderTimeout
 	if readHeader <= 0 {

@@ -211,7 +211,8 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 
 	// Keep the message alive while it is being worked on (a diagnosis may be slow).
 	stopProgress := keepAlive(msg, w.o.AckWait)
-	outcome, err := w.process(ctx, ev, deliveries, log)
+	var st stages
+	outcome, err := w.process(ctx, ev, deliveries, log, &st)
 	stopProgress()
 	switch {
 	case err == nil:
@@ -223,7 +224,11 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 			// The record in PostgreSQL makes the redelivery a no-op.
 			log.Warn("webhook ack failed", "err", err)
 		}
-		log.Info("webhook processed", "outcome", outcome, "duration_ms", time.Since(start).Milliseconds())
+		// Where the webhook's time went: waiting in the stream since it was accepted,
+		// then each stage here (dexbench sums these up).
+		log.Info("webhook processed", "outcome", outcome, "duration_ms", time.Since(start).Milliseconds(),
+			"queued_ms", start.Sub(ev.Time).Milliseconds(), "resolve_ms", st.resolve.Milliseconds(),
+			"diagnose_ms", st.diagnose.Milliseconds(), "store_ms", st.store.Milliseconds(), "publish_ms", st.publish.Milliseconds())
 	case deliveries >= w.o.MaxDeliveries:
 		rec := record(ev, store.WebhookFailed, deliveries, err.Error())
 		rec.Payload = ev.Payload
@@ -283,10 +288,22 @@ func record(ev events.WebhookReceived, outcome string, deliveries int, detail st
 		ReceivedAt: ev.Time, Outcome: outcome, Detail: detail, Deliveries: deliveries}
 }
 
+// stages is the time a webhook spent in each stage of process.
+type stages struct{ resolve, diagnose, store, publish time.Duration }
+
+// since adds the time since t to d and returns now.
+func since(d *time.Duration, t time.Time) time.Time {
+	now := time.Now()
+	*d += now.Sub(t)
+	return now
+}
+
 // process maps a webhook and records its effects; it returns the outcome, or an
 // error when a dependency failed and a later delivery may succeed.
-func (w *Worker) process(ctx context.Context, ev events.WebhookReceived, deliveries int, log *slog.Logger) (string, error) {
+func (w *Worker) process(ctx context.Context, ev events.WebhookReceived, deliveries int, log *slog.Logger, st *stages) (string, error) {
+	t := time.Now()
 	done, err := w.o.DB.WebhookDone(ctx, ev.DedupeKey)
+	t = since(&st.store, t)
 	if err != nil {
 		return "", err
 	}
@@ -323,13 +340,19 @@ func (w *Worker) process(ctx context.Context, ev events.WebhookReceived, deliver
 		rec.Outcome = store.WebhookClosed
 		eff.Close = CloseEvents(a, ev.Time)
 	} else {
+		t = time.Now()
 		targets, err := w.resolve(ctx, src, a)
+		t = since(&st.resolve, t)
 		if err != nil {
 			return "", err
 		}
-		eff.Open = OpenEvents(src, a, targets, w.diagnose(ctx, a, targets, log), RunsOn(w.o.Actions), w.o.Topics)
+		checked := w.diagnose(ctx, a, targets, log)
+		since(&st.diagnose, t)
+		eff.Open = OpenEvents(src, a, targets, checked, RunsOn(w.o.Actions), w.o.Topics)
 	}
+	t = time.Now()
 	applied, err := w.o.DB.ApplyWebhook(ctx, rec, eff, wire.ProactiveDelivery)
+	t = since(&st.store, t)
 	if err != nil {
 		return "", err
 	}
@@ -337,6 +360,7 @@ func (w *Worker) process(ctx context.Context, ev events.WebhookReceived, deliver
 		return "duplicate", nil
 	}
 	w.announce(applied, log)
+	since(&st.publish, t)
 	log.Info("proactive events recorded", "monitor", a.Monitor, "alert_status", a.Status, "outcome", applied.Outcome,
 		"opened", len(applied.Opened), "closed", len(applied.Closed), "suppressed", len(applied.Suppressed),
 		"healthy", len(applied.Healthy), "unresolved", len(applied.Unresolved), "callbacks", applied.Deliveries)

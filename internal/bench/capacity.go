@@ -1,0 +1,227 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/store"
+)
+
+// phase is the outcome of one load phase: every request's status (0 when it got no
+// answer, -1 when the bounded client could not send it in time), latencies of the
+// 200s (from the due time, open loop; from the send, closed loop) and of the 503s, and
+// the load generator's own CPU.
+type phase struct {
+	sent, ok, shed, dropped, other int
+	okLat, shedLat                 []time.Duration // sorted
+	elapsed                        time.Duration
+	cpu                            time.Duration // this process's user+system CPU during the phase
+}
+
+func (p *phase) record(code int, lat time.Duration) {
+	switch code {
+	case http.StatusOK:
+		p.ok++
+		p.okLat = append(p.okLat, lat)
+	case http.StatusServiceUnavailable:
+		p.shed++
+		p.shedLat = append(p.shedLat, lat)
+	case -1:
+		p.dropped++
+	default:
+		p.other++
+	}
+}
+
+func (p *phase) finish() {
+	slices.Sort(p.okLat)
+	slices.Sort(p.shedLat)
+}
+
+// goodput is the 200s per second.
+func (p phase) goodput() float64 {
+	if p.elapsed <= 0 {
+		return 0
+	}
+	return float64(p.ok) / p.elapsed.Seconds()
+}
+
+// cpuShare is the load generator's CPU as a share of the machine's cores.
+func (p phase) cpuShare(cores int) float64 {
+	if p.elapsed <= 0 || cores <= 0 {
+		return 0
+	}
+	return p.cpu.Seconds() / p.elapsed.Seconds() / float64(cores)
+}
+
+func pct(lat []time.Duration, p float64) time.Duration {
+	return loadResult{ok: lat}.percentile(p)
+}
+
+// cpuTime is this process's user and system CPU so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// closedPhase runs conc workers, each sending its next request when the previous one
+// is answered, for d.
+func closedPhase(ctx context.Context, conc int, d time.Duration, do func(ctx context.Context, i int) (int, error)) phase {
+	var (
+		mu  sync.Mutex
+		p   phase
+		seq atomic.Int64
+		wg  sync.WaitGroup
+	)
+	cpu0, start := cpuTime(), time.Now()
+	end := start.Add(d)
+	for range conc {
+		wg.Go(func() {
+			for time.Now().Before(end) && ctx.Err() == nil {
+				t := time.Now()
+				code, err := do(ctx, int(seq.Add(1)))
+				if err != nil {
+					code = 0
+				}
+				lat := time.Since(t)
+				mu.Lock()
+				p.sent++
+				p.record(code, lat)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	p.elapsed, p.cpu = time.Since(start), cpuTime()-cpu0
+	p.finish()
+	return p
+}
+
+// boundedOpenLoop offers rate requests per second for d, each at its due time whatever
+// the previous ones are doing, latency counted from the due time (no coordinated
+// omission). The generator is bounded: at most maxInFlight requests at once; one due
+// while all are busy is counted as dropped, not queued, so the client's memory and
+// goroutines stay bounded whatever the server does.
+func boundedOpenLoop(ctx context.Context, rate float64, d time.Duration, maxInFlight int, do func(ctx context.Context, i int) (int, error)) phase {
+	n := int(rate * d.Seconds())
+	interval := time.Duration(float64(time.Second) / rate)
+	slots := make(chan struct{}, maxInFlight)
+	var (
+		mu   sync.Mutex
+		p    phase
+		wg   sync.WaitGroup
+		last time.Time
+	)
+	cpu0 := cpuTime()
+	start := time.Now().Add(20 * time.Millisecond)
+	for i := range n {
+		due := start.Add(time.Duration(i) * interval)
+		if w := time.Until(due); w > 0 {
+			time.Sleep(w)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		p.sent++
+		select {
+		case slots <- struct{}{}:
+		default:
+			mu.Lock()
+			p.record(-1, 0)
+			mu.Unlock()
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			code, err := do(ctx, i)
+			if err != nil {
+				code = 0
+			}
+			now := time.Now()
+			mu.Lock()
+			p.record(code, now.Sub(due))
+			if now.After(last) {
+				last = now
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	p.elapsed, p.cpu = max(last.Sub(start), d), cpuTime()-cpu0
+	p.finish()
+	return p
+}
+
+// churnClient opens a new connection for every request, as a storm of chatbot
+// replicas without connection reuse would.
+func churnClient() *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}}
+}
+
+// ceilingHandler answers identification requests on a NATS subject with nothing but
+// the cache's own PostgreSQL query (store.DevicesOfUser, pgx): no HTTP, no
+// authentication, no limiter, no JSON of a reply envelope. Its closed-loop rate is
+// the most the parts can give on this machine.
+func ceilingHandler(nc *nats.Conn, subject string, db *store.DB) (*nats.Subscription, error) {
+	return nc.QueueSubscribe(subject, "ceiling", func(m *nats.Msg) {
+		go func() {
+			var matches []store.UserMatch
+			for _, u := range events.UserMatches(events.KeyUsername, string(m.Data)) {
+				k := store.ByUserName
+				if u.Key == events.KeyUPN {
+					k = store.ByUPN
+				}
+				matches = append(matches, store.UserMatch{Key: k, Value: u.Value, MatchedBy: u.MatchedBy})
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			found, err := db.DevicesOfUser(ctx, matches, "", 50)
+			reply := "0"
+			if err == nil && len(found) > 0 {
+				reply = found[0].CollectorUID
+			}
+			_ = m.Respond([]byte(reply))
+		}()
+	})
+}
+
+// ceilingRequest asks the ceiling handler about the i-th user: 200 for a device found.
+func ceilingRequest(nc *nats.Conn, subject string, users []string) func(ctx context.Context, i int) (int, error) {
+	return func(ctx context.Context, i int) (int, error) {
+		msg, err := nc.RequestWithContext(ctx, subject, []byte(users[i%len(users)]))
+		switch {
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+			return http.StatusGatewayTimeout, nil
+		case err != nil:
+			return 0, err
+		case string(msg.Data) == "0":
+			return http.StatusNotFound, nil
+		}
+		return http.StatusOK, nil
+	}
+}
+
+// wrkRate parses wrk's "Requests/sec:" line.
+func wrkRate(out string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) == 2 && f[0] == "Requests/sec:" {
+			return f[1]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,99 @@
+package ingress
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/dexbridge/dexbridge/internal/metrics"
+	"github.com/dexbridge/dexbridge/internal/problem"
+)
+
+// shedResponse is what a connection beyond the bound gets: a complete HTTP/1.1 503
+// problem with Retry-After, written by the listener without a goroutine of the HTTP
+// server, a request parser or a handler. A client is told when to come back rather
+// than left in a queue.
+var shedResponse = func() []byte {
+	d := problem.New(problem.ServiceUnavailable, "the ingress is serving as many connections as it may: retry in a second").Doc()
+	d.RetryAfter = 1
+	body, _ := json.Marshal(d)
+	return fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"+
+		"Content-Type: %s\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nContent-Length: %d\r\n\r\n%s",
+		problem.ContentType, len(body), body)
+}()
+
+// shedTimeout bounds the time spent on one shed connection: reading its request
+// (so that closing it does not reset the answer away) and writing the answer.
+const shedTimeout = 250 * time.Millisecond
+
+// limitListener serves at most n connections at once. Beyond, a connection is
+// accepted, answered 503 with Retry-After and closed, by at most n/4 goroutines at
+// once (beyond those, it is closed at once): under a storm of new connections the
+// process's memory and goroutines stay bounded and the connections it serves keep
+// their share of the CPU. Kernel backlog is not a queue a client waits in for long.
+type limitListener struct {
+	net.Listener
+	slots    chan struct{} // a token per connection served
+	shedding chan struct{} // a token per shed connection being answered
+	metrics  *metrics.Metrics
+}
+
+func newLimitListener(l net.Listener, n int, m *metrics.Metrics) *limitListener {
+	return &limitListener{Listener: l, slots: make(chan struct{}, n), shedding: make(chan struct{}, max(n/4, 1)), metrics: m}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
+		default:
+		}
+		l.metrics.RateLimited("connections")
+		select {
+		case l.shedding <- struct{}{}:
+			go func() {
+				defer func() { <-l.shedding }()
+				shed(c)
+			}()
+		default:
+			_ = c.Close()
+		}
+	}
+}
+
+// shed reads the request's head (up to 4 KiB), answers 503 and closes.
+func shed(c net.Conn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(shedTimeout))
+	buf := make([]byte, 4096)
+	n := 0
+	for n < len(buf) {
+		k, err := c.Read(buf[n:])
+		n += k
+		if err != nil || bytes.Contains(buf[:n], []byte("\r\n\r\n")) {
+			break
+		}
+	}
+	_, _ = c.Write(shedResponse)
+}
+
+// limitedConn gives its slot back once, when closed.
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
