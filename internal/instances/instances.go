@@ -1,5 +1,6 @@
-// Package instances is the set of configured Nexthink instances: one client each,
-// whose NQL and Remote Actions calls take their budget from deployment-wide limiters
+// Package instances is the set of configured Nexthink instances: one upstream
+// driver each (package upstream: Infinity or V6, by the instance's type), whose
+// query and remote-action calls take their budget from deployment-wide limiters
 // (ratelimit.Shared, in PostgreSQL), so every replica of every service shares the
 // instance's MAX_ENGINE_REQUESTS_PER_SECOND and MAX_PORTAL_REQUESTS_PER_SECOND.
 package instances
@@ -13,12 +14,15 @@ import (
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
+	"github.com/dexbridge/dexbridge/internal/upstream"
 )
 
 // Instance is one configured Nexthink instance.
 type Instance struct {
-	Name   string
-	Client *nexthink.Client
+	Name string
+	Type string // upstream.TypeInfinity or upstream.TypeV6
+	// Client is the instance's driver; nothing above it knows which product it calls.
+	Client upstream.Driver
 }
 
 // Set is the configured instances, in configuration order.
@@ -49,7 +53,7 @@ type Patience struct {
 func Interactive() Patience { return Patience{Wait: 2 * time.Second, RetryFor: 10 * time.Second} }
 
 // ClientWith is the instance's client with patience p.
-func (i *Instance) ClientWith(p Patience) *nexthink.Client {
+func (i *Instance) ClientWith(p Patience) upstream.Driver {
 	return i.Client.WithPolicy(p.Wait, p.RetryFor)
 }
 
@@ -65,6 +69,9 @@ func New(cfg config.Config, limiters *ratelimit.Shared, o Options) (*Set, error)
 	}
 	s := &Set{byName: map[string]*Instance{}}
 	for _, in := range cfg.Instances {
+		if in.IsV6() {
+			return nil, fmt.Errorf("instance %s: type v6 has no driver yet", in.Name)
+		}
 		l := cfg.InstanceLimits(in)
 		nc := nexthink.Config{
 			Instance: in.Name, APIURL: in.APIURL, TokenURL: in.TokenURL,
@@ -85,7 +92,7 @@ func New(cfg config.Config, limiters *ratelimit.Shared, o Options) (*Set, error)
 		if err != nil {
 			return nil, fmt.Errorf("instance %s: %w", in.Name, err)
 		}
-		i := &Instance{Name: in.Name, Client: c}
+		i := &Instance{Name: in.Name, Type: upstream.TypeInfinity, Client: upstream.Infinity(c)}
 		s.list = append(s.list, i)
 		s.byName[in.Name] = i
 	}
