@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/dexbridge/dexbridge/internal/app"
+	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/logging"
 	"github.com/dexbridge/dexbridge/internal/topic"
 )
@@ -73,6 +74,8 @@ func checkCmd(_ context.Context, env Env, args []string) error {
 	section("remote actions", r.RemoteActions)
 	section("topics", r.Compile)
 	section("saved queries", r.Queries)
+	section("NXQL forms", r.NXQLErr)
+	section("v6 instances", v6Missing(cfg, r.NXQL.Missing))
 	section("webhooks", checkWebhooks(cfg, r.Catalog, env.Getenv))
 	if len(sections) > 0 {
 		return errors.New(strings.Join(sections, "\n"))
@@ -80,4 +83,23 @@ func checkCmd(_ context.Context, env Env, args []string) error {
 	_, err = fmt.Fprintf(env.Stdout, "configuration ok: %d instances, %d topics, %d remote actions, %d saved queries outside topics\n",
 		len(cfg.Instances), len(r.Catalog.List()), len(r.Allowlist.List()), r.SavedQueries)
 	return err
+}
+
+// v6Missing names the queries that cannot run on the configured V6 instances
+// because they have no NXQL form.
+func v6Missing(cfg config.Config, missing []string) error {
+	var v6 []string
+	for _, in := range cfg.Instances {
+		if in.IsV6() {
+			v6 = append(v6, in.Name)
+		}
+	}
+	if len(v6) == 0 || len(missing) == 0 {
+		return nil
+	}
+	errs := make([]error, len(missing))
+	for k, m := range missing {
+		errs[k] = fmt.Errorf("query %s has no nxql form: it cannot run on instance(s) %s", m, strings.Join(v6, ", "))
+	}
+	return errors.Join(errs...)
 }

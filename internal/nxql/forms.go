@@ -198,3 +198,20 @@ func (f *Form) ToNQL(rec map[string]any) map[string]any {
 	}
 	return out
 }
+
+// FormSpec is a Form as a saved query carries it under nxql: (in a topic or the
+// queries file), the id being the query's and the NXQL list named queries.
+type FormSpec struct {
+	Params        []string             `yaml:"params"`
+	PlatformParam string               `yaml:"platform_param"`
+	Key           string               `yaml:"key"`
+	Queries       []FormQuery          `yaml:"queries"`
+	Columns       map[string]ColumnMap `yaml:"columns"`
+	Unmapped      map[string]string    `yaml:"unmapped"`
+}
+
+// Form is the spec as the Form of query id.
+func (s FormSpec) Form(id string) Form {
+	return Form{ID: id, Params: s.Params, PlatformParam: s.PlatformParam, Key: s.Key, NXQL: s.Queries,
+		Columns: s.Columns, Unmapped: s.Unmapped}
+}
