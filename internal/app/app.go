@@ -25,6 +25,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/topic"
 )
 
 // Options of one process.
@@ -254,8 +255,19 @@ func names(cs []component) []string {
 // deployment-wide limiters.
 func (d *deps) instances() (*instances.Set, error) {
 	d.instancesOnce.Do(func() {
-		d.instanceSet, d.instancesErr = instances.New(d.cfg, ratelimit.NewShared(store.New(d.db)),
-			instances.Options{Log: d.log, Metrics: d.metrics})
+		o := instances.Options{Log: d.log, Metrics: d.metrics}
+		for _, in := range d.cfg.Instances {
+			if in.IsV6() { // V6 instances run the queries' NXQL forms
+				forms, err := topic.FilesOf(d.cfg).NXQLForms()
+				if err != nil {
+					d.instancesErr = err
+					return
+				}
+				o.Forms = forms.Forms
+				break
+			}
+		}
+		d.instanceSet, d.instancesErr = instances.New(d.cfg, ratelimit.NewShared(store.New(d.db)), o)
 	})
 	return d.instanceSet, d.instancesErr
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/nexthink"
+	"github.com/dexbridge/dexbridge/internal/nexthinkv6"
+	"github.com/dexbridge/dexbridge/internal/nxql"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/upstream"
 )
@@ -40,6 +42,10 @@ type Options struct {
 	// Metrics, when set, counts every upstream call by instance, call and status, and
 	// every call the instance's limiters refuse.
 	Metrics *metrics.Metrics
+	// Forms are the saved queries' NXQL forms (topic.Files.NXQLForms), which V6
+	// instances run; ConfigureV6 may change each V6 driver's configuration.
+	Forms       []nxql.Form
+	ConfigureV6 func(*nexthinkv6.Config)
 }
 
 // Patience is how long a call to an instance may wait for the instance's rate limit
@@ -57,9 +63,11 @@ func (i *Instance) ClientWith(p Patience) upstream.Driver {
 	return i.Client.WithPolicy(p.Wait, p.RetryFor)
 }
 
-// NQLKey and ActionsKey name an instance's shared limiters.
-func NQLKey(instance string) string     { return "nql:" + instance }
-func ActionsKey(instance string) string { return "act:" + instance }
+// NQLKey and ActionsKey name an instance's shared limiters; a V6 instance has one
+// NQL limiter per Engine (EngineKey) and ActionsKey for its Portal.
+func NQLKey(instance string) string            { return "nql:" + instance }
+func ActionsKey(instance string) string        { return "act:" + instance }
+func EngineKey(instance, engine string) string { return "nql:" + instance + "/" + engine }
 
 // New builds a client per instance of cfg, limited through limiters.
 func New(cfg config.Config, limiters *ratelimit.Shared, o Options) (*Set, error) {
@@ -70,7 +78,14 @@ func New(cfg config.Config, limiters *ratelimit.Shared, o Options) (*Set, error)
 	s := &Set{byName: map[string]*Instance{}}
 	for _, in := range cfg.Instances {
 		if in.IsV6() {
-			return nil, fmt.Errorf("instance %s: type v6 has no driver yet", in.Name)
+			d, err := newV6(cfg, in, limiters, o, log)
+			if err != nil {
+				return nil, fmt.Errorf("instance %s: %w", in.Name, err)
+			}
+			i := &Instance{Name: in.Name, Type: upstream.TypeV6, Client: d}
+			s.list = append(s.list, i)
+			s.byName[in.Name] = i
+			continue
 		}
 		l := cfg.InstanceLimits(in)
 		nc := nexthink.Config{
@@ -97,6 +112,35 @@ func New(cfg config.Config, limiters *ratelimit.Shared, o Options) (*Set, error)
 		s.byName[in.Name] = i
 	}
 	return s, nil
+}
+
+// newV6 builds the driver of a V6 instance: each Engine limited to the
+// instance's engine rate, the Portal to its portal rate.
+func newV6(cfg config.Config, in config.Instance, limiters *ratelimit.Shared, o Options, log *slog.Logger) (*nexthinkv6.Driver, error) {
+	l := cfg.InstanceLimits(in)
+	vc := nexthinkv6.Config{
+		Instance: in.Name, PortalURL: in.PortalURL, Username: in.Username, Password: in.Password, Forms: o.Forms,
+		EngineLimiter: func(engine string) nexthink.Limiter {
+			lim := limiters.Limiter(EngineKey(in.Name, engine), rate(l.EngineRequestsPerSecond))
+			if m := o.Metrics; m != nil {
+				lim = ratelimit.Observed(lim, func(string) { m.RateLimited("nql") })
+			}
+			return lim
+		},
+		PortalLimiter: limiters.Limiter(ActionsKey(in.Name), rate(l.PortalRequestsPerSecond)),
+		Log:           log,
+	}
+	for _, e := range in.Engines {
+		vc.Engines = append(vc.Engines, nexthinkv6.Engine{Name: e.Name, URL: e.URL, UID: e.UID})
+	}
+	if m := o.Metrics; m != nil {
+		vc.Observe = func(c nexthink.Call) { m.ObserveUpstream(c.Instance, c.Name, c.Status, c.Duration) }
+		vc.PortalLimiter = ratelimit.Observed(vc.PortalLimiter, func(string) { m.RateLimited("actions") })
+	}
+	if o.ConfigureV6 != nil {
+		o.ConfigureV6(&vc)
+	}
+	return nexthinkv6.New(vc)
 }
 
 // rate allows bursts of one second's worth of calls.
