@@ -87,7 +87,8 @@ func (d *Driver) Trigger(ctx context.Context, req nexthink.TriggerRequest) (*nex
 			}
 		}
 		if allDown(d, targets) {
-			return nil, d.err(call, 0, nexthink.CodeUnavailable, "the devices' Engines are marked down: "+names(targets), nil)
+			call.name += " on " + names(targets)
+			return nil, d.err(call, 0, nexthink.CodeUnavailable, "the devices' Engines are marked down", nil)
 		}
 		body, _ := json.Marshal(run)
 		raw, ne := d.portalCall(ctx, "portal.run", http.MethodPost, "/api/remoteaction/v2/run", body, retryUnsent)
@@ -113,8 +114,8 @@ func (d *Driver) Trigger(ctx context.Context, req nexthink.TriggerRequest) (*nex
 	}
 	if len(taken) == 0 {
 		if len(unavailable) > 0 {
-			return nil, d.err(call, 0, nexthink.CodeUnavailable, "Engines "+strings.Join(unavailable, ", ")+
-				" did not take the run; the devices may be there", nil)
+			call.name += " on " + strings.Join(unavailable, ", ")
+			return nil, d.err(call, 0, nexthink.CodeUnavailable, "the Engines did not take the run; the devices may be there", nil)
 		}
 		return nil, d.err(call, http.StatusBadRequest, "INVALID_DEVICES", "no Engine holds the devices", nil)
 	}

@@ -61,7 +61,7 @@ func (d *Driver) do(ctx context.Context, c httpCall) ([]byte, *nexthink.Error) {
 		if e == nil {
 			return body, nil
 		}
-		if !retryable(e, c.policy) || (c.engine != nil && d.isDown(c.engine)) {
+		if !d.retryable(e, c.policy) || (c.engine != nil && d.isDown(c.engine)) {
 			return nil, e
 		}
 		w := max(wait/2+rand.N(wait), e.RetryAfter)
@@ -83,9 +83,13 @@ func (d *Driver) do(ctx context.Context, c httpCall) ([]byte, *nexthink.Error) {
 	}
 }
 
-func retryable(e *nexthink.Error, p retryPolicy) bool {
+func (d *Driver) retryable(e *nexthink.Error, p retryPolicy) bool {
 	switch e.Code {
-	case nexthink.CodeRateLimited, nexthink.CodeLimiterFailed, nexthink.CodeInvalid, nexthink.CodeCanceled,
+	case nexthink.CodeRateLimited:
+		// A shared limiter may refuse a caller briefly for fairness: a refusal due
+		// within MaxWait is waited for.
+		return e.RetryAfter > 0 && e.RetryAfter <= d.maxWait
+	case nexthink.CodeLimiterFailed, nexthink.CodeInvalid, nexthink.CodeCanceled,
 		nexthink.CodeBadResponse, nexthink.CodeUnavailable:
 		return false
 	}

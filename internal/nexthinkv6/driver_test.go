@@ -288,7 +288,7 @@ func TestEngineDownIsReportedNotWaitedOn(t *testing.T) {
 	for range 3 {
 		_, err := d.Execute(ctx, "#get_device_basic_infos_by_device_name", map[string]string{"device_name": on2[0].Name})
 		var ne *nexthink.Error
-		if !errors.As(err, &ne) || ne.Code != nexthink.CodeUnavailable || !strings.Contains(ne.Message, "engine-2") {
+		if !errors.As(err, &ne) || ne.Code != nexthink.CodeUnavailable || !strings.Contains(nexthink.Problem(err).Detail, "engine-2") {
 			t.Fatalf("got %v, want unavailable naming engine-2", err)
 		}
 		if p := nexthink.Problem(err); p.Code != problem.UpstreamUnavailable {

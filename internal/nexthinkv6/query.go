@@ -23,6 +23,9 @@ const (
 	colCollectorUID = "device.collector.uid"
 	colDeviceName   = "device.name"
 	colLastSeen     = "device.last_seen"
+	// colDeviceUID is Infinity's own device id; a V6 device has one identifier,
+	// so a form that leaves device.uid unmapped gets the collector UID there.
+	colDeviceUID = "device.uid"
 )
 
 // Execute runs a saved query's NXQL form and returns at most
@@ -61,6 +64,9 @@ func (d *Driver) ExportStream(ctx context.Context, queryID string, params map[st
 	header := make([]string, 0, len(f.Columns))
 	for c := range f.Columns {
 		header = append(header, c)
+	}
+	if _, ok := f.Unmapped[colDeviceUID]; ok {
+		header = append(header, colDeviceUID)
 	}
 	slices.Sort(header)
 	for _, r := range rows {
@@ -163,29 +169,41 @@ func (d *Driver) run(ctx context.Context, queryID string, params map[string]stri
 	wg.Wait()
 	var rows []tagged
 	var failed []string
-	var firstErr error
-	var refused error
+	var firstErr, refused error
+	limitedOnly := true
 	for _, a := range answers {
 		if a.err != nil {
 			var ne *nexthink.Error
 			if errors.As(a.err, &ne) && ne.Status >= 400 && ne.Status < 500 && ne.Status != http.StatusTooManyRequests {
 				refused = a.err // the query itself is wrong: every Engine would say so
 			}
-			failed = append(failed, a.e.Name)
-			if firstErr == nil {
+			if ne == nil || ne.Code != nexthink.CodeRateLimited {
+				limitedOnly = false
+				if firstErr == nil || limitedErr(firstErr) {
+					firstErr = a.err
+				}
+			} else if firstErr == nil {
 				firstErr = a.err
 			}
+			failed = append(failed, a.e.Name)
 			continue
 		}
 		for _, r := range a.rows {
 			rows = append(rows, tagged{a.e, r})
 		}
 	}
+	unanswered := func() error {
+		return &nexthink.Error{Instance: d.cfg.Instance, Call: "nxql.query on " + strings.Join(failed, ", "), Target: queryID,
+			Code: nexthink.CodeUnavailable, Message: "the Engines did not answer; the device may be there", Err: firstErr,
+			RetryAfter: d.cfg.ProbeEvery}
+	}
 	switch {
 	case refused != nil:
 		return nil, "", refused
-	case len(failed) == len(engines):
+	case len(failed) == len(engines) && (limitedOnly || !targeted):
 		return nil, "", firstErr
+	case len(failed) == len(engines):
+		return nil, "", unanswered()
 	}
 	rows = dedupe(rows)
 	out := make([]map[string]any, len(rows))
@@ -197,9 +215,7 @@ func (d *Driver) run(ctx context.Context, queryID string, params map[string]stri
 		if targeted && len(out) == 0 {
 			// The device may be on an Engine that did not answer: say so rather than
 			// "unknown device".
-			return nil, "", &nexthink.Error{Instance: d.cfg.Instance, Call: "nxql.query", Target: queryID, Code: nexthink.CodeUnavailable,
-				Message: "Engines " + strings.Join(failed, ", ") + " did not answer; the device may be there", Err: firstErr,
-				RetryAfter: d.cfg.ProbeEvery}
+			return nil, "", unanswered()
 		}
 		d.log.Warn("nexthink v6 query answered without some Engines", "query", queryID, "engines_missing", failed)
 	}
@@ -231,8 +247,12 @@ func (d *Driver) runOn(ctx context.Context, e *engineState, f *nxql.Form, args, 
 	}
 	merged := f.Merge(results)
 	out := make([]map[string]any, len(merged))
+	_, uid := f.Unmapped[colDeviceUID]
 	for k, r := range merged {
 		out[k] = f.ToNQL(r)
+		if uid {
+			out[k][colDeviceUID] = out[k][colCollectorUID]
+		}
 	}
 	return out, nil
 }
@@ -329,4 +349,9 @@ func rowKey(r map[string]any) string {
 		fmt.Fprintf(&b, "%s=%v\x00", k, r[k])
 	}
 	return b.String()
+}
+
+func limitedErr(err error) bool {
+	var ne *nexthink.Error
+	return errors.As(err, &ne) && ne.Code == nexthink.CodeRateLimited
 }
