@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +45,8 @@ func TestMixedInfinityAndV6Deployment(t *testing.T) {
 		t.Fatal(err)
 	}
 	base, _ := start(t, cfg, "ingress", "devices", "discovery", "topics", "remoteactions", "poller")
-	c := apiclient.New(base, apiKey(t, cfg))
+	key := apiKey(t, cfg)
+	c := apiclient.New(base, key)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -140,4 +142,44 @@ func TestMixedInfinityAndV6Deployment(t *testing.T) {
 	if _, err := c.Diagnose(ctx, "slow_pc", perEngine[0].Name, false); err != nil {
 		t.Fatalf("the Engine up stopped answering: %v", err)
 	}
+
+	// Discovery with the Engine down: its devices leave the cache (the seed's
+	// "considered down and its data removed"), the other Engine's stay.
+	before := dcStatus(t, base, key)
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/admin/discovery", nil)
+	req.Header.Set("X-API-Key", key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		t.Fatalf("admin discovery: %d", resp.StatusCode)
+	}
+	waitUntil(t, func() bool {
+		st := dcStatus(t, base, key)
+		return st.LastDiscovery != nil && before.LastDiscovery != nil && st.LastDiscovery.ID != before.LastDiscovery.ID &&
+			st.LastDiscovery.Outcome == "success" && st.Cache.Devices < before.Cache.Devices && st.Cache.Devices > 0
+	})
+	if d, err := c.Identify(ctx, events.KeyDeviceName, perEngine[0].Name); err != nil || d.Source != events.SourceCache {
+		t.Errorf("engine-1's %s after discovery: %+v %v, want it cached", perEngine[0].Name, d, err)
+	}
+	if d, err := c.Identify(ctx, events.KeyDeviceName, down.Name); err == nil && d.Source == events.SourceCache {
+		t.Errorf("engine-2's %s is still cached while engine-2 is down", down.Name)
+	}
+}
+
+func dcStatus(t *testing.T, base, key string) events.InstanceStatus {
+	t.Helper()
+	var st struct {
+		Instances []events.InstanceStatus `json:"instances"`
+	}
+	getJSONWithKey(t, base+"/api/v1/status", key, &st)
+	for _, in := range st.Instances {
+		if in.Name == "dc" {
+			return in
+		}
+	}
+	t.Fatal("no instance dc in the status")
+	return events.InstanceStatus{}
 }
