@@ -127,8 +127,9 @@ func newV6(cfg config.Config, in config.Instance, limiters *ratelimit.Shared, o 
 			}
 			return lim
 		},
-		PortalLimiter: limiters.Limiter(ActionsKey(in.Name), rate(l.PortalRequestsPerSecond)),
-		Log:           log,
+		PortalLimiter:  limiters.Limiter(ActionsKey(in.Name), rate(l.PortalRequestsPerSecond)),
+		ActivityPeriod: cfg.Cache.UserActivityPeriod.D(),
+		Log:            log,
 	}
 	for _, e := range in.Engines {
 		vc.Engines = append(vc.Engines, nexthinkv6.Engine{Name: e.Name, URL: e.URL, UID: e.UID})

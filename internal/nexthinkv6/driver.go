@@ -56,9 +56,12 @@ type Config struct {
 	DownAfter         int           // consecutive failures that mark an Engine down (3)
 	ProbeEvery        time.Duration // how often a down Engine is tried again (30s)
 	MaxTimeoutSeconds int           // the run's timeoutSeconds ceiling (3600)
-	Observe           func(nexthink.Call)
-	Log               *slog.Logger
-	Clock             func() time.Time
+	// ActivityPeriod replaces the window of the forms that declare one (discovery's
+	// USER_ACTIVITY_PERIOD); 0 keeps the forms' own.
+	ActivityPeriod time.Duration
+	Observe        func(nexthink.Call)
+	Log            *slog.Logger
+	Clock          func() time.Time
 }
 
 // Driver calls one V6 installation. It is safe for concurrent use.

@@ -424,3 +424,39 @@ func TestExportDiscoversBothPlatformsOnEveryEngine(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscoveryWindowIsTheActivityPeriod: discovery's device and activity queries
+// select USER_ACTIVITY_PERIOD, not the forms' 30 days.
+func TestDiscoveryWindowIsTheActivityPeriod(t *testing.T) {
+	s := startV6(t, 2)
+	count := func(period time.Duration) (int, time.Time) {
+		d, _ := newDriver(t, s, func(c *nexthinkv6.Config) { c.ActivityPeriod = period })
+		n := 0
+		oldest := time.Now()
+		for _, p := range []string{"Windows", "macOS"} {
+			err := d.Export(context.Background(), "#dexbridge_discovery_devices", map[string]string{"platform": p}, func(h, rec []string) error {
+				n++
+				for k, c := range h {
+					if c == "device.last_seen" {
+						if at, ok := nexthink.ParseTime(rec[k]); ok && at.Before(oldest) {
+							oldest = at
+						}
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		return n, oldest
+	}
+	all, _ := count(0)
+	week, oldest := count(7 * 24 * time.Hour)
+	if week == 0 || week >= all {
+		t.Fatalf("7 days: %d devices, 30 days: %d", week, all)
+	}
+	if time.Since(oldest) > 7*24*time.Hour+time.Minute {
+		t.Errorf("a device last seen %v ago is in the 7-day window", time.Since(oldest))
+	}
+}

@@ -226,8 +226,8 @@ func (d *Driver) run(ctx context.Context, queryID string, params map[string]stri
 // column names.
 func (d *Driver) runOn(ctx context.Context, e *engineState, f *nxql.Form, args, platforms []string) ([]map[string]any, error) {
 	results := make([][]map[string]any, len(f.NXQL))
-	for k, q := range f.NXQL {
-		form := url.Values{"query": {q.Text}, "format": {"json"}, "platform": platforms}
+	for k := range f.NXQL {
+		form := url.Values{"query": {f.Text(k, d.cfg.ActivityPeriod)}, "format": {"json"}, "platform": platforms}
 		for i, a := range args {
 			form.Set("p"+strconv.Itoa(i+1), a)
 		}

@@ -3,6 +3,7 @@ package nxql_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dexbridge/dexbridge/internal/nxql"
 )
@@ -55,5 +56,23 @@ func TestFormMergeAndMap(t *testing.T) {
 	}
 	if b["outdated"] != int64(0) || b["device.operating_system.platform"] != "mac_os" || b["ram_gb"] != nil {
 		t.Errorf("b: %v", b)
+	}
+}
+
+// TestFormWindow: a window must be in every query; Text puts the period there.
+func TestFormWindow(t *testing.T) {
+	f := nxql.Form{Window: "30d", NXQL: []nxql.FormQuery{{Text: `(select (device_uid) (from device (where device (ge last_seen (datetime now-30d)))))`}},
+		Columns: map[string]nxql.ColumnMap{"device.collector.uid": {Column: "device_uid"}}}
+	if err := f.Check(nxql.NewSchema()); err != nil {
+		t.Fatal(err)
+	}
+	for period, want := range map[time.Duration]string{0: "now-30d", 90 * 24 * time.Hour: "now-90d", 36 * time.Hour: "now-36h"} {
+		if got := f.Text(0, period); !strings.Contains(got, "(datetime "+want+")") {
+			t.Errorf("period %v: %s", period, got)
+		}
+	}
+	f.Window = "7d"
+	if err := f.Check(nxql.NewSchema()); err == nil || !strings.Contains(err.Error(), "now-7d") {
+		t.Errorf("a window absent from the text: %v", err)
 	}
 }

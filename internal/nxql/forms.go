@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -21,7 +23,10 @@ type Form struct {
 	// parameter replaces (Windows -> windows, macOS -> mac_os).
 	PlatformParam string `yaml:"platform_param"`
 	// Key is the column the rows of several queries merge on.
-	Key      string               `yaml:"key"`
+	Key string `yaml:"key"`
+	// Window, when set ("30d"), is the activity period the queries select as
+	// now-<window>: a driver may put its own period there (USER_ACTIVITY_PERIOD).
+	Window   string               `yaml:"window"`
 	NXQL     []FormQuery          `yaml:"nxql"`
 	Columns  map[string]ColumnMap `yaml:"columns"`
 	Unmapped map[string]string    `yaml:"unmapped"`
@@ -79,6 +84,16 @@ func (f *Form) Check(s *Schema) error {
 	if len(f.Columns) == 0 {
 		return errors.New("no columns: nothing maps the NXQL results to the NQL columns")
 	}
+	if f.Window != "" {
+		if _, ok := parseTime("now-" + f.Window); !ok {
+			return fmt.Errorf("window %q: want a period such as 30d", f.Window)
+		}
+		for k, q := range f.NXQL {
+			if !strings.Contains(q.Text, "now-"+f.Window) {
+				return fmt.Errorf("nxql[%d]: no now-%s for the window", k, f.Window)
+			}
+		}
+	}
 	cols := map[string]bool{}
 	for k, q := range f.NXQL {
 		cq, err := Compile(q.Text, s)
@@ -95,6 +110,23 @@ func (f *Form) Check(s *Schema) error {
 		}
 	}
 	return nil
+}
+
+// Text is query k's text for an activity period: the window's now-<window>
+// becomes now-<period> (whole hours at least); period 0 keeps the text.
+func (f *Form) Text(k int, period time.Duration) string {
+	t := f.NXQL[k].Text
+	if f.Window == "" || period <= 0 {
+		return t
+	}
+	p := strconv.FormatInt(int64(period/time.Hour), 10) + "h"
+	if period%(24*time.Hour) == 0 {
+		p = strconv.FormatInt(int64(period/(24*time.Hour)), 10) + "d"
+	}
+	if period < time.Hour {
+		p = "1h"
+	}
+	return strings.ReplaceAll(t, "now-"+f.Window, "now-"+p)
 }
 
 // Args are the Engine's p1, p2, ... for the NQL parameters.
@@ -205,6 +237,7 @@ type FormSpec struct {
 	Params        []string             `yaml:"params"`
 	PlatformParam string               `yaml:"platform_param"`
 	Key           string               `yaml:"key"`
+	Window        string               `yaml:"window"`
 	Queries       []FormQuery          `yaml:"queries"`
 	Columns       map[string]ColumnMap `yaml:"columns"`
 	Unmapped      map[string]string    `yaml:"unmapped"`
@@ -212,6 +245,6 @@ type FormSpec struct {
 
 // Form is the spec as the Form of query id.
 func (s FormSpec) Form(id string) Form {
-	return Form{ID: id, Params: s.Params, PlatformParam: s.PlatformParam, Key: s.Key, NXQL: s.Queries,
+	return Form{ID: id, Params: s.Params, PlatformParam: s.PlatformParam, Key: s.Key, Window: s.Window, NXQL: s.Queries,
 		Columns: s.Columns, Unmapped: s.Unmapped}
 }
