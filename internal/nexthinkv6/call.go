@@ -109,6 +109,8 @@ func (d *Driver) attempt(ctx context.Context, c httpCall, n int) (body []byte, e
 	if c.engine != nil {
 		defer func() {
 			switch {
+			case ctx.Err() != nil:
+				// The caller left or its deadline passed: that says nothing of the Engine.
 			case e == nil:
 				d.succeeded(c.engine)
 			case e.Code == nexthink.CodeCanceled || (e.Status >= 400 && e.Status < 500 && e.Status != http.StatusTooManyRequests):
