@@ -25,6 +25,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/topic"
 )
 
 // Options of one process.
@@ -261,8 +262,19 @@ func (d *deps) limiters() *ratelimit.Shared {
 // deployment-wide limiters.
 func (d *deps) instances() (*instances.Set, error) {
 	d.instancesOnce.Do(func() {
-		d.instanceSet, d.instancesErr = instances.New(d.cfg, d.limiters(),
-			instances.Options{Log: d.log, Metrics: d.metrics})
+		o := instances.Options{Log: d.log, Metrics: d.metrics}
+		for _, in := range d.cfg.Instances {
+			if in.IsV6() { // V6 instances run the queries' NXQL forms
+				forms, err := topic.FilesOf(d.cfg).NXQLForms()
+				if err != nil {
+					d.instancesErr = err
+					return
+				}
+				o.Forms = forms.Forms
+				break
+			}
+		}
+		d.instanceSet, d.instancesErr = instances.New(d.cfg, d.limiters(), o)
 	})
 	return d.instanceSet, d.instancesErr
 }

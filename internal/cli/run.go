@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/dexbridge/dexbridge/internal/app"
+	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/locale"
 	"github.com/dexbridge/dexbridge/internal/logging"
 	"github.com/dexbridge/dexbridge/internal/topic"
@@ -86,6 +87,8 @@ func checkCmd(_ context.Context, env Env, args []string) error {
 	section("remote actions", r.RemoteActions)
 	section("topics", r.Compile)
 	section("saved queries", r.Queries)
+	section("NXQL forms", r.NXQLErr)
+	section("v6 instances", v6Missing(cfg, r.NXQL.Missing))
 	rules, err := checkWebhooks(cfg, r.Catalog, env.Getenv)
 	section("webhooks", err)
 	if len(sections) > 0 {
@@ -131,4 +134,23 @@ func missingTranslations(cat *topic.Catalog, rules *webhookmap.Rules) string {
 		fmt.Fprintf(&b, "translations %s: %d %s missing, said in English:\n%s\n", loc, n, texts, strings.Join(files, "\n"))
 	}
 	return b.String()
+}
+
+// v6Missing names the queries that cannot run on the configured V6 instances
+// because they have no NXQL form.
+func v6Missing(cfg config.Config, missing []string) error {
+	var v6 []string
+	for _, in := range cfg.Instances {
+		if in.IsV6() {
+			v6 = append(v6, in.Name)
+		}
+	}
+	if len(v6) == 0 || len(missing) == 0 {
+		return nil
+	}
+	errs := make([]error, len(missing))
+	for k, m := range missing {
+		errs[k] = fmt.Errorf("query %s has no nxql form: it cannot run on instance(s) %s", m, strings.Join(v6, ", "))
+	}
+	return errors.Join(errs...)
 }

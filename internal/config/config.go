@@ -115,19 +115,43 @@ type Limits struct {
 	PortalRequestsPerSecond float64 `yaml:"portal_requests_per_second"` // MAX_PORTAL_REQUESTS_PER_SECOND, remote actions per instance
 }
 
-// Instance is one Nexthink tenant or engine. Credentials never come from this file:
-// they come from NEXTHINK_<NAME>_CLIENT_ID / NEXTHINK_<NAME>_CLIENT_SECRET or from
-// credentials_file.
+// Instance is one Nexthink tenant: an Infinity instance (type infinity, the
+// default: api_url and token_url) or a V6 installation (type v6: portal_url and,
+// optionally, a fixed engines list). Credentials never come from this file: they
+// come from NEXTHINK_<NAME>_CLIENT_ID / NEXTHINK_<NAME>_CLIENT_SECRET (Infinity) or
+// NEXTHINK_<NAME>_USERNAME / NEXTHINK_<NAME>_PASSWORD (V6), or from credentials_file.
 type Instance struct {
-	Name            string  `yaml:"name"`
-	APIURL          string  `yaml:"api_url"`
-	TokenURL        string  `yaml:"token_url"`
-	CredentialsFile string  `yaml:"credentials_file"`
-	Limits          *Limits `yaml:"limits"` // per-instance override of engine and portal limits
+	Name            string     `yaml:"name"`
+	Type            string     `yaml:"type"` // InstanceInfinity (default) or InstanceV6
+	APIURL          string     `yaml:"api_url"`
+	TokenURL        string     `yaml:"token_url"`
+	PortalURL       string     `yaml:"portal_url"`
+	Engines         []V6Engine `yaml:"engines"` // V6: the Engines, instead of the Portal's list
+	CredentialsFile string     `yaml:"credentials_file"`
+	Limits          *Limits    `yaml:"limits"` // per-instance override of engine and portal limits
 
 	ClientID     string `yaml:"-"`
 	ClientSecret Secret `yaml:"-"`
+	Username     string `yaml:"-"` // V6 Basic credentials of the Portal and the Engines
+	Password     Secret `yaml:"-"`
 }
+
+// Types of instance.
+const (
+	InstanceInfinity = "infinity"
+	InstanceV6       = "v6"
+)
+
+// V6Engine is an Engine of a V6 instance: its name and its Web API's base URL
+// (https://engine-1.example.com:1671).
+type V6Engine struct {
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+	UID  string `yaml:"uid"` // the Engine's database UID, for the Portal's engineDatabaseUids
+}
+
+// IsV6 reports whether the instance is a V6 installation.
+func (in Instance) IsV6() bool { return in.Type == InstanceV6 }
 
 // Default is the configuration before the file and the environment apply.
 func Default() Config {
@@ -287,16 +311,54 @@ func (c Config) Validate() error {
 			return &Error{Key: key + ".name", Reason: fmt.Sprintf("duplicate instance %q", in.Name)}
 		}
 		seen[in.Name] = true
+		if err := in.validate(key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validate checks one instance's keys and credentials for its type.
+func (in Instance) validate(key string) error {
+	httpURL := func(k, v string) error {
+		pu, err := url.Parse(v)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return &Error{Key: key + "." + k, Reason: fmt.Sprintf("want an http(s) URL, got %q", v)}
+		}
+		return nil
+	}
+	switch in.Type {
+	case "", InstanceInfinity:
 		for _, u := range []struct{ key, v string }{{"api_url", in.APIURL}, {"token_url", in.TokenURL}} {
-			pu, err := url.Parse(u.v)
-			if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-				return &Error{Key: key + "." + u.key, Reason: fmt.Sprintf("want an http(s) URL, got %q", u.v)}
+			if err := httpURL(u.key, u.v); err != nil {
+				return err
 			}
 		}
 		if in.ClientID == "" || in.ClientSecret == "" {
 			return &Error{Key: key, Env: CredentialEnv(in.Name, "CLIENT_ID") + "/" + CredentialEnv(in.Name, "CLIENT_SECRET"),
 				Reason: fmt.Sprintf("instance %q has no credentials: set the variables or credentials_file", in.Name)}
 		}
+	case InstanceV6:
+		if err := httpURL("portal_url", in.PortalURL); err != nil {
+			return err
+		}
+		names := map[string]bool{}
+		for k, e := range in.Engines {
+			ek := fmt.Sprintf("engines[%d]", k)
+			if e.Name == "" || names[e.Name] {
+				return &Error{Key: key + "." + ek + ".name", Reason: fmt.Sprintf("want a unique engine name, got %q", e.Name)}
+			}
+			names[e.Name] = true
+			if err := httpURL(ek+".url", e.URL); err != nil {
+				return err
+			}
+		}
+		if in.Username == "" || in.Password == "" {
+			return &Error{Key: key, Env: CredentialEnv(in.Name, "USERNAME") + "/" + CredentialEnv(in.Name, "PASSWORD"),
+				Reason: fmt.Sprintf("instance %q has no credentials: set the variables or credentials_file", in.Name)}
+		}
+	default:
+		return &Error{Key: key + ".type", Reason: fmt.Sprintf("want %s or %s, got %q", InstanceInfinity, InstanceV6, in.Type)}
 	}
 	return nil
 }

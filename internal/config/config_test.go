@@ -93,6 +93,11 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"instance without credentials", "instances:\n  - name: eu\n    api_url: https://eu.api.eu.nexthink.cloud\n    token_url: https://eu-login.eu.nexthink.cloud\n", nil, "NEXTHINK_EU_CLIENT_SECRET"},
 		{"secret in the file", "instances:\n  - name: eu\n    api_url: https://a\n    token_url: https://b\n    client_secret: s3cr3t\n", nil, "instances[0]"},
 		{"bad instance url", "instances:\n  - name: eu\n    api_url: ftp://x\n    token_url: https://b\n", map[string]string{"NEXTHINK_EU_CLIENT_ID": "i", "NEXTHINK_EU_CLIENT_SECRET": "s"}, "instances[0].api_url"},
+		{"unknown instance type", "instances:\n  - name: eu\n    type: v7\n    api_url: https://a\n    token_url: https://b\n", map[string]string{"NEXTHINK_EU_CLIENT_ID": "i", "NEXTHINK_EU_CLIENT_SECRET": "s"}, "instances[0].type"},
+		{"v6 without portal", "instances:\n  - name: dc\n    type: v6\n", map[string]string{"NEXTHINK_DC_USERNAME": "u", "NEXTHINK_DC_PASSWORD": "p"}, "portal_url"},
+		{"v6 without credentials", "instances:\n  - name: dc\n    type: v6\n    portal_url: https://portal\n", map[string]string{"NEXTHINK_DC_CLIENT_ID": "u", "NEXTHINK_DC_CLIENT_SECRET": "p"}, "NEXTHINK_DC_PASSWORD"},
+		{"v6 bad engine url", "instances:\n  - name: dc\n    type: v6\n    portal_url: https://portal\n    engines:\n      - {name: e1, url: \"1671\"}\n", map[string]string{"NEXTHINK_DC_USERNAME": "u", "NEXTHINK_DC_PASSWORD": "p"}, "instances[0].engines[0].url"},
+		{"v6 duplicate engine", "instances:\n  - name: dc\n    type: v6\n    portal_url: https://portal\n    engines:\n      - {name: e1, url: \"https://e1:1671\"}\n      - {name: e1, url: \"https://e2:1671\"}\n", map[string]string{"NEXTHINK_DC_USERNAME": "u", "NEXTHINK_DC_PASSWORD": "p"}, "instances[0].engines[1].name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,6 +164,51 @@ func TestCredentialsFromEnvironmentOrFile(t *testing.T) {
 		if strings.Contains(s, "file-secret") || strings.Contains(s, "env-secret") {
 			t.Errorf("a secret prints: %s", s)
 		}
+	}
+}
+
+// TestV6InstanceCredentials: a v6 instance takes Basic credentials from its
+// variables or its file, and an instance without a type is Infinity.
+func TestV6InstanceCredentials(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "creds.yaml")
+	if err := os.WriteFile(file, []byte("username: portal-user\npassword: file-pass\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := writeFile(t, fmt.Sprintf(`instances:
+  - name: eu
+    api_url: https://eu.api.eu.nexthink.cloud
+    token_url: https://eu-login.eu.nexthink.cloud
+  - name: dc
+    type: v6
+    portal_url: https://portal.example.com
+    credentials_file: %s
+    engines:
+      - {name: engine-1, url: "https://engine-1.example.com:1671", uid: 5f0c}
+  - name: lab
+    type: v6
+    portal_url: https://portal.lab.example.com
+`, file))
+	cfg, err := Load(path, env(map[string]string{"DATABASE_URL": validDB,
+		"NEXTHINK_EU_CLIENT_ID": "i", "NEXTHINK_EU_CLIENT_SECRET": "s",
+		"NEXTHINK_LAB_USERNAME": "lab-user", "NEXTHINK_LAB_PASSWORD": "env-pass"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eu, dc, lab := cfg.Instances[0], cfg.Instances[1], cfg.Instances[2]
+	if eu.IsV6() || !dc.IsV6() || !lab.IsV6() {
+		t.Fatalf("types: %q %q %q", eu.Type, dc.Type, lab.Type)
+	}
+	if dc.Username != "portal-user" || dc.Password.Reveal() != "file-pass" || dc.ClientID != "" {
+		t.Errorf("dc credentials: %q/%q", dc.Username, dc.Password.Reveal())
+	}
+	if lab.Username != "lab-user" || lab.Password.Reveal() != "env-pass" {
+		t.Errorf("lab credentials: %q/%q", lab.Username, lab.Password.Reveal())
+	}
+	if len(dc.Engines) != 1 || dc.Engines[0].UID != "5f0c" {
+		t.Errorf("dc engines: %+v", dc.Engines)
+	}
+	if s := fmt.Sprintf("%+v", cfg); strings.Contains(s, "file-pass") || strings.Contains(s, "env-pass") {
+		t.Errorf("a password prints")
 	}
 }
 

@@ -156,26 +156,40 @@ func CredentialEnv(instance, part string) string {
 	return b.String()
 }
 
-// loadCredentials fills an instance's credentials from its variables, else its file.
+// loadCredentials fills an instance's credentials from its variables, else its file:
+// client_id and client_secret for Infinity, username and password for V6.
 func loadCredentials(in *Instance, getenv func(string) string) error {
-	in.ClientID = getenv(CredentialEnv(in.Name, "CLIENT_ID"))
-	in.ClientSecret = Secret(getenv(CredentialEnv(in.Name, "CLIENT_SECRET")))
-	if in.ClientID != "" && in.ClientSecret != "" || in.CredentialsFile == "" {
-		return nil
+	v6 := in.IsV6()
+	a, b := "CLIENT_ID", "CLIENT_SECRET"
+	if v6 {
+		a, b = "USERNAME", "PASSWORD"
 	}
-	raw, err := os.ReadFile(in.CredentialsFile)
-	if err != nil {
-		return err
+	id, secret := getenv(CredentialEnv(in.Name, a)), getenv(CredentialEnv(in.Name, b))
+	if (id == "" || secret == "") && in.CredentialsFile != "" {
+		raw, err := os.ReadFile(in.CredentialsFile)
+		if err != nil {
+			return err
+		}
+		var f struct {
+			ClientID     string `yaml:"client_id"`
+			ClientSecret string `yaml:"client_secret"`
+			Username     string `yaml:"username"`
+			Password     string `yaml:"password"`
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(&f); err != nil {
+			return fmt.Errorf("want client_id and client_secret (V6: username and password): %w", err)
+		}
+		id, secret = f.ClientID, f.ClientSecret
+		if v6 {
+			id, secret = f.Username, f.Password
+		}
 	}
-	var f struct {
-		ClientID     string `yaml:"client_id"`
-		ClientSecret string `yaml:"client_secret"`
+	if v6 {
+		in.Username, in.Password = id, Secret(secret)
+	} else {
+		in.ClientID, in.ClientSecret = id, Secret(secret)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
-		return fmt.Errorf("want client_id and client_secret: %w", err)
-	}
-	in.ClientID, in.ClientSecret = f.ClientID, Secret(f.ClientSecret)
 	return nil
 }

@@ -1,5 +1,6 @@
-// Package instances is the set of configured Nexthink instances: one client each,
-// whose NQL and Remote Actions calls take their budget from deployment-wide limiters
+// Package instances is the set of configured Nexthink instances: one upstream
+// driver each (package upstream: Infinity or V6, by the instance's type), whose
+// query and remote-action calls take their budget from deployment-wide limiters
 // (ratelimit.Shared, in PostgreSQL), so every replica of every service shares the
 // instance's MAX_ENGINE_REQUESTS_PER_SECOND and MAX_PORTAL_REQUESTS_PER_SECOND.
 package instances
@@ -12,13 +13,18 @@ import (
 	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/nexthink"
+	"github.com/dexbridge/dexbridge/internal/nexthinkv6"
+	"github.com/dexbridge/dexbridge/internal/nxql"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
+	"github.com/dexbridge/dexbridge/internal/upstream"
 )
 
 // Instance is one configured Nexthink instance.
 type Instance struct {
-	Name   string
-	Client *nexthink.Client
+	Name string
+	Type string // upstream.TypeInfinity or upstream.TypeV6
+	// Client is the instance's driver; nothing above it knows which product it calls.
+	Client upstream.Driver
 }
 
 // Set is the configured instances, in configuration order.
@@ -36,6 +42,10 @@ type Options struct {
 	// Metrics, when set, counts every upstream call by instance, call and status, and
 	// every call the instance's limiters refuse.
 	Metrics *metrics.Metrics
+	// Forms are the saved queries' NXQL forms (topic.Files.NXQLForms), which V6
+	// instances run; ConfigureV6 may change each V6 driver's configuration.
+	Forms       []nxql.Form
+	ConfigureV6 func(*nexthinkv6.Config)
 }
 
 // Patience is how long a call to an instance may wait for the instance's rate limit
@@ -49,13 +59,15 @@ type Patience struct {
 func Interactive() Patience { return Patience{Wait: 2 * time.Second, RetryFor: 10 * time.Second} }
 
 // ClientWith is the instance's client with patience p.
-func (i *Instance) ClientWith(p Patience) *nexthink.Client {
+func (i *Instance) ClientWith(p Patience) upstream.Driver {
 	return i.Client.WithPolicy(p.Wait, p.RetryFor)
 }
 
-// NQLKey and ActionsKey name an instance's shared limiters.
-func NQLKey(instance string) string     { return "nql:" + instance }
-func ActionsKey(instance string) string { return "act:" + instance }
+// NQLKey and ActionsKey name an instance's shared limiters; a V6 instance has one
+// NQL limiter per Engine (EngineKey) and ActionsKey for its Portal.
+func NQLKey(instance string) string            { return "nql:" + instance }
+func ActionsKey(instance string) string        { return "act:" + instance }
+func EngineKey(instance, engine string) string { return "nql:" + instance + "/" + engine }
 
 // New builds a client per instance of cfg, limited through limiters.
 func New(cfg config.Config, limiters *ratelimit.Shared, o Options) (*Set, error) {
@@ -65,6 +77,16 @@ func New(cfg config.Config, limiters *ratelimit.Shared, o Options) (*Set, error)
 	}
 	s := &Set{byName: map[string]*Instance{}}
 	for _, in := range cfg.Instances {
+		if in.IsV6() {
+			d, err := newV6(cfg, in, limiters, o, log)
+			if err != nil {
+				return nil, fmt.Errorf("instance %s: %w", in.Name, err)
+			}
+			i := &Instance{Name: in.Name, Type: upstream.TypeV6, Client: d}
+			s.list = append(s.list, i)
+			s.byName[in.Name] = i
+			continue
+		}
 		l := cfg.InstanceLimits(in)
 		nc := nexthink.Config{
 			Instance: in.Name, APIURL: in.APIURL, TokenURL: in.TokenURL,
@@ -85,11 +107,41 @@ func New(cfg config.Config, limiters *ratelimit.Shared, o Options) (*Set, error)
 		if err != nil {
 			return nil, fmt.Errorf("instance %s: %w", in.Name, err)
 		}
-		i := &Instance{Name: in.Name, Client: c}
+		i := &Instance{Name: in.Name, Type: upstream.TypeInfinity, Client: upstream.Infinity(c)}
 		s.list = append(s.list, i)
 		s.byName[in.Name] = i
 	}
 	return s, nil
+}
+
+// newV6 builds the driver of a V6 instance: each Engine limited to the
+// instance's engine rate, the Portal to its portal rate.
+func newV6(cfg config.Config, in config.Instance, limiters *ratelimit.Shared, o Options, log *slog.Logger) (*nexthinkv6.Driver, error) {
+	l := cfg.InstanceLimits(in)
+	vc := nexthinkv6.Config{
+		Instance: in.Name, PortalURL: in.PortalURL, Username: in.Username, Password: in.Password, Forms: o.Forms,
+		EngineLimiter: func(engine string) nexthink.Limiter {
+			lim := limiters.Limiter(EngineKey(in.Name, engine), rate(l.EngineRequestsPerSecond))
+			if m := o.Metrics; m != nil {
+				lim = ratelimit.Observed(lim, func(string) { m.RateLimited("nql") })
+			}
+			return lim
+		},
+		PortalLimiter:  limiters.Limiter(ActionsKey(in.Name), rate(l.PortalRequestsPerSecond)),
+		ActivityPeriod: cfg.Cache.UserActivityPeriod.D(),
+		Log:            log,
+	}
+	for _, e := range in.Engines {
+		vc.Engines = append(vc.Engines, nexthinkv6.Engine{Name: e.Name, URL: e.URL, UID: e.UID})
+	}
+	if m := o.Metrics; m != nil {
+		vc.Observe = func(c nexthink.Call) { m.ObserveUpstream(c.Instance, c.Name, c.Status, c.Duration) }
+		vc.PortalLimiter = ratelimit.Observed(vc.PortalLimiter, func(string) { m.RateLimited("actions") })
+	}
+	if o.ConfigureV6 != nil {
+		o.ConfigureV6(&vc)
+	}
+	return nexthinkv6.New(vc)
 }
 
 // rate allows bursts of one second's worth of calls.

@@ -21,35 +21,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/nxsim/fleet"
 )
 
-// form is one entry of testdata/queries.yaml (its header documents the fields).
-type form struct {
-	ID            string   `yaml:"id"`
-	Params        []string `yaml:"params"`
-	PlatformParam string   `yaml:"platform_param"`
-	Key           string   `yaml:"key"`
-	NXQL          []struct {
-		Text    string         `yaml:"text"`
-		Missing map[string]any `yaml:"missing"`
-	} `yaml:"nxql"`
-	Columns  map[string]columnMap `yaml:"columns"`
-	Unmapped map[string]string    `yaml:"unmapped"`
-}
-
-// columnMap is an NXQL column, written as its name or as {column, map, divide}.
-type columnMap struct {
-	Column string            `yaml:"column"`
-	Map    map[string]string `yaml:"map"`
-	Divide float64           `yaml:"divide"`
-}
-
-func (c *columnMap) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode {
-		c.Column = n.Value
-		return nil
-	}
-	type plain columnMap
-	return n.Decode((*plain)(c))
-}
+type form = nxql.Form
 
 func loadForms(t testing.TB) []form {
 	t.Helper()
@@ -57,15 +29,11 @@ func loadForms(t testing.TB) []form {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var doc struct {
-		Queries []form `yaml:"queries"`
-	}
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&doc); err != nil {
+	forms, err := nxql.ParseForms(b)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return doc.Queries
+	return forms
 }
 
 // savedNQL reads every saved query of the repository's topics and generic
@@ -145,10 +113,8 @@ func TestNXQLFormsMatchNQL(t *testing.T) {
 			if err != nil {
 				t.Fatalf("NQL: %v", err)
 			}
-			for _, q := range fm.NXQL { // as written, before any parameter is substituted
-				if _, err := nxql.Compile(q.Text, schema); err != nil {
-					t.Fatalf("NXQL %s: %v", q.Text, err)
-				}
+			if err := fm.Check(schema); err != nil { // as written, before any parameter is substituted
+				t.Fatalf("NXQL form: %v", err)
 			}
 			compared := 0
 			for _, params := range paramSets(fm, devices, users, reqIDs) {
@@ -336,15 +302,12 @@ func runNQL(t testing.TB, f *fleet.Fleet, plan *nql.Plan, params map[string]stri
 // renders each row under the NQL column names.
 func runForms(t testing.TB, f *fleet.Fleet, fm form, params map[string]string) []string {
 	t.Helper()
-	var p []string
-	for _, name := range fm.Params {
-		p = append(p, params[name])
+	p := fm.Args(params)
+	platforms, err := fm.Platforms(params)
+	if err != nil {
+		t.Fatal(err)
 	}
-	platforms := []string{"windows", "mac_os"}
-	if fm.PlatformParam != "" {
-		platforms = []string{map[string]string{"Windows": "windows", "macOS": "mac_os"}[params[fm.PlatformParam]]}
-	}
-	var records []map[string]any
+	results := make([][]map[string]any, len(fm.NXQL))
 	for k := range fm.NXQL {
 		text := nxql.Substitute(fm.NXQL[k].Text, p)
 		cq, err := nxql.Compile(text, nxql.NewSchema())
@@ -362,57 +325,14 @@ func runForms(t testing.TB, f *fleet.Fleet, fm form, params map[string]string) [
 				rows[i][c] = row[j]
 			}
 		}
-		if k == 0 {
-			records = rows
-			continue
-		}
-		byKey := map[any]map[string]any{}
-		for _, r := range rows {
-			byKey[r[fm.Key]] = r
-		}
-		for _, rec := range records {
-			other, ok := byKey[rec[fm.Key]]
-			for _, c := range res.Columns {
-				if c == fm.Key {
-					continue
-				}
-				switch {
-				case ok:
-					rec[c] = other[c]
-				default:
-					rec[c] = missingValue(fm.NXQL[k].Missing[c])
-				}
-			}
-		}
+		results[k] = rows
 	}
 	var out []string
-	for _, rec := range records {
-		m := map[string]any{}
-		for col, cm := range fm.Columns {
-			v, ok := rec[cm.Column]
-			if !ok {
-				t.Fatalf("NXQL results have no column %s (for %s)", cm.Column, col)
-			}
-			if s, isStr := v.(string); isStr && cm.Map != nil {
-				v = cm.Map[s]
-			}
-			if cm.Divide != 0 && v != nil {
-				n, _ := toFloat(v)
-				v = n / cm.Divide
-			}
-			m[col] = v
-		}
-		out = append(out, render(m))
+	for _, rec := range fm.Merge(results) {
+		out = append(out, render(fm.ToNQL(rec)))
 	}
 	sort.Strings(out)
 	return out
-}
-
-func missingValue(v any) any {
-	if n, ok := v.(int); ok {
-		return int64(n)
-	}
-	return v
 }
 
 func toFloat(v any) (float64, bool) {

@@ -54,6 +54,9 @@ type Report struct {
 	RemoteActions error // the allow-list could not be read
 	Compile       error // the topics do not compile against the allow-list (Problems)
 	Queries       error // the saved-queries file has problems
+	// NXQL are the queries' NXQL forms (V6) and NXQLErr their problems.
+	NXQL    NXQLForms
+	NXQLErr error
 }
 
 // Err is the error of a report: the problems of the files that could not be read,
@@ -64,8 +67,10 @@ func (r Report) Err() error {
 		return errors.Join(r.Topics, r.RemoteActions)
 	case r.Compile != nil:
 		return r.Compile
+	case r.Queries != nil:
+		return r.Queries
 	}
-	return r.Queries
+	return r.NXQLErr
 }
 
 // Check reads and compiles the files, going as far as it can after a problem so that
@@ -81,6 +86,7 @@ func (f Files) Check() Report {
 	if r.Catalog == nil {
 		return r
 	}
+	r.NXQL, r.NXQLErr = nxqlForms(r.Catalog, f.Queries)
 	var set *Set
 	if r.Allowlist != nil {
 		set, r.Compile = Compile(r.Catalog, r.Allowlist)
@@ -90,7 +96,7 @@ func (f Files) Check() Report {
 		saved, r.Queries = checkQueryFile(f.Queries, r.Catalog)
 		r.SavedQueries = len(saved)
 	}
-	if set == nil || r.Queries != nil {
+	if set == nil || r.Queries != nil || r.NXQLErr != nil {
 		return r
 	}
 	for _, q := range saved {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/dexbridge/dexbridge/internal/config"
+	"github.com/dexbridge/dexbridge/internal/nxql"
 )
 
 // Topic is one diagnosable subject ("Outlook keeps crashing").
@@ -39,6 +40,9 @@ type Query struct {
 	NQL        string            `yaml:"nql"`
 	// NQLAt is where NQL is in its file, to give an NQL error's position there.
 	NQLAt TextPos `yaml:"-"`
+	// NXQL is the query's form for Nexthink V6 Engines; nil when it has none (it
+	// then cannot run on a V6 instance).
+	NXQL *nxql.FormSpec `yaml:"nxql"`
 }
 
 // Rule is a CEL expression over the queries' fields; when true, the problem it

@@ -15,9 +15,9 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/instances"
 	"github.com/dexbridge/dexbridge/internal/metrics"
-	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/upstream"
 	"github.com/dexbridge/dexbridge/internal/wire"
 )
 
@@ -50,7 +50,7 @@ type Config struct {
 // replica.
 type Discoverer struct {
 	cfg     Config
-	clients map[string]*nexthink.Client
+	clients map[string]upstream.Driver
 	log     *slog.Logger
 }
 
@@ -80,7 +80,7 @@ func NewDiscoverer(cfg Config) (*Discoverer, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	d := &Discoverer{cfg: cfg, clients: map[string]*nexthink.Client{}, log: cfg.Log.With("service", "discovery")}
+	d := &Discoverer{cfg: cfg, clients: map[string]upstream.Driver{}, log: cfg.Log.With("service", "discovery")}
 	for _, in := range cfg.Instances.List() {
 		d.clients[in.Name] = in.Client.WithPolicy(cfg.LimiterWait, cfg.RetryFor)
 	}
@@ -113,7 +113,7 @@ func (e *RecentError) Error() string {
 type Run struct {
 	d      *Discoverer
 	lease  *store.DiscoveryLease
-	client *nexthink.Client
+	client upstream.Driver
 	rec    store.DiscoveryRun
 	log    *slog.Logger
 }

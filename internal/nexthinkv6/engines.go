@@ -1,0 +1,157 @@
+package nexthinkv6
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dexbridge/dexbridge/internal/nexthink"
+)
+
+// engineState is an Engine and its health as this process sees it; its fields
+// after Engine are guarded by state.mu.
+type engineState struct {
+	Engine
+	fails     int       // consecutive failed calls
+	down      bool      // fails reached DownAfter, or the Portal lists it disconnected
+	nextProbe time.Time // when a down Engine may be tried again
+	lastErr   string
+}
+
+// EngineHealth is an Engine's health, for operators and tests.
+type EngineHealth struct {
+	Name      string `json:"name"`
+	Down      bool   `json:"down"`
+	Failures  int    `json:"consecutive_failures"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// Health reports every known Engine's health, in list order.
+func (s *state) Health() []EngineHealth {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]EngineHealth, len(s.engines))
+	for k, e := range s.engines {
+		out[k] = EngineHealth{Name: e.Name, Down: e.down, Failures: e.fails, LastError: e.lastErr}
+	}
+	return out
+}
+
+// usable reports whether e may be called now: it is up, or it is down and its
+// probe is due (the probe is given to one caller; the others skip it).
+func (s *state) usable(e *engineState) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !e.down {
+		return true
+	}
+	now := s.now()
+	if now.Before(e.nextProbe) {
+		return false
+	}
+	e.nextProbe = now.Add(s.cfg.ProbeEvery)
+	return true
+}
+
+// isDown reports whether e is marked down.
+func (s *state) isDown(e *engineState) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return e.down
+}
+
+// succeeded records an answer from e.
+func (s *state) succeeded(e *engineState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.down {
+		s.log.Info("nexthink v6 engine answers again", "engine", e.Name)
+	}
+	e.fails, e.down, e.lastErr = 0, false, ""
+}
+
+// failed records a failed call to e; the DownAfter-th in a row marks it down.
+func (s *state) failed(e *engineState, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e.fails++
+	e.lastErr = err.Error()
+	if !e.down && e.fails >= s.cfg.DownAfter {
+		e.down = true
+		e.nextProbe = s.now().Add(s.cfg.ProbeEvery)
+		s.log.Warn("nexthink v6 engine marked down", "engine", e.Name, "consecutive_failures", e.fails, "err", err)
+	}
+}
+
+// portalEngine is one element of the Portal's engine list.
+type portalEngine struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Port    int    `json:"port"`
+	UID     string `json:"uid"`
+	Status  string `json:"status"`
+}
+
+// engineList returns the Engines: the configured ones, else the Portal's list,
+// read again every EngineListTTL. A failed refresh keeps the last list.
+func (d *Driver) engineList(ctx context.Context) ([]*engineState, error) {
+	d.mu.Lock()
+	fixed := len(d.cfg.Engines) > 0
+	fresh := !d.listedAt.IsZero() && d.now().Sub(d.listedAt) < d.cfg.EngineListTTL
+	list := d.engines
+	d.mu.Unlock()
+	if fixed || fresh {
+		return list, nil
+	}
+	var got []portalEngine
+	body, e := d.portalCall(ctx, "portal.engines", http.MethodGet, "/api/configuration/v1/engines", nil, retryReads)
+	if e == nil {
+		if err := json.Unmarshal(body, &got); err != nil {
+			e = &nexthink.Error{Instance: d.cfg.Instance, Call: "portal.engines", Status: http.StatusOK,
+				Code: nexthink.CodeBadResponse, Message: "the engine list is not the expected JSON", Err: err}
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e != nil {
+		if len(d.engines) > 0 {
+			d.log.Warn("nexthink v6 engine list unavailable, keeping the last one", "err", e)
+			return d.engines, nil
+		}
+		return nil, e
+	}
+	byName := map[string]*engineState{}
+	for _, es := range d.engines {
+		byName[es.Name] = es
+	}
+	var out []*engineState
+	for _, pe := range got {
+		if pe.Name == "" || pe.Address == "" || pe.Port <= 0 || pe.Port > 65535 {
+			continue
+		}
+		u := d.portal.Scheme + "://" + net.JoinHostPort(pe.Address, strconv.Itoa(pe.Port))
+		es, ok := byName[pe.Name]
+		if !ok || es.URL != u {
+			es = &engineState{Engine: Engine{Name: pe.Name, URL: u, UID: pe.UID}}
+		}
+		es.UID = pe.UID
+		// The Portal's word that an Engine is disconnected marks it down at once;
+		// its probe still comes, so a stale list does not hide it for long.
+		if strings.EqualFold(pe.Status, "DISCONNECTED") && !es.down {
+			es.down, es.nextProbe, es.lastErr = true, d.now().Add(d.cfg.ProbeEvery), "the Portal lists it DISCONNECTED"
+			d.log.Warn("nexthink v6 engine marked down", "engine", es.Name, "reason", es.lastErr)
+		}
+		out = append(out, es)
+	}
+	if len(out) == 0 {
+		return nil, &nexthink.Error{Instance: d.cfg.Instance, Call: "portal.engines", Status: http.StatusOK,
+			Code: nexthink.CodeBadResponse, Message: fmt.Sprintf("the Portal lists no usable Engine (%d entries)", len(got))}
+	}
+	d.engines, d.listedAt = out, d.now()
+	return out, nil
+}
