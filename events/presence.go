@@ -7,7 +7,7 @@ import "time"
 const (
 	PresenceOnline  = "online"
 	PresenceOffline = "offline"
-	PresenceUnknown = "unknown" // Nexthink never reported the device
+	PresenceUnknown = "unknown" // Nexthink never reported the device, or the data is too old to tell
 )
 
 // PresenceAt is the presence at now of a device last seen at lastSeen (nil: never),
@@ -20,4 +20,16 @@ func PresenceAt(lastSeen *time.Time, now time.Time, onlineWithin time.Duration) 
 		return PresenceOnline
 	}
 	return PresenceOffline
+}
+
+// PresenceAsOf is the presence at now of a device last seen at lastSeen, from data
+// read at asOf (the cache's last discovery): a device that was online when the data
+// was read, but whose data is now too old to say whether it still is, is unknown
+// rather than offline.
+func PresenceAsOf(lastSeen *time.Time, asOf, now time.Time, onlineWithin time.Duration) string {
+	p := PresenceAt(lastSeen, now, onlineWithin)
+	if p == PresenceOffline && !asOf.IsZero() && asOf.Sub(*lastSeen) <= onlineWithin {
+		return PresenceUnknown
+	}
+	return p
 }

@@ -159,13 +159,14 @@ func people(devices []events.Device, whose []person) (out []events.Person, ambig
 	return out, false
 }
 
-// wireDevice is a cached device as identification answers it, with its presence at now.
+// wireDevice is a cached device as identification answers it, with its presence at
+// now as far as the cache can tell (its last discovery read it).
 func (s *identifierService) wireDevice(d store.CachedDevice, matchedBy string, now time.Time) events.Device {
 	return events.Device{
 		CollectorUID: d.CollectorUID, Name: d.Name, Instance: d.Instance, Platform: d.Platform,
 		OSName: d.OSName, OSVersion: d.OSVersion, HardwareType: d.HardwareType,
 		HardwareManufacturer: d.HardwareManufacturer, HardwareModel: d.HardwareModel,
-		LastSeen: wire.UTC(d.LastSeen), Presence: events.PresenceAt(d.LastSeen, now, s.onlineWithin),
+		LastSeen: wire.UTC(d.LastSeen), Presence: events.PresenceAsOf(d.LastSeen, d.RefreshedAt, now, s.onlineWithin),
 		LastActivity: wire.UTC(d.LastActivity), ActivitySource: d.ActivitySource,
 		User: d.User, UserFullName: d.UserFullName, MatchedBy: matchedBy,
 	}
