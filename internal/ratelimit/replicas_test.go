@@ -326,19 +326,6 @@ func recentCells(replicas []*replica, key string, span time.Duration, of ...int)
 	return n, last.Sub(first) >= span
 }
 
-// windowCounts slides a window of length w over the sorted times, in steps of step,
-// from start until the window's end passes end, and returns each window's count.
-func windowCounts(times []time.Time, start, end time.Time, w, step time.Duration) []int {
-	slices.SortFunc(times, time.Time.Compare)
-	var out []int
-	for from := start; !from.Add(w).After(end); from = from.Add(step) {
-		lo, _ := slices.BinarySearchFunc(times, from, time.Time.Compare)
-		hi, _ := slices.BinarySearchFunc(times, from.Add(w), time.Time.Compare)
-		out = append(out, hi-lo)
-	}
-	return out
-}
-
 func countIn(times []time.Time, from, to time.Time) int {
 	n := 0
 	for _, g := range times {
