@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/store"
 )
 
@@ -213,5 +214,52 @@ func TestSimulatedPatientBudget(t *testing.T) {
 			t.Errorf("10 s windows from the second second on held %d..%d calls, want %.0f ± 5 %%", lo, hi, want)
 		}
 		t.Logf("%d calls, 10 s windows %d..%d, %d statements", len(calls), lo, hi, db.leases)
+	})
+}
+
+// stalled is a database that answers no lease before the caller gives up, as a
+// starved one may.
+type stalled struct {
+	mu    sync.Mutex
+	calls int
+}
+
+func (s *stalled) LeaseRate(ctx context.Context, key string, _, _, _ time.Duration, _ int) (store.RateLease, error) {
+	s.mu.Lock()
+	s.calls++
+	s.mu.Unlock()
+	<-ctx.Done()
+	return store.RateLease{}, fmt.Errorf("rate limit %s: lease: %w", key, ctx.Err())
+}
+
+// TestLeaseTimeout: when the database does not answer a lease, the callers waiting
+// for it are answered with a 503 (the cache's limit cannot be checked, retry in a
+// second) once the lease times out, not left waiting nor let through; the next
+// callers get the same answer without a lease of their own until the pause is over.
+func TestLeaseTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := &stalled{}
+		l := newLeased(db, CacheKey, Rate{PerSecond: 500, Burst: 500})
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				err := TakeCacheRead(context.Background(), l, "key_1")
+				var p *problem.Error
+				if !errors.As(err, &p) || p.Code != problem.ServiceUnavailable || p.RetryAfter <= 0 || !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("got %v, want a 503 with a retry delay, caused by the lease's timeout", err)
+				}
+				if waited := time.Since(start); waited > leaseTimeout {
+					t.Errorf("answered after %v, the lease times out after %v", waited, leaseTimeout)
+				}
+			})
+		}
+		wg.Wait()
+		if db.calls != 1 {
+			t.Errorf("%d leases for 20 callers, want the one they all waited for", db.calls)
+		}
+		if err := TakeCacheRead(context.Background(), l, "key_1"); err == nil || db.calls != 1 {
+			t.Errorf("during the pause after the failure: got %v and %d leases, want the same 503 without a lease", err, db.calls)
+		}
 	})
 }
