@@ -18,7 +18,10 @@
 // after the last lease. A patient caller's lease reaches ahead by its patience (at
 // most 10 s): it reserves cells that conform later, and the caller waits for its cell.
 // A refused call costs no statement, and its Retry-After is when the next cell, leased
-// or due in the database, can be had.
+// or due in the database, can be had. A call waits for two leases at most, its own or
+// another caller's: when the database is slow, the cells each lease brings may all
+// go to other callers, and the call is refused rather than queued behind every next
+// lease.
 //
 // Statements: while the budget is spent, each busy replica sends one lease per 0.5 to
 // 1.5 P, about 10 a second, whatever the rate of calls (at most 40 while callers within
@@ -38,14 +41,18 @@
 // T = 10 s, the burst plus 2 % of the window. The whole burst is there only after
 // the budget was idle for (B-1)·I; under sustained demand the credit in the database
 // never exceeds what accrues between two leases (1.5 P) and the replicas hold cells at
-// most H, so a 10 s window stays within r·(10 s + 0.35 s), 3.5 % over. Measured: every
-// 10 s window of 22 s of hammering by two and three replicas held 4 880 to 5 100
-// grants for a budget of 5 000; with callers waiting up to 2 s for a 40/s budget on
-// three replicas, every window held 400.
+// most H, so a 10 s window stays within r·(10 s + 0.35 s), 3.5 % over. After a spell
+// of under-use (a starved machine, say) the burst is back, and a window may hold up to
+// B + r·(T + H) again. On a fake clock (the tests run the limiter in a synctest
+// bubble, where these figures are exact): every 10 s window of 22 s of 2 000 calls a
+// second on each of two and three replicas held 4 930 to 5 040 grants for a budget of
+// 5 000; with callers waiting up to 2 s for a 40/s budget on three replicas, every
+// window held 400. Against PostgreSQL the tests check, in the database's clock, that
+// the cells leased never exceed the budget for the time that passed.
 //
 // Under-use: an idle replica leases nothing, so its share accrues in the database
-// and the busy replicas' next leases take it (tested: once a replica stops, the
-// others get 95 % or more of the whole budget). What a replica holds when its demand
+// and the busy replicas' next leases take it (on the fake clock: once a replica
+// stops, the others get 95 % or more of the whole budget). What a replica holds when its demand
 // stops, at most one period of the budget, is lost after H; so is credit beyond the
 // burst, as in any token bucket.
 //
