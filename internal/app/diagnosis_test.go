@@ -29,15 +29,22 @@ func withSim(t *testing.T, cfg *config.Config) *nxsim.Instance {
 	return sim
 }
 
-// waitDiscovered polls the status until eu has been discovered.
-func waitDiscovered(t *testing.T, base, key string) {
+// waitDiscovered polls the status until n instances are up with devices in the cache.
+func waitDiscovered(t *testing.T, base, key string, n int) {
 	t.Helper()
 	waitUntil(t, func() bool {
 		var st struct {
 			Instances []events.InstanceStatus `json:"instances"`
 		}
-		return getJSONWithKey(t, base+"/api/v1/status", key, &st) == 200 && len(st.Instances) == 1 &&
-			st.Instances[0].State == "up" && st.Instances[0].Cache.Devices > 0
+		up := 0
+		if getJSONWithKey(t, base+"/api/v1/status", key, &st) == 200 {
+			for _, in := range st.Instances {
+				if in.State == "up" && in.Cache.Devices > 0 {
+					up++
+				}
+			}
+		}
+		return up == n
 	})
 }
 
@@ -66,7 +73,7 @@ func TestProactiveEventCarriesTheDiagnosis(t *testing.T) {
 	cfg.Proactive.CallbackSecret = config.Secret("process-callback-secret")
 	base, stop := start(t, cfg, "ingress", "devices", "discovery", "topics", "webhooks", "proactive")
 	key := apiKey(t, cfg)
-	waitDiscovered(t, base, key)
+	waitDiscovered(t, base, key, 1)
 
 	payload := `{"monitor": "{{alert.monitor.name}}", "status": "{{alert.status}}", "device": "{{device.name}}", "user": "{{user.name}}", "trigger_time": "{{alert.trigger_time}}"}`
 	alert, _ := json.Marshal(map[string]any{"monitor": "Outlook crashes", "device": "PC-OUTLOOK-PLUGIN", "webhook": map[string]any{

@@ -182,20 +182,7 @@ func TestMCPAgentActsForItsEmployeeOnly(t *testing.T) {
 	}
 	base, _ := start(t, cfg, "ingress", "devices", "discovery", "topics", "remoteactions", "poller")
 	admin := apiKey(t, cfg)
-	waitUntil(t, func() bool {
-		var st struct {
-			Instances []events.InstanceStatus `json:"instances"`
-		}
-		up := 0
-		if getJSONWithKey(t, base+"/api/v1/status", admin, &st) == 200 {
-			for _, in := range st.Instances {
-				if in.State == "up" && in.Cache.Devices > 0 {
-					up++
-				}
-			}
-		}
-		return up == 2
-	})
+	waitDiscovered(t, base, admin, 2)
 
 	// Without a key, or with a wrong one, the door is closed before MCP starts.
 	if _, err := mcpSession(t, base); err == nil {

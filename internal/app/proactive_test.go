@@ -68,20 +68,7 @@ func TestProactiveConversationsOnTheFleet(t *testing.T) {
 	cfg.Proactive.CallbackSecret = config.Secret(secret)
 	base, _ := start(t, cfg, "ingress", "devices", "discovery", "topics", "webhooks", "proactive")
 	key := apiKey(t, cfg)
-	waitUntil(t, func() bool {
-		var st struct {
-			Instances []events.InstanceStatus `json:"instances"`
-		}
-		up := 0
-		if getJSONWithKey(t, base+"/api/v1/status", key, &st) == 200 {
-			for _, in := range st.Instances {
-				if in.State == "up" && in.Cache.Devices > 0 {
-					up++
-				}
-			}
-		}
-		return up == 2
-	})
+	waitDiscovered(t, base, key, 2)
 	ctx := context.Background()
 	client := apiclient.New(base, key)
 	eu, us := nxsim.NewControlClient(sim.TenantURL("eu"), nil), nxsim.NewControlClient(sim.TenantURL("us"), nil)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/api"
 	"github.com/dexbridge/dexbridge/internal/app"
 	"github.com/dexbridge/dexbridge/internal/callbacktest"
@@ -54,20 +53,7 @@ func TestSubscriptionsOnTheFleet(t *testing.T) {
 		}
 	})
 	key := apiKey(t, cfg)
-	waitUntil(t, func() bool {
-		var st struct {
-			Instances []events.InstanceStatus `json:"instances"`
-		}
-		up := 0
-		if getJSONWithKey(t, base+"/api/v1/status", key, &st) == 200 {
-			for _, in := range st.Instances {
-				if in.State == "up" && in.Cache.Devices > 0 {
-					up++
-				}
-			}
-		}
-		return up == 2
-	})
+	waitDiscovered(t, base, key, 2)
 
 	call := func(method, path, body string, into any) (int, string) {
 		t.Helper()

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/config"
@@ -84,14 +83,8 @@ func TestWebhookToCallbackInOneProcess(t *testing.T) {
 	}
 }
 
-// waitUntil polls cond for up to 15 s.
+// waitUntil polls cond until it holds (testenv.Eventually).
 func waitUntil(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, "the condition", cond)
 }

@@ -139,6 +139,9 @@ func New(o Options) *Service {
 func (s *Service) Run(ctx context.Context) error {
 	if s.o.JS != nil {
 		if _, err := broker.EnsureStream(ctx, s.o.JS, events.ExecutionsStream(s.o.Subjects)); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped before it started: not a failure
+			}
 			return fmt.Errorf("executions stream: %w", err)
 		}
 	}

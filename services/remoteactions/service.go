@@ -195,6 +195,9 @@ func (s *Service) reply(ctx context.Context, r result, err error) (events.Execut
 func (s *Service) Run(ctx context.Context) error {
 	if s.o.JS != nil {
 		if _, err := broker.EnsureStream(ctx, s.o.JS, events.ExecutionsStream(s.o.Subjects)); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped before it started: not a failure
+			}
 			return fmt.Errorf("executions stream: %w", err)
 		}
 	}
