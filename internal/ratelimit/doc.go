@@ -18,10 +18,7 @@
 // after the last lease. A patient caller's lease reaches ahead by its patience (at
 // most 10 s): it reserves cells that conform later, and the caller waits for its cell.
 // A refused call costs no statement, and its Retry-After is when the next cell, leased
-// or due in the database, can be had. A call waits for two leases at most, its own or
-// another caller's: when the database is slow, the cells each lease brings may all
-// go to other callers, and the call is refused rather than queued behind every next
-// lease.
+// or due in the database, can be had.
 //
 // Statements: while the budget is spent, each busy replica sends one lease per 0.5 to
 // 1.5 P, about 10 a second, whatever the rate of calls (at most 40 while callers within

@@ -83,10 +83,7 @@ func (l *leased) Take(ctx context.Context, maxWait time.Duration) (time.Duration
 	c := l.callerOf(CallerFrom(ctx), now)
 	l.demand.add(now, 1)
 	c.demand.add(now, 1)
-	// A caller waits for at most two leases, its own or others': under contention
-	// with a slow database, the cells each lease brings may all go to other callers,
-	// and a caller that waited for every next lease would wait without end.
-	for leases, waits := 0, 0; ; {
+	for leases := 0; ; {
 		l.expire(now)
 		until := now.Add(maxWait)
 		unfair := false
@@ -108,8 +105,7 @@ func (l *leased) Take(ctx context.Context, maxWait time.Duration) (time.Duration
 			}
 			unfair = true // the cells left are kept for others; a lease may bring more
 		}
-		if ch := l.inflight; ch != nil && leases+waits < 2 {
-			waits++
+		if ch := l.inflight; ch != nil {
 			l.mu.Unlock()
 			select {
 			case <-ch:
@@ -125,7 +121,7 @@ func (l *leased) Take(ctx context.Context, maxWait time.Duration) (time.Duration
 			l.mu.Unlock()
 			return 0, err
 		}
-		if leases+waits >= 2 || !l.mayAsk(now, maxWait, l.favoured(c, now)) {
+		if leases == 2 || !l.mayAsk(now, maxWait, l.favoured(c, now)) {
 			after := l.retryAfter(now)
 			if unfair {
 				after = l.period // shares are revised at the next lease

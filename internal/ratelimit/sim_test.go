@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -262,72 +261,5 @@ func TestLeaseTimeout(t *testing.T) {
 		if err := TakeCacheRead(context.Background(), l, "key_1"); err == nil || db.calls != 1 {
 			t.Errorf("during the pause after the failure: got %v and %d leases, want the same 503 without a lease", err, db.calls)
 		}
-	})
-}
-
-// slowDB is gcra behind round trips of 2 to 300 ms, at random: a starved database.
-type slowDB struct {
-	gcra
-	rnd *rand.Rand // under gcra.mu
-}
-
-const slowestTrip = 300 * time.Millisecond
-
-func (s *slowDB) LeaseRate(ctx context.Context, key string, interval, tolerance, horizon time.Duration, want int) (store.RateLease, error) {
-	s.mu.Lock()
-	rtt := 2*time.Millisecond + time.Duration(s.rnd.Float64()*float64(slowestTrip-2*time.Millisecond))
-	s.mu.Unlock()
-	time.Sleep(rtt / 2)
-	res, err := s.gcra.LeaseRate(ctx, key, interval, tolerance, horizon, want)
-	time.Sleep(rtt / 2)
-	return res, err
-}
-
-// TestSlowDatabase: two replicas asked for 2 000 calls a second each while the
-// database takes up to 300 ms a lease. A caller that will not wait is answered
-// within a few round trips (it waits for at most two leases, and a granted caller for
-// the refill it starts), not queued behind every next lease; and the calls granted
-// stay within the budget.
-func TestSlowDatabase(t *testing.T) {
-	const rate = 500.0
-	synctest.Test(t, func(t *testing.T) {
-		db := &slowDB{rnd: rand.New(rand.NewPCG(1, 2))}
-		start := time.Now()
-		end := start.Add(5 * time.Second)
-		var mu sync.Mutex
-		var longest time.Duration
-		var grants []time.Time
-		var wg sync.WaitGroup
-		for range 2 {
-			l := newLeased(db, CacheKey, Rate{PerSecond: rate, Burst: int(rate)})
-			wg.Go(func() {
-				for time.Now().Before(end) {
-					wg.Go(func() {
-						asked := time.Now()
-						_, err := l.Take(context.Background(), 0)
-						mu.Lock()
-						defer mu.Unlock()
-						longest = max(longest, time.Since(asked))
-						var lim *Limited
-						switch {
-						case err == nil:
-							grants = append(grants, time.Now())
-						case !errors.As(err, &lim):
-							t.Errorf("Take: %v", err)
-						}
-					})
-					time.Sleep(500 * time.Microsecond)
-				}
-			})
-		}
-		wg.Wait()
-		if longest > 3*slowestTrip {
-			t.Errorf("a call with maxWait 0 was answered after %v, want at most three round trips (%v)", longest, 3*slowestTrip)
-		}
-		last := grants[len(grants)-1]
-		if allowed := int(rate + rate*last.Sub(start).Seconds()); len(grants) > allowed {
-			t.Errorf("%d grants in %v, the budget allows %d", len(grants), last.Sub(start), allowed)
-		}
-		t.Logf("%d grants in %v (budget %.0f/s, burst %.0f), %d leases, longest answer %v", len(grants), last.Sub(start), rate, rate, db.leases, longest)
 	})
 }
