@@ -161,12 +161,17 @@ func ClusterDrill(ctx context.Context, env Env, o DrillOptions) (DrillResult, er
 	stream := events.NewSubjects("dexbridge").Stream(events.StreamWebhooks)
 	res := DrillResult{WorkerProcesses: len(workers), Ingresses: len(ingresses)}
 
+	targets, err := st.db.webhookTargets(ctx)
+	if err != nil {
+		return DrillResult{}, err
+	}
 	senders := []*webhookSender{}
 	client := &http.Client{Timeout: 30 * time.Second}
 	bots := []*chatbot{}
 	for i, base := range bases {
-		s := &webhookSender{client: client, url: base + "/api/v1/webhooks/nexthink", sent: map[string]time.Time{}}
-		s.seq.Store(int64(i) * 10_000_000) // distinct devices and users on each ingress
+		// Each ingress's webhooks name their own half of the devices.
+		half := targets[i*len(targets)/2 : (i+1)*len(targets)/2]
+		s := &webhookSender{client: client, url: base + "/api/v1/webhooks/nexthink", sent: map[string]time.Time{}, targets: half}
 		senders = append(senders, s)
 		bots = append(bots, &chatbot{base: base, key: key, client: client})
 	}

@@ -87,21 +87,12 @@ func webhooksScenario(ctx context.Context, env Env) ([]Row, error) {
 	}
 	defer st.close()
 	dep := st.dep
-	// The webhooks name devices of the cache and their users, each device once: an
-	// alert about a device nobody is known to use is held, not delivered.
 	if err := dep.discover(ctx, env); err != nil {
 		return nil, err
 	}
-	rows, _ := st.db.pool.Query(ctx, `SELECT DISTINCT ON (d.collector_uid) d.name, u.name
-		FROM devices d JOIN user_devices ud ON ud.collector_uid = d.collector_uid AND ud.instance = d.instance
-		JOIN users u ON u.name_key = ud.user_key AND u.instance = ud.instance
-		ORDER BY d.collector_uid, ud.last_activity DESC`)
-	targets, err := pgx.CollectRows(rows, pgx.RowToStructByPos[webhookTarget])
-	if err == nil && len(targets) == 0 {
-		err = errors.New("no device with a user in the cache")
-	}
+	targets, err := st.db.webhookTargets(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("devices of the cache: %w", err)
+		return nil, err
 	}
 	cb, err := newCallbackSink()
 	if err != nil {
@@ -531,4 +522,21 @@ func (l *workerLog) summary(start, end time.Time) string {
 		"last callback %.1f s after the worker's last webhook (the dispatcher)",
 		l.n, work.Seconds(), n/work.Seconds(), l.sum.queued/n, l.sum.total/n, l.sum.resolve/n, l.sum.diagnose/n,
 		l.sum.store/n, l.sum.publish/n, end.Sub(l.last).Seconds())
+}
+
+// webhookTargets are the devices of the cache and their users, each device once:
+// an alert about a device nobody is known to use is held, not delivered.
+func (db *database) webhookTargets(ctx context.Context) ([]webhookTarget, error) {
+	rows, _ := db.pool.Query(ctx, `SELECT DISTINCT ON (d.collector_uid) d.name, u.name
+		FROM devices d JOIN user_devices ud ON ud.collector_uid = d.collector_uid AND ud.instance = d.instance
+		JOIN users u ON u.name_key = ud.user_key AND u.instance = ud.instance
+		ORDER BY d.collector_uid, ud.last_activity DESC`)
+	targets, err := pgx.CollectRows(rows, pgx.RowToStructByPos[webhookTarget])
+	if err == nil && len(targets) == 0 {
+		err = errors.New("no device with a user in the cache")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("devices of the cache: %w", err)
+	}
+	return targets, nil
 }
