@@ -61,7 +61,6 @@ func (h *handlers) notFound(w http.ResponseWriter, r *http.Request) {
 	h.fail(w, r, problem.New(problem.NotFound, "no route %s %s", r.Method, r.URL.Path))
 }
 
-
 // clientGone reports whether the client closed the connection: net/http cancels the
 // request's context then (the server's base context never ends, and a deadline the
 // ingress sets is a timeout, not this). Whatever err is, it follows from that.
