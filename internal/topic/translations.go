@@ -9,6 +9,7 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/locale"
+	"github.com/dexbridge/dexbridge/internal/yamlnode"
 )
 
 // Translation is a topic's employee-facing texts in one locale: what a chatbot shows
@@ -159,25 +160,12 @@ func translationLines(raw []byte) map[string]int {
 	if yaml.Unmarshal(raw, &doc) != nil || len(doc.Content) == 0 {
 		return out
 	}
-	if tr := mappingValue(doc.Content[0], "translations"); tr != nil {
+	if tr := yamlnode.Value(doc.Content[0], "translations"); tr != nil {
 		for k, line := range keyLines(tr) {
 			out[k] = line
 		}
 	}
 	return out
-}
-
-// mappingValue is the value of key in a YAML mapping node, nil when absent.
-func mappingValue(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
 }
 
 // keyLines is the line of each key of a YAML mapping node.

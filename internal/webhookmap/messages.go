@@ -8,6 +8,7 @@ import (
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/locale"
+	"github.com/dexbridge/dexbridge/internal/yamlnode"
 )
 
 // Messages are the texts of an alert's events: one per assessment (see the events
@@ -251,7 +252,7 @@ func messageLines(raw []byte) map[string]map[string]int {
 	}
 	known := map[string]bool{"fix_available": true, "problem_confirmed": true, "not_checked": true, "healthy": true, "reported": true, "recovery": true}
 	lines := func(key string, owner *yaml.Node) {
-		m := mappingValue(owner, "messages")
+		m := yamlnode.Value(owner, "messages")
 		if m == nil || m.Kind != yaml.MappingNode {
 			return
 		}
@@ -263,31 +264,18 @@ func messageLines(raw []byte) map[string]map[string]int {
 		}
 		out[key] = got
 	}
-	sources := mappingValue(doc.Content[0], "sources")
+	sources := yamlnode.Value(doc.Content[0], "sources")
 	if sources == nil {
 		return out
 	}
 	for i, s := range sources.Content {
 		key := fmt.Sprintf("sources[%d]", i)
 		lines(key, s)
-		if mons := mappingValue(s, "monitors"); mons != nil {
+		if mons := yamlnode.Value(s, "monitors"); mons != nil {
 			for j, mon := range mons.Content {
 				lines(fmt.Sprintf("%s.monitors[%d]", key, j), mon)
 			}
 		}
 	}
 	return out
-}
-
-// mappingValue is the value of key in a YAML mapping node, nil when absent.
-func mappingValue(m *yaml.Node, key string) *yaml.Node {
-	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
 }
