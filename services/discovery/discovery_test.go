@@ -380,7 +380,9 @@ func TestRateLimitedDiscoveryRetries(t *testing.T) {
 	if limited == 0 {
 		t.Fatal("nxsim answered no 429: the test proves nothing")
 	}
-	if took := time.Since(start); took < time.Duration(limited)*time.Second/2 {
+	// The five exports run at once, so their waits overlap: at least one in five of
+	// the 429s' seconds (half of it, for scheduling) is spent waiting.
+	if took := time.Since(start); took < time.Duration(limited)*time.Second/10 {
 		t.Errorf("%d answers 429 with Retry-After: 1 and the run took %s: Retry-After was not honoured", limited, took)
 	}
 	if n := len(e.devices(t, "eu")); int64(n) != *run.Devices || n == 0 {
