@@ -52,9 +52,9 @@ const (
 //   - wrk, closed loop at the same concurrency, as an independent check of the
 //     capacity (when wrk is installed);
 //   - the same question asked of nxsim's NQL API directly at env.IdentifyDirectRate:
-//     what a chatbot without dexbridge gets. nxsim scans its whole fleet's sessions
-//     for #get_device_basic_infos (about 130 ms of its CPU at 100 000 devices), so
-//     the rate stays low enough for its latency to be the tenant's, not a queue's.
+//     what a chatbot without dexbridge gets. nxsim finds the user's devices by
+//     index (microseconds), so the answer's time is the tenant's added latency; the
+//     rate stays low, as a tenant's NQL API limits allow.
 //
 // The load generator's own CPU is printed beside each figure: on a shared 2-core
 // machine it takes its share from what it measures.

@@ -131,6 +131,7 @@ type paramUse struct {
 }
 
 type indexPlan struct {
+	via   string // the with table whose field it is; "" for the primary table's
 	field string
 	items []indexItem
 }
@@ -350,12 +351,19 @@ func (c *compiler) where(cl *WhereClause) error {
 		return err
 	}
 	if used {
+		// Rows without a match of a with are dropped, so the objects related to
+		// the filtered rows are a superset of the answer: an index the scan may use.
+		if c.p.index == nil && !c.join.include {
+			c.p.index = c.indexFor(cl.Cond, c.join.table)
+		}
 		c.join.filters = append(c.join.filters, pred)
 		return nil
 	}
 	if !c.sawWhere {
 		c.sawWhere = true
-		c.p.index = c.indexFor(cl.Cond)
+		if ip := c.indexFor(cl.Cond, nil); ip != nil {
+			c.p.index = ip
+		}
 	}
 	c.p.ops = append(c.p.ops, op{kind: opFilter, pred: pred})
 	return nil
@@ -622,8 +630,9 @@ func contains(list []string, s string) bool {
 }
 
 // indexFor returns the index lookup a where allows: a conjunct `field == literal or
-// $param` or `field in [...]` on a field of the primary table, without wildcards.
-func (c *compiler) indexFor(e Expr) *indexPlan {
+// $param` or `field in [...]` on a field of the primary table, or of the with table
+// joined when not nil, without wildcards.
+func (c *compiler) indexFor(e Expr, joined *Table) *indexPlan {
 	for _, conj := range conjuncts(e, nil) {
 		var f *FieldRef
 		var items []Expr
@@ -648,11 +657,22 @@ func (c *compiler) indexFor(e Expr) *indexPlan {
 		if _, ok := c.comp[f.Name]; ok {
 			continue
 		}
-		r, ok := c.s.resolveIn(c.primary, f.Name)
+		var (
+			r  resolved
+			ok bool
+			ip = &indexPlan{}
+		)
+		if joined != nil {
+			r, ok = c.s.resolveIn(joined, f.Name)
+			ok = ok && r.object != c.primary.Object // as fieldRead resolves it
+			ip.via = joined.Name
+		} else {
+			r, ok = c.s.resolveIn(c.primary, f.Name)
+		}
 		if !ok {
 			continue
 		}
-		ip := &indexPlan{field: r.name}
+		ip.field = r.name
 		for _, it := range items {
 			switch v := it.(type) {
 			case *Param:

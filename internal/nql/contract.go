@@ -54,6 +54,16 @@ type Indexer interface {
 	Lookup(ctx context.Context, table, field string, values []string) ([]Row, bool)
 }
 
+// RelatedIndexer is an optional interface of a Source: the evaluator uses it instead
+// of a full Scan when a with is filtered by an equality or `in` on a field of its
+// table (devices with session.events where user.name == $username).
+type RelatedIndexer interface {
+	// LookupRelated returns the rows of table that may have a related row in
+	// related whose field equals one of values (a superset is fine: the evaluator
+	// still joins and filters them), and false when the field is not indexed.
+	LookupRelated(ctx context.Context, table, related, field string, values []string) ([]Row, bool)
+}
+
 // Result is the outcome of running a query: headers are fully qualified field names
 // (or computed names such as "outdated_office_packages") in list order.
 type Result struct {

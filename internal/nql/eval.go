@@ -178,23 +178,32 @@ func (r *runner) tick() error {
 func (r *runner) scan() error {
 	p := r.p
 	if ix := p.index; ix != nil {
-		if indexer, ok := r.src.(Indexer); ok {
-			values := make([]string, len(ix.items))
-			for k, it := range ix.items {
-				if it.param < 0 {
-					values[k] = it.lit
-				} else {
-					values[k], _ = toText(r.env.params[it.param])
+		values := make([]string, len(ix.items))
+		for k, it := range ix.items {
+			if it.param < 0 {
+				values[k] = it.lit
+			} else {
+				values[k], _ = toText(r.env.params[it.param])
+			}
+		}
+		var (
+			rows []Row
+			ok   bool
+		)
+		if ix.via == "" {
+			if indexer, is := r.src.(Indexer); is {
+				rows, ok = indexer.Lookup(r.ctx, p.primary.Name, ix.field, values)
+			}
+		} else if indexer, is := r.src.(RelatedIndexer); is {
+			rows, ok = indexer.LookupRelated(r.ctx, p.primary.Name, ix.via, ix.field, values)
+		}
+		if ok {
+			for _, row := range rows {
+				if err := r.primaryRow(row); err != nil {
+					return err
 				}
 			}
-			if rows, ok := indexer.Lookup(r.ctx, p.primary.Name, ix.field, values); ok {
-				for _, row := range rows {
-					if err := r.primaryRow(row); err != nil {
-						return err
-					}
-				}
-				return r.ctx.Err()
-			}
+			return r.ctx.Err()
 		}
 	}
 	return r.src.Scan(r.ctx, p.primary.Name, r.window, r.primaryRow)

@@ -406,6 +406,48 @@ func TestRunUsesIndexer(t *testing.T) {
 	}
 }
 
+// relatedIndexedSource answers LookupRelated for session.events' user.name with
+// every device (the superset the contract allows), counting its lookups.
+type relatedIndexedSource struct {
+	*memSource
+	lookups int
+}
+
+func (s *relatedIndexedSource) LookupRelated(_ context.Context, table, related, field string, _ []string) ([]Row, bool) {
+	if table != "devices" || related != "session.events" || field != "user.name" {
+		return nil, false
+	}
+	s.lookups++
+	var out []Row
+	for _, r := range s.tables[table] {
+		out = append(out, r)
+	}
+	return out, true
+}
+
+func TestRunUsesRelatedIndexer(t *testing.T) {
+	tests := []struct {
+		q       string
+		lookups int
+	}{
+		{`devices | with session.events | where user.name == "bob" | list name`, 1},
+		{`devices during past 7d | with session.events past 7d | where user.name in ["bob", "alice"] | list name`, 1},
+		// A where on a device field after the with, and an include, which keeps devices
+		// without a match, do not use it.
+		{`devices | with session.events | where device.name == "PC-1" | list name`, 0},
+		{`devices | include session.events | where user.name == "bob" | compute n = count() | list name, n`, 0},
+		{`devices | with session.events | where user.name != "bob" | list name`, 0},
+	}
+	for _, tt := range tests {
+		want := showRows(run(t, fixture(), tt.q, nil).Rows)
+		src := &relatedIndexedSource{memSource: fixture()}
+		got := showRows(run(t, src, tt.q, nil).Rows)
+		if src.lookups != tt.lookups || got != want {
+			t.Errorf("%q: got %d lookups and rows %s; want %d and %s", tt.q, src.lookups, got, tt.lookups, want)
+		}
+	}
+}
+
 func TestPlanConcurrentRuns(t *testing.T) {
 	p, err := Compile(guideQuery(t, "diagnose_slow_pc_issues"), nil)
 	if err != nil {

@@ -247,17 +247,7 @@ func (f *Fleet) Lookup(_ context.Context, table, field string, values []string) 
 	case "users|user.name", "users|user.upn", "users|user.ad.email_address", "users|user.sid":
 		seen := map[uint32]bool{}
 		for _, v := range values {
-			var u uint32
-			var ok bool
-			switch field {
-			case "user.name":
-				u, ok = f.userByName(v)
-			case "user.sid":
-				u, ok = f.userBySID(v)
-			default:
-				u, ok = f.userByUPN(v)
-			}
-			if ok && !seen[u] {
+			if u, ok := f.userBy(field, v); ok && !seen[u] {
 				seen[u] = true
 				out = append(out, &userRow{f, u})
 			}
@@ -284,4 +274,45 @@ func (f *Fleet) Lookup(_ context.Context, table, field string, values []string) 
 		return out, true
 	}
 	return nil, false
+}
+
+// userBy finds a user by one of the indexed users fields.
+func (f *Fleet) userBy(field, v string) (uint32, bool) {
+	switch field {
+	case "user.name":
+		return f.userByName(v)
+	case "user.sid":
+		return f.userBySID(v)
+	}
+	return f.userByUPN(v)
+}
+
+// LookupRelated returns the devices a user, found by an indexed users field, has
+// used: a superset of those with a session or crash of theirs. It implements
+// nql.RelatedIndexer.
+func (f *Fleet) LookupRelated(_ context.Context, table, related, field string, values []string) ([]Row, bool) {
+	if table != "devices" || related != "session.events" && related != "execution.crashes" {
+		return nil, false
+	}
+	switch field {
+	case "user.name", "user.upn", "user.ad.email_address", "user.sid":
+	default:
+		return nil, false
+	}
+	now := f.now()
+	var out []Row
+	seen := map[uint32]bool{}
+	for _, v := range values {
+		u, ok := f.userBy(field, v)
+		if !ok {
+			continue
+		}
+		for _, i := range f.userDevs[f.userDevOff[u]:f.userDevOff[u+1]] {
+			if !seen[i] {
+				seen[i] = true
+				out = append(out, f.deviceRow(i, now))
+			}
+		}
+	}
+	return out, true
 }
