@@ -87,3 +87,23 @@ func TestEveryOperationIsNamedAndDescribed(t *testing.T) {
 		t.Errorf("found %d operations, want the whole API", len(ids["openapi.json"]))
 	}
 }
+
+// TestEveryOperationDocumentsNegotiation keeps the document true to the router's
+// manners: every operation may answer 406, except the webhooks that accept any Accept,
+// and every operation that takes a body may answer 415.
+func TestEveryOperationDocumentsNegotiation(t *testing.T) {
+	doc, err := OpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if path != "/api/v1/webhooks/{source}" && op.Responses.Status(406) == nil {
+				t.Errorf("%s %s: no 406", method, path)
+			}
+			if (method == "POST" || method == "PUT" || method == "PATCH") && op.Responses.Status(415) == nil {
+				t.Errorf("%s %s: no 415", method, path)
+			}
+		}
+	}
+}
