@@ -207,7 +207,7 @@ func TestSecondTopicsProcessSharesTheLoad(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, func() bool { return ok.Load() > 300 })
+	testenv.Eventually(t, "300 answers", func() bool { return ok.Load() > 300 })
 	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestSecondTopicsProcessSharesTheLoad(t *testing.T) {
 		t.Errorf("process b after SIGTERM: %v, want a clean exit", err)
 	}
 	before := ok.Load()
-	waitFor(t, func() bool { return ok.Load() > before+300 })
+	testenv.Eventually(t, "300 more answers", func() bool { return ok.Load() > before+300 })
 	close(stop)
 	wg.Wait()
 	if n := failed.Load(); n > 0 {
@@ -231,20 +231,9 @@ func TestSecondTopicsProcessSharesTheLoad(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met after 60s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func waitInstances(t *testing.T, nc *nats.Conn, want int) {
 	t.Helper()
-	waitFor(t, func() bool { return len(requestsPerInstance(t, nc)) >= want })
+	testenv.Eventually(t, fmt.Sprintf("%d topics instances", want), func() bool { return len(requestsPerInstance(t, nc)) >= want })
 }
 
 // requestsPerInstance asks every topics instance for its micro stats.

@@ -103,18 +103,6 @@ func topicReq(topic string) events.TopicsGetRequest {
 	return events.TopicsGetRequest{Header: events.NewHeader(events.TypeTopicsGetRequest), Topic: topic}
 }
 
-// waitFor polls cond until it holds or 10 s have passed.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // A stream carries its start, every byte in order and its trailer.
 func TestStreamDeliversEverything(t *testing.T) {
 	e := newStreamEnv(t, 2)
@@ -160,7 +148,7 @@ func TestStreamIsPacedByTheReader(t *testing.T) {
 	defer s.Close()
 	window := int64((natsrpc.StreamWindow - 1) * streamWrite)
 	for range 10 {
-		waitFor(t, "the worker to fill the window", func() bool { return e.written.Load()-e.read.Load() >= window })
+		testenv.Eventually(t, "the worker to fill the window", func() bool { return e.written.Load()-e.read.Load() >= window })
 		b, err := s.Next(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -208,7 +196,7 @@ func TestStreamWorkerNoticesALostCaller(t *testing.T) {
 			s.Close()
 		}
 	}()
-	waitFor(t, "the stream to reach the worker", func() bool {
+	testenv.Eventually(t, "the stream to reach the worker", func() bool {
 		return e.worker.Stats().InMsgs > 0
 	})
 	e.caller.Close()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dexbridge/dexbridge/internal/nxsim"
+	"github.com/dexbridge/dexbridge/internal/testenv"
 	"github.com/dexbridge/dexbridge/services/discovery/discoverytest"
 )
 
@@ -263,7 +264,7 @@ func TestExportStopsWhenTheClientGoes(t *testing.T) {
 	_ = resp.Body.Close()
 
 	var f *watchedFile
-	waitUntil(t, "the worker to close the results file", func() bool {
+	testenv.Eventually(t, "the worker to close the results file", func() bool {
 		if d := watch.downloads(); len(d) == 1 {
 			f = d[0]
 		}
@@ -385,17 +386,5 @@ func TestTimesAreRFC3339UTCFromZonedTenants(t *testing.T) {
 	}
 	if checked < 6 {
 		t.Errorf("checked %d devices, want at least 6", checked)
-	}
-}
-
-// waitUntil polls cond until it holds, or fails t after 20 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
