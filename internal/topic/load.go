@@ -66,11 +66,12 @@ func New(topics []*Topic) (*Catalog, error) {
 			}
 			queryOwner[q.ID] = t.ID
 		}
-		// A phrase of two topics could not tell them apart.
-		for i, p := range t.Phrases {
+		// A phrase of two topics, in any language, could not tell them apart.
+		keys, phrases := t.allPhrases()
+		for i, p := range phrases {
 			n := NormalizePhrase(p)
 			if owner, dup := phraseOwner[n]; dup && owner != t.ID {
-				errs = append(errs, fmt.Errorf("%s: phrases[%d]: %q is also a phrase of topic %s", t.File, i, p, owner))
+				errs = append(errs, fmt.Errorf("%s: %s: %q is also a phrase of topic %s", t.File, keys[i], p, owner))
 			}
 			phraseOwner[n] = t.ID
 		}
@@ -209,7 +210,7 @@ func (t *Topic) checkReferences() error {
 			errs = append(errs, &config.Error{Key: fmt.Sprintf("generic_remediations[%d]", i), Reason: fmt.Sprintf("no remediation %q in this topic", id)})
 		}
 	}
-	errs = append(errs, t.checkPhrases()...)
+	errs = append(errs, checkPhrases("phrases", t.Phrases)...)
 	return errors.Join(errs...)
 }
 

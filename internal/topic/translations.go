@@ -14,11 +14,12 @@ import (
 
 // Translation is a topic's employee-facing texts in one locale: what a chatbot shows
 // an employee (the topic's title and description, the titles of the problems its
-// rules find, the titles and messages of its remediations). A text it leaves out is
-// said in English.
+// rules find, the titles and messages of its remediations) and the phrases employees
+// say it with. A text it leaves out is said in English.
 type Translation struct {
 	Title        string                     `yaml:"title"`
 	Description  string                     `yaml:"description"`
+	Phrases      []string                   `yaml:"phrases"`
 	Rules        map[string]RuleText        `yaml:"rules"`        // by rule id
 	Remediations map[string]RemediationText `yaml:"remediations"` // by remediation id
 }
@@ -51,6 +52,21 @@ func (t *Topic) TitleIn(loc string) string { return or(t.in(loc).Title, t.Title)
 
 // DescriptionIn is the topic's description in loc, English when not translated.
 func (t *Topic) DescriptionIn(loc string) string { return or(t.in(loc).Description, t.Description) }
+
+// PhrasesIn is how employees say the topic's problem in loc: its phrases in loc, then
+// the English ones (employees often write English to a chatbot whatever its language,
+// and the English phrases name the software as they do), each set of words once.
+func (t *Topic) PhrasesIn(loc string) []string {
+	out := []string{}
+	seen := map[string]bool{}
+	for _, p := range append(slices.Clip(t.in(loc).Phrases), t.Phrases...) {
+		if n := NormalizePhrase(p); !seen[n] {
+			seen[n] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 // RuleTitleIn is the title of rule id in loc; english is returned when the rule has
 // no translation (or the topic no such rule).
@@ -97,6 +113,9 @@ func (t *Topic) MissingTranslations(loc string) []string {
 	if tr.Description == "" {
 		out = append(out, key+"description")
 	}
+	if len(t.Phrases) > 0 && len(tr.Phrases) == 0 {
+		out = append(out, key+"phrases")
+	}
 	for _, r := range t.Rules {
 		if tr.Rules[r.ID].Title == "" {
 			out = append(out, key+"rules."+r.ID+".title")
@@ -126,6 +145,7 @@ func (t *Topic) checkTranslations(raw []byte) []error {
 			errs = append(errs, lineError(lines[loc], key, err.Error()))
 			continue
 		}
+		errs = append(errs, checkPhrases(key+".phrases", tr.Phrases)...)
 		for _, id := range sortedKeys(tr.Rules) {
 			if !slices.ContainsFunc(t.Rules, func(r Rule) bool { return r.ID == id }) {
 				errs = append(errs, &config.Error{Key: key + ".rules." + id, Reason: fmt.Sprintf("no rule %q in this topic", id)})

@@ -2,6 +2,7 @@ package topic
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -110,4 +111,34 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestTranslatedPhrases(t *testing.T) {
+	top, err := Parse([]byte(withPhrases(`["I cannot print anything", "The printer does not work"]`) + `translations:
+  de:
+    phrases: ["Ich kann nichts drucken", "the printer does NOT work!"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for loc, want := range map[string]string{
+		"de-CH": "Ich kann nichts drucken|the printer does NOT work!|I cannot print anything",
+		"fr":    "I cannot print anything|The printer does not work",
+		"en":    "I cannot print anything|The printer does not work",
+	} {
+		if got := strings.Join(top.PhrasesIn(loc), "|"); got != want {
+			t.Errorf("%s: got %q, want %q", loc, got, want)
+		}
+	}
+	if got := top.MissingTranslations("fr"); !slices.Contains(got, "translations.fr.phrases") {
+		t.Errorf("missing fr: got %q, want translations.fr.phrases among them", got)
+	}
+	if got := top.MissingTranslations("de"); slices.Contains(got, "translations.de.phrases") {
+		t.Errorf("missing de: got %q, want no phrases", got)
+	}
+
+	_, err = Parse([]byte(good + "translations:\n  de:\n    phrases: [\"Drucken geht nicht\", \"drucken GEHT nicht!\"]\n"))
+	if err == nil || !strings.Contains(err.Error(), "translations.de.phrases[1]") || !strings.Contains(err.Error(), "translations.de.phrases[0]") {
+		t.Errorf("a phrase given twice in a translation: got %v", err)
+	}
 }

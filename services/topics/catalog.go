@@ -30,7 +30,7 @@ func get(c *topic.Catalog, req events.TopicsGetRequest) (events.TopicsGetReply, 
 func wire(t *topic.Topic, loc string) events.Topic {
 	w := events.Topic{
 		ID: t.ID, LegacyID: t.LegacyID, Title: t.TitleIn(loc), Description: t.DescriptionIn(loc),
-		Platforms: t.Platforms, Phrases: append([]string{}, t.Phrases...),
+		Platforms: t.Platforms, Phrases: t.PhrasesIn(loc),
 		Queries: make([]string, 0, len(t.Queries)), Remediations: make([]events.Remediation, 0, len(t.Remediations)),
 	}
 	for _, q := range t.Queries {

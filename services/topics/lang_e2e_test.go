@@ -66,11 +66,17 @@ func TestTopicsAndDiagnosesSpeakTheReadersLanguage(t *testing.T) {
 			if w.Title != top.TitleIn(tc.want) || w.Description != top.DescriptionIn(tc.want) {
 				t.Errorf("topic %s (%s): got %q, want %q", w.ID, tc.want, w.Title, top.TitleIn(tc.want))
 			}
+			if got, want := strings.Join(w.Phrases, "|"), strings.Join(top.PhrasesIn(tc.want), "|"); got != want {
+				t.Errorf("topic %s (%s): phrases %q, want %q", w.ID, tc.want, got, want)
+			}
 		}
 	}
 	var one events.Topic
 	if got := e.inLanguage(http.MethodGet, "/api/v1/topics/outlook", "de-DE", "", &one); got != "de" || one.Title != "Probleme mit Microsoft Outlook" {
 		t.Errorf("outlook in de-DE: got %q (%s), want the German title", one.Title, got)
+	}
+	if len(one.Phrases) == 0 || one.Phrases[0] != "Outlook stürzt ständig ab" {
+		t.Errorf("outlook in de-DE: phrases %q, want the German ones first", one.Phrases)
 	}
 
 	// A known finding, in German.
