@@ -68,6 +68,18 @@ func (d *Driver) ExportStream(ctx context.Context, queryID string, params map[st
 	if _, ok := f.Unmapped[colDeviceUID]; ok {
 		header = append(header, colDeviceUID)
 	}
+	if f.Dynamic {
+		// The Engines' categories and scores: the columns only the answers name.
+		seen := map[string]bool{}
+		for _, r := range rows {
+			for c := range r {
+				if _, ok := f.Columns[c]; !ok && !seen[c] && c != colDeviceUID {
+					seen[c] = true
+					header = append(header, c)
+				}
+			}
+		}
+	}
 	slices.Sort(header)
 	for _, r := range rows {
 		rec := make([]string, len(header))
