@@ -10,6 +10,7 @@ import (
 
 	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/instances"
+	"github.com/dexbridge/dexbridge/internal/nexthinkv6"
 	"github.com/dexbridge/dexbridge/internal/nxsim"
 	"github.com/dexbridge/dexbridge/internal/nxsim/fleet"
 	v6 "github.com/dexbridge/dexbridge/internal/nxsim/v6"
@@ -88,10 +89,16 @@ func TestDynamicFieldsFromInfinity(t *testing.T) {
 	t.Logf("%d sampled devices (seed %d) checked", checked, seed)
 }
 
-// TestDynamicFieldsFromV6: on a V6 installation of two Engines, the categories and
-// scores the Engines define are found by the device query's wildcard and cached
-// under their NQL names, for devices sampled at random.
-func TestDynamicFieldsFromV6(t *testing.T) {
+// v6Env is a V6 installation of two Engines (nxsim's V6 mode, a random fleet)
+// and a discoverer of it as instance "dc"; a down Engine is probed again at once.
+type v6Env struct {
+	*env
+	srv *v6.Server
+	d   *discovery.Discoverer
+}
+
+func newV6Env(t *testing.T) *v6Env {
+	t.Helper()
 	no := false
 	srv, err := v6.Start(context.Background(), v6.Config{Engines: 2, FleetSize: 200, Seed: time.Now().UnixNano()%(1<<40) + 1,
 		Scenarios: &no, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -103,24 +110,32 @@ func TestDynamicFieldsFromV6(t *testing.T) {
 	cfg.Instances = []config.Instance{{Name: "dc", Type: config.InstanceV6, PortalURL: srv.PortalURL(),
 		Username: "nxsim", Password: config.Secret("nxsim-secret")}}
 	cfg.Limits.EngineRequestsPerSecond, cfg.Limits.PortalRequestsPerSecond = 1000, 1000
-	root := testenv.RepoRoot(t)
-	forms, err := topic.FilesIn(root).NXQLForms()
+	forms, err := topic.FilesIn(testenv.RepoRoot(t)).NXQLForms()
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := testenv.Postgres(t)
 	db := store.New(pool)
-	set, err := instances.New(cfg, ratelimit.NewShared(db), instances.Options{Forms: forms.Forms})
+	set, err := instances.New(cfg, ratelimit.NewShared(db), instances.Options{Forms: forms.Forms,
+		ConfigureV6: func(c *nexthinkv6.Config) { c.ProbeEvery = time.Millisecond }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(set.Close)
 	d := discoverytest.Discoverer(t, cfg, db, set, func(c *discovery.Config) { c.RetryFor = 5 * time.Second })
+	return &v6Env{env: &env{pool: pool, db: db}, srv: srv, d: d}
+}
+
+// TestDynamicFieldsFromV6: on a V6 installation of two Engines, the categories and
+// scores the Engines define are found by the device query's wildcard and cached
+// under their NQL names, for devices sampled at random.
+func TestDynamicFieldsFromV6(t *testing.T) {
+	v := newV6Env(t)
+	srv, d := v.srv, v.d
 	if _, err := d.RunOnce(context.Background(), "dc", "cli", true); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{pool: pool, db: db}
-	got := e.devices(t, "dc")
+	got := v.devices(t, "dc")
 	f := srv.Fleet()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 22))
 	checked := 0
@@ -154,4 +169,57 @@ func TestDynamicFieldsFromV6(t *testing.T) {
 		t.Fatal("no sampled device was seen in the period: the check proved nothing")
 	}
 	t.Logf("%d sampled devices checked", checked)
+}
+
+// TestV6EngineDownLeavesTheCacheUntilItAnswers: discovery with an Engine down
+// succeeds with the other Engine's devices, and the down Engine's devices (and
+// their dynamic fields) come back with the first discovery it answers again.
+func TestV6EngineDownLeavesTheCacheUntilItAnswers(t *testing.T) {
+	v := newV6Env(t)
+	ctx := context.Background()
+	info := v.srv.Info()
+	moved := map[string]bool{}
+	for _, m := range info.Moved {
+		moved[m.CollectorUID] = true
+	}
+	// owned lists the cached devices each Engine alone holds.
+	owned := func() map[int]int {
+		out := map[int]int{}
+		f := v.srv.Fleet()
+		for uid, c := range v.devices(t, "dc") {
+			i, ok := f.DeviceByName(c.name)
+			if !ok || moved[uid] {
+				continue
+			}
+			out[v.srv.OwnerOf(i)]++
+			if _, ok := c.fields[fleet.FieldHealthScore]; !ok {
+				t.Errorf("device %s: no %s cached", c.name, fleet.FieldHealthScore)
+			}
+		}
+		return out
+	}
+	if _, err := v.d.RunOnce(ctx, "dc", "cli", true); err != nil {
+		t.Fatal(err)
+	}
+	before := owned()
+	if before[0] == 0 || before[1] == 0 {
+		t.Fatalf("devices per Engine: %v, want some on each", before)
+	}
+	down := info.Engines[1].Name
+	if err := v.srv.SetFaults(down, v6.Faults{Down: true}); err != nil {
+		t.Fatal(err)
+	}
+	if run, err := v.d.RunOnce(ctx, "dc", "cli", true); err != nil || run.Outcome != store.RunSuccess {
+		t.Fatalf("discovery with %s down: %+v %v, want a success with the other Engine", down, run, err)
+	}
+	if got := owned(); got[1] != 0 || got[0] != before[0] {
+		t.Fatalf("devices per Engine with %s down: %v, want only the first Engine's %d", down, got, before[0])
+	}
+	if err := v.srv.SetFaults(down, v6.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, down+"'s devices cached again", func() bool {
+		_, err := v.d.RunOnce(ctx, "dc", "cli", true)
+		return err == nil && owned()[1] == before[1]
+	})
 }
