@@ -97,7 +97,7 @@ type v6Env struct {
 	d   *discovery.Discoverer
 }
 
-func newV6Env(t *testing.T) *v6Env {
+func newV6Env(t *testing.T, period time.Duration) *v6Env {
 	t.Helper()
 	no := false
 	srv, err := v6.Start(context.Background(), v6.Config{Engines: 2, FleetSize: 200, Seed: time.Now().UnixNano()%(1<<40) + 1,
@@ -110,6 +110,9 @@ func newV6Env(t *testing.T) *v6Env {
 	cfg.Instances = []config.Instance{{Name: "dc", Type: config.InstanceV6, PortalURL: srv.PortalURL(),
 		Username: "nxsim", Password: config.Secret("nxsim-secret")}}
 	cfg.Limits.EngineRequestsPerSecond, cfg.Limits.PortalRequestsPerSecond = 1000, 1000
+	if period > 0 {
+		cfg.Cache.UserActivityPeriod = config.Duration(period)
+	}
 	forms, err := topic.FilesIn(testenv.RepoRoot(t)).NXQLForms()
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +133,7 @@ func newV6Env(t *testing.T) *v6Env {
 // scores the Engines define are found by the device query's wildcard and cached
 // under their NQL names, for devices sampled at random.
 func TestDynamicFieldsFromV6(t *testing.T) {
-	v := newV6Env(t)
+	v := newV6Env(t, 0)
 	srv, d := v.srv, v.d
 	if _, err := d.RunOnce(context.Background(), "dc", "cli", true); err != nil {
 		t.Fatal(err)
@@ -175,7 +178,7 @@ func TestDynamicFieldsFromV6(t *testing.T) {
 // succeeds with the other Engine's devices, and the down Engine's devices (and
 // their dynamic fields) come back with the first discovery it answers again.
 func TestV6EngineDownLeavesTheCacheUntilItAnswers(t *testing.T) {
-	v := newV6Env(t)
+	v := newV6Env(t, 0)
 	ctx := context.Background()
 	info := v.srv.Info()
 	moved := map[string]bool{}
@@ -222,4 +225,41 @@ func TestV6EngineDownLeavesTheCacheUntilItAnswers(t *testing.T) {
 		_, err := v.d.RunOnce(ctx, "dc", "cli", true)
 		return err == nil && owned()[1] == before[1]
 	})
+}
+
+// TestV6DiscoveryKeepsTheActivityPeriod: with USER_ACTIVITY_PERIOD shorter than the
+// forms' 30 days, the devices cached are those the fleet saw within it, on both
+// Engines.
+func TestV6DiscoveryKeepsTheActivityPeriod(t *testing.T) {
+	const period = 5 * 24 * time.Hour
+	v := newV6Env(t, period)
+	run, err := v.d.RunOnce(context.Background(), "dc", "cli", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := v.devices(t, "dc")
+	f := v.srv.Fleet()
+	in, out := 0, 0
+	for i := range f.Size() {
+		dev := f.Device(i)
+		age := run.DataAsOf.Sub(dev.LastSeen)
+		if age > period-time.Hour && age < period+time.Hour {
+			continue // at the period's edge: the clocks may differ by a run's length
+		}
+		_, cached := got[dev.CollectorUID]
+		switch {
+		case age < period && !cached:
+			t.Errorf("device %s seen %s ago: not cached", dev.Name, age.Round(time.Minute))
+		case age > period && cached:
+			t.Errorf("device %s seen %s ago: cached, but the period is %s", dev.Name, age.Round(time.Minute), period)
+		case age < period:
+			in++
+		case age < 30*24*time.Hour:
+			out++
+		}
+	}
+	if in == 0 || out == 0 {
+		t.Fatalf("%d devices in the period, %d out of it but within 30 days: the check proved nothing", in, out)
+	}
+	t.Logf("%d devices in the period cached, %d seen 5 to 30 days ago left out", in, out)
 }
