@@ -35,7 +35,8 @@ func discoverCmd(ctx context.Context, env Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(env.Stdout, "# %s\n%s", discovery.QueryDevices, discovery.DeviceQuery(fields))
+		_, err = fmt.Fprintf(env.Stdout, "# %s\n# (add the tenant's custom fields and scores to the list, as device.#<name> and\n"+
+			"# device.score.<name>, to have them cached too)\n%s", discovery.QueryDevices, discovery.DeviceQuery(fields))
 		return err
 	}
 	log, err := logging.New(env.Stderr, cfg.LogLevel)

@@ -68,6 +68,18 @@ func (d *Driver) ExportStream(ctx context.Context, queryID string, params map[st
 	if _, ok := f.Unmapped[colDeviceUID]; ok {
 		header = append(header, colDeviceUID)
 	}
+	if f.Dynamic {
+		// The Engines' categories and scores: the columns only the answers name.
+		seen := map[string]bool{}
+		for _, r := range rows {
+			for c := range r {
+				if _, ok := f.Columns[c]; !ok && !seen[c] && c != colDeviceUID {
+					seen[c] = true
+					header = append(header, c)
+				}
+			}
+		}
+	}
 	slices.Sort(header)
 	for _, r := range rows {
 		rec := make([]string, len(header))
@@ -227,13 +239,16 @@ func (d *Driver) run(ctx context.Context, queryID string, params map[string]stri
 func (d *Driver) runOn(ctx context.Context, e *engineState, f *nxql.Form, args, platforms []string) ([]map[string]any, error) {
 	results := make([][]map[string]any, len(f.NXQL))
 	for k := range f.NXQL {
-		form := url.Values{"query": {f.Text(k, d.cfg.ActivityPeriod)}, "format": {"json"}, "platform": platforms}
-		for i, a := range args {
-			form.Set("p"+strconv.Itoa(i+1), a)
+		text := f.Text(k, d.cfg.ActivityPeriod)
+		body, ne := d.query(ctx, e, f.ID, text, args, platforms)
+		if ne != nil && f.Dynamic && ne.Status >= 400 && ne.Status < 500 && ne.Status != http.StatusTooManyRequests &&
+			strings.Contains(text, dynamicWildcard) {
+			// An Engine that defines no category or score may refuse the wildcard:
+			// its devices have no dynamic field to cache.
+			d.log.Warn("nexthink v6 engine refused the dynamic fields' wildcard; discovering without them",
+				"engine", e.Name, "query", f.ID, "err", ne)
+			body, ne = d.query(ctx, e, f.ID, strings.ReplaceAll(text, dynamicWildcard, ""), args, platforms)
 		}
-		// POST: the poller's grouped query carries 250 parameters.
-		body, ne := d.do(ctx, httpCall{name: "nxql.query", method: http.MethodPost, url: strings.TrimRight(e.URL, "/") + "/2/query",
-			form: form, target: f.ID, limiter: d.limiter(e.Name), engine: e, policy: retryReads})
 		if ne != nil {
 			return nil, ne
 		}
@@ -255,6 +270,22 @@ func (d *Driver) runOn(ctx context.Context, e *engineState, f *nxql.Form, args, 
 		}
 	}
 	return out, nil
+}
+
+// dynamicWildcard selects every category and score of the Engine's devices, in a
+// form with Dynamic set.
+const dynamicWildcard = " #*"
+
+// query runs one NXQL text on Engine e with the parameters p1, p2, ... and the
+// platforms.
+func (d *Driver) query(ctx context.Context, e *engineState, id, text string, args, platforms []string) ([]byte, *nexthink.Error) {
+	form := url.Values{"query": {text}, "format": {"json"}, "platform": platforms}
+	for i, a := range args {
+		form.Set("p"+strconv.Itoa(i+1), a)
+	}
+	// POST: the poller's grouped query carries 250 parameters.
+	return d.do(ctx, httpCall{name: "nxql.query", method: http.MethodPost, url: strings.TrimRight(e.URL, "/") + "/2/query",
+		form: form, target: id, limiter: d.limiter(e.Name), engine: e, policy: retryReads})
 }
 
 // decodeRows reads an Engine's JSON result: an array of objects. Integral

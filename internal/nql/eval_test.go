@@ -557,3 +557,29 @@ func TestStreamMatchesRunAndStopsOnError(t *testing.T) {
 		}
 	}
 }
+
+func TestRunDynamicFields(t *testing.T) {
+	src := &memSource{tables: map[string][]mapRow{"devices": {
+		{"device.name": "a", "device.#department": "Sales", "device.score.device_health": 7.5},
+		{"device.name": "b", "device.#department": "IT", "device.score.device_health.restart": int64(10)},
+	}}}
+	res := run(t, src, `devices
+| where #department == "sales" or device.score.device_health > 5
+| list name, device.#department, score.device_health, device.score.device_health.restart`, nil)
+	if got, want := showRows(res.Rows), "[\"a\", \"Sales\", f7.5, null]\n"; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+	if !slices.Equal(res.Headers, []string{"device.name", "device.#department", "device.score.device_health",
+		"device.score.device_health.restart"}) {
+		t.Errorf("headers %v", res.Headers)
+	}
+	for _, bad := range []string{"devices | list device.#", "devices | list device.score.", "devices | list device.#a-b"} {
+		if _, err := Compile(bad, DefaultSchema()); err == nil {
+			t.Errorf("Compile(%q): no error", bad)
+		}
+	}
+	s := DefaultSchema()
+	if !s.IsDeviceField("device.#cost_center") || !s.IsDeviceField("device.score.x.y") || s.IsDeviceField("device.score") {
+		t.Error("IsDeviceField does not take the dynamic fields")
+	}
+}

@@ -19,6 +19,7 @@ func fuzzCorpus(f *testing.F) {
 		`users | with session.events past 2h | where device.name == "PC-*" | list name`,
 		`devices | where name != null and -boot.days_since_last_full_boot < 3 | compute a = 1 + 2 * 3 | sort a`,
 		`alert.alerts | where status == "open" | list monitor.priority, trigger_time`,
+		`devices | where #department == "IT" or device.score.device_health < 5 | list device.#location, score.x.y`,
 	} {
 		f.Add(q)
 	}

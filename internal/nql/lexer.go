@@ -76,13 +76,16 @@ func lex(src string) ([]token, error) {
 		}
 		pos := Pos{line, col}
 		switch {
-		case isIdentStart(c):
+		case isIdentStart(c) || c == '#' && i+1 < len(src) && isIdentStart(src[i+1]):
+			// A segment may start with '#': a custom field (device.#department).
 			j := i + 1
 			for j < len(src) {
 				if isIDByte(src[j]) {
 					j++
 				} else if src[j] == '.' && j+1 < len(src) && isIDByte(src[j+1]) {
 					j += 2
+				} else if src[j] == '.' && j+2 < len(src) && src[j+1] == '#' && isIdentStart(src[j+2]) {
+					j += 3
 				} else {
 					break
 				}

@@ -98,14 +98,15 @@ func (s *Schema) Table(name string) (*Table, bool) {
 }
 
 // IsDeviceField reports whether field is a fully qualified plain field of the devices
-// table, one a cache of device fields can hold (remote_action.* fields are not).
+// table, one a cache of device fields can hold: the schema's and the tenant's dynamic
+// fields (IsDynamicField), not remote_action.* fields.
 func (s *Schema) IsDeviceField(field string) bool {
 	t, ok := s.tables["devices"]
 	if !ok {
 		return false
 	}
 	_, ok = t.types[field]
-	return ok
+	return ok || IsDynamicField(field)
 }
 
 // DefaultSchema returns the data model of the NQL subset.
@@ -266,6 +267,11 @@ func (s *Schema) resolveIn(t *Table, name string) (resolved, bool) {
 		if canon, typ, ok := remoteActionField(name); ok {
 			return resolved{name: canon, typ: typ, object: "device"}, true
 		}
+		for _, n := range []string{name, "device." + name} {
+			if IsDynamicField(n) {
+				return resolved{name: n, typ: TypeAny, object: "device"}, true
+			}
+		}
 	}
 	if typ, ok := t.types[name]; ok {
 		return resolved{name: name, typ: typ, object: t.Object}, true
@@ -319,6 +325,27 @@ func remoteActionField(name string) (string, FieldType, bool) {
 	return name, TypeAny, true
 }
 
+// IsDynamicField reports whether name is a device field the tenant defines, which
+// no schema can list: a custom field device.#<name> (Infinity's manual and
+// rule-based custom fields, V6's categories) or a score device.score.<name>, with
+// its sub-scores as device.score.<name>.<sub>. Their type is whatever the tenant
+// gave them (TypeAny).
+func IsDynamicField(name string) bool {
+	if rest, ok := strings.CutPrefix(name, "device.#"); ok {
+		return rest != "" && allBytes(rest, isIDByte)
+	}
+	rest, ok := strings.CutPrefix(name, "device.score.")
+	if !ok {
+		return false
+	}
+	for _, seg := range strings.Split(rest, ".") {
+		if seg == "" || !allBytes(seg, isIDByte) {
+			return false
+		}
+	}
+	return true
+}
+
 func allBytes(s string, ok func(byte) bool) bool {
 	for k := 0; k < len(s); k++ {
 		if !ok(s[k]) {
@@ -342,6 +369,9 @@ func isIDByte(c byte) bool {
 func (s *Schema) FieldType(name string) (typ FieldType, ok bool) {
 	if _, t, ok := remoteActionField(name); ok {
 		return t, true
+	}
+	if IsDynamicField(name) {
+		return TypeAny, true
 	}
 	for _, t := range s.tables {
 		if typ, ok := t.types[name]; ok {

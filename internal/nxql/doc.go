@@ -58,6 +58,9 @@
 //     outputs, time, purpose). The device's remote-action fields are
 //     #"action:<remote action id>/<output>", with the outputs status,
 //     status_details and time for the last execution's own state.
+//   - The Engines define the categories #Location and #Department and the score
+//     #"score:Device health" with its sub-score #"score:Device health/Restart"
+//     (the fleet's dynamic fields); the field wildcard #* selects them all.
 //   - device_uid is the collector UID nxsim's Infinity mode reports, so one
 //     device has the same identifier in both modes.
 //   - In results, a plain select's columns are named by the field as written

@@ -162,9 +162,6 @@ func inWindow(t, from, to time.Time) bool {
 
 // value reads field f of row.
 func (r *run) value(row Row, f *Field) any {
-	if f.compute != nil {
-		return f.compute(row, r.now)
-	}
 	v := normValue(row.Value(f.Source))
 	if s, ok := v.(string); ok && f.Enum != nil {
 		if tok, ok := f.Enum[s]; ok {
@@ -303,7 +300,7 @@ func (r *run) candidates(fn func(Row) error) error {
 		var field string
 		var values []string
 		for _, f := range w.filters {
-			if f.op != "eq" || f.field == nil || f.field.compute != nil || f.value.typ != TypeString ||
+			if f.op != "eq" || f.field == nil || f.value.typ != TypeString ||
 				(field != "" && field != f.field.Source) {
 				values = nil
 				break

@@ -76,3 +76,21 @@ func TestFormWindow(t *testing.T) {
 		t.Errorf("a window absent from the text: %v", err)
 	}
 }
+
+func TestDynamicName(t *testing.T) {
+	for col, want := range map[string]string{
+		"#Location":                    "device.#location",
+		"#Cost center (EU)":            "device.#cost_center_eu",
+		"#score:Device health":         "device.score.device_health",
+		"#score:Device health/Restart": "device.score.device_health.restart",
+		"#action:get_status/Status":    "",
+		"#score:Device health/":        "",
+		"#--":                          "",
+		"name":                         "",
+	} {
+		got, ok := nxql.DynamicName(col)
+		if got != want || ok != (want != "") {
+			t.Errorf("DynamicName(%q) = %q, %v; want %q", col, got, ok, want)
+		}
+	}
+}

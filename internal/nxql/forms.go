@@ -26,7 +26,12 @@ type Form struct {
 	Key string `yaml:"key"`
 	// Window, when set ("30d"), is the activity period the queries select as
 	// now-<window>: a driver may put its own period there (USER_ACTIVITY_PERIOD).
-	Window   string               `yaml:"window"`
+	Window string `yaml:"window"`
+	// Dynamic says the queries also select the Engine's dynamic fields with a
+	// wildcard (#*): every #-column of the answer but remote-action fields is kept
+	// under its NQL name (DynamicName). Discovery's device query does, so the
+	// tenant's categories and scores are cached without being configured.
+	Dynamic  bool                 `yaml:"dynamic"`
 	NXQL     []FormQuery          `yaml:"nxql"`
 	Columns  map[string]ColumnMap `yaml:"columns"`
 	Unmapped map[string]string    `yaml:"unmapped"`
@@ -228,7 +233,59 @@ func (f *Form) ToNQL(rec map[string]any) map[string]any {
 		}
 		out[nqlCol] = v
 	}
+	if f.Dynamic {
+		for c, v := range rec {
+			if n, ok := DynamicName(c); ok {
+				out[n] = v
+			}
+		}
+	}
 	return out
+}
+
+// DynamicName is the NQL name of an Engine's dynamic-field column (a category
+// "#Location" or a score "#score:Device health/Restart", as results name them):
+// device.#location and device.score.device_health.restart, each name lowercased
+// with its runs of other characters than letters and digits made one '_'. ok is
+// false for another column, and for a remote action's field ("#action:..."),
+// which is not the tenant's own.
+func DynamicName(column string) (string, bool) {
+	rest, ok := strings.CutPrefix(column, "#")
+	if !ok || strings.HasPrefix(rest, "action:") {
+		return "", false
+	}
+	if score, ok := strings.CutPrefix(rest, "score:"); ok {
+		parts := strings.Split(score, "/")
+		for k, p := range parts {
+			if parts[k] = slug(p); parts[k] == "" {
+				return "", false
+			}
+		}
+		return "device.score." + strings.Join(parts, "."), true
+	}
+	if s := slug(rest); s != "" {
+		return "device.#" + s, true
+	}
+	return "", false
+}
+
+// slug lowercases s and makes each run of other characters than ASCII letters and
+// digits one '_', trimmed at both ends.
+func slug(s string) string {
+	var b strings.Builder
+	gap := false
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			if gap && b.Len() > 0 {
+				b.WriteByte('_')
+			}
+			b.WriteRune(r)
+			gap = false
+			continue
+		}
+		gap = true
+	}
+	return b.String()
 }
 
 // FormSpec is a Form as a saved query carries it under nxql: (in a topic or the
@@ -238,6 +295,7 @@ type FormSpec struct {
 	PlatformParam string               `yaml:"platform_param"`
 	Key           string               `yaml:"key"`
 	Window        string               `yaml:"window"`
+	Dynamic       bool                 `yaml:"dynamic"`
 	Queries       []FormQuery          `yaml:"queries"`
 	Columns       map[string]ColumnMap `yaml:"columns"`
 	Unmapped      map[string]string    `yaml:"unmapped"`
@@ -245,6 +303,6 @@ type FormSpec struct {
 
 // Form is the spec as the Form of query id.
 func (s FormSpec) Form(id string) Form {
-	return Form{ID: id, Params: s.Params, PlatformParam: s.PlatformParam, Key: s.Key, Window: s.Window, NXQL: s.Queries,
+	return Form{ID: id, Params: s.Params, PlatformParam: s.PlatformParam, Key: s.Key, Window: s.Window, Dynamic: s.Dynamic, NXQL: s.Queries,
 		Columns: s.Columns, Unmapped: s.Unmapped}
 }

@@ -109,6 +109,11 @@ func TestNXQLFormsMatchNQL(t *testing.T) {
 			if !ok {
 				t.Fatalf("no saved NQL query %s", fm.ID)
 			}
+			if fm.Dynamic {
+				// The tenant's saved query lists its dynamic fields; the NXQL form
+				// selects them with a wildcard.
+				text = strings.TrimRight(text, "\n") + ", " + strings.Join(fleet.DynamicFields(), ", ") + "\n"
+			}
 			plan, err := nql.Compile(text, nql.DefaultSchema())
 			if err != nil {
 				t.Fatalf("NQL: %v", err)
@@ -280,6 +285,7 @@ func runNQL(t testing.TB, f *fleet.Fleet, plan *nql.Plan, params map[string]stri
 	}
 	for _, h := range res.Headers {
 		_, mapped := fm.Columns[h]
+		mapped = mapped || fm.Dynamic && nql.IsDynamicField(h)
 		if _, skip := fm.Unmapped[h]; !mapped && !skip {
 			t.Fatalf("NQL column %s is neither mapped nor listed as unmapped", h)
 		}
@@ -288,7 +294,7 @@ func runNQL(t testing.TB, f *fleet.Fleet, plan *nql.Plan, params map[string]stri
 	for _, row := range res.Rows {
 		rec := map[string]any{}
 		for k, h := range res.Headers {
-			if _, ok := fm.Columns[h]; ok {
+			if _, ok := fm.Columns[h]; ok || fm.Dynamic && nql.IsDynamicField(h) {
 				rec[h] = row[k]
 			}
 		}

@@ -3,7 +3,6 @@ package nxql
 import (
 	"sort"
 	"strings"
-	"time"
 )
 
 // Type is the type of a field or of a literal value.
@@ -58,8 +57,6 @@ type Field struct {
 	Source string
 	// Enum maps the source's value to the enumeration token, when Type is TypeEnum.
 	Enum map[string]string
-	// compute derives the value from the row instead of reading Source.
-	compute func(r Row, now time.Time) any
 }
 
 // Aggregate is a value computed per object over the events of a with clause.
@@ -139,8 +136,11 @@ func NewSchema() *Schema {
 			f("number_of_days_since_last_boot", i, "device.boot.days_since_last_full_boot"),
 			f("last_logged_on_user", s, "device.login.last_login_user_name"),
 			f("last_logon_time", dt, "device.login.last_login_time"),
-			{Name: "#Location", Type: s, Source: "device.entity"},
-			{Name: "#score:Device health", Type: r, compute: deviceHealth},
+			// The tenant's categories and scores (nxsim's fleet defines these).
+			f("#Location", s, "device.#location"),
+			f("#Department", s, "device.#department"),
+			f("#score:Device health", r, "device.score.device_health"),
+			f("#score:Device health/Restart", r, "device.score.device_health.restart"),
 		}}
 	user := &Table{Name: "user", Kind: KindObject, Source: "users", Key: []string{"user.name"}, Fields: []Field{
 		f("name", s, "user.name"),
@@ -309,22 +309,4 @@ func (t *Table) aggregateNames() []string {
 		out = append(out, a.Name)
 	}
 	return out
-}
-
-// deviceHealth is the score #"score:Device health": 10, less 3 when the device
-// has not restarted for more than 10 days, 2 with less than 8 GB of memory and 2
-// when it has not reported for more than a day. A stand-in for a tenant's own
-// scores, so discovery has a dynamic score to find.
-func deviceHealth(r Row, now time.Time) any {
-	score := 10.0
-	if d, ok := r.Value("device.boot.days_since_last_full_boot").(int64); ok && d > 10 {
-		score -= 3
-	}
-	if m, ok := r.Value("device.hardware.memory").(int64); ok && m < 8_000_000_000 {
-		score -= 2
-	}
-	if seen, ok := r.Value("device.last_seen").(time.Time); ok && now.Sub(seen) > 24*time.Hour {
-		score -= 2
-	}
-	return score
 }

@@ -6,6 +6,11 @@
 // TestConformance). Saved queries come from topics/*.yaml and config/queries.yaml and
 // run through the NQL interpreter of internal/nql.
 //
+// Every tenant defines custom fields and a score on its devices (fleet.DynamicFields:
+// device.#location, device.#department, device.score.device_health and its
+// sub-score device.score.device_health.restart), and has saved discovery's device
+// query with them added to its list, as a tenant that wants them cached would.
+//
 // # In-process use
 //
 //	in, err := nxsim.Start(ctx, nxsim.Config{

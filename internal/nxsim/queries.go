@@ -6,9 +6,11 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/dexbridge/dexbridge/internal/nql"
+	"github.com/dexbridge/dexbridge/internal/nxsim/fleet"
 	"github.com/dexbridge/dexbridge/internal/topic"
 )
 
@@ -99,6 +101,9 @@ func loadQueries(topicsDir, queriesFile string, extra map[string]string, schema 
 			return nil, err
 		}
 	}
+	if err := listDynamicFields(out, schema); err != nil {
+		return nil, err
+	}
 	ids := make([]string, 0, len(extra))
 	for id := range extra {
 		ids = append(ids, id)
@@ -131,5 +136,26 @@ func addQueries(out map[string]*savedQuery, file string, qs []topic.Query, schem
 		}
 		out[q.ID] = sq
 	}
+	return nil
+}
+
+// discoveryDevicesID is the saved query that lists the devices discovery caches.
+const discoveryDevicesID = "#dexbridge_discovery_devices"
+
+// listDynamicFields saves discovery's device query as a tenant would: with the
+// tenant's own dynamic fields (fleet.DynamicFields) added to its list. Infinity's
+// API lists no custom fields and runs saved queries only, so dexbridge learns a
+// tenant's dynamic fields from the columns of this export.
+func listDynamicFields(qs map[string]*savedQuery, schema *nql.Schema) error {
+	q, ok := qs[discoveryDevicesID]
+	if !ok {
+		return nil
+	}
+	text := strings.TrimRight(q.NQL, " \n") + ",\n  " + strings.Join(fleet.DynamicFields(), ", ") + "\n"
+	sq, err := compileQuery(q.ID, text, q.Origin, schema)
+	if err != nil {
+		return fmt.Errorf("%s: query %s with the tenant's dynamic fields: %w", q.Origin, q.ID, err)
+	}
+	qs[q.ID] = sq
 	return nil
 }

@@ -123,6 +123,9 @@ func library(t *testing.T) map[string]*topic.SavedQuery {
 		"#all_windows": `devices | where operating_system.platform == "Windows" | list device.name`,
 		"#sessions":    `devices | include session.events past 7d | compute last_activity = end_time.max() | list device.name, last_seen, last_activity, hardware.memory`,
 		"#first_1000":  `devices | list device.name | limit 1000`,
+		"#dynamic": `devices
+| where device.name == $device_name and device.score.device_health < 8
+| list device.name, device.#department, device.score.device_health`,
 	} {
 		plan, err := nql.Compile(text, nil)
 		if err != nil {
@@ -326,5 +329,27 @@ func TestTyped(t *testing.T) {
 		if got := typed(tt.v, tt.typ); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("typed(%#v, %s): got %#v, want %#v", tt.v, tt.typ, got, tt.want)
 		}
+	}
+}
+
+// TestCacheAnswersWithDynamicFields: the tenant's dynamic fields discovery cached
+// answer a device-only query like the configured ones, typed as the cache holds
+// them; a device cached without them is asked live.
+func TestCacheAnswersWithDynamicFields(t *testing.T) {
+	e := newEnv(t, healthy(func(d *Device) {
+		d.Fields["device.#department"], d.Fields["device.score.device_health"] = "Finance", 6.5
+	}))
+	a, err := e.w.Run(context.Background(), e.query(t, "#dynamic"), Request{Parameters: map[string]string{"device_name": "pc-healthy"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []map[string]any{{"device.name": "PC-HEALTHY", "device.#department": "Finance", "device.score.device_health": 6.5}}
+	if a.Source != "cache" || !reflect.DeepEqual(a.Rows, want) {
+		t.Errorf("got %s %#v, want the cache's %#v", a.Source, a.Rows, want)
+	}
+	e = newEnv(t, healthy(nil))
+	a, err = e.w.Run(context.Background(), e.query(t, "#dynamic"), Request{Parameters: map[string]string{"device_name": "pc-healthy"}})
+	if err != nil || a.Source != "live" || !strings.Contains(a.Why, "the cache does not hold device.") {
+		t.Errorf("without the fields cached: got %s (%q) %v, want live naming the field", a.Source, a.Why, err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/logging"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/nxsim"
+	"github.com/dexbridge/dexbridge/internal/nxsim/fleet"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
@@ -412,6 +413,13 @@ func TestGetDevice(t *testing.T) {
 	if d.Name != "PC-LOW-DISK" || d.Fields["device.name"] != "PC-LOW-DISK" || d.Fields["device.collector.uid"] != d.CollectorUID ||
 		d.LastLogonUser != "asmith" || len(d.Users) == 0 || d.Users[0].Name != "asmith" || a.Source != "cache" || a.DataAsOf == nil {
 		t.Errorf("device: got %+v", a)
+	}
+	// The tenant's dynamic fields are cached fields too.
+	if dep, _ := d.Fields[fleet.FieldDepartment].(string); dep == "" {
+		t.Errorf("device: %s is %v, want the tenant's custom field", fleet.FieldDepartment, d.Fields[fleet.FieldDepartment])
+	}
+	if score, ok := d.Fields[fleet.FieldHealthScore].(float64); !ok || score < 0 || score > 10 {
+		t.Errorf("device: %s is %v, want the tenant's score", fleet.FieldHealthScore, d.Fields[fleet.FieldHealthScore])
 	}
 	if len(a.OtherMatches) != 1 || a.OtherMatches[0].Instance == d.Instance || a.OtherMatches[0].Name != "PC-LOW-DISK" || a.Note == "" {
 		t.Errorf("a name on two instances: got other matches %+v, note %q; want the other instance named", a.OtherMatches, a.Note)

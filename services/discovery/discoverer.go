@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -410,6 +411,9 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 			break
 		}
 	}
+	if dyn := dynamicFields(decs); len(dyn) > 0 {
+		r.log.Info("discovery caches the tenant's dynamic fields", "fields", dyn)
+	}
 	start := time.Now()
 	counts, err := swap.Finish(ctx)
 	r.log.Info("discovery swapped", "devices_ms", swapTime.Milliseconds(), "rest_ms", time.Since(start).Milliseconds(),
@@ -482,4 +486,16 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// dynamicFields lists the dynamic fields the device exports returned, sorted.
+func dynamicFields(decs []*deviceDecoder) []string {
+	var out []string
+	for _, dec := range decs {
+		if dec != nil {
+			out = append(out, dec.dynamic...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

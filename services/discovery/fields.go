@@ -49,7 +49,8 @@ func IdentificationFields() []string {
 // CachedFields is the list of device fields discovery caches: the identification
 // fields, then (sorted) the fields of every device-only query of the topics, the
 // queries the cache can answer, or, when override is not nil, the fields it lists.
-// Every field must be a plain device field.
+// Every field must be a plain device field. The tenant's own dynamic fields are
+// not listed here: discovery caches those the device export returns.
 func CachedFields(set *topic.Set, override []string) ([]string, error) {
 	schema := nql.DefaultSchema()
 	extra := map[string]bool{}

@@ -55,6 +55,7 @@ type deviceDecoder struct {
 	lastSeen, logonUser, logonTime                                       int
 	cached                                                               []cachedColumn
 	missing                                                              []string // cached fields the results lack
+	dynamic                                                              []string // the tenant's dynamic fields the results hold
 }
 
 type cachedColumn struct {
@@ -85,6 +86,23 @@ func newDeviceDecoder(header []string, fields []string) (*deviceDecoder, error) 
 		}
 		key := appendJSONString(nil, f)
 		d.cached = append(d.cached, cachedColumn{key: append(key, ':'), col: k, typ: types[f]})
+	}
+	// The dynamic fields step: the custom fields, categories and scores the tenant
+	// defines are the results' columns named as such, cached beside the configured
+	// fields (the final list of the seed's discovery).
+	configured := make(map[string]bool, len(fields))
+	for _, f := range fields {
+		configured[f] = true
+	}
+	for k, h := range header {
+		h = strings.TrimSpace(h)
+		if !nql.IsDynamicField(h) || configured[h] {
+			continue
+		}
+		configured[h] = true
+		d.dynamic = append(d.dynamic, h)
+		key := appendJSONString(nil, h)
+		d.cached = append(d.cached, cachedColumn{key: append(key, ':'), col: k, typ: nql.TypeAny})
 	}
 	return d, nil
 }
@@ -144,6 +162,13 @@ func appendValue(b []byte, s string, typ nql.FieldType) []byte {
 	case nql.TypeDateTime:
 		if t, ok := nexthink.ParseTime(s); ok {
 			return appendJSONString(b, t.Format(time.RFC3339))
+		}
+	case nql.TypeAny:
+		// A dynamic field's type is the tenant's: a cell that is a number as
+		// written ("7.5", not "007") is one.
+		if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) &&
+			strconv.FormatFloat(f, 'f', -1, 64) == s {
+			return append(b, s...)
 		}
 	}
 	return appendJSONString(b, s)

@@ -30,9 +30,17 @@ func FromConfig(cfg config.Config, db *store.DB, set *instances.Set, nc *nats.Co
 			return nil, err
 		}
 	}
-	if window, _ := config.ParseDuration(QueryWindow, false); cfg.Cache.UserActivityPeriod.D() > window && log != nil {
-		log.Warn("the saved discovery queries select less than USER_ACTIVITY_PERIOD: widen their timeframe",
-			"query_window", QueryWindow, "user_activity_period", cfg.Cache.UserActivityPeriod.D().String())
+	// Infinity runs the discovery queries as the tenant saved them, timeframe
+	// included; the V6 driver puts the period in their NXQL forms itself.
+	var infinity []string
+	for _, in := range cfg.Instances {
+		if !in.IsV6() {
+			infinity = append(infinity, in.Name)
+		}
+	}
+	if window, _ := config.ParseDuration(QueryWindow, false); cfg.Cache.UserActivityPeriod.D() > window && len(infinity) > 0 && log != nil {
+		log.Warn("the saved discovery queries select less than USER_ACTIVITY_PERIOD: widen their timeframe in the tenants",
+			"instances", infinity, "query_window", QueryWindow, "user_activity_period", cfg.Cache.UserActivityPeriod.D().String())
 	}
 	return NewDiscoverer(Config{
 		DB: db, Instances: set, Fields: fields, Refresh: cfg.Cache.Refresh.D(), Period: cfg.Cache.UserActivityPeriod.D(),

@@ -62,11 +62,57 @@ func (r *deviceRow) Value(field string) any {
 		return r.f.userName(d.users[0])
 	case "device.login.last_login_time":
 		return ago(r.now, d.loginAgo)
+	case FieldLocation:
+		return entities[d.entity]
+	case FieldDepartment:
+		return r.f.userDepartment(d.users[0])
+	case FieldHealthScore:
+		return r.healthScore()
+	case FieldRestartScore:
+		return restartScore(&r.d)
 	}
 	if rest, ok := strings.CutPrefix(strings.TrimPrefix(field, "device."), "remote_action."); ok {
 		return r.actionValue(rest)
 	}
 	return nil
+}
+
+// The fleet's tenant-defined device fields ("dynamic fields"): two categories (custom
+// fields in Infinity's terms) and a score with one of its sub-scores, named as NQL
+// names them. Their values derive from the device, so they follow the seed.
+const (
+	FieldLocation     = "device.#location"   // the device's site (its entity)
+	FieldDepartment   = "device.#department" // its main user's department
+	FieldHealthScore  = "device.score.device_health"
+	FieldRestartScore = "device.score.device_health.restart"
+)
+
+// DynamicFields lists the fleet's tenant-defined device fields.
+func DynamicFields() []string {
+	return []string{FieldDepartment, FieldLocation, FieldHealthScore, FieldRestartScore}
+}
+
+// healthScore is the score "Device health": 10, less 3 when the device has not
+// restarted for more than 10 days (its restart sub-score), 2 with less than 8 GB of
+// memory and 2 when it has not reported for more than a day.
+func (r *deviceRow) healthScore() float64 {
+	score := restartScore(&r.d)
+	if r.d.memGB < 8 {
+		score -= 2
+	}
+	if r.d.lastSeenAgo > 86400 {
+		score -= 2
+	}
+	return score
+}
+
+// restartScore is the sub-score "Device health/Restart": 10, or 7 when the device
+// has not restarted for more than 10 days (as the collector last reported it).
+func restartScore(d *device) float64 {
+	if (d.bootAgo-min(d.lastSeenAgo, d.bootAgo))/86400 > 10 {
+		return 7
+	}
+	return 10
 }
 
 // actionValue answers <nql_id>.execution.(status|status_details|time|outputs.<Name>).
