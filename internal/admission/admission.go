@@ -185,6 +185,10 @@ func (c *Controller) Acquire(ctx context.Context) (*Ticket, error) {
 	if w.elem == nil { // admitted or refused meanwhile
 		c.mu.Unlock()
 		if <-w.done {
+			if ctx.Err() != nil { // its client is gone: the slot goes to the next
+				c.release(0, false)
+				return nil, ctx.Err()
+			}
 			t := time.Now()
 			return &Ticket{c: c, start: t, waited: t.Sub(now)}, nil
 		}
