@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 
+	"github.com/dexbridge/dexbridge/internal/admission"
 	"github.com/dexbridge/dexbridge/internal/auth"
 	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/instances"
@@ -54,6 +55,8 @@ func buildIngress(d *deps) (Runner, error) {
 		AllowInsecureHTTP: d.cfg.AllowInsecureHTTP,
 		RPC:               d.rpc.WithMaxInFlight(d.cfg.MaxInFlight), // the ingress sheds load beyond this; workers calling workers do not
 		MaxConnections:    d.cfg.MaxConnections,
+		ListenBacklog:     d.cfg.ListenBacklog,
+		Admission:         admissionController(d.cfg.Admission),
 		Keys:              auth.NewKeys(store.New(d.db)),
 		Credentials:       auth.NewCredentials(basicCredentials(d.cfg)),
 		Limiters:          d.limiters(),
@@ -71,6 +74,16 @@ func buildIngress(d *deps) (Runner, error) {
 		RefreshTimeout:    d.cfg.Diagnosis.RefreshTimeout.D(),
 		CORSOrigins:       d.cfg.CORS.AllowedOrigins,
 	}), nil
+}
+
+// admissionController is the ingress's admission control as configured.
+func admissionController(c config.Admission) *admission.Controller {
+	queue := c.Queue
+	if queue == 0 {
+		queue = -1 // none, where admission.Config's zero is its default
+	}
+	return admission.New(admission.Config{Limit: c.MaxConcurrent, MinLimit: c.MinConcurrent, Queue: queue,
+		Target: c.Target.D(), Interval: c.Interval.D(), Adaptive: c.Adaptive})
 }
 
 func buildTopics(d *deps) (Runner, error) {

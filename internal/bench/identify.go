@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,8 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -139,9 +142,12 @@ func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
 	// (c) Open loop, a new connection per request.
 	churn := identifyRequest(churnClient(), base, key, users)
 	open := map[float64]phase{}
+	refusers := map[float64]refusals{}
 	for _, x := range []float64{0.8, 1, 3} {
 		fmt.Fprintf(env.Log, "dexbridge open loop at %.1fx capacity (%.0f/s), new connection per request, %s\n", x, x*capacity, env.Duration)
+		before := scrapeRefusals(ctx, base)
 		open[x] = boundedOpenLoop(ctx, x*capacity, env.Duration, openLoopBound, churn)
+		refusers[x] = scrapeRefusals(ctx, base).minus(before)
 	}
 
 	// wrk, closed loop, keep-alive, one user: an independent check of (b).
@@ -210,9 +216,9 @@ func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
 	for _, x := range []float64{0.8, 1, 3} {
 		p := open[x]
 		rows = append(rows, Row{"identify", fmt.Sprintf("(c) open loop %.1fx capacity, new connection per request", x),
-			fmt.Sprintf("offered %.0f/s: 200 %.0f/s (%.0f%% of capacity), p50 %s, p99 %s; 503 %d (p99 %s); other %d; client-bound drops %d",
+			fmt.Sprintf("offered %.0f/s: 200 %.0f/s (%.0f%% of capacity), p50 %s, p99 %s; 503 %d (p50 %s, p99 %s; %s); other %d; client-bound drops %d",
 				x*capacity, p.goodput(), 100*p.goodput()/capacity, ms(pct(p.okLat, .5)), ms(pct(p.okLat, .99)),
-				p.shed, ms(pct(p.shedLat, .99)), p.other, p.dropped),
+				p.shed, ms(pct(p.shedLat, .5)), ms(pct(p.shedLat, .99)), refusers[x], p.other, p.dropped),
 			gen(p), ""})
 	}
 	rows[len(rows)-3].Target = target("p99 < "+ms(identifyTargetP99), at80.ok > 0 && pct(at80.okLat, .99) < identifyTargetP99)
@@ -394,4 +400,51 @@ func openLoopUntil(stop context.Context, rate float64, do func(ctx context.Conte
 			}
 		})
 	}
+}
+
+// refusals counts the ingress's 503s by where they were decided, from its metrics:
+// admission control, before any work on the request; the listener, beyond
+// max_connections; and the handlers, after authentication (max_in_flight, a worker).
+type refusals struct{ admission, listener, handlers float64 }
+
+func (r refusals) minus(o refusals) refusals {
+	return refusals{r.admission - o.admission, r.listener - o.listener, r.handlers - o.handlers}
+}
+
+func (r refusals) String() string {
+	return fmt.Sprintf("ingress: admission %.0f, listener %.0f, handlers %.0f", r.admission, r.listener, r.handlers)
+}
+
+// scrapeRefusals reads the refusal counters from the ingress's /metrics (which
+// admission control never refuses).
+func scrapeRefusals(ctx context.Context, base string) refusals {
+	var r refusals
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return r
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		switch name := line[:i]; {
+		case strings.HasPrefix(name, "dexbridge_admission_refused_total"):
+			r.admission += v
+		case name == `dexbridge_rate_limit_rejections_total{limit="connections"}`:
+			r.listener += v
+		case strings.HasPrefix(name, "dexbridge_http_requests_total") && strings.Contains(name, `status="503"`):
+			r.handlers += v
+		}
+	}
+	return r
 }

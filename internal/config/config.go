@@ -29,6 +29,8 @@ type Config struct {
 	RequestTimeout    Duration   `yaml:"request_timeout"`    // ingress to worker, per request
 	MaxInFlight       int        `yaml:"max_in_flight"`      // MAX_IN_FLIGHT: requests an ingress process has waiting on workers; beyond, 503 at once
 	MaxConnections    int        `yaml:"max_connections"`    // MAX_CONNECTIONS: connections an ingress process serves at once; beyond, 503 at once
+	ListenBacklog     int        `yaml:"listen_backlog"`     // LISTEN_BACKLOG: connections the kernel holds for the ingress before it accepts them
+	Admission         Admission  `yaml:"admission"`          // API requests an ingress process serves at once; see admission.go
 	ShutdownTimeout   Duration   `yaml:"shutdown_timeout"`   // in-flight work gets this long to finish
 	Workers           Workers    `yaml:"workers"`
 	Cache             Cache      `yaml:"cache"`
@@ -166,6 +168,8 @@ func Default() Config {
 		RequestTimeout:    Duration(30 * time.Second),
 		MaxInFlight:       256,
 		MaxConnections:    1024,
+		ListenBacklog:     256,
+		Admission:         defaultAdmission(),
 		ShutdownTimeout:   Duration(20 * time.Second),
 		Workers:           Workers{Concurrency: 64},
 		Cache: Cache{
@@ -259,6 +263,7 @@ func (c Config) Validate() error {
 		{"request_timeout", "", c.RequestTimeout.Seconds()},
 		{"max_in_flight", "MAX_IN_FLIGHT", float64(c.MaxInFlight)},
 		{"max_connections", "MAX_CONNECTIONS", float64(c.MaxConnections)},
+		{"listen_backlog", "LISTEN_BACKLOG", float64(c.ListenBacklog)},
 		{"shutdown_timeout", "", c.ShutdownTimeout.Seconds()},
 		{"workers.concurrency", "WORKER_CONCURRENCY", float64(c.Workers.Concurrency)},
 		{"cache.refresh", "CHATBOT_CACHE_REFRESH", c.Cache.Refresh.Seconds()},
@@ -296,6 +301,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.validateRetention(); err != nil {
+		return err
+	}
+	if err := c.validateAdmission(); err != nil {
 		return err
 	}
 	for i, o := range c.CORS.AllowedOrigins {

@@ -6,6 +6,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,7 +35,15 @@ type Metrics struct {
 	ProactiveDeliveries *prometheus.CounterVec   // channel, outcome
 	PrunedRows          *prometheus.CounterVec   // table
 	PruningRuns         *prometheus.CounterVec   // outcome (ok, failed)
+	AdmissionAdmitted   prometheus.Counter       // API requests the ingress admitted
+	AdmissionRefusals   *prometheus.CounterVec   // reason (queue_full, queue_delay, client_gone)
+	AdmissionQueueDelay prometheus.Histogram     // admitted requests' wait in the admission queue
+
+	admission atomic.Pointer[func() (inFlight, queued, limit int)] // WatchAdmission
 }
+
+// queueBuckets are admission queue delays: the queue's target is milliseconds.
+var queueBuckets = []float64{.0001, .0005, .001, .0025, .005, .01, .025, .05, .1, .25}
 
 // latency buckets from 1 ms to 60 s: cache answers sit at the bottom, remote actions
 // waited for at the top.
@@ -96,7 +105,33 @@ func New() *Metrics {
 		PruningRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dexbridge_pruning_runs_total", Help: "Pruning runs by outcome (ok, failed: a table could not be pruned).",
 		}, []string{"outcome"}),
+		AdmissionAdmitted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dexbridge_admission_admitted_total", Help: "API requests admitted by the ingress's admission control.",
+		}),
+		AdmissionRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dexbridge_admission_refused_total", Help: "API requests refused 503 by the ingress's admission control, by reason (queue_full, queue_delay, client_gone).",
+		}, []string{"reason"}),
+		AdmissionQueueDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "dexbridge_admission_queue_delay_seconds", Help: "Time admitted API requests waited in the admission queue.", Buckets: queueBuckets,
+		}),
 	}
+	admissionGauge := func(name, help string, pick func(inFlight, queued, limit int) int) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			if f := m.admission.Load(); f != nil {
+				return float64(pick((*f)()))
+			}
+			return 0
+		})
+	}
+	m.reg.MustRegister(
+		m.AdmissionAdmitted, m.AdmissionRefusals, m.AdmissionQueueDelay,
+		admissionGauge("dexbridge_admission_in_flight", "API requests being served under admission control.",
+			func(n, _, _ int) int { return n }),
+		admissionGauge("dexbridge_admission_queued", "API requests waiting in the admission queue.",
+			func(_, n, _ int) int { return n }),
+		admissionGauge("dexbridge_admission_limit", "The admission control's limit on API requests served at once (adaptive or fixed).",
+			func(_, _, n int) int { return n }),
+	)
 	m.reg.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.HTTPRequests, m.HTTPDuration, m.NATSRequestDuration, m.NATSHandlerDuration, m.UpstreamCalls,
@@ -147,6 +182,31 @@ func (m *Metrics) KeyRateLimited(limit, id string) {
 		return
 	}
 	m.KeyRejections.WithLabelValues(limit, id).Inc()
+}
+
+// Admitted records an admitted API request and its wait in the admission queue.
+func (m *Metrics) Admitted(waited time.Duration) {
+	if m == nil {
+		return
+	}
+	m.AdmissionAdmitted.Inc()
+	m.AdmissionQueueDelay.Observe(waited.Seconds())
+}
+
+// AdmissionRefused records an API request refused by admission control.
+func (m *Metrics) AdmissionRefused(reason string) {
+	if m == nil {
+		return
+	}
+	m.AdmissionRefusals.WithLabelValues(reason).Inc()
+}
+
+// WatchAdmission reports an admission controller's state in the gauges.
+func (m *Metrics) WatchAdmission(stats func() (inFlight, queued, limit int)) {
+	if m == nil {
+		return
+	}
+	m.admission.Store(&stats)
 }
 
 // Cache records a cache lookup.

@@ -12,7 +12,7 @@ import (
 func NewHandler(o Options) http.Handler {
 	var handler http.Handler // the whole REST API, which the MCP tools call (mcp.go)
 	r := newRouter(o, func() http.Handler { return handler })
-	handler = chain(r, recoverPanics(o.Log), requestIDs, accessLog(o.Log, o.Metrics), securityHeaders, manners(r, newCORSPolicy(o.CORSOrigins)))
+	handler = chain(r, recoverPanics(o.Log), admit(o.Admission, o.Metrics), requestIDs, accessLog(o.Log, o.Metrics), securityHeaders, manners(r, newCORSPolicy(o.CORSOrigins)))
 	return handler
 }
 

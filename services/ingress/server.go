@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/dexbridge/dexbridge/events"
+	"github.com/dexbridge/dexbridge/internal/admission"
 	"github.com/dexbridge/dexbridge/internal/auth"
 	"github.com/dexbridge/dexbridge/internal/metrics"
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
@@ -68,6 +69,12 @@ type Options struct {
 	// MaxConnections bounds the connections served at once; beyond, a new one is
 	// answered 503 with Retry-After by the listener and closed (0: unbounded).
 	MaxConnections int
+	// ListenBacklog bounds the kernel's queue of connections not yet accepted (0:
+	// the system's default, somaxconn).
+	ListenBacklog int
+	// Admission admits API requests before any work on them (admission.go); nil
+	// admits every one.
+	Admission *admission.Controller
 }
 
 // Service runs the HTTP server.
@@ -98,6 +105,12 @@ func (s *Service) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return fmt.Errorf("ingress listen: %w", err)
+	}
+	if o.ListenBacklog > 0 {
+		if err := setBacklog(ln, o.ListenBacklog); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("ingress listen backlog: %w", err)
+		}
 	}
 	if o.MaxConnections > 0 {
 		ln = newLimitListener(ln, o.MaxConnections, o.Metrics)
