@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/dexbridge/dexbridge/internal/metrics"
@@ -97,27 +96,4 @@ func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)
 	return err
-}
-
-// setBacklog bounds the kernel's queue of connections not yet accepted. That queue
-// is first come first served and invisible to admission control: a connection waits
-// there the queue's length over the accept rate, and by default (somaxconn, often
-// 4096) that is seconds under a storm, after which the process serves clients long
-// gone. A short queue keeps the connections it accepts fresh; beyond it the kernel
-// drops a connection's handshake and the client retries it, at no cost here.
-func setBacklog(ln net.Listener, n int) error {
-	tl, ok := ln.(*net.TCPListener)
-	if !ok {
-		return nil
-	}
-	raw, err := tl.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var lerr error
-	// listen(2) on a listening socket only changes its backlog.
-	if err := raw.Control(func(fd uintptr) { lerr = syscall.Listen(int(fd), n) }); err != nil {
-		return err
-	}
-	return lerr
 }
