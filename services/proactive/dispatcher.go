@@ -70,7 +70,7 @@ type Config struct {
 func ConfigFrom(c config.Config) Config {
 	p := c.Proactive
 	return Config{MaxAttempts: p.MaxAttempts, BackoffInitial: p.BackoffInitial.D(), BackoffMax: p.BackoffMax.D(),
-		Timeout: p.Timeout.D(), Concurrency: 32, PollInterval: time.Second, ShutdownTimeout: c.ShutdownTimeout.D()}
+		Timeout: p.Timeout.D(), Concurrency: 64, PollInterval: time.Second, ShutdownTimeout: c.ShutdownTimeout.D()}
 }
 
 // DefaultConfig is the tuning of a process that configures nothing.

@@ -156,6 +156,9 @@ func (w *Worker) batchSize() int {
 	return max(min(b, w.o.Concurrency), 1)
 }
 
+// batchesAtOnce is how many batches one worker runs at once.
+const batchesAtOnce = 2
+
 // batchLinger is how long a batch waits for more messages after its first: long
 // enough for the messages already pulled to join it, too short to matter to one
 // webhook's latency.
@@ -164,7 +167,7 @@ const batchLinger = 2 * time.Millisecond
 // consume pulls messages until ctx ends (nil) or the consumer fails (an error:
 // the caller sets things up again). A reader takes a slot of the Concurrency
 // webhooks in hand for each message; the loop groups the messages at hand into
-// batches of up to batchSize, each processed on its own.
+// batches of up to batchSize, batchesAtOnce at a time.
 func (w *Worker) consume(ctx, workCtx context.Context, sem chan struct{}, inflight *sync.WaitGroup) error {
 	if _, err := broker.EnsureStream(ctx, w.o.JS, events.WebhooksStream(w.o.Subjects, w.o.DuplicateWindow)); err != nil {
 		return fmt.Errorf("webhooks stream: %w", err)
@@ -220,11 +223,20 @@ func (w *Worker) consume(ctx, workCtx context.Context, sem chan struct{}, inflig
 		}
 	}()
 	size := w.batchSize()
+	// At most two batches run at once: while they wait on PostgreSQL, the next one
+	// gathers what arrives, so a backlog is taken in full batches.
+	running := make(chan struct{}, batchesAtOnce)
 	for {
+		select {
+		case running <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
 		var batch []jetstream.Msg
 		select {
 		case msg, ok := <-msgs:
 			if !ok {
+				<-running
 				select {
 				case err := <-failed:
 					return err
@@ -234,6 +246,7 @@ func (w *Worker) consume(ctx, workCtx context.Context, sem chan struct{}, inflig
 			}
 			batch = append(batch, msg)
 		case <-ctx.Done():
+			<-running
 			return nil
 		}
 		linger := time.NewTimer(cmp.Or(w.o.linger, batchLinger))
@@ -256,6 +269,7 @@ func (w *Worker) consume(ctx, workCtx context.Context, sem chan struct{}, inflig
 				for range batch {
 					<-sem
 				}
+				<-running
 				inflight.Done()
 			}()
 			w.handleBatch(workCtx, batch)
