@@ -34,12 +34,14 @@ func (db *DB) WebhooksDone(ctx context.Context, dedupeKeys []string) (map[string
 // device of that name and its users by latest activity (at most 20). Names the
 // cache does not know are absent. Two queries, whatever the number of names.
 func (db *DB) DevicesWithUsers(ctx context.Context, instance string, names []string) (map[string]DeviceDetail, error) {
+	// One index probe per name (devices_lower_name), as DeviceDetails makes.
 	rows, _ := db.pool.Query(ctx, `
-		SELECT DISTINCT ON (q.name) q.name AS asked, `+deviceColumns+`, `+noUser+`,
+		SELECT q.name AS asked, `+deviceColumns+`, `+noUser+`,
 			coalesce(d.last_logon_user, '') AS last_logon_user, d.last_logon_time, d.fields
 		FROM (SELECT DISTINCT n AS name FROM unnest($1::text[]) n) q
-		JOIN devices d ON lower(d.name) = lower(q.name) AND ($2 = '' OR d.instance = $2)
-		ORDER BY q.name, d.last_seen DESC NULLS LAST, d.instance`, names, instance)
+		CROSS JOIN LATERAL (
+			SELECT * FROM devices d WHERE lower(d.name) = lower(q.name) AND ($2 = '' OR d.instance = $2)
+			ORDER BY d.last_seen DESC NULLS LAST, d.instance LIMIT 1) d`, names, instance)
 	type askedRow struct {
 		Asked string `db:"asked"`
 		CachedDevice
