@@ -452,15 +452,23 @@ func (c *callbackSink) latencies(s *webhookSender, ids []string) loadResult {
 	return r
 }
 
-// workerLog reads the JSON log of the webhooks worker and sums up its "webhook
-// processed" lines: the time each webhook waited in the stream and spent in each
-// stage.
+// workerLog reads the JSON log of the webhooks worker and the dispatcher: it sums
+// up the worker's "webhook processed" lines (the time each webhook waited in the
+// stream and spent in each stage of its batch, and the batch's size) and the
+// dispatcher's "callback delivered" lines (each callback's HTTP round trip).
 type workerLog struct {
 	mu      sync.Mutex
 	partial []byte
 	n       int
+	batches float64 // the sum of 1/size over the webhooks: the number of batches
+	largest int
 	last    time.Time
 	sum     struct{ total, queued, resolve, diagnose, store, publish float64 }
+	cb      struct {
+		n           int
+		sum         float64
+		first, last time.Time
+	}
 }
 
 func (l *workerLog) Write(p []byte) (int, error) {
@@ -479,6 +487,24 @@ func (l *workerLog) Write(p []byte) (int, error) {
 }
 
 func (l *workerLog) line(b []byte) {
+	if bytes.Contains(b, []byte(`"callback delivered"`)) {
+		var m struct {
+			Time     time.Time `json:"time"`
+			Duration float64   `json:"duration_ms"`
+		}
+		if json.Unmarshal(b, &m) != nil {
+			return
+		}
+		if l.cb.n == 0 || m.Time.Before(l.cb.first) {
+			l.cb.first = m.Time
+		}
+		if m.Time.After(l.cb.last) {
+			l.cb.last = m.Time
+		}
+		l.cb.n++
+		l.cb.sum += m.Duration
+		return
+	}
 	if !bytes.Contains(b, []byte(`"webhook processed"`)) {
 		return
 	}
@@ -486,6 +512,7 @@ func (l *workerLog) line(b []byte) {
 		Time     time.Time `json:"time"`
 		Total    float64   `json:"duration_ms"`
 		Queued   float64   `json:"queued_ms"`
+		Batch    int       `json:"batch"`
 		Resolve  float64   `json:"resolve_ms"`
 		Diagnose float64   `json:"diagnose_ms"`
 		Store    float64   `json:"store_ms"`
@@ -495,6 +522,8 @@ func (l *workerLog) line(b []byte) {
 		return
 	}
 	l.n++
+	l.batches += 1 / float64(max(m.Batch, 1))
+	l.largest = max(l.largest, m.Batch)
 	if m.Time.After(l.last) {
 		l.last = m.Time
 	}
@@ -507,8 +536,10 @@ func (l *workerLog) line(b []byte) {
 }
 
 // summary says how many webhooks the worker processed between start and end, how
-// fast, the mean time of each stage, and how long after the worker's last one the
-// last callback arrived (the dispatcher's delivery).
+// fast, in batches of what size, the mean time of each stage of a webhook's batch
+// (shared by the batch's webhooks), then the dispatcher's callbacks: their mean
+// HTTP round trip and how long after the worker's last webhook the last callback
+// arrived.
 func (l *workerLog) summary(start, end time.Time) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -517,11 +548,14 @@ func (l *workerLog) summary(start, end time.Time) string {
 	}
 	n := float64(l.n)
 	work := l.last.Sub(start)
-	return fmt.Sprintf("worker: %d processed in %.1f s (%.0f/s); mean per webhook: waited in the stream %.0f ms, "+
-		"in the worker %.1f ms (resolve %.1f, diagnose %.1f, store %.1f, publish %.1f); "+
-		"last callback %.1f s after the worker's last webhook (the dispatcher)",
-		l.n, work.Seconds(), n/work.Seconds(), l.sum.queued/n, l.sum.total/n, l.sum.resolve/n, l.sum.diagnose/n,
-		l.sum.store/n, l.sum.publish/n, end.Sub(l.last).Seconds())
+	out := fmt.Sprintf("worker: %d processed in %.1f s (%.0f/s), %.0f batches of %.1f on average (largest %d); "+
+		"mean per webhook: waited in the stream %.0f ms, its batch in the worker %.1f ms (resolve %.1f, diagnose %.1f, store %.1f, publish %.1f)",
+		l.n, work.Seconds(), n/work.Seconds(), l.batches, n/max(l.batches, 1), l.largest, l.sum.queued/n, l.sum.total/n,
+		l.sum.resolve/n, l.sum.diagnose/n, l.sum.store/n, l.sum.publish/n)
+	if l.cb.n > 0 {
+		out += fmt.Sprintf("; dispatcher: %d callbacks delivered, HTTP round trip %.1f ms on average", l.cb.n, l.cb.sum/float64(l.cb.n))
+	}
+	return out + fmt.Sprintf("; last callback %.1f s after the worker's last webhook", end.Sub(l.last).Seconds())
 }
 
 // webhookTargets are the devices of the cache and their users, each device once:

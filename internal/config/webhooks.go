@@ -19,7 +19,7 @@ type Webhooks struct {
 	PublishTimeout Duration `yaml:"publish_timeout"`
 	// MaxDeliveries: a webhook that fails this many times is recorded as failed.
 	MaxDeliveries int `yaml:"max_deliveries"`
-	Concurrency   int `yaml:"concurrency"` // webhooks one worker processes at once
+	Concurrency   int `yaml:"concurrency"` // webhooks one worker holds at once, processed in batches
 }
 
 // Proactive configures how proactive events reach the chatbot.
@@ -52,7 +52,7 @@ type Subscriptions struct {
 
 func defaultWebhooks() Webhooks {
 	return Webhooks{File: "config/webhooks.yaml", DuplicateWindow: Duration(2 * time.Minute),
-		PublishTimeout: Duration(5 * time.Second), MaxDeliveries: 5, Concurrency: 32}
+		PublishTimeout: Duration(5 * time.Second), MaxDeliveries: 5, Concurrency: 128}
 }
 
 func defaultProactive() Proactive {

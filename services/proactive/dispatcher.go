@@ -57,7 +57,8 @@ type Config struct {
 	BackoffMax     time.Duration
 	// Timeout bounds one attempt.
 	Timeout time.Duration
-	// Concurrency is how many callbacks run at once.
+	// Concurrency is how many callbacks run at once; their outcomes are recorded in
+	// batches, one transaction for all that finished meanwhile.
 	Concurrency int
 	// PollInterval is how often due deliveries are looked for when nothing wakes the
 	// dispatcher.
@@ -69,7 +70,7 @@ type Config struct {
 func ConfigFrom(c config.Config) Config {
 	p := c.Proactive
 	return Config{MaxAttempts: p.MaxAttempts, BackoffInitial: p.BackoffInitial.D(), BackoffMax: p.BackoffMax.D(),
-		Timeout: p.Timeout.D(), Concurrency: 8, PollInterval: time.Second, ShutdownTimeout: c.ShutdownTimeout.D()}
+		Timeout: p.Timeout.D(), Concurrency: 64, PollInterval: time.Second, ShutdownTimeout: c.ShutdownTimeout.D()}
 }
 
 // DefaultConfig is the tuning of a process that configures nothing.
@@ -112,10 +113,16 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 	}
 	// A callback is answered where it was sent, never followed elsewhere.
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	// Connections are kept for every callback in flight: a receiver answering
+	// many at once is not reconnected to for each.
 	if o.Client == nil {
-		o.Client = &http.Client{CheckRedirect: noRedirect}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = max(o.Concurrency, t.MaxIdleConnsPerHost)
+		o.Client = &http.Client{Transport: t, CheckRedirect: noRedirect}
 	}
-	return &Dispatcher{o: o, guarded: &http.Client{Transport: o.Policy.Transport(), CheckRedirect: noRedirect}}
+	guarded := o.Policy.Transport()
+	guarded.MaxIdleConnsPerHost = max(o.Concurrency, guarded.MaxIdleConnsPerHost)
+	return &Dispatcher{o: o, guarded: &http.Client{Transport: guarded, CheckRedirect: noRedirect}}
 }
 
 // Run delivers until ctx ends, then lets the attempts in flight finish within the
@@ -141,6 +148,22 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer stopWork()
 	var inflight sync.WaitGroup
 	sem := make(chan struct{}, d.o.Concurrency)
+	// A slot is given back once its attempt is recorded: a free slot means
+	// another delivery can be claimed.
+	release := func() {
+		<-sem
+		inflight.Done()
+		select { // a slot is free: look for more
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+	results := make(chan attempted, d.o.Concurrency)
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		d.record(context.WithoutCancel(ctx), results, release)
+	}()
 	lease := d.o.Timeout + 30*time.Second
 	d.o.Log.Info("proactive dispatcher started", "concurrency", d.o.Concurrency, "max_attempts", d.o.MaxAttempts)
 	for ctx.Err() == nil {
@@ -156,17 +179,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		for _, c := range claimed {
 			sem <- struct{}{}
 			inflight.Add(1)
-			go func() {
-				defer func() {
-					<-sem
-					inflight.Done()
-					select { // a slot is free: look for more
-					case wake <- struct{}{}:
-					default:
-					}
-				}()
-				d.attempt(workCtx, c)
-			}()
+			go func() { results <- d.attempt(workCtx, c) }()
 		}
 		if len(claimed) > 0 && len(claimed) == free {
 			continue // there may be more due
@@ -192,12 +205,21 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		stopWork()
 		<-done
 	}
+	close(results)
+	<-recorded
 	d.o.Log.Info("proactive dispatcher stopped")
 	return nil
 }
 
-// attempt sends one delivery and records the attempt and the next state.
-func (d *Dispatcher) attempt(ctx context.Context, c store.ClaimedDelivery) {
+// attempted is a claimed delivery's attempt and what follows from it.
+type attempted struct {
+	c       store.ClaimedDelivery
+	f       store.FinishedDelivery
+	outcome string // delivered, dead, retry
+}
+
+// attempt sends one delivery and decides its next state.
+func (d *Dispatcher) attempt(ctx context.Context, c store.ClaimedDelivery) attempted {
 	started := time.Now()
 	status, retryAfter, err := d.send(ctx, c)
 	a := store.DeliveryAttempt{StartedAt: started, Duration: time.Since(started), Status: status}
@@ -213,9 +235,65 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.ClaimedDelivery) {
 			retryIn = max(d.backoff(c.Attempts-c.AttemptFloor), min(retryAfter, d.o.BackoffMax))
 		}
 	}
+	return attempted{c: c, f: store.FinishedDelivery{Delivery: c.ProactiveDelivery, Attempt: a, State: state, RetryIn: retryIn}, outcome: outcome}
+}
+
+// recordBatch is the most attempts recorded in one transaction.
+const recordBatch = 64
+
+// record records the attempts as they finish, all those finished meanwhile in one
+// transaction, and gives each one's slot back, until results is closed.
+func (d *Dispatcher) record(ctx context.Context, results <-chan attempted, release func()) {
+	for first := range results {
+		batch := []attempted{first}
+	more:
+		for len(batch) < recordBatch {
+			select {
+			case r, ok := <-results:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		fs := make([]store.FinishedDelivery, len(batch))
+		for i, r := range batch {
+			fs[i] = r.f
+		}
+		oks, err := d.o.DB.FinishProactiveDeliveries(ctx, fs)
+		if err != nil && len(batch) > 1 {
+			// One attempt may be what fails the batch: each is recorded on its own.
+			d.o.Log.Warn("callback attempts not recorded at once, recording each on its own", "batch", len(batch), "err", err)
+			oks = make([]bool, len(batch))
+			errs := make([]error, len(batch))
+			for i, f := range fs {
+				oks[i], errs[i] = d.o.DB.FinishProactiveDelivery(ctx, f.Delivery, f.Attempt, f.State, f.RetryIn)
+			}
+			for i, r := range batch {
+				d.recorded(r, oks[i], errs[i])
+			}
+		} else {
+			for i, r := range batch {
+				ok := false
+				if err == nil {
+					ok = oks[i]
+				}
+				d.recorded(r, ok, err)
+			}
+		}
+		for range batch {
+			release()
+		}
+	}
+}
+
+// recorded logs and counts an attempt once recorded (or not, ferr).
+func (d *Dispatcher) recorded(r attempted, ok bool, ferr error) {
+	c, a := r.c, r.f.Attempt
 	log := d.o.Log.With("delivery_id", wire.DeliveryID(c.ID), "event_id", c.EventID, "subscription_id", c.SubscriptionID,
 		"attempt", c.Attempts-c.AttemptFloor)
-	ok, ferr := d.o.DB.FinishProactiveDelivery(context.WithoutCancel(ctx), c.ProactiveDelivery, a, state, retryIn)
 	switch {
 	case ferr != nil:
 		// The lease runs out and the delivery is attempted again.
@@ -226,15 +304,15 @@ func (d *Dispatcher) attempt(ctx context.Context, c store.ClaimedDelivery) {
 		return
 	}
 	if d.o.Metrics != nil {
-		d.o.Metrics.ProactiveDeliveries.WithLabelValues("callback", outcome).Inc()
+		d.o.Metrics.ProactiveDeliveries.WithLabelValues("callback", r.outcome).Inc()
 	}
-	switch outcome {
+	switch r.outcome {
 	case "delivered":
-		log.Info("callback delivered", "status", status, "duration_ms", a.Duration.Milliseconds())
+		log.Info("callback delivered", "status", a.Status, "duration_ms", a.Duration.Milliseconds())
 	case "dead":
-		log.Error("callback failed its last attempt: subscription paused until resumed", "status", status, "err", a.Error)
+		log.Error("callback failed its last attempt: subscription paused until resumed", "status", a.Status, "err", a.Error)
 	default:
-		log.Warn("callback failed, will retry", "status", status, "err", a.Error, "retry_in_ms", retryIn.Milliseconds())
+		log.Warn("callback failed, will retry", "status", a.Status, "err", a.Error, "retry_in_ms", r.f.RetryIn.Milliseconds())
 	}
 }
 

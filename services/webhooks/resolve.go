@@ -33,6 +33,20 @@ type Resolver interface {
 	DevicesOfUser(ctx context.Context, instance, user string) (*Employee, []Device, error)
 }
 
+// BatchResolver is a Resolver that also looks up several devices at once.
+type BatchResolver interface {
+	Resolver
+	// UsersOfDevices is UsersOfDevice for each name of devices, on one instance: by
+	// the name as given; a name the cache does not know is absent.
+	UsersOfDevices(ctx context.Context, instance string, devices []string) (map[string]ResolvedDevice, error)
+}
+
+// ResolvedDevice is a device and its recent users, most recently active first.
+type ResolvedDevice struct {
+	Device Device
+	Users  []Employee
+}
+
 // Diagnoser runs a topic's diagnosis on a device before the event is recorded, so the
 // chatbot opens the conversation already knowing what is wrong, and the employee is
 // offered only what can fix it. Optional: without one, no device is checked.
@@ -59,6 +73,25 @@ func (c CacheResolver) UsersOfDevice(ctx context.Context, instance, device strin
 		users = append(users, Employee{Name: u.Name, UPN: u.UPN, FullName: u.FullName})
 	}
 	return out, users, nil
+}
+
+// UsersOfDevices implements BatchResolver: UsersOfDevice for each name, in two
+// queries.
+func (c CacheResolver) UsersOfDevices(ctx context.Context, instance string, devices []string) (map[string]ResolvedDevice, error) {
+	found, err := c.DB.DevicesWithUsers(ctx, instance, devices)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]ResolvedDevice, len(found))
+	for name, d := range found {
+		r := ResolvedDevice{Device: Device{Name: d.Name, CollectorUID: d.CollectorUID, Instance: d.Instance, Platform: d.Platform},
+			Users: make([]Employee, 0, len(d.Users))}
+		for _, u := range d.Users {
+			r.Users = append(r.Users, Employee{Name: u.Name, UPN: u.UPN, FullName: u.FullName})
+		}
+		out[name] = r
+	}
+	return out, nil
 }
 
 // DevicesOfUser implements Resolver: user is matched as identification matches a

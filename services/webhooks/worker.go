@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,10 +28,13 @@ import (
 
 // Config is the worker's tuning. A Config is whole: start from DefaultConfig.
 type Config struct {
-	// Concurrency is how many webhooks one worker processes at once: each mostly
-	// waits, on PostgreSQL and on its diagnosis (a topics worker, then the tenant), so
-	// a backlog drains at Concurrency over that wait.
+	// Concurrency is how many webhooks one worker has in hand at once: they are
+	// processed in batches of up to Batch, each batch waiting on PostgreSQL a fixed
+	// number of round trips and on its diagnoses (a topics worker, then the tenant).
 	Concurrency int
+	// Batch is the most webhooks processed together (0: DefaultBatch): their devices
+	// resolved in one query, their events and callbacks recorded in one transaction.
+	Batch int
 	// AckWait is how long JetStream waits for an ack before redelivering; a long
 	// diagnosis keeps its message alive with progress acks.
 	AckWait time.Duration
@@ -46,9 +50,12 @@ type Config struct {
 	ShutdownTimeout time.Duration
 }
 
+// DefaultBatch is the batch size of a Config that sets none.
+const DefaultBatch = 64
+
 // ConfigFrom is the worker's part of a process's configuration.
 func ConfigFrom(c config.Config) Config {
-	return Config{Concurrency: c.Webhooks.Concurrency, AckWait: 30 * time.Second, MaxDeliveries: c.Webhooks.MaxDeliveries,
+	return Config{Concurrency: c.Webhooks.Concurrency, Batch: DefaultBatch, AckWait: 30 * time.Second, MaxDeliveries: c.Webhooks.MaxDeliveries,
 		RetryBase: time.Second, DiagnosisTimeout: 20 * time.Second, DuplicateWindow: c.Webhooks.DuplicateWindow.D(),
 		ShutdownTimeout: c.ShutdownTimeout.D()}
 }
@@ -82,6 +89,8 @@ type Options struct {
 	Log     *slog.Logger
 	// afterCommit, in tests, runs between a webhook's commit and its ack.
 	afterCommit func(events.WebhookReceived)
+	// linger, in tests, replaces batchLinger.
+	linger time.Duration
 }
 
 // Worker processes the WEBHOOKS stream. Replicas share its durable consumer.
@@ -106,7 +115,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer stopWork()
 	var inflight sync.WaitGroup
 	sem := make(chan struct{}, w.o.Concurrency)
-	w.o.Log.Info("webhooks worker started", "consumer", ConsumerName, "concurrency", w.o.Concurrency)
+	w.o.Log.Info("webhooks worker started", "consumer", ConsumerName, "concurrency", w.o.Concurrency, "batch", w.batchSize())
 	retry := time.Duration(0)
 	for ctx.Err() == nil {
 		if retry > 0 {
@@ -138,8 +147,27 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
+// batchSize is the most webhooks processed together: Batch, at most Concurrency.
+func (w *Worker) batchSize() int {
+	b := w.o.Batch
+	if b <= 0 {
+		b = DefaultBatch
+	}
+	return max(min(b, w.o.Concurrency), 1)
+}
+
+// batchesAtOnce is how many batches one worker runs at once.
+const batchesAtOnce = 2
+
+// batchLinger is how long a batch waits for more messages after its first: long
+// enough for the messages already pulled to join it, too short to matter to one
+// webhook's latency.
+const batchLinger = 2 * time.Millisecond
+
 // consume pulls messages until ctx ends (nil) or the consumer fails (an error:
-// the caller sets things up again).
+// the caller sets things up again). A reader takes a slot of the Concurrency
+// webhooks in hand for each message; the loop groups the messages at hand into
+// batches of up to batchSize, batchesAtOnce at a time.
 func (w *Worker) consume(ctx, workCtx context.Context, sem chan struct{}, inflight *sync.WaitGroup) error {
 	if _, err := broker.EnsureStream(ctx, w.o.JS, events.WebhooksStream(w.o.Subjects, w.o.DuplicateWindow)); err != nil {
 		return fmt.Errorf("webhooks stream: %w", err)
@@ -155,42 +183,189 @@ func (w *Worker) consume(ctx, workCtx context.Context, sem chan struct{}, inflig
 	// Stop discards what is buffered here and not yet handed out: the server
 	// redelivers it after AckWait.
 	defer it.Stop()
+	readCtx, stopReading := context.WithCancel(ctx)
+	msgs := make(chan jetstream.Msg, w.o.Concurrency)
+	failed := make(chan error, 1)
+	var reader sync.WaitGroup
+	reader.Add(1)
+	go func() {
+		defer reader.Done()
+		defer close(msgs)
+		for {
+			select {
+			case sem <- struct{}{}:
+			case <-readCtx.Done():
+				return
+			}
+			msg, err := it.Next(jetstream.NextContext(readCtx))
+			if err != nil {
+				<-sem
+				if readCtx.Err() != nil {
+					return
+				}
+				if streamGone(err) || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					failed <- fmt.Errorf("webhooks consumer: %w", err)
+					return
+				}
+				w.o.Log.Warn("webhooks consumer", "err", err)
+				continue
+			}
+			msgs <- msg
+		}
+	}()
+	defer func() {
+		stopReading()
+		reader.Wait()
+		// Messages read but not batched give their slots back; the server
+		// redelivers them after AckWait.
+		for range msgs {
+			<-sem
+		}
+	}()
+	size := w.batchSize()
+	// At most two batches run at once: while they wait on PostgreSQL, the next one
+	// gathers what arrives, so a backlog is taken in full batches.
+	running := make(chan struct{}, batchesAtOnce)
 	for {
 		select {
-		case sem <- struct{}{}:
+		case running <- struct{}{}:
 		case <-ctx.Done():
 			return nil
 		}
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			<-sem
-			if ctx.Err() != nil {
-				return nil
+		var batch []jetstream.Msg
+		select {
+		case msg, ok := <-msgs:
+			if !ok {
+				<-running
+				select {
+				case err := <-failed:
+					return err
+				default:
+					return nil
+				}
 			}
-			if streamGone(err) || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return fmt.Errorf("webhooks consumer: %w", err)
-			}
-			w.o.Log.Warn("webhooks consumer", "err", err)
-			continue
+			batch = append(batch, msg)
+		case <-ctx.Done():
+			<-running
+			return nil
 		}
+		linger := time.NewTimer(cmp.Or(w.o.linger, batchLinger))
+	more:
+		for len(batch) < size {
+			select {
+			case msg, ok := <-msgs:
+				if !ok {
+					break more
+				}
+				batch = append(batch, msg)
+			case <-linger.C:
+				break more
+			}
+		}
+		linger.Stop()
 		inflight.Add(1)
 		go func() {
-			defer func() { <-sem; inflight.Done() }()
-			w.handle(workCtx, msg)
+			defer func() {
+				for range batch {
+					<-sem
+				}
+				<-running
+				inflight.Done()
+			}()
+			w.handleBatch(workCtx, batch)
 		}()
 	}
 }
 
-// handle processes one delivery and acknowledges it as its outcome says: ack when
-// done (or a duplicate, or a payload that can never be mapped), a delayed nak when a
-// dependency failed, termination once the deliveries are used up.
-func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
+// item is one message of a batch and what became of it.
+type item struct {
+	msg        jetstream.Msg
+	seq        uint64 // in the stream
+	ev         events.WebhookReceived
+	deliveries int
+	log        *slog.Logger
+	// dupOf is the index of an earlier message of the batch with the same dedupe
+	// key; -1 when none.
+	dupOf int
+	// What the webhook does, once mapped (apply), or its outcome when it is known
+	// without the store (outcome), or why it failed (err).
+	apply   *store.WebhookApply
+	src     *webhookmap.Source
+	alert   webhookmap.Alert
+	targets []Target
+	outcome string
+	err     error
+	applied store.Applied
+}
+
+// decided reports whether the item needs nothing more before its ack.
+func (it *item) decided() bool { return it.outcome != "" || it.err != nil || it.dupOf >= 0 }
+
+// handleBatch processes a batch of deliveries with a fixed number of PostgreSQL
+// round trips (whether they were dealt with, one resolution per instance, one
+// transaction), then acknowledges each as its outcome says: ack when done (or a
+// duplicate, or a payload that can never be mapped), a delayed nak when a
+// dependency failed, termination once the deliveries are used up. Nothing is acked
+// before the commit: a worker killed in between has its batch redelivered, and the
+// records make the redelivery a no-op.
+func (w *Worker) handleBatch(ctx context.Context, msgs []jetstream.Msg) {
 	start := time.Now()
+	var st stages
+	items := make([]*item, 0, len(msgs))
+	first := map[string]int{}
+	for _, msg := range msgs {
+		it, ok := w.decode(ctx, msg)
+		if !ok {
+			continue
+		}
+		it.dupOf = -1
+		if i, seen := first[it.ev.DedupeKey]; seen {
+			it.dupOf = i
+		} else {
+			first[it.ev.DedupeKey] = len(items)
+		}
+		items = append(items, it)
+	}
+	if len(items) == 0 {
+		return
+	}
+	stop := keepAliveAll(items, w.o.AckWait)
+	w.process(ctx, items, &st)
+	stop()
+
+	if w.o.afterCommit != nil {
+		for _, it := range items {
+			if it.err == nil && it.dupOf < 0 {
+				w.o.afterCommit(it.ev)
+			}
+		}
+	}
+	for _, it := range items {
+		if it.dupOf >= 0 {
+			f := items[it.dupOf]
+			if it.seq == f.seq {
+				continue // the same message delivered again meanwhile: the first's ack is its own
+			}
+			// The same webhook twice in one batch: done when the first is, else
+			// processed again later.
+			if f.err == nil && f.outcome != store.WebhookInvalid && f.outcome != store.WebhookFailed {
+				it.outcome = "duplicate"
+			} else {
+				it.err = cmp.Or(f.err, errors.New("its first copy in the batch was "+f.outcome))
+			}
+		}
+		w.finish(ctx, it, start, st, len(items))
+	}
+}
+
+// decode reads a delivery; an undecodable one is recorded and terminated here
+// (false).
+func (w *Worker) decode(ctx context.Context, msg jetstream.Msg) (*item, bool) {
 	md, err := msg.Metadata()
 	if err != nil {
 		w.o.Log.Error("webhook message without metadata", "err", err)
 		_ = msg.Term()
-		return
+		return nil, false
 	}
 	deliveries := int(md.NumDelivered)
 	var ev events.WebhookReceived
@@ -201,51 +376,49 @@ func (w *Worker) handle(ctx context.Context, msg jetstream.Msg) {
 			Payload: msg.Data()}); rerr != nil {
 			w.o.Log.Error("undecodable webhook message not recorded, will retry", "stream_seq", md.Sequence.Stream, "err", rerr)
 			_ = msg.NakWithDelay(w.retryDelay(deliveries))
-			return
+			return nil, false
 		}
 		w.o.Log.Error("undecodable webhook message terminated", "stream_seq", md.Sequence.Stream, "err", err)
 		_ = msg.TermWithReason("undecodable")
-		return
+		return nil, false
 	}
-	log := w.o.Log.With("source", ev.Source, "webhook_id", ev.ID, "deliveries", deliveries)
+	return &item{msg: msg, seq: md.Sequence.Stream, ev: ev, deliveries: deliveries,
+		log: w.o.Log.With("source", ev.Source, "webhook_id", ev.ID, "deliveries", deliveries)}, true
+}
 
-	// Keep the message alive while it is being worked on (a diagnosis may be slow).
-	stopProgress := keepAlive(msg, w.o.AckWait)
-	var st stages
-	outcome, err := w.process(ctx, ev, deliveries, log, &st)
-	stopProgress()
+// finish acknowledges one delivery as its outcome says.
+func (w *Worker) finish(ctx context.Context, it *item, start time.Time, st stages, batch int) {
+	log, ev, deliveries := it.log, it.ev, it.deliveries
 	switch {
-	case err == nil:
-		w.count(ev.Source, outcome)
-		if w.o.afterCommit != nil {
-			w.o.afterCommit(ev)
-		}
-		if err := msg.Ack(); err != nil {
+	case it.err == nil:
+		w.count(ev.Source, it.outcome)
+		if err := it.msg.Ack(); err != nil {
 			// The record in PostgreSQL makes the redelivery a no-op.
 			log.Warn("webhook ack failed", "err", err)
 		}
 		// Where the webhook's time went: waiting in the stream since it was accepted,
-		// then each stage here (dexbench sums these up).
-		log.Info("webhook processed", "outcome", outcome, "duration_ms", time.Since(start).Milliseconds(),
-			"queued_ms", start.Sub(ev.Time).Milliseconds(), "resolve_ms", st.resolve.Milliseconds(),
+		// then each stage of its batch here (dexbench sums these up).
+		log.Info("webhook processed", "outcome", it.outcome, "duration_ms", time.Since(start).Milliseconds(),
+			"queued_ms", start.Sub(ev.Time).Milliseconds(), "batch", batch, "resolve_ms", st.resolve.Milliseconds(),
 			"diagnose_ms", st.diagnose.Milliseconds(), "store_ms", st.store.Milliseconds(), "publish_ms", st.publish.Milliseconds())
 	case deliveries >= w.o.MaxDeliveries:
+		err := it.err
 		rec := record(ev, store.WebhookFailed, deliveries, err.Error())
 		rec.Payload = ev.Payload
 		if _, rerr := w.o.DB.RecordWebhook(ctx, rec); rerr != nil {
 			// Not terminated unrecorded: the server's MaxDeliver backstop bounds this.
 			log.Error("failed webhook could not be recorded, will retry", "err", err, "record_err", rerr)
-			_ = msg.NakWithDelay(w.retryDelay(deliveries))
+			_ = it.msg.NakWithDelay(w.retryDelay(deliveries))
 			return
 		}
 		w.count(ev.Source, "failed")
 		log.Error("webhook failed every delivery, terminated", "err", err)
-		_ = msg.TermWithReason("failed " + fmt.Sprint(deliveries) + " deliveries")
+		_ = it.msg.TermWithReason("failed " + fmt.Sprint(deliveries) + " deliveries")
 	default:
 		delay := w.retryDelay(deliveries)
 		w.count(ev.Source, "retry")
-		log.Warn("webhook processing failed, will retry", "err", err, "retry_in_ms", delay.Milliseconds())
-		_ = msg.NakWithDelay(delay)
+		log.Warn("webhook processing failed, will retry", "err", it.err, "retry_in_ms", delay.Milliseconds())
+		_ = it.msg.NakWithDelay(delay)
 	}
 }
 
@@ -261,9 +434,9 @@ func (w *Worker) count(source, outcome string) {
 	}
 }
 
-// keepAlive tells JetStream the message is in progress every half AckWait until the
-// returned stop is called.
-func keepAlive(msg jetstream.Msg, ackWait time.Duration) (stop func()) {
+// keepAliveAll tells JetStream the batch's messages are in progress every half
+// AckWait until the returned stop is called.
+func keepAliveAll(items []*item, ackWait time.Duration) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -276,7 +449,9 @@ func keepAlive(msg jetstream.Msg, ackWait time.Duration) (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
-				_ = msg.InProgress()
+				for _, it := range items {
+					_ = it.msg.InProgress()
+				}
 			}
 		}
 	}()
@@ -298,21 +473,109 @@ func since(d *time.Duration, t time.Time) time.Time {
 	return now
 }
 
-// process maps a webhook and records its effects; it returns the outcome, or an
-// error when a dependency failed and a later delivery may succeed.
-func (w *Worker) process(ctx context.Context, ev events.WebhookReceived, deliveries int, log *slog.Logger, st *stages) (string, error) {
+// process maps a batch's webhooks and records their effects: it sets each item's
+// outcome, or its error when a dependency failed and a later delivery may succeed.
+func (w *Worker) process(ctx context.Context, items []*item, st *stages) {
 	t := time.Now()
-	done, err := w.o.DB.WebhookDone(ctx, ev.DedupeKey)
+	keys := make([]string, 0, len(items))
+	for _, it := range items {
+		if it.dupOf < 0 {
+			keys = append(keys, it.ev.DedupeKey)
+		}
+	}
+	done, err := w.o.DB.WebhooksDone(ctx, keys)
 	t = since(&st.store, t)
 	if err != nil {
-		return "", err
+		for _, it := range items {
+			it.err = err
+		}
+		return
 	}
-	if done {
-		return "duplicate", nil
+	rules := w.o.Rules.Current()
+	for _, it := range items {
+		switch {
+		case it.dupOf >= 0:
+		case done[it.ev.DedupeKey]:
+			it.outcome = "duplicate"
+		default:
+			w.plan(rules, it)
+		}
 	}
-	src, ok := w.o.Rules.Current().Source(ev.Source)
+	w.resolveAll(ctx, items)
+	t = since(&st.resolve, t)
+	w.diagnoseAll(ctx, items)
+	t = since(&st.diagnose, t)
+
+	var batch []store.WebhookApply
+	var in []*item
+	for _, it := range items {
+		if !it.decided() && it.apply != nil {
+			batch, in = append(batch, *it.apply), append(in, it)
+		}
+	}
+	if len(batch) > 0 {
+		applied, err := w.o.DB.ApplyWebhooks(ctx, batch, wire.ProactiveDelivery)
+		if err != nil && len(in) > 1 {
+			// One webhook may be what fails the batch: each is recorded on its own, so
+			// the others are not held back by it.
+			w.o.Log.Warn("webhook batch not recorded at once, recording each on its own", "batch", len(in), "err", err)
+			for _, it := range in {
+				it.applied, it.err = w.storeOne(ctx, it.apply)
+			}
+		} else {
+			for i, it := range in {
+				if err != nil {
+					it.err = err
+				} else {
+					it.applied = applied[i]
+				}
+			}
+		}
+	}
+	t = since(&st.store, t)
+	for _, it := range in {
+		switch {
+		case it.err != nil:
+		case it.applied.Duplicate:
+			it.outcome = "duplicate"
+		default:
+			it.outcome = it.applied.Outcome
+			if effective(it.apply.Effects) {
+				w.announce(it.applied, it.log)
+				a := it.applied
+				it.log.Info("proactive events recorded", "monitor", it.apply.Record.Monitor, "alert_status", it.apply.Record.AlertStatus,
+					"outcome", a.Outcome, "opened", len(a.Opened), "closed", len(a.Closed), "suppressed", len(a.Suppressed),
+					"healthy", len(a.Healthy), "unresolved", len(a.Unresolved), "callbacks", a.Deliveries)
+			}
+		}
+	}
+	since(&st.publish, t)
+}
+
+// effective reports whether a webhook does anything beyond its record.
+func effective(e store.ProactiveEffects) bool { return len(e.Open) > 0 || e.Close != nil }
+
+// storeOne records one webhook in its own transaction.
+func (w *Worker) storeOne(ctx context.Context, a *store.WebhookApply) (store.Applied, error) {
+	if effective(a.Effects) {
+		return w.o.DB.ApplyWebhook(ctx, a.Record, a.Effects, wire.ProactiveDelivery)
+	}
+	dup, err := w.o.DB.RecordWebhook(ctx, a.Record)
+	return store.Applied{Duplicate: dup, Outcome: a.Record.Outcome, Detail: a.Record.Detail}, err
+}
+
+// plan maps a webhook: what to record for it, and for an open alert, the source and
+// alert to resolve and diagnose before its events can be built.
+func (w *Worker) plan(rules *webhookmap.Rules, it *item) {
+	ev, log := it.ev, it.log
+	recordOnly := func(rec store.WebhookRecord, payload []byte) {
+		rec.Payload = payload
+		it.apply = &store.WebhookApply{Record: rec}
+	}
+	src, ok := rules.Source(ev.Source)
 	if !ok {
-		return w.recordOnly(ctx, record(ev, store.WebhookInvalid, deliveries, "no webhook source "+ev.Source+" in the rules"), ev.Payload)
+		recordOnly(record(ev, store.WebhookInvalid, it.deliveries, "no webhook source "+ev.Source+" in the rules"), ev.Payload)
+		return
 	}
 	a, err := src.Map(ev.Payload)
 	if err != nil {
@@ -324,59 +587,95 @@ func (w *Worker) process(ctx context.Context, ev events.WebhookReceived, deliver
 		}
 		log.Warn("webhook payload not mapped", "field", field)
 		log.Debug("webhook payload not mapped", "err", err)
-		return w.recordOnly(ctx, record(ev, store.WebhookInvalid, deliveries, err.Error()), ev.Payload)
+		recordOnly(record(ev, store.WebhookInvalid, it.deliveries, err.Error()), ev.Payload)
+		return
 	}
-	// The outcome is provisional: ApplyWebhook records what the webhook did.
-	rec := record(ev, store.WebhookOpened, deliveries, "")
+	// The outcome is provisional: ApplyWebhooks records what the webhook did.
+	rec := record(ev, store.WebhookOpened, it.deliveries, "")
 	rec.Monitor, rec.AlertStatus = a.Monitor, string(a.Status)
 	if a.Rule == nil {
 		rec.Outcome, rec.Detail = store.WebhookIgnored, "no rule for this monitor"
 		log.Info("webhook for an unmapped monitor ignored", "monitor", a.Monitor)
-		return w.recordOnly(ctx, rec, nil)
+		recordOnly(rec, nil)
+		return
 	}
-	var eff store.ProactiveEffects
-	eff.Callback = w.o.Callback
+	eff := store.ProactiveEffects{Callback: w.o.Callback}
 	if a.Status == webhookmap.Closed {
 		rec.Outcome = store.WebhookClosed
 		eff.Close = CloseEvents(a, ev.Time)
 	} else {
-		t = time.Now()
-		targets, err := w.resolve(ctx, src, a)
-		t = since(&st.resolve, t)
-		if err != nil {
-			return "", err
-		}
-		checked := w.diagnose(ctx, a, targets, log)
-		since(&st.diagnose, t)
-		eff.Open = OpenEvents(src, a, targets, checked, RunsOn(w.o.Actions), w.o.Topics)
+		it.src, it.alert = src, a
 	}
-	t = time.Now()
-	applied, err := w.o.DB.ApplyWebhook(ctx, rec, eff, wire.ProactiveDelivery)
-	t = since(&st.store, t)
-	if err != nil {
-		return "", err
-	}
-	if applied.Duplicate {
-		return "duplicate", nil
-	}
-	w.announce(applied, log)
-	since(&st.publish, t)
-	log.Info("proactive events recorded", "monitor", a.Monitor, "alert_status", a.Status, "outcome", applied.Outcome,
-		"opened", len(applied.Opened), "closed", len(applied.Closed), "suppressed", len(applied.Suppressed),
-		"healthy", len(applied.Healthy), "unresolved", len(applied.Unresolved), "callbacks", applied.Deliveries)
-	return applied.Outcome, nil
+	it.apply = &store.WebhookApply{Record: rec, Effects: eff}
 }
 
-func (w *Worker) recordOnly(ctx context.Context, rec store.WebhookRecord, payload []byte) (string, error) {
-	rec.Payload = payload
-	dup, err := w.o.DB.RecordWebhook(ctx, rec)
-	if err != nil {
-		return "", err
+// resolveConcurrency bounds the lookups of the alerts resolved one at a time.
+const resolveConcurrency = 8
+
+// resolveAll finds the targets of the batch's open alerts: the devices named, with
+// one lookup per instance when the Resolver can look up several at once; the
+// rest one by one, a few at a time.
+func (w *Worker) resolveAll(ctx context.Context, items []*item) {
+	br, batched := w.o.Resolver.(BatchResolver)
+	byInstance := map[string][]*item{}
+	var single []*item
+	for _, it := range items {
+		switch {
+		case it.decided() || it.src == nil:
+		case batched && it.alert.Device != "":
+			byInstance[it.src.Instance] = append(byInstance[it.src.Instance], it)
+		default:
+			single = append(single, it)
+		}
 	}
-	if dup {
-		return "duplicate", nil
+	for instance, its := range byInstance {
+		names := make([]string, len(its))
+		for i, it := range its {
+			names[i] = it.alert.Device
+		}
+		found, err := br.UsersOfDevices(ctx, instance, names)
+		for _, it := range its {
+			if err != nil {
+				it.err = fmt.Errorf("resolve device: %w", err)
+				continue
+			}
+			var dev *Device
+			var users []Employee
+			if r, ok := found[it.alert.Device]; ok {
+				dev, users = &r.Device, r.Users
+			}
+			it.targets = Targets(it.alert, it.src.MaxUsersPerDevice, dev, users, nil, nil)
+		}
 	}
-	return rec.Outcome, nil
+	sem := make(chan struct{}, resolveConcurrency)
+	var wg sync.WaitGroup
+	for _, it := range single {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			it.targets, it.err = w.resolve(ctx, it.src, it.alert)
+		}()
+	}
+	wg.Wait()
+}
+
+// diagnoseAll runs the diagnoses of the batch's open alerts at once (each alert's
+// devices in turn) and builds their events.
+func (w *Worker) diagnoseAll(ctx context.Context, items []*item) {
+	var wg sync.WaitGroup
+	for _, it := range items {
+		if it.decided() || it.src == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			checked := w.diagnose(ctx, it.alert, it.targets, it.log)
+			it.apply.Effects.Open = OpenEvents(it.src, it.alert, it.targets, checked, RunsOn(w.o.Actions), w.o.Topics)
+		}()
+	}
+	wg.Wait()
 }
 
 // resolve looks up the payload's device and user in the cache, on the source's instance.
