@@ -213,6 +213,19 @@ type SwapTx struct {
 	part           map[string]string
 	devices        int64 // rows copied into the next devices
 	devicesIndexed bool
+	// The time each step of Finish took, for the log.
+	steps   []string
+	stepEnd time.Time
+}
+
+// Steps says how long each step of Finish took.
+func (s *SwapTx) Steps() string { return strings.Join(s.steps, ", ") }
+
+// lap records the time since the previous lap as the step name's.
+func (s *SwapTx) lap(name string) {
+	now := time.Now()
+	s.steps = append(s.steps, fmt.Sprintf("%s %.1f s", name, now.Sub(s.stepEnd).Seconds()))
+	s.stepEnd = now
 }
 
 // BeginSwap opens the swap's transaction and creates the instance's next partitions
@@ -370,6 +383,7 @@ func (s *SwapTx) Finish(ctx context.Context) (SwapCounts, error) {
 }
 
 func (s *SwapTx) finish(ctx context.Context) (SwapCounts, error) {
+	s.stepEnd = time.Now()
 	if err := s.IndexDevices(ctx); err != nil {
 		return SwapCounts{}, err
 	}
@@ -387,6 +401,7 @@ func (s *SwapTx) finish(ctx context.Context) (SwapCounts, error) {
 		return c, fmt.Errorf("load activity: %w", err)
 	}
 	c.Activities = tag.RowsAffected()
+	s.lap("activity")
 	tag, err = tx.Exec(ctx, `
 		INSERT INTO `+activity+` (instance, user_key, collector_uid, last_activity, source)
 		SELECT $1, lower(d.last_logon_user), d.collector_uid, d.last_logon_time, 'last_logon'
@@ -398,12 +413,14 @@ func (s *SwapTx) finish(ctx context.Context) (SwapCounts, error) {
 		return c, fmt.Errorf("load last logons: %w", err)
 	}
 	c.Activities += tag.RowsAffected()
+	s.lap("last logons")
 	if _, err := s.primaryKey(ctx, "user_devices", "user_key", "collector_uid"); err != nil {
 		return c, err
 	}
 	if err := s.index(ctx, "user_devices"); err != nil {
 		return c, err
 	}
+	s.lap("activity indexes")
 	// Users whose last activity is older than the period have no user_devices row
 	// left, so they are not loaded: that is the pruning of users. A user the users
 	// export lacks keeps the name its devices' last logon gives.
@@ -418,6 +435,7 @@ func (s *SwapTx) finish(ctx context.Context) (SwapCounts, error) {
 	if err != nil {
 		return c, fmt.Errorf("load users: %w", err)
 	}
+	s.lap("users")
 	// A user twice in the export (in any case) is kept once, as one of its rows.
 	dups, err := s.primaryKey(ctx, "users", "name_key")
 	if err != nil {
@@ -427,10 +445,14 @@ func (s *SwapTx) finish(ctx context.Context) (SwapCounts, error) {
 	if err := s.index(ctx, "users"); err != nil {
 		return c, err
 	}
+	s.lap("users indexes")
 	if err := s.flip(ctx); err != nil {
 		return c, err
 	}
-	return c, tx.Commit(ctx)
+	s.lap("flip")
+	err = tx.Commit(ctx)
+	s.lap("commit")
+	return c, err
 }
 
 // flip replaces the instance's partitions with the new ones and marks the instance

@@ -408,7 +408,7 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 	start := time.Now()
 	counts, err := swap.Finish(ctx)
 	r.log.Info("discovery swapped", "devices_ms", devicesTime.Milliseconds(), "rest_ms", time.Since(start).Milliseconds(),
-		"duration_ms", (devicesTime + time.Since(start)).Milliseconds(), "err", err)
+		"duration_ms", (devicesTime + time.Since(start)).Milliseconds(), "steps", swap.Steps(), "err", err)
 	return counts, err
 }
 
