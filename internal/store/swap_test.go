@@ -351,3 +351,62 @@ func TestFlipWaitsForAReader(t *testing.T) {
 	}
 	mustSee(t, pool, next)
 }
+
+// TestCacheMigrationKeepsTheCache: the rows cached before the cache tables were
+// partitioned (migration 21) are answered after it, each instance in a partition of
+// its own, which the next swap of the instance replaces and no other touches.
+func TestCacheMigrationKeepsTheCache(t *testing.T) {
+	ctx := context.Background()
+	pool, err := store.Open(ctx, testenv.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	ms, err := store.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply := func(from, to int) {
+		t.Helper()
+		for _, m := range ms {
+			if m.Version >= from && m.Version < to {
+				if _, err := pool.Exec(ctx, m.SQL); err != nil {
+					t.Fatalf("%s: %v", m.Name, err)
+				}
+			}
+		}
+	}
+	apply(0, 21)
+	now := time.Now().UTC().Truncate(time.Second)
+	for _, in := range []string{"eu", "us"} {
+		if _, err := pool.Exec(ctx, `INSERT INTO instances (name, up) VALUES ($1, true)`, in); err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{
+			`INSERT INTO devices (collector_uid, instance, name, last_seen, refreshed_at) VALUES ('uid-' || $1, $1, 'PC-' || $1, $2, $2)`,
+			`INSERT INTO users (instance, name, upn, refreshed_at) VALUES ($1, 'User-' || $1, 'user@' || $1, $2)`,
+			`INSERT INTO user_devices (instance, user_key, collector_uid, last_activity, source) VALUES ($1, 'user-' || $1, 'uid-' || $1, $2, 'session')`,
+		} {
+			if _, err := pool.Exec(ctx, q, in, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	apply(21, 1<<30)
+	db := store.New(pool)
+	for _, in := range []string{"eu", "us"} {
+		got, err := db.DevicesOfUser(ctx, []store.UserMatch{{Key: store.ByUPN, Value: "USER@" + in, MatchedBy: "upn"}}, "", 10)
+		if err != nil || len(got) != 1 || got[0].Name != "PC-"+in || got[0].Instance != in || got[0].User != "User-"+in {
+			t.Fatalf("%s after the migration: got %+v, %v", in, got, err)
+		}
+	}
+	ld := load{instance: "eu", asOf: now, devices: 20, seed: rand.Uint64()}
+	swap(t, db, ld)
+	mustSee(t, pool, ld)
+	if got, err := db.DevicesByKey(ctx, store.ByDeviceName, "PC-us", 10); err != nil || len(got) != 1 || got[0].User != "User-us" {
+		t.Fatalf("us after a swap of eu: got %+v, %v", got, err)
+	}
+	if got, err := db.DevicesByKey(ctx, store.ByDeviceName, "PC-eu", 10); err != nil || len(got) != 0 {
+		t.Fatalf("eu's migrated device after a swap of eu: got %+v, %v", got, err)
+	}
+}
