@@ -12,10 +12,14 @@
 --
 -- Partitions are named <table>_g<generation>, from cache_generation; the instance a
 -- partition holds is its partition bound (pg_class.relpartbound), no other record.
+--
+-- users loses last_activity, which no reader used: the users export is copied
+-- straight into the next partition while the activity exports still run, and setting
+-- it afterwards would have rewritten every row. A user's activity is user_devices'.
 
 CREATE TEMP TABLE old_devices ON COMMIT DROP AS SELECT * FROM devices;
 CREATE TEMP TABLE old_users ON COMMIT DROP AS
-    SELECT instance, name, upn, sid, email, full_name, last_activity, refreshed_at FROM users;
+    SELECT instance, name, upn, sid, email, full_name, refreshed_at FROM users;
 CREATE TEMP TABLE old_user_devices ON COMMIT DROP AS SELECT * FROM user_devices;
 DROP TABLE user_devices, users, devices;
 
@@ -49,7 +53,6 @@ CREATE TABLE users (
     sid           text,
     email         text,
     full_name     text,
-    last_activity timestamptz,
     refreshed_at  timestamptz NOT NULL,
     PRIMARY KEY (name_key, instance)
 ) PARTITION BY LIST (instance);
@@ -80,7 +83,7 @@ BEGIN
         EXECUTE format('CREATE TABLE %I PARTITION OF users FOR VALUES IN (%L)', 'users_g' || g, inst);
         EXECUTE format('CREATE TABLE %I PARTITION OF user_devices FOR VALUES IN (%L)', 'user_devices_g' || g, inst);
         INSERT INTO devices SELECT * FROM old_devices WHERE instance = inst;
-        INSERT INTO users (instance, name, upn, sid, email, full_name, last_activity, refreshed_at)
+        INSERT INTO users (instance, name, upn, sid, email, full_name, refreshed_at)
             SELECT * FROM old_users WHERE instance = inst;
         INSERT INTO user_devices SELECT * FROM old_user_devices WHERE instance = inst;
     END LOOP;

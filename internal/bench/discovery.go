@@ -196,7 +196,7 @@ func discoveryStages(log []byte) string {
 			if m.Steps != "" {
 				steps = ": " + m.Steps
 			}
-			parts = append(parts, fmt.Sprintf("swap %.1f s (devices %.1f s, begun as soon as they were staged; the rest %.1f s, after the last export%s)",
+			parts = append(parts, fmt.Sprintf("swap %.1f s (devices and users %.1f s, indexed as soon as they were in; the rest %.1f s, after the last export%s)",
 				float64(m.Duration)/1000, float64(m.Devices)/1000, float64(m.Rest)/1000, steps))
 		}
 	}

@@ -24,7 +24,7 @@ type DiscoveryLease struct {
 }
 
 // stagingBuffers is the session's memory for temporary tables: the staging of a
-// large instance's users and activity stays mostly in memory.
+// large instance's activity stays mostly in memory.
 const stagingBuffers = "256MB"
 
 // TryDiscoveryLease takes the lease of instance without waiting. ok is false when
@@ -98,17 +98,30 @@ func (s *SwapTx) CopyDevices(ctx context.Context, next func() (*StagedDevice, er
 	return read, err
 }
 
-// CopyUsers streams users into staging with COPY. next returns nil at the end.
+// CopyUsers streams users with COPY straight into the instance's next users
+// partition, which has no index yet: those with a name. next returns nil at the end.
+// It returns the rows read. Finish keeps those with activity in the period.
 func (s *SwapTx) CopyUsers(ctx context.Context, next func() (*StagedUser, error)) (int64, error) {
-	row := make([]any, 5)
-	return s.copy(ctx, "stage_users", []string{"name", "upn", "sid", "email", "full_name"}, func() ([]any, error) {
-		u, err := next()
-		if u == nil || err != nil {
-			return nil, err
+	row := make([]any, 7)
+	read := int64(0)
+	n, err := s.copy(ctx, s.part["users"], []string{"instance", "name", "upn", "sid", "email", "full_name", "refreshed_at"}, func() ([]any, error) {
+		for {
+			u, err := next()
+			if u == nil || err != nil {
+				return nil, err
+			}
+			read++
+			if u.Name == "" {
+				continue
+			}
+			// SIDs are ASCII: Go's upper case is PostgreSQL's.
+			row[0], row[1], row[2], row[3] = s.l.instance, u.Name, null(u.UPN), null(strings.ToUpper(u.SID))
+			row[4], row[5], row[6] = null(u.Email), null(u.FullName), s.asOf
+			return row, nil
 		}
-		row[0], row[1], row[2], row[3], row[4] = u.Name, null(u.UPN), null(u.SID), null(u.Email), null(u.FullName)
-		return row, nil
 	})
+	s.users += n
+	return read, err
 }
 
 // CopyActivity streams user-device activity into staging with COPY. next returns nil
@@ -211,8 +224,8 @@ type SwapTx struct {
 	cutoff, asOf time.Time
 	// part maps each cache table to the instance's next partition of it.
 	part           map[string]string
-	devices        int64 // rows copied into the next devices
-	devicesIndexed bool
+	devices, users int64 // rows copied into the next devices and users
+	indexed        map[string]bool
 	// The time each step of Finish took, for the log.
 	steps   []string
 	stepEnd time.Time
@@ -237,7 +250,7 @@ func (l *DiscoveryLease) BeginSwap(ctx context.Context, cutoff, asOf time.Time) 
 	if err != nil {
 		return nil, fmt.Errorf("discovery %s: swap: %w", l.instance, err)
 	}
-	s := &SwapTx{l: l, tx: tx, cutoff: cutoff, asOf: asOf}
+	s := &SwapTx{l: l, tx: tx, cutoff: cutoff, asOf: asOf, indexed: map[string]bool{}}
 	if err := s.begin(ctx); err != nil {
 		s.Rollback(ctx)
 		return nil, fmt.Errorf("discovery %s: swap: %w", l.instance, err)
@@ -252,7 +265,6 @@ func (s *SwapTx) begin(ctx context.Context) error {
 	// would have the JIT compile each statement for seconds.
 	if _, err := s.tx.Exec(ctx, `SET LOCAL work_mem = '128MB'; SET LOCAL enable_nestloop = off; SET LOCAL jit = off;
 		SET LOCAL default_statistics_target = 10;
-		CREATE TEMP TABLE stage_users (name text, upn text, sid text, email text, full_name text) ON COMMIT DROP;
 		CREATE TEMP TABLE stage_activity (collector_uid text, user_name text, last_activity timestamptz) ON COMMIT DROP`); err != nil {
 		return err
 	}
@@ -270,22 +282,32 @@ func (s *SwapTx) begin(ctx context.Context) error {
 	return nil
 }
 
-// IndexDevices indexes the next devices once every device export is in, so that
-// Finish has less to do: discovery calls it while the activity exports still run.
+// IndexDevices indexes the next devices once every device export is in, and
+// IndexUsers the next users once the users export is: discovery calls them while the
+// activity exports still run, so that Finish has less to do. A device or a user (in
+// any case) twice in the exports keeps its first row.
 func (s *SwapTx) IndexDevices(ctx context.Context) error {
-	if s.devicesIndexed {
+	return s.indexEarly(ctx, "devices", &s.devices, "collector_uid")
+}
+
+// IndexUsers: see IndexDevices.
+func (s *SwapTx) IndexUsers(ctx context.Context) error {
+	return s.indexEarly(ctx, "users", &s.users, "name_key")
+}
+
+func (s *SwapTx) indexEarly(ctx context.Context, table string, rows *int64, key string) error {
+	if s.indexed[table] {
 		return nil
 	}
-	// A device twice in the exports keeps its first row.
-	dups, err := s.primaryKey(ctx, "devices", "collector_uid")
+	dups, err := s.primaryKey(ctx, table, key)
 	if err == nil {
-		s.devices -= dups
-		err = s.index(ctx, "devices")
+		*rows -= dups
+		err = s.index(ctx, table)
 	}
 	if err != nil {
 		return fmt.Errorf("discovery %s: swap: %w", s.l.instance, err)
 	}
-	s.devicesIndexed = true
+	s.indexed[table] = true
 	return nil
 }
 
@@ -387,6 +409,9 @@ func (s *SwapTx) finish(ctx context.Context) (SwapCounts, error) {
 	if err := s.IndexDevices(ctx); err != nil {
 		return SwapCounts{}, err
 	}
+	if err := s.IndexUsers(ctx); err != nil {
+		return SwapCounts{}, err
+	}
 	tx, instance, cutoff := s.tx, s.l.instance, s.cutoff
 	devices, activity, users := s.part["devices"], s.part["user_devices"], s.part["users"]
 	c := SwapCounts{Devices: s.devices}
@@ -421,31 +446,28 @@ func (s *SwapTx) finish(ctx context.Context) (SwapCounts, error) {
 		return c, err
 	}
 	s.lap("activity indexes")
-	// Users whose last activity is older than the period have no user_devices row
-	// left, so they are not loaded: that is the pruning of users. A user the users
-	// export lacks keeps the name its devices' last logon gives.
+	// Users without activity in the period are removed: that is the pruning of users.
+	// (Their index entries stay until autovacuum passes; readers skip dead rows.) A user
+	// with activity the users export lacks is added, with the name its devices' last
+	// logon gives.
+	tag, err = tx.Exec(ctx, `DELETE FROM `+users+` u WHERE NOT EXISTS (SELECT 1 FROM `+activity+` ud WHERE ud.user_key = u.name_key)`)
+	if err != nil {
+		return c, fmt.Errorf("prune users: %w", err)
+	}
+	c.Users = s.users - tag.RowsAffected()
 	tag, err = tx.Exec(ctx, `
-		INSERT INTO `+users+` (instance, name, upn, sid, email, full_name, last_activity, refreshed_at)
-		SELECT $1, coalesce(s.name, l.name, a.user_key), s.upn, upper(s.sid), s.email, s.full_name, a.last_activity, $2
-		FROM (SELECT user_key, max(last_activity) AS last_activity FROM `+activity+` GROUP BY user_key) a
-		LEFT JOIN stage_users s ON lower(s.name) = a.user_key
+		INSERT INTO `+users+` (instance, name, refreshed_at)
+		SELECT $1, coalesce(l.name, a.user_key), $2
+		FROM (SELECT DISTINCT user_key FROM `+activity+`) a
 		LEFT JOIN (SELECT lower(last_logon_user) AS key, min(last_logon_user) AS name
-			FROM `+devices+` WHERE last_logon_user <> '' GROUP BY 1) l ON l.key = a.user_key`,
+			FROM `+devices+` WHERE last_logon_user <> '' GROUP BY 1) l ON l.key = a.user_key
+		WHERE NOT EXISTS (SELECT 1 FROM `+users+` u WHERE u.name_key = a.user_key)`,
 		instance, s.asOf)
 	if err != nil {
-		return c, fmt.Errorf("load users: %w", err)
+		return c, fmt.Errorf("load users without a row: %w", err)
 	}
+	c.Users += tag.RowsAffected()
 	s.lap("users")
-	// A user twice in the export (in any case) is kept once, as one of its rows.
-	dups, err := s.primaryKey(ctx, "users", "name_key")
-	if err != nil {
-		return c, err
-	}
-	c.Users = tag.RowsAffected() - dups
-	if err := s.index(ctx, "users"); err != nil {
-		return c, err
-	}
-	s.lap("users indexes")
 	if err := s.flip(ctx); err != nil {
 		return c, err
 	}

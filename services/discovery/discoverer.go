@@ -316,11 +316,11 @@ func (r *Run) publish(rec store.DiscoveryRun, up bool) {
 // exports in flight beyond the NQL rate limit, which the client's limiter keeps. The
 // swap's transaction, on the lease's one connection, is open from the start: each
 // results file is streamed into a COPY as it downloads (the devices straight into
-// the instance's next devices table, users and activity into staging), one COPY at
+// the instance's next devices and users tables, activity into staging), one COPY at
 // a time, in the order the exports complete. An export that completes while another
-// is loading waits before its download, not in memory. The devices are indexed as
-// soon as they are in, while the activity exports still run; the rest once they are
-// staged.
+// is loading waits before its download, not in memory. The devices and the users
+// are indexed as soon as they are in, while the activity exports still run; the rest
+// once they are staged.
 func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, error) {
 	swap, err := r.lease.BeginSwap(ctx, asOf.Add(-r.d.cfg.Period), asOf)
 	if err != nil {
@@ -349,6 +349,7 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 		})
 	}
 	var udec *userDecoder
+	usersStaged := make(chan struct{})
 	g.Go(func() error {
 		return stage(gctx, r, conn, QueryUsers, nil, func(header, rec []string) (*store.StagedUser, error) {
 			if udec == nil {
@@ -358,7 +359,7 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 				}
 			}
 			return udec.decode(rec), nil
-		}, swap.CopyUsers)
+		}, swap.CopyUsers, func() { close(usersStaged) })
 	})
 	for _, p := range platforms {
 		var adec *activityDecoder
@@ -374,27 +375,33 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 			}, swap.CopyActivity)
 		})
 	}
-	var devicesTime time.Duration
-	g.Go(func() error {
-		select {
-		case <-devicesStaged:
-		case <-gctx.Done():
-			return nil // an export failed: its error is the attempt's
+	// Devices and users are indexed as soon as they are in, on the connection, between
+	// two COPYs.
+	var earlyTime time.Duration // indexing devices and users (logged as devices_ms)
+	index := func(staged chan struct{}, f func(context.Context) error) func() error {
+		return func() error {
+			select {
+			case <-staged:
+			case <-gctx.Done():
+				return nil // an export failed: its error is the attempt's
+			}
+			select {
+			case conn <- struct{}{}:
+			case <-gctx.Done():
+				return nil
+			}
+			defer func() { <-conn }()
+			if gctx.Err() != nil {
+				return nil
+			}
+			start := time.Now()
+			err := f(gctx)
+			earlyTime += time.Since(start) // one at a time, on the connection
+			return err
 		}
-		select {
-		case conn <- struct{}{}:
-		case <-gctx.Done():
-			return nil
-		}
-		defer func() { <-conn }()
-		if gctx.Err() != nil {
-			return nil
-		}
-		start := time.Now()
-		err := swap.IndexDevices(gctx)
-		devicesTime = time.Since(start)
-		return err
-	})
+	}
+	g.Go(index(devicesStaged, swap.IndexDevices))
+	g.Go(index(usersStaged, swap.IndexUsers))
 	if err := g.Wait(); err != nil {
 		swap.Rollback(ctx)
 		return store.SwapCounts{}, err
@@ -407,8 +414,8 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 	}
 	start := time.Now()
 	counts, err := swap.Finish(ctx)
-	r.log.Info("discovery swapped", "devices_ms", devicesTime.Milliseconds(), "rest_ms", time.Since(start).Milliseconds(),
-		"duration_ms", (devicesTime + time.Since(start)).Milliseconds(), "steps", swap.Steps(), "err", err)
+	r.log.Info("discovery swapped", "devices_ms", earlyTime.Milliseconds(), "rest_ms", time.Since(start).Milliseconds(),
+		"duration_ms", (earlyTime + time.Since(start)).Milliseconds(), "steps", swap.Steps(), "err", err)
 	return counts, err
 }
 
