@@ -178,6 +178,7 @@ func discoveryStages(log []byte) string {
 			Duration int64             `json:"duration_ms"`
 			Devices  int64             `json:"devices_ms"`
 			Rest     int64             `json:"rest_ms"`
+			Steps    string            `json:"steps"`
 		}
 		if json.Unmarshal(sc.Bytes(), &m) != nil {
 			continue
@@ -191,8 +192,12 @@ func discoveryStages(log []byte) string {
 			parts = append(parts, fmt.Sprintf("%s: ready %.1f s, download+COPY %.1f s (%d rows)", what,
 				float64(m.Export)/1000, float64(m.Load)/1000, m.Rows))
 		case "discovery swapped":
-			parts = append(parts, fmt.Sprintf("swap %.1f s (devices %.1f s, begun as soon as they were staged; the rest %.1f s, after the last export)",
-				float64(m.Duration)/1000, float64(m.Devices)/1000, float64(m.Rest)/1000))
+			steps := ""
+			if m.Steps != "" {
+				steps = ": " + m.Steps
+			}
+			parts = append(parts, fmt.Sprintf("swap %.1f s (devices and users %.1f s, indexed as soon as they were in; the rest %.1f s, after the last export%s)",
+				float64(m.Duration)/1000, float64(m.Devices)/1000, float64(m.Rest)/1000, steps))
 		}
 	}
 	if len(parts) == 0 {

@@ -309,20 +309,22 @@ func (r *Run) publish(rec store.DiscoveryRun, up bool) {
 	}
 }
 
-// attempt exports devices, users and activity into the staging tables, then swaps
-// the instance's cached rows in one transaction.
+// attempt exports devices, users and activity into the swap's tables, then swaps the
+// instance's cached rows for them.
 //
 // The five exports run at once: most of an export's time is the instance's (the
 // export is computed, then polled for), and the Nexthink API publishes no limit on
 // exports in flight beyond the NQL rate limit, which the client's limiter keeps. The
-// staging tables are temporary, so private to the lease's one connection: each
-// results file is streamed into a COPY as it downloads, one COPY at a time, in the
-// order the exports complete. An export that completes while another is loading
-// waits before its download, not in memory. The swap's transaction starts, on the
-// same connection, as soon as the devices are staged: the devices are replaced
-// while the activity exports still run, and the rest once they are staged.
+// swap's transaction, on the lease's one connection, is open from the start: each
+// results file is streamed into a COPY as it downloads (the devices straight into
+// the instance's next devices and users tables, activity into staging), one COPY at
+// a time, in the order the exports complete. An export that completes while another
+// is loading waits before its download, not in memory. The devices and the users
+// are indexed as soon as they are in, while the activity exports still run; the rest
+// once they are staged.
 func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, error) {
-	if err := r.lease.ResetStaging(ctx); err != nil {
+	swap, err := r.lease.BeginSwap(ctx, asOf.Add(-r.d.cfg.Period), asOf)
+	if err != nil {
 		return store.SwapCounts{}, err
 	}
 	conn := make(chan struct{}, 1) // the lease's connection, held by one statement or COPY at a time
@@ -340,7 +342,7 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 					}
 				}
 				return decs[k].decode(rec), nil
-			}, r.lease.CopyDevices, func() {
+			}, swap.CopyDevices, func() {
 				if staged.Add(1) == int32(len(platforms)) {
 					close(devicesStaged)
 				}
@@ -348,6 +350,7 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 		})
 	}
 	var udec *userDecoder
+	usersStaged := make(chan struct{})
 	g.Go(func() error {
 		return stage(gctx, r, conn, QueryUsers, nil, func(header, rec []string) (*store.StagedUser, error) {
 			if udec == nil {
@@ -357,7 +360,7 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 				}
 			}
 			return udec.decode(rec), nil
-		}, r.lease.CopyUsers)
+		}, swap.CopyUsers, func() { close(usersStaged) })
 	})
 	for _, p := range platforms {
 		var adec *activityDecoder
@@ -370,40 +373,39 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 					}
 				}
 				return adec.decode(rec), nil
-			}, r.lease.CopyActivity)
+			}, swap.CopyActivity)
 		})
 	}
-	var swap *store.SwapTx
-	var swapTime time.Duration
-	g.Go(func() error {
-		select {
-		case <-devicesStaged:
-		case <-gctx.Done():
-			return nil // an export failed: its error is the attempt's
+	// Devices and users are indexed as soon as they are in, on the connection, between
+	// two COPYs.
+	var earlyTime time.Duration // indexing devices and users (logged as devices_ms)
+	index := func(staged chan struct{}, f func(context.Context) error) func() error {
+		return func() error {
+			select {
+			case <-staged:
+			case <-gctx.Done():
+				return nil // an export failed: its error is the attempt's
+			}
+			select {
+			case conn <- struct{}{}:
+			case <-gctx.Done():
+				return nil
+			}
+			defer func() { <-conn }()
+			if gctx.Err() != nil {
+				return nil
+			}
+			start := time.Now()
+			err := f(gctx)
+			earlyTime += time.Since(start) // one at a time, on the connection
+			return err
 		}
-		select {
-		case conn <- struct{}{}:
-		case <-gctx.Done():
-			return nil
-		}
-		defer func() { <-conn }()
-		if gctx.Err() != nil {
-			return nil
-		}
-		start := time.Now()
-		var err error
-		swap, err = r.lease.BeginSwap(gctx, asOf.Add(-r.d.cfg.Period), asOf)
-		swapTime += time.Since(start)
-		return err
-	})
-	if err := g.Wait(); err != nil {
-		if swap != nil {
-			swap.Rollback(ctx)
-		}
-		return store.SwapCounts{}, err
 	}
-	if swap == nil {
-		return store.SwapCounts{}, fmt.Errorf("discovery %s: the swap did not start", r.rec.Instance)
+	g.Go(index(devicesStaged, swap.IndexDevices))
+	g.Go(index(usersStaged, swap.IndexUsers))
+	if err := g.Wait(); err != nil {
+		swap.Rollback(ctx)
+		return store.SwapCounts{}, err
 	}
 	for _, dec := range decs {
 		if dec != nil && len(dec.missing) > 0 {
@@ -416,8 +418,8 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 	}
 	start := time.Now()
 	counts, err := swap.Finish(ctx)
-	r.log.Info("discovery swapped", "devices_ms", swapTime.Milliseconds(), "rest_ms", time.Since(start).Milliseconds(),
-		"duration_ms", (swapTime + time.Since(start)).Milliseconds(), "err", err)
+	r.log.Info("discovery swapped", "devices_ms", earlyTime.Milliseconds(), "rest_ms", time.Since(start).Milliseconds(),
+		"duration_ms", (earlyTime + time.Since(start)).Milliseconds(), "steps", swap.Steps(), "err", err)
 	return counts, err
 }
 

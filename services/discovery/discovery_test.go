@@ -286,7 +286,8 @@ func TestPruningAndRefresh(t *testing.T) {
 	}
 	for _, sql := range []string{
 		`SELECT count(*) FROM user_devices WHERE last_activity < $1`,
-		`SELECT count(*) FROM users WHERE last_activity < $1`,
+		`SELECT count(*) FROM users u WHERE NOT EXISTS (SELECT 1 FROM user_devices ud
+			WHERE ud.instance = u.instance AND ud.user_key = u.name_key AND ud.last_activity >= $1)`,
 		`SELECT count(*) FROM devices WHERE last_seen < $1`,
 	} {
 		if n := e.count(t, sql, cutoff); n != 0 {

@@ -303,8 +303,7 @@ type cacheDevice struct {
 	users     []string
 }
 
-// loadCache fills the cache of instance eu the way discovery does (staging, COPY,
-// swap), so the resolver reads real rows.
+// loadCache fills the cache of instance eu the way discovery does (COPY, swap), so the resolver reads real rows.
 func loadCache(t *testing.T, db *store.DB, devices ...cacheDevice) {
 	t.Helper()
 	ctx := context.Background()
@@ -313,10 +312,11 @@ func loadCache(t *testing.T, db *store.DB, devices ...cacheDevice) {
 		t.Fatalf("lease: %v %v", ok, err)
 	}
 	defer lease.Release(ctx)
-	if err := lease.ResetStaging(ctx); err != nil {
+	now := time.Now().UTC()
+	swap, err := lease.BeginSwap(ctx, now.Add(-30*24*time.Hour), now)
+	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now().UTC()
 	var devs []*store.StagedDevice
 	var acts []*store.StagedActivity
 	users := map[string]bool{}
@@ -333,16 +333,16 @@ func loadCache(t *testing.T, db *store.DB, devices ...cacheDevice) {
 	for u := range users {
 		us = append(us, &store.StagedUser{Name: u, UPN: u + "@example.com"})
 	}
-	if _, err := lease.CopyDevices(ctx, iter(devs)); err != nil {
+	if _, err := swap.CopyDevices(ctx, iter(devs)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lease.CopyUsers(ctx, iter(us)); err != nil {
+	if _, err := swap.CopyUsers(ctx, iter(us)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lease.CopyActivity(ctx, iter(acts)); err != nil {
+	if _, err := swap.CopyActivity(ctx, iter(acts)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lease.Swap(ctx, now.Add(-30*24*time.Hour), now); err != nil {
+	if _, err := swap.Finish(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
