@@ -56,6 +56,7 @@ type leased struct {
 	callers         map[string]*caller
 	fair            fairShares
 	lastUse         time.Time
+	waiting         int // callers waiting for a lease in flight or their own
 }
 
 // run is cells leased together: n cells, the first usable at first, then one per step.
@@ -83,36 +84,60 @@ func (l *leased) Take(ctx context.Context, maxWait time.Duration) (time.Duration
 	c := l.callerOf(CallerFrom(ctx), now)
 	l.demand.add(now, 1)
 	c.demand.add(now, 1)
+	// The caller's patience ends at deadline, fixed now: time spent waiting for leases
+	// counts against it. Within it the caller waits for leases and for the limiter's
+	// next chance; past it (at once for a caller that will not wait) it waits for two
+	// leases at most, or a slow database would keep it behind lease after lease whose
+	// cells other callers take.
+	deadline := now.Add(maxWait)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
 	for leases := 0; ; {
 		l.expire(now)
-		until := now.Add(maxWait)
+		// A cell conformed by now is usable by any caller; a patient one takes a later
+		// cell too, up to its deadline.
+		until := now
+		if deadline.After(until) {
+			until = deadline
+		}
+		patience := until.Sub(now)
 		unfair := false
 		if at, ok := l.head(); ok && !at.After(until) {
 			if l.admits(c, now, until) {
 				l.pop()
 				c.granted.add(now, 1)
-				var done chan struct{}
 				if l.lowWater(now) {
-					done = l.begin()
+					// Refill before the cells run out, so the callers after this one do
+					// not wait for the database; this caller has its cell and does not
+					// wait for the refill either.
+					done := l.begin()
+					go l.lease(context.WithoutCancel(ctx), 0, done)
 				}
 				l.mu.Unlock()
-				if done != nil {
-					// Refill before the cells run out, so the callers after this one do
-					// not wait for the database. This caller has its cell already.
-					l.lease(ctx, 0, done)
-				}
 				return max(at.Sub(now), 0), nil
 			}
 			unfair = true // the cells left are kept for others; a lease may bring more
 		}
-		if ch := l.inflight; ch != nil {
+		// Past its patience a caller waits for two leases at most, unless the budget
+		// was not short at the last lease: then its cell went to a caller that came
+		// after the lease landed, and the next lease (sized for the callers waiting)
+		// brings it one; a 429 says the budget is spent, not that a race was lost.
+		exhausted := leases >= 2 && !now.Before(deadline) && l.short
+		if ch := l.inflight; ch != nil && !exhausted {
+			l.waiting++
 			l.mu.Unlock()
 			select {
 			case <-ch:
 			case <-ctx.Done():
+				l.mu.Lock()
+				l.waiting--
+				l.mu.Unlock()
 				return 0, ctx.Err()
 			}
 			l.mu.Lock()
+			l.waiting--
+			leases++
 			now = time.Now()
 			continue
 		}
@@ -121,19 +146,36 @@ func (l *leased) Take(ctx context.Context, maxWait time.Duration) (time.Duration
 			l.mu.Unlock()
 			return 0, err
 		}
-		if leases == 2 || !l.mayAsk(now, maxWait, l.favoured(c, now)) {
+		if exhausted || !l.mayAsk(now, patience, l.favoured(c, now)) {
 			after := l.retryAfter(now)
 			if unfair {
 				after = l.period // shares are revised at the next lease
 			}
+			if exhausted || !now.Add(after).Before(deadline) {
+				l.mu.Unlock()
+				return 0, l.limited(after)
+			}
+			// A patient caller waits for the limiter's next chance within its patience
+			// rather than being told to retry.
 			l.mu.Unlock()
-			return 0, l.limited(after)
+			t := time.NewTimer(after)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return 0, ctx.Err()
+			}
+			l.mu.Lock()
+			now = time.Now()
+			continue
 		}
 		leases++
 		done := l.begin()
+		l.waiting++
 		l.mu.Unlock()
-		l.lease(ctx, min(maxWait, maxHorizon), done)
+		l.lease(ctx, min(patience, maxHorizon), done)
 		l.mu.Lock()
+		l.waiting--
 		now = time.Now()
 	}
 }
@@ -234,7 +276,9 @@ func (l *leased) begin() chan struct{} {
 // now + horizon, and files the cells. Called without l.mu; done is the lease's mark.
 func (l *leased) lease(ctx context.Context, horizon time.Duration, done chan struct{}) {
 	l.mu.Lock()
-	want := int(math.Ceil(l.demand.rate(time.Now()) * l.period.Seconds()))
+	// A period of demand, and at least a cell for each caller waiting: the demand a
+	// burst of callers brings is not measured yet when they all wait for one lease.
+	want := max(int(math.Ceil(l.demand.rate(time.Now())*l.period.Seconds())), l.waiting)
 	clipped := want > l.maxWant
 	want = min(max(want, 1), l.maxWant)
 	l.mu.Unlock()
