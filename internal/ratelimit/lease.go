@@ -94,6 +94,12 @@ func (l *leased) Take(ctx context.Context, maxWait time.Duration) (time.Duration
 		deadline = d
 	}
 	for leases := 0; ; {
+		if err := ctx.Err(); err != nil {
+			// A caller that gave up (its lease failed for it alone, or its deadline
+			// passed while it waited) is answered; it does not lease again.
+			l.mu.Unlock()
+			return 0, err
+		}
 		l.expire(now)
 		// A cell conformed by now is usable by any caller; a patient one takes a later
 		// cell too, up to its deadline.

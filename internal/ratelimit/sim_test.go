@@ -435,3 +435,46 @@ func TestSlowDatabaseBurst(t *testing.T) {
 // settle lets the leases in flight land: a refill runs on after the caller that
 // started it has its cell, and a bubble ends only when it has landed.
 func settle() { time.Sleep(leaseTimeout) }
+
+// ctxDB is gcra behind a round trip that ends early, with the context's error, when
+// the caller's context does.
+type ctxDB struct {
+	gcra
+	trip time.Duration
+}
+
+func (c *ctxDB) LeaseRate(ctx context.Context, key string, interval, tolerance, horizon time.Duration, want int) (store.RateLease, error) {
+	select {
+	case <-time.After(c.trip):
+	case <-ctx.Done():
+		c.mu.Lock()
+		c.leases++
+		c.mu.Unlock()
+		return store.RateLease{}, fmt.Errorf("rate limit %s: lease: %w", key, ctx.Err())
+	}
+	return c.gcra.LeaseRate(ctx, key, interval, tolerance, horizon, want)
+}
+
+// TestDeadlinePassesWhileWaiting: a caller whose context ends while its lease is on
+// its way to a slow database is answered with its context's error, and sends no
+// further lease: a lease that fails with the caller's own deadline is no failure of
+// the store, but the caller has given up.
+func TestDeadlinePassesWhileWaiting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := &ctxDB{trip: 600 * time.Millisecond}
+		l := newLeased(db, "nql:eu", Rate{PerSecond: 100, Burst: 1})
+		ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+		defer cancel()
+		_, err := l.Take(ctx, 10*time.Second)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("got %v, want the context's deadline", err)
+		}
+		if db.leases != 1 {
+			t.Errorf("%d leases for one caller that gave up, want its one", db.leases)
+		}
+		// The store did not fail: the next caller leases and is served.
+		if _, err := l.Take(context.Background(), time.Second); err != nil {
+			t.Errorf("next caller: %v", err)
+		}
+	})
+}
