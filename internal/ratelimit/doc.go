@@ -33,7 +33,13 @@
 // sized for the callers waiting for it (a lease asks at least a cell per caller
 // waiting, so a burst of callers at a large budget is served by one or two leases).
 // A refill that starts before the cells run out is sent in the background: the
-// caller that starts it has its cell and does not wait for the database.
+// caller that starts it has its cell and does not wait for the database. While the
+// budget has room, a lease also asks for the demand of two round trips of a lease
+// (measured, smoothed: on a busy replica a lease waits for a connection behind the
+// queries), at most what the hold H keeps, and the refill starts when the cells left
+// would last no longer than a quarter period and two round trips: the callers do not
+// run dry while it is on its way. (Measured with the identify benchmark before: 45 of
+// 64 requests in flight waited for a lease behind a 4-connection pool.)
 //
 // Statements: while the budget is spent, each busy replica sends one lease per 0.5 to
 // 1.5 P, about 10 a second, whatever the rate of calls (at most 40 while callers within

@@ -56,7 +56,8 @@ type leased struct {
 	callers         map[string]*caller
 	fair            fairShares
 	lastUse         time.Time
-	waiting         int // callers waiting for a lease in flight or their own
+	waiting         int           // callers waiting for a lease in flight or their own
+	rtt             time.Duration // a lease's round trip, smoothed
 }
 
 // run is cells leased together: n cells, the first usable at first, then one per step.
@@ -238,11 +239,15 @@ func (l *leased) usable(until time.Time) int {
 }
 
 // lowWater says a lease should start now, before the cells run out: demand fits the
-// budget, a quarter of the last lease is left, and nothing stands in the way.
-// Called with l.mu held.
+// budget, what is left would last no longer than a quarter of a period and two
+// round trips of a lease (a lease waits for a connection behind the queries of a
+// busy replica), and nothing stands in the way. Called with l.mu held.
 func (l *leased) lowWater(now time.Time) bool {
-	return l.inflight == nil && !l.short && l.lastWant >= 4 && !now.Before(l.nextAsk) &&
-		!now.Before(l.failedUntil) && l.usable(now.Add(l.hold)) <= l.lastWant/4
+	if l.inflight != nil || l.short || l.lastWant < 4 || now.Before(l.nextAsk) || now.Before(l.failedUntil) {
+		return false
+	}
+	left := max(l.lastWant/4, int(math.Ceil(l.demand.rate(now)*(2*l.rtt).Seconds())))
+	return l.usable(now.Add(l.hold)) <= left
 }
 
 // mayAsk says whether a lease could bring a caller willing to wait maxWait a cell.
@@ -284,9 +289,16 @@ func (l *leased) lease(ctx context.Context, horizon time.Duration, done chan str
 	l.mu.Lock()
 	// A period of demand, and at least a cell for each caller waiting: the demand a
 	// burst of callers brings is not measured yet when they all wait for one lease.
-	want := max(int(math.Ceil(l.demand.rate(time.Now())*l.period.Seconds())), l.waiting)
+	// While the budget has room, also the demand of the next lease's round trip, so
+	// the cells last until it lands; not beyond hold, when they would expire unused.
+	sent := time.Now()
+	demand := l.demand.rate(sent)
+	want := max(int(math.Ceil(demand*l.period.Seconds())), l.waiting)
 	clipped := want > l.maxWant
 	want = min(max(want, 1), l.maxWant)
+	if !l.short && !clipped {
+		want = max(want, min(int(math.Ceil(demand*(l.period+2*l.rtt).Seconds())), int(math.Ceil(demand*l.hold.Seconds()))))
+	}
 	l.mu.Unlock()
 
 	leaseCtx, cancel := context.WithTimeout(ctx, leaseTimeout)
@@ -313,6 +325,12 @@ func (l *leased) lease(ctx context.Context, horizon time.Duration, done chan str
 	}
 	l.dbNext = local(res.First.Add(time.Duration(res.Granted) * l.interval))
 	l.asked, l.lastWant, l.leasedAt = horizon, want, recv
+	// The round trip, smoothed: how long the next lease will take, queue included.
+	if trip := recv.Sub(sent); l.rtt == 0 {
+		l.rtt = trip
+	} else {
+		l.rtt += (trip - l.rtt) / 4
+	}
 	l.short = clipped || res.Granted < want
 	l.nextAsk = recv
 	if res.Granted < want {
