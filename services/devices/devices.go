@@ -9,7 +9,8 @@
 // Every cache read takes one call from the deployment-wide
 // MAX_CACHE_REQUESTS_PER_SECOND budget, shared fairly among the API keys asking when
 // it is short; beyond it the chatbot gets 429 with Retry-After. Live queries take the
-// instance's NQL budget.
+// instance's NQL budget. The identifications that arrive while the worker's
+// statements run are read together in the next one (batch.go).
 package devices
 
 import (
