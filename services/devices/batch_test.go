@@ -19,7 +19,7 @@ var storeKeys = map[string]store.UserKey{
 // TestBatchedLookUpsAnswerAsSingleOnes: the look-ups of random fleet users of both
 // tenants, by each identifier form, on every instance and on each one, answered in
 // one statement, get exactly what each gets on its own (devices, order, who matched
-// and how); and identifications sent all at once, which the worker reads in batches,
+// and how); and identifications sent 16 at once, which the worker reads in batches,
 // are answered as one at a time.
 func TestBatchedLookUpsAnswerAsSingleOnes(t *testing.T) {
 	e := newEnv(t, envOptions{discover: true})
@@ -76,9 +76,14 @@ func TestBatchedLookUpsAnswerAsSingleOnes(t *testing.T) {
 		}
 		one[v] = a
 	}
+	// As many at once as the worker handles (envOptions' Concurrency): they queue for
+	// its statements, not for its handlers.
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, 16)
 	for _, v := range values {
 		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			code, a := e.identify(events.KeyUsername, v)
 			if code != 200 || !reflect.DeepEqual(a.Devices, one[v].Devices) {
 				t.Errorf("username=%s at once: %d %+v, one at a time %+v", v, code, a.Devices, one[v].Devices)
@@ -86,5 +91,5 @@ func TestBatchedLookUpsAnswerAsSingleOnes(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	t.Logf("%d look-ups in one statement (%d devices); %d identifications at once", len(qs), found, len(values))
+	t.Logf("%d look-ups in one statement (%d devices); %d identifications, 16 at once", len(qs), found, len(values))
 }
