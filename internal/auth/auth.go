@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/problem"
 	"github.com/dexbridge/dexbridge/internal/store"
@@ -130,11 +132,14 @@ type Keys struct {
 	now   func() time.Time
 	mu    sync.Mutex
 	cache map[[sha256.Size]byte]cached
+	// fetches coalesces the look-ups of one key; its keys are hashes, never secrets.
+	fetches singleflight.Group
 }
 
 const (
 	cacheTTL      = time.Second
 	touchInterval = time.Minute
+	fetchTimeout  = 5 * time.Second
 )
 
 type cached struct {
@@ -207,29 +212,18 @@ func (k *Keys) Authenticate(ctx context.Context, presented string) (*Principal, 
 	c, ok := k.cache[hash]
 	k.mu.Unlock()
 	if !ok || now.Sub(c.fetched) > cacheTTL {
-		key, err := k.db.APIKeyByHash(ctx, hash[:])
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			c = cached{fetched: now}
-		case err != nil:
-			return nil, problem.Wrap(problem.ServiceUnavailable, err, "API keys cannot be checked right now").Retry(time.Second)
-		default:
-			touch := !ok || !c.found || now.Sub(c.fetched) > touchInterval
-			if ok && c.found && !touch {
-				// Keep the time of the last touch, not of the last fetch.
-				key.LastUsedAt = c.key.LastUsedAt
-			}
-			c = cached{key: key, found: true, fetched: now}
-			if touch || key.LastUsedAt == nil || now.Sub(*key.LastUsedAt) > touchInterval {
-				_ = k.db.TouchAPIKey(ctx, key.ID) // best effort: last use is informative
-			}
+		// The requests that find the entry stale at once share one fetch: under load a
+		// key's entry expires with dozens of its requests in flight.
+		v, err, _ := k.fetches.Do(string(hash[:]), func() (any, error) {
+			// Not bound to the first request's cancellation: the others wait for it.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+			defer cancel()
+			return k.fetch(fctx, hash, now)
+		})
+		if err != nil {
+			return nil, err
 		}
-		k.mu.Lock()
-		if len(k.cache) > 10000 { // bound memory against key spraying
-			clear(k.cache)
-		}
-		k.cache[hash] = c
-		k.mu.Unlock()
+		c = v.(cached)
 	}
 	if !c.found || c.key.RevokedAt != nil || (c.key.ExpiresAt != nil && !now.Before(*c.key.ExpiresAt)) {
 		return nil, errBadKey
@@ -239,6 +233,39 @@ func (k *Keys) Authenticate(ctx context.Context, presented string) (*Principal, 
 		p.Employee = *c.key.EmployeeUPN
 	}
 	return p, nil
+}
+
+// fetch reads the key whose secret hashes to hash and caches it (or its absence),
+// touching its last use at most once per touchInterval.
+func (k *Keys) fetch(ctx context.Context, hash [sha256.Size]byte, now time.Time) (cached, error) {
+	k.mu.Lock()
+	old, ok := k.cache[hash]
+	k.mu.Unlock()
+	var c cached
+	key, err := k.db.APIKeyByHash(ctx, hash[:])
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		c = cached{fetched: now}
+	case err != nil:
+		return cached{}, problem.Wrap(problem.ServiceUnavailable, err, "API keys cannot be checked right now").Retry(time.Second)
+	default:
+		touch := !ok || !old.found || now.Sub(old.fetched) > touchInterval
+		if ok && old.found && !touch {
+			// Keep the time of the last touch, not of the last fetch.
+			key.LastUsedAt = old.key.LastUsedAt
+		}
+		c = cached{key: key, found: true, fetched: now}
+		if touch || key.LastUsedAt == nil || now.Sub(*key.LastUsedAt) > touchInterval {
+			_ = k.db.TouchAPIKey(ctx, key.ID) // best effort: last use is informative
+		}
+	}
+	k.mu.Lock()
+	if len(k.cache) > 10000 { // bound memory against key spraying
+		clear(k.cache)
+	}
+	k.cache[hash] = c
+	k.mu.Unlock()
+	return c, nil
 }
 
 // List returns every key, without secrets.

@@ -56,6 +56,8 @@ type leased struct {
 	callers         map[string]*caller
 	fair            fairShares
 	lastUse         time.Time
+	waiting         int           // callers waiting for a lease in flight or their own
+	rtt             time.Duration // a lease's round trip, smoothed
 }
 
 // run is cells leased together: n cells, the first usable at first, then one per step.
@@ -83,36 +85,66 @@ func (l *leased) Take(ctx context.Context, maxWait time.Duration) (time.Duration
 	c := l.callerOf(CallerFrom(ctx), now)
 	l.demand.add(now, 1)
 	c.demand.add(now, 1)
+	// The caller's patience ends at deadline, fixed now: time spent waiting for leases
+	// counts against it. Within it the caller waits for leases and for the limiter's
+	// next chance; past it (at once for a caller that will not wait) it waits for two
+	// leases at most, or a slow database would keep it behind lease after lease whose
+	// cells other callers take.
+	deadline := now.Add(maxWait)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
 	for leases := 0; ; {
+		if err := ctx.Err(); err != nil {
+			// A caller that gave up (its lease failed for it alone, or its deadline
+			// passed while it waited) is answered; it does not lease again.
+			l.mu.Unlock()
+			return 0, err
+		}
 		l.expire(now)
-		until := now.Add(maxWait)
+		// A cell conformed by now is usable by any caller; a patient one takes a later
+		// cell too, up to its deadline.
+		until := now
+		if deadline.After(until) {
+			until = deadline
+		}
+		patience := until.Sub(now)
 		unfair := false
 		if at, ok := l.head(); ok && !at.After(until) {
 			if l.admits(c, now, until) {
 				l.pop()
 				c.granted.add(now, 1)
-				var done chan struct{}
 				if l.lowWater(now) {
-					done = l.begin()
+					// Refill before the cells run out, so the callers after this one do
+					// not wait for the database; this caller has its cell and does not
+					// wait for the refill either.
+					done := l.begin()
+					go l.lease(context.WithoutCancel(ctx), 0, done)
 				}
 				l.mu.Unlock()
-				if done != nil {
-					// Refill before the cells run out, so the callers after this one do
-					// not wait for the database. This caller has its cell already.
-					l.lease(ctx, 0, done)
-				}
 				return max(at.Sub(now), 0), nil
 			}
 			unfair = true // the cells left are kept for others; a lease may bring more
 		}
-		if ch := l.inflight; ch != nil {
+		// Past its patience a caller waits for two leases at most, unless the budget
+		// was not short at the last lease: then its cell went to a caller that came
+		// after the lease landed, and the next lease (sized for the callers waiting)
+		// brings it one; a 429 says the budget is spent, not that a race was lost.
+		exhausted := leases >= 2 && !now.Before(deadline) && l.short
+		if ch := l.inflight; ch != nil && !exhausted {
+			l.waiting++
 			l.mu.Unlock()
 			select {
 			case <-ch:
 			case <-ctx.Done():
+				l.mu.Lock()
+				l.waiting--
+				l.mu.Unlock()
 				return 0, ctx.Err()
 			}
 			l.mu.Lock()
+			l.waiting--
+			leases++
 			now = time.Now()
 			continue
 		}
@@ -121,19 +153,36 @@ func (l *leased) Take(ctx context.Context, maxWait time.Duration) (time.Duration
 			l.mu.Unlock()
 			return 0, err
 		}
-		if leases == 2 || !l.mayAsk(now, maxWait, l.favoured(c, now)) {
+		if exhausted || !l.mayAsk(now, patience, l.favoured(c, now)) {
 			after := l.retryAfter(now)
 			if unfair {
 				after = l.period // shares are revised at the next lease
 			}
+			if exhausted || !now.Add(after).Before(deadline) {
+				l.mu.Unlock()
+				return 0, l.limited(after)
+			}
+			// A patient caller waits for the limiter's next chance within its patience
+			// rather than being told to retry.
 			l.mu.Unlock()
-			return 0, l.limited(after)
+			t := time.NewTimer(after)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return 0, ctx.Err()
+			}
+			l.mu.Lock()
+			now = time.Now()
+			continue
 		}
 		leases++
 		done := l.begin()
+		l.waiting++
 		l.mu.Unlock()
-		l.lease(ctx, min(maxWait, maxHorizon), done)
+		l.lease(ctx, min(patience, maxHorizon), done)
 		l.mu.Lock()
+		l.waiting--
 		now = time.Now()
 	}
 }
@@ -190,11 +239,15 @@ func (l *leased) usable(until time.Time) int {
 }
 
 // lowWater says a lease should start now, before the cells run out: demand fits the
-// budget, a quarter of the last lease is left, and nothing stands in the way.
-// Called with l.mu held.
+// budget, what is left would last no longer than a quarter of a period and two
+// round trips of a lease (a lease waits for a connection behind the queries of a
+// busy replica), and nothing stands in the way. Called with l.mu held.
 func (l *leased) lowWater(now time.Time) bool {
-	return l.inflight == nil && !l.short && l.lastWant >= 4 && !now.Before(l.nextAsk) &&
-		!now.Before(l.failedUntil) && l.usable(now.Add(l.hold)) <= l.lastWant/4
+	if l.inflight != nil || l.short || l.lastWant < 4 || now.Before(l.nextAsk) || now.Before(l.failedUntil) {
+		return false
+	}
+	left := max(l.lastWant/4, int(math.Ceil(l.demand.rate(now)*(2*l.rtt).Seconds())))
+	return l.usable(now.Add(l.hold)) <= left
 }
 
 // mayAsk says whether a lease could bring a caller willing to wait maxWait a cell.
@@ -234,9 +287,18 @@ func (l *leased) begin() chan struct{} {
 // now + horizon, and files the cells. Called without l.mu; done is the lease's mark.
 func (l *leased) lease(ctx context.Context, horizon time.Duration, done chan struct{}) {
 	l.mu.Lock()
-	want := int(math.Ceil(l.demand.rate(time.Now()) * l.period.Seconds()))
+	// A period of demand, and at least a cell for each caller waiting: the demand a
+	// burst of callers brings is not measured yet when they all wait for one lease.
+	// While the budget has room, also the demand of the next lease's round trip, so
+	// the cells last until it lands; not beyond hold, when they would expire unused.
+	sent := time.Now()
+	demand := l.demand.rate(sent)
+	want := max(int(math.Ceil(demand*l.period.Seconds())), l.waiting)
 	clipped := want > l.maxWant
 	want = min(max(want, 1), l.maxWant)
+	if !l.short && !clipped {
+		want = max(want, min(int(math.Ceil(demand*(l.period+2*l.rtt).Seconds())), int(math.Ceil(demand*l.hold.Seconds()))))
+	}
 	l.mu.Unlock()
 
 	leaseCtx, cancel := context.WithTimeout(ctx, leaseTimeout)
@@ -263,6 +325,12 @@ func (l *leased) lease(ctx context.Context, horizon time.Duration, done chan str
 	}
 	l.dbNext = local(res.First.Add(time.Duration(res.Granted) * l.interval))
 	l.asked, l.lastWant, l.leasedAt = horizon, want, recv
+	// The round trip, smoothed: how long the next lease will take, queue included.
+	if trip := recv.Sub(sent); l.rtt == 0 {
+		l.rtt = trip
+	} else {
+		l.rtt += (trip - l.rtt) / 4
+	}
 	l.short = clipped || res.Granted < want
 	l.nextAsk = recv
 	if res.Granted < want {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -134,6 +135,7 @@ func TestSimulatedBudget(t *testing.T) {
 					})
 				}
 				wg.Wait()
+				settle()
 
 				all := slices.Concat(grants...)
 				l := newLeased(db, CacheKey, Rate{PerSecond: rate, Burst: int(rate)})
@@ -209,6 +211,7 @@ func TestSimulatedPatientBudget(t *testing.T) {
 			}
 		}
 		wg.Wait()
+		settle()
 		lo, hi := simWindows(calls, start.Add(time.Second), end, window)
 		if want := rate * window.Seconds(); float64(lo) < 0.95*want || float64(hi) > 1.05*want {
 			t.Errorf("10 s windows from the second second on held %d..%d calls, want %.0f ± 5 %%", lo, hi, want)
@@ -260,6 +263,218 @@ func TestLeaseTimeout(t *testing.T) {
 		}
 		if err := TakeCacheRead(context.Background(), l, "key_1"); err == nil || db.calls != 1 {
 			t.Errorf("during the pause after the failure: got %v and %d leases, want the same 503 without a lease", err, db.calls)
+		}
+	})
+}
+
+// slowDB is one replica's connection to a shared gcra budget, with round trips of
+// 2 to 300 ms at random (seeded): a starved database. It counts the leases that
+// landed, for the callers to tell how many they waited for.
+type slowDB struct {
+	budget *gcra
+
+	mu     sync.Mutex
+	rnd    *rand.Rand
+	landed int
+}
+
+func newSlowDB(budget *gcra, seed uint64) *slowDB {
+	return &slowDB{budget: budget, rnd: rand.New(rand.NewPCG(seed, 2))}
+}
+
+func (s *slowDB) LeaseRate(ctx context.Context, key string, interval, tolerance, horizon time.Duration, want int) (store.RateLease, error) {
+	s.mu.Lock()
+	rtt := 2*time.Millisecond + time.Duration(s.rnd.Float64()*float64(298*time.Millisecond))
+	s.mu.Unlock()
+	time.Sleep(rtt / 2)
+	res, err := s.budget.LeaseRate(ctx, key, interval, tolerance, horizon, want)
+	time.Sleep(rtt / 2)
+	s.mu.Lock()
+	s.landed++
+	s.mu.Unlock()
+	return res, err
+}
+
+func (s *slowDB) landings() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.landed
+}
+
+// withinBudget checks that no prefix of the sorted grant times holds more than the
+// burst and the rate for the time since start.
+func withinBudget(t *testing.T, grants []time.Time, start time.Time, r Rate) {
+	t.Helper()
+	slices.SortFunc(grants, time.Time.Compare)
+	for i, g := range grants {
+		if allowed := float64(r.Burst) + r.PerSecond*g.Sub(start).Seconds(); float64(i+1) > allowed+1e-9 {
+			t.Errorf("%d grants by %v, the budget allows %.0f", i+1, g.Sub(start), allowed)
+			return
+		}
+	}
+}
+
+// TestSlowDatabaseImpatient: two replicas are asked for 2 000 calls a second each of
+// a 500/s budget while every lease takes up to 300 ms. A caller that will not wait is
+// answered after at most two of its replica's leases, whoever sent them: it is not
+// queued behind every next lease while their cells go to others. The calls granted
+// stay within the budget.
+func TestSlowDatabaseImpatient(t *testing.T) {
+	r := Rate{PerSecond: 500, Burst: 500}
+	synctest.Test(t, func(t *testing.T) {
+		budget := &gcra{}
+		start := time.Now()
+		end := start.Add(5 * time.Second)
+		var mu sync.Mutex
+		var grants []time.Time
+		most, refused := 0, 0
+		var wg sync.WaitGroup
+		for i := range 2 {
+			db := newSlowDB(budget, uint64(i))
+			l := newLeased(db, CacheKey, r)
+			wg.Go(func() {
+				for time.Now().Before(end) {
+					wg.Go(func() {
+						before := db.landings()
+						_, err := l.Take(context.Background(), 0)
+						seen := db.landings() - before
+						mu.Lock()
+						defer mu.Unlock()
+						var lim *Limited
+						switch {
+						case err == nil:
+							grants = append(grants, time.Now())
+						case errors.As(err, &lim):
+							refused++
+						default:
+							t.Errorf("Take: %v", err)
+						}
+						most = max(most, seen)
+					})
+					time.Sleep(500 * time.Microsecond)
+				}
+			})
+		}
+		wg.Wait()
+		settle()
+		if most > 2 {
+			t.Errorf("a call with maxWait 0 was answered after %d of its replica's leases landed, want two at most", most)
+		}
+		withinBudget(t, grants, start, r)
+		t.Logf("%d grants, %d refused, %d leases, at most %d landed during a call", len(grants), refused, budget.leases, most)
+	})
+}
+
+// TestSlowDatabasePatient: on three replicas, sixty callers each, all at once, ask
+// a budget of 40/s (no burst) while every lease takes up to 300 ms; each will wait up
+// to 15 s, and the 180 calls need 4.5 s of the budget. Every caller is granted within
+// its patience (none is told to retry: it waits for the leases and the limiter's
+// next chance instead), and the calls stay within the budget.
+func TestSlowDatabasePatient(t *testing.T) {
+	const patience = 15 * time.Second
+	r := Rate{PerSecond: 40, Burst: 1}
+	synctest.Test(t, func(t *testing.T) {
+		budget := &gcra{}
+		start := time.Now()
+		var mu sync.Mutex
+		var calls []time.Time
+		var wg sync.WaitGroup
+		for i := range 3 {
+			l := newLeased(newSlowDB(budget, uint64(i)), "nql:eu", r)
+			for range 60 {
+				wg.Go(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), patience)
+					defer cancel()
+					asked := time.Now()
+					d, err := l.Take(ctx, patience)
+					if err != nil {
+						t.Errorf("a patient caller got %v", err)
+						return
+					}
+					if made := time.Now().Add(d); made.Sub(asked) > patience {
+						t.Errorf("a call made %v after it asked, beyond its patience of %v", made.Sub(asked), patience)
+					}
+					time.Sleep(d)
+					mu.Lock()
+					calls = append(calls, time.Now())
+					mu.Unlock()
+				})
+			}
+		}
+		wg.Wait()
+		settle()
+		withinBudget(t, calls, start, r)
+		slices.SortFunc(calls, time.Time.Compare)
+		t.Logf("%d calls, the last %v after the first ask, %d leases", len(calls), calls[len(calls)-1].Sub(start), budget.leases)
+	})
+}
+
+// TestSlowDatabaseBurst: 300 callers that will not wait arrive at once at a budget of
+// 100 000/s while every lease takes up to 300 ms. None is refused: a budget that is
+// not spent never answers 429. The leases are sized for the callers waiting for
+// them, so a burst is not served a cell or two at a time.
+func TestSlowDatabaseBurst(t *testing.T) {
+	r := Rate{PerSecond: 100000, Burst: 100000}
+	synctest.Test(t, func(t *testing.T) {
+		budget := &gcra{}
+		l := newLeased(newSlowDB(budget, 7), CacheKey, r)
+		var wg sync.WaitGroup
+		for range 300 {
+			wg.Go(func() {
+				if err := TakeCacheRead(WithCaller(context.Background(), "key_1"), l, "key_1"); err != nil {
+					t.Errorf("TakeCacheRead: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		settle()
+		t.Logf("%d leases for 300 callers", budget.leases)
+	})
+}
+
+// settle lets the leases in flight land: a refill runs on after the caller that
+// started it has its cell, and a bubble ends only when it has landed.
+func settle() { time.Sleep(leaseTimeout) }
+
+// ctxDB is gcra behind a round trip that ends early, with the context's error, when
+// the caller's context does.
+type ctxDB struct {
+	gcra
+	trip time.Duration
+}
+
+func (c *ctxDB) LeaseRate(ctx context.Context, key string, interval, tolerance, horizon time.Duration, want int) (store.RateLease, error) {
+	select {
+	case <-time.After(c.trip):
+	case <-ctx.Done():
+		c.mu.Lock()
+		c.leases++
+		c.mu.Unlock()
+		return store.RateLease{}, fmt.Errorf("rate limit %s: lease: %w", key, ctx.Err())
+	}
+	return c.gcra.LeaseRate(ctx, key, interval, tolerance, horizon, want)
+}
+
+// TestDeadlinePassesWhileWaiting: a caller whose context ends while its lease is on
+// its way to a slow database is answered with its context's error, and sends no
+// further lease: a lease that fails with the caller's own deadline is no failure of
+// the store, but the caller has given up.
+func TestDeadlinePassesWhileWaiting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := &ctxDB{trip: 600 * time.Millisecond}
+		l := newLeased(db, "nql:eu", Rate{PerSecond: 100, Burst: 1})
+		ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+		defer cancel()
+		_, err := l.Take(ctx, 10*time.Second)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("got %v, want the context's deadline", err)
+		}
+		if db.leases != 1 {
+			t.Errorf("%d leases for one caller that gave up, want its one", db.leases)
+		}
+		// The store did not fail: the next caller leases and is served.
+		if _, err := l.Take(context.Background(), time.Second); err != nil {
+			t.Errorf("next caller: %v", err)
 		}
 	})
 }

@@ -9,7 +9,8 @@
 // Every cache read takes one call from the deployment-wide
 // MAX_CACHE_REQUESTS_PER_SECOND budget, shared fairly among the API keys asking when
 // it is short; beyond it the chatbot gets 429 with Retry-After. Live queries take the
-// instance's NQL budget.
+// instance's NQL budget. The identifications that arrive while the worker's
+// statements run are read together in the next one (batch.go).
 package devices
 
 import (
@@ -99,7 +100,7 @@ func New(o Options) (*Service, error) {
 			"query_window", livedevices.QueryWindow.String(), "user_activity_period", o.Lookup.Period.String())
 	}
 	finder := livedevices.New(o.Cache, live, livedevices.Tuned(o.Lookup, o.Cache), livedevices.Log(o.Log))
-	s := &identifierService{cache: o.Cache, limiter: o.CacheLimiter, live: finder, order: o.Instances.Names(),
+	s := &identifierService{cache: o.Cache, users: &userBatcher{cache: o.Cache}, limiter: o.CacheLimiter, live: finder, order: o.Instances.Names(),
 		now: time.Now, onlineWithin: o.OnlineWithin, metrics: o.Metrics}
 	return &Service{o: o, s: s}, nil
 }

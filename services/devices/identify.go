@@ -19,7 +19,7 @@ import (
 
 // Cache is what identification reads (store.DB).
 type Cache interface {
-	DevicesOfUser(ctx context.Context, matches []store.UserMatch, instance string, limit int) ([]store.CachedDevice, error)
+	DevicesOfUsers(ctx context.Context, qs []store.UserQuery) ([][]store.CachedDevice, error)
 	DevicesByKeyOn(ctx context.Context, key store.DeviceKey, value, instance string, limit int) ([]store.CachedDevice, error)
 	DeviceDetails(ctx context.Context, key store.DeviceKey, value, instance string) ([]store.DeviceDetail, error)
 	InstancesHealth(ctx context.Context) ([]store.InstanceHealth, error)
@@ -43,6 +43,7 @@ var (
 // logic of the worker, without NATS.
 type identifierService struct {
 	cache        Cache
+	users        *userBatcher // the devices of users, read for concurrent requests together
 	limiter      ratelimit.Limiter
 	live         *livedevices.Finder
 	order        []string // the configured instances
@@ -80,7 +81,7 @@ func (s *identifierService) identify(ctx context.Context, req events.DevicesIden
 		for k, m := range matches {
 			sm[k] = store.UserMatch{Key: userKeys[m.Key], Value: m.Value, MatchedBy: m.MatchedBy}
 		}
-		found, err = s.cache.DevicesOfUser(ctx, sm, req.Instance, livedevices.MaxDevices)
+		found, err = s.users.devicesOfUser(ctx, store.UserQuery{Matches: sm, Instance: req.Instance, Limit: livedevices.MaxDevices})
 	} else {
 		found, err = s.cache.DevicesByKeyOn(ctx, deviceKeys[req.Key], req.Value, req.Instance, livedevices.MaxDevices)
 	}
