@@ -262,7 +262,7 @@ func (d *deps) limiters() *ratelimit.Shared {
 // deployment-wide limiters.
 func (d *deps) instances() (*instances.Set, error) {
 	d.instancesOnce.Do(func() {
-		o := instances.Options{Log: d.log, Metrics: d.metrics}
+		o := instances.Options{Log: d.log, Metrics: d.metrics, DB: store.New(d.db)}
 		for _, in := range d.cfg.Instances {
 			if in.IsV6() { // V6 instances run the queries' NXQL forms
 				forms, err := topic.FilesOf(d.cfg).NXQLForms()
