@@ -97,6 +97,9 @@ func (d *Driver) ExportStream(ctx context.Context, queryID string, params map[st
 			return err
 		}
 	}
+	// Routes come from the exports that list devices by name (discovery's device
+	// export); the activity export names the same devices again.
+	_, routes := f.Columns[colDeviceName]
 	var learned []tagged
 	for {
 		// The group of the smallest key among the Engines' next rows: every copy of
@@ -124,7 +127,9 @@ func (d *Driver) ExportStream(ctx context.Context, queryID string, params map[st
 			if err := fn(header, record(header, t.row)); err != nil {
 				return fmt.Errorf("export %s: %w", queryID, err)
 			}
-			learned = append(learned, t)
+			if routes {
+				learned = append(learned, t)
+			}
 		}
 		if len(learned) >= routeBatch {
 			d.learnOnly(ctx, learned)
