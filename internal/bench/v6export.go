@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -19,23 +18,29 @@ import (
 	"time"
 
 	"github.com/dexbridge/dexbridge/internal/config"
+	"github.com/dexbridge/dexbridge/internal/instances"
 	"github.com/dexbridge/dexbridge/internal/nexthinkv6"
 	"github.com/dexbridge/dexbridge/internal/nxql"
+	"github.com/dexbridge/dexbridge/internal/ratelimit"
+	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/topic"
 )
 
 // v6ExportScenario measures the V6 driver's discovery export of n devices on two
 // nxsim Engines (a separate process): the peak Go heap of this process while every
-// device row passes to a consumer that counts it, against the baseline of the same
-// Engine answers read whole and decoded into rows (what a driver that holds the
-// result before handing it over keeps), measured the same way in the same run.
+// device row passes to a consumer that counts it (the driver writing the devices'
+// routes to PostgreSQL meanwhile), against the baseline of the same Engine answers
+// read whole and decoded into rows (what a driver that holds the result before
+// handing it over keeps, without its merging), measured the same way in the same
+// run.
 func v6ExportScenario(ctx context.Context, env Env, n int) ([]Row, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, filepath.Join(env.Bin, "nxsim"), "-mode", "v6", "-engines", "2", "-size", fmt.Sprint(n),
-		"-addr", fmt.Sprintf("127.0.0.1:%d", port), "-topics", "topics", "-queries", "config/queries.yaml", "-log-level", "warn")
+		"-addr", fmt.Sprintf("127.0.0.1:%d", port), "-topics", "topics", "-queries", "config/queries.yaml", "-log-level", "warn",
+		"-query-timeout", "5m") // 250 000 devices per Engine, both computed at once on a shared machine
 	cmd.Dir, cmd.Stderr, cmd.Stdout = env.Root, env.Log, io.Discard
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start nxsim v6: %w", err)
@@ -56,12 +61,28 @@ func v6ExportScenario(ctx context.Context, env Env, n int) ([]Row, error) {
 			form = f
 		}
 	}
-	d, err := nexthinkv6.New(nexthinkv6.Config{Instance: "dc", PortalURL: portal, Username: "nxsim", Password: config.Secret("nxsim-secret"),
-		Forms: forms.Forms, RetryFor: time.Minute, CallTimeout: 5 * time.Minute, Log: slog.New(slog.DiscardHandler)})
+	// The driver as a process builds it: routes written to PostgreSQL as the rows pass.
+	db, err := newDatabase(ctx, env)
 	if err != nil {
 		return nil, err
 	}
-	defer d.CloseIdleConnections()
+	defer db.drop()
+	if _, err := store.Migrate(ctx, db.pool); err != nil {
+		return nil, err
+	}
+	cfg := config.Default()
+	cfg.Instances = []config.Instance{{Name: "dc", Type: config.InstanceV6, PortalURL: portal, Username: "nxsim",
+		Password: config.Secret("nxsim-secret")}}
+	cfg.Limits.EngineRequestsPerSecond, cfg.Limits.PortalRequestsPerSecond = 1000, 1000
+	sdb := store.New(db.pool)
+	set, err := instances.New(cfg, ratelimit.NewShared(sdb), instances.Options{Forms: forms.Forms, DB: sdb,
+		ConfigureV6: func(c *nexthinkv6.Config) { c.RetryFor, c.CallTimeout = time.Minute, 5*time.Minute }})
+	if err != nil {
+		return nil, err
+	}
+	defer set.Close()
+	in, _ := set.Get("dc")
+	d := in.Client
 	platforms := map[string]string{"Windows": "windows", "macOS": "mac_os"}
 
 	var streamed int64
@@ -85,8 +106,8 @@ func v6ExportScenario(ctx context.Context, env Env, n int) ([]Row, error) {
 	heldPeak, err := peakHeap(func() error {
 		for _, platform := range platforms {
 			var answers [][]map[string]any // every Engine's rows, held until all answered
-			for _, h := range d.Health() {
-				rows, err := readWhole(ctx, engineURL(portal, h.Name, port), form.Text(0, 0), platform)
+			for k := range 2 {
+				rows, err := readWhole(ctx, fmt.Sprintf("http://127.0.0.1:%d", port+1+k), form.Text(0, 0), platform)
 				if err != nil {
 					return err
 				}
@@ -107,13 +128,6 @@ func v6ExportScenario(ctx context.Context, env Env, n int) ([]Row, error) {
 		{Scenario: "v6-export", Metric: "peak Go heap during the export", Dexbridge: mib(int64(streamPeak)), Baseline: mib(int64(heldPeak)) + " (answers held whole)"},
 		{Scenario: "v6-export", Metric: "wall time", Dexbridge: streamTime.Round(time.Millisecond).String(), Baseline: heldTime.Round(time.Millisecond).String()},
 	}, nil
-}
-
-// engineURL is an nxsim Engine's URL: Engine k listens on the Portal's port + k.
-func engineURL(portal, name string, port int) string {
-	var k int
-	_, _ = fmt.Sscanf(name, "engine-%d", &k)
-	return strings.Replace(portal, fmt.Sprint(port), fmt.Sprint(port+k), 1)
 }
 
 // readWhole asks an Engine for a query's answer and decodes all of it.

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/nxql"
@@ -54,26 +55,42 @@ func (d *Driver) ExportStream(ctx context.Context, queryID string, params map[st
 			s.close()
 		}
 	}()
+	// Every Engine computes its answer at once; each is then read as the merge
+	// needs it.
+	opened := make([]*rowStream, len(engines))
+	errs := make([]error, len(engines))
+	var wg sync.WaitGroup
 	var failed []string
-	var firstErr error
-	for _, e := range engines {
+	for k, e := range engines {
 		if !d.usable(e) {
 			failed = append(failed, e.Name)
 			continue
 		}
-		s, err := d.openStream(ctx, e, f, text, f.Args(params), platforms)
-		if err != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			opened[k], errs[k] = d.openStream(ctx, e, f, text, f.Args(params), platforms)
+		}()
+	}
+	wg.Wait()
+	var firstErr, refused error
+	for k, e := range engines {
+		switch {
+		case opened[k] != nil:
+			streams = append(streams, opened[k])
+		case errs[k] != nil:
 			var ne *nexthink.Error
-			if errors.As(err, &ne) && ne.Status >= 400 && ne.Status < 500 && ne.Status != http.StatusTooManyRequests {
-				return err // the query itself is wrong: every Engine would say so
+			if errors.As(errs[k], &ne) && ne.Status >= 400 && ne.Status < 500 && ne.Status != http.StatusTooManyRequests {
+				refused = errs[k] // the query itself is wrong: every Engine would say so
 			}
 			failed = append(failed, e.Name)
 			if firstErr == nil {
-				firstErr = err
+				firstErr = errs[k]
 			}
-			continue
 		}
-		streams = append(streams, s)
+	}
+	if refused != nil {
+		return refused
 	}
 	if len(streams) == 0 {
 		if firstErr == nil {
