@@ -117,6 +117,17 @@ func (d *Driver) ExportStream(ctx context.Context, queryID string, params map[st
 	// Routes come from the exports that list devices by name (discovery's device
 	// export); the activity export names the same devices again.
 	_, routes := f.Columns[colDeviceName]
+	// The routes are written while the rows go on (at most two batches wait).
+	batches := make(chan []tagged, 2)
+	var writer sync.WaitGroup
+	writer.Add(1)
+	go func() {
+		defer writer.Done()
+		for b := range batches {
+			d.learnOnly(ctx, b)
+		}
+	}()
+	defer func() { close(batches); writer.Wait() }()
 	var learned []tagged
 	for {
 		// The group of the smallest key among the Engines' next rows: every copy of
@@ -149,11 +160,11 @@ func (d *Driver) ExportStream(ctx context.Context, queryID string, params map[st
 			}
 		}
 		if len(learned) >= routeBatch {
-			d.learnOnly(ctx, learned)
-			learned = learned[:0]
+			batches <- learned
+			learned = make([]tagged, 0, routeBatch)
 		}
 	}
-	d.learnOnly(ctx, learned)
+	batches <- learned
 	return nil
 }
 
