@@ -34,22 +34,35 @@ import (
 // handing it over keeps, without its merging), measured the same way in the same
 // run.
 func v6ExportScenario(ctx context.Context, env Env, n int) ([]Row, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	var port int
+	var cmd *exec.Cmd
+	for attempt := 0; ; attempt++ {
+		// The Engines listen on the next ports, which may be taken: then again elsewhere.
+		var err error
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
+		cmd = exec.CommandContext(ctx, filepath.Join(env.Bin, "nxsim"), "-mode", "v6", "-engines", "2", "-size", fmt.Sprint(n),
+			"-addr", fmt.Sprintf("127.0.0.1:%d", port), "-topics", "topics", "-queries", "config/queries.yaml", "-log-level", "warn",
+			"-query-timeout", "5m") // 250 000 devices per Engine, both computed at once on a shared machine
+		cmd.Dir, cmd.Stderr, cmd.Stdout = env.Root, env.Log, io.Discard
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("start nxsim v6: %w", err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		err = waitPortal(ctx, fmt.Sprintf("http://127.0.0.1:%d", port), exited)
+		if err == nil {
+			defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); <-exited }()
+			break
+		}
+		_ = cmd.Process.Kill()
+		<-exited
+		if attempt == 2 {
+			return nil, err
+		}
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(env.Bin, "nxsim"), "-mode", "v6", "-engines", "2", "-size", fmt.Sprint(n),
-		"-addr", fmt.Sprintf("127.0.0.1:%d", port), "-topics", "topics", "-queries", "config/queries.yaml", "-log-level", "warn",
-		"-query-timeout", "5m") // 250 000 devices per Engine, both computed at once on a shared machine
-	cmd.Dir, cmd.Stderr, cmd.Stdout = env.Root, env.Log, io.Discard
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start nxsim v6: %w", err)
-	}
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
 	portal := fmt.Sprintf("http://127.0.0.1:%d", port)
-	if err := waitPortal(ctx, portal); err != nil {
-		return nil, err
-	}
 	forms, err := topic.FilesIn(env.Root).NXQLForms()
 	if err != nil {
 		return nil, err
@@ -190,7 +203,7 @@ func peakHeap(fn func() error) (uint64, error) {
 	return peak, err
 }
 
-func waitPortal(ctx context.Context, portal string) error {
+func waitPortal(ctx context.Context, portal string, exited <-chan struct{}) error {
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, portal+"/api/configuration/v1/engines", nil)
@@ -207,6 +220,8 @@ func waitPortal(ctx context.Context, portal string) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-exited:
+			return errors.New("nxsim v6 exited before its Portal answered")
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
