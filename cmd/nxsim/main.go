@@ -61,6 +61,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		"and Engines with the NXQL Web API on the next ports, or free ports when -addr's port is 0;\n"+
 		"Basic credentials -v6-username and NXSIM_V6_PASSWORD, default nxsim-secret) (NXSIM_MODE)")
 	engines := fs.String("engines", env("NXSIM_ENGINES", "2"), "Engines in v6 mode, 1 to 16 (NXSIM_ENGINES)")
+	queryTimeout := fs.String("query-timeout", env("NXSIM_QUERY_TIMEOUT", "5s"), "bound of one NXQL query in v6 mode (NXSIM_QUERY_TIMEOUT)")
 	v6User := fs.String("v6-username", env("NXSIM_V6_USERNAME", "nxsim"), "Basic user name of the v6 Portal and Engines (NXSIM_V6_USERNAME)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -97,7 +98,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}
 	if *mode == "v6" {
-		return runV6(ctx, cfg, *engines, *v6User, env("NXSIM_V6_PASSWORD", "nxsim-secret"))
+		qt, err := time.ParseDuration(*queryTimeout)
+		if err != nil || qt <= 0 {
+			return fmt.Errorf("-query-timeout %q: want a positive duration", *queryTimeout)
+		}
+		return runV6(ctx, cfg, *engines, *v6User, env("NXSIM_V6_PASSWORD", "nxsim-secret"), qt)
 	}
 	if *mode != "infinity" {
 		return fmt.Errorf("-mode %q: want infinity or v6", *mode)
@@ -116,7 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 }
 
 // runV6 serves a V6 Portal on cfg.Addr and its Engines on the ports after it.
-func runV6(ctx context.Context, cfg nxsim.Config, engines, user, password string) error {
+func runV6(ctx context.Context, cfg nxsim.Config, engines, user, password string, queryTimeout time.Duration) error {
 	n, err := strconv.Atoi(engines)
 	if err != nil {
 		return fmt.Errorf("-engines %q: %w", engines, err)
@@ -129,7 +134,7 @@ func runV6(ctx context.Context, cfg nxsim.Config, engines, user, password string
 	if err != nil || port < 0 || port+n > 65535 {
 		return fmt.Errorf("-addr %q: want a port that leaves room for %d engines after it", cfg.Addr, n)
 	}
-	vc := v6.Config{Engines: n, Host: host, PortalPort: port, FleetSize: cfg.FleetSize, Seed: cfg.Seed,
+	vc := v6.Config{Engines: n, Host: host, PortalPort: port, FleetSize: cfg.FleetSize, Seed: cfg.Seed, QueryTimeout: queryTimeout,
 		Username: user, Password: password, Executions: cfg.Executions, Logger: cfg.Logger}
 	if port != 0 {
 		for k := range n {

@@ -25,7 +25,6 @@ import (
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
-	"github.com/dexbridge/dexbridge/internal/topic"
 )
 
 // Options of one process.
@@ -262,17 +261,10 @@ func (d *deps) limiters() *ratelimit.Shared {
 // deployment-wide limiters.
 func (d *deps) instances() (*instances.Set, error) {
 	d.instancesOnce.Do(func() {
-		o := instances.Options{Log: d.log, Metrics: d.metrics}
-		for _, in := range d.cfg.Instances {
-			if in.IsV6() { // V6 instances run the queries' NXQL forms
-				forms, err := topic.FilesOf(d.cfg).NXQLForms()
-				if err != nil {
-					d.instancesErr = err
-					return
-				}
-				o.Forms = forms.Forms
-				break
-			}
+		o, err := instances.OptionsFor(d.cfg, store.New(d.db), d.log, d.metrics)
+		if err != nil {
+			d.instancesErr = err
+			return
 		}
 		d.instanceSet, d.instancesErr = instances.New(d.cfg, d.limiters(), o)
 	})

@@ -42,6 +42,9 @@
 //     the WEBHOOKS stream leader's node and a worker process are killed with SIGKILL:
 //     answers by kind, the longest gap without a 2xx, the time to the last failed
 //     answer, and accepted webhooks and executions lost (cluster.go).
+//   - v6-export-500k: the V6 driver's discovery export of 500 000 devices on two nxsim
+//     Engines: the peak Go heap while the rows stream to a consumer, against the same
+//     answers read whole and decoded (v6export.go).
 //
 // `dexbench soak` is not a scenario: it runs the mix against one `dexbridge run` for
 // minutes and fails when memory or goroutines grow or a request gets no answer or a
@@ -115,6 +118,7 @@ func Scenarios() []Scenario {
 		{"mix", mixScenario},             // mixscenario.go
 		{"retention", retentionScenario}, // retention.go
 		{"cluster", clusterScenario},     // cluster.go
+		{"v6-export-500k", func(ctx context.Context, env Env) ([]Row, error) { return v6ExportScenario(ctx, env, 500_000) }}, // v6export.go
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 	"github.com/dexbridge/dexbridge/internal/nexthinkv6"
 	"github.com/dexbridge/dexbridge/internal/nxql"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
+	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/internal/upstream"
 )
 
@@ -46,6 +48,27 @@ type Options struct {
 	// instances run; ConfigureV6 may change each V6 driver's configuration.
 	Forms       []nxql.Form
 	ConfigureV6 func(*nexthinkv6.Config)
+	// DB, when set, shares the V6 drivers' routes and Engine health with every
+	// other process (tables v6_routes and v6_engines); else each process keeps its own.
+	DB *store.DB
+}
+
+// OptionsFor are the options a process builds its set with: the NXQL forms of the
+// configured topics and queries when an instance is V6, and the V6 routes and Engine
+// health shared through db.
+func OptionsFor(cfg config.Config, db *store.DB, log *slog.Logger, m *metrics.Metrics) (Options, error) {
+	o := Options{Log: log, Metrics: m, DB: db}
+	for _, in := range cfg.Instances {
+		if in.IsV6() {
+			forms, err := topic.FilesOf(cfg).NXQLForms()
+			if err != nil {
+				return Options{}, err
+			}
+			o.Forms = forms.Forms
+			break
+		}
+	}
+	return o, nil
 }
 
 // Patience is how long a call to an instance may wait for the instance's rate limit
@@ -130,6 +153,9 @@ func newV6(cfg config.Config, in config.Instance, limiters *ratelimit.Shared, o 
 		PortalLimiter:  limiters.Limiter(ActionsKey(in.Name), rate(l.PortalRequestsPerSecond)),
 		ActivityPeriod: cfg.Cache.UserActivityPeriod.D(),
 		Log:            log,
+	}
+	if o.DB != nil {
+		vc.Memory = v6Memory{o.DB}
 	}
 	for _, e := range in.Engines {
 		vc.Engines = append(vc.Engines, nexthinkv6.Engine{Name: e.Name, URL: e.URL, UID: e.UID})

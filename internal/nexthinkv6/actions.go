@@ -74,7 +74,7 @@ func (d *Driver) Trigger(ctx context.Context, req nexthink.TriggerRequest) (*nex
 	for _, u := range req.Devices {
 		want[strings.ToLower(u)] = true
 	}
-	routed := d.enginesOf(req.Devices, engines)
+	routed := d.enginesOf(ctx, req.Devices, engines)
 	var taken map[string]bool
 	var unavailable []string
 	for attempt := 0; attempt < 2; attempt++ {
@@ -100,7 +100,7 @@ func (d *Driver) Trigger(ctx context.Context, req nexthink.TriggerRequest) (*nex
 		if err := json.Unmarshal(raw, &resp); err != nil {
 			return nil, d.err(call, http.StatusOK, nexthink.CodeBadResponse, "the answer is not the expected JSON", err)
 		}
-		taken, unavailable = d.takenBy(resp, engines)
+		taken, unavailable = d.takenBy(ctx, resp, engines)
 		missing := false
 		for u := range want {
 			if !taken[u] {
@@ -124,8 +124,9 @@ func (d *Driver) Trigger(ctx context.Context, req nexthink.TriggerRequest) (*nex
 
 // takenBy reads which devices the Engines took (and routes them), and which
 // Engines did not answer the run.
-func (d *Driver) takenBy(resp runResponse, engines []*engineState) (map[string]bool, []string) {
+func (d *Driver) takenBy(ctx context.Context, resp runResponse, engines []*engineState) (map[string]bool, []string) {
 	taken := map[string]bool{}
+	var learned []tagged
 	var unavailable []string
 	for _, er := range resp.Engines {
 		var e *engineState
@@ -141,19 +142,25 @@ func (d *Driver) takenBy(resp runResponse, engines []*engineState) (map[string]b
 		for _, u := range er.DeviceUIDs {
 			taken[strings.ToLower(u)] = true
 			if e != nil {
-				d.learn(e, []map[string]any{{colCollectorUID: u}})
+				learned = append(learned, tagged{e, map[string]any{colCollectorUID: u}})
 			}
 		}
 	}
+	d.learn(ctx, learned)
 	return taken, unavailable
 }
 
 // enginesOf returns the Engines the devices are routed to, or nil when one of
 // them has no route (or its Engine has no known database UID).
-func (d *Driver) enginesOf(devices []string, engines []*engineState) []*engineState {
+func (d *Driver) enginesOf(ctx context.Context, devices []string, engines []*engineState) []*engineState {
+	keys := make([]string, len(devices))
+	for k, u := range devices {
+		keys[k] = "uid:" + strings.ToLower(u)
+	}
+	d.recall(ctx, keys)
 	var out []*engineState
-	for _, u := range devices {
-		e := d.routed("uid:"+strings.ToLower(u), engines)
+	for _, key := range keys {
+		e := d.routed(ctx, key, engines)
 		if e == nil || e.UID == "" {
 			return nil
 		}

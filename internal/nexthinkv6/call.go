@@ -43,6 +43,9 @@ type httpCall struct {
 	limiter nexthink.Limiter
 	engine  *engineState // nil for the Portal
 	policy  retryPolicy
+	// stream: a 2xx answer's body is handed over unread (Driver.doStream);
+	// CallTimeout then bounds the wait for its headers only.
+	stream bool
 }
 
 // portalCall calls the Portal.
@@ -54,29 +57,42 @@ func (d *Driver) portalCall(ctx context.Context, name, method, path string, body
 // do runs c with retries of transient failures within RetryFor and ctx's
 // deadline; an Engine marked down ends the retries at once.
 func (d *Driver) do(ctx context.Context, c httpCall) ([]byte, *nexthink.Error) {
+	body, _, e := d.retried(ctx, c)
+	return body, e
+}
+
+// doStream is do for a streamed answer: the caller reads and closes its body.
+// Only the call's start is retried; a failure while reading is the caller's.
+func (d *Driver) doStream(ctx context.Context, c httpCall) (io.ReadCloser, *nexthink.Error) {
+	c.stream = true
+	_, rc, e := d.retried(ctx, c)
+	return rc, e
+}
+
+func (d *Driver) retried(ctx context.Context, c httpCall) ([]byte, io.ReadCloser, *nexthink.Error) {
 	start := time.Now()
 	wait := 250 * time.Millisecond
 	for n := 1; ; n++ {
-		body, e := d.attempt(ctx, c, n)
+		body, rc, e := d.attempt(ctx, c, n)
 		if e == nil {
-			return body, nil
+			return body, rc, nil
 		}
 		if !d.retryable(e, c.policy) || (c.engine != nil && d.isDown(c.engine)) {
-			return nil, e
+			return nil, nil, e
 		}
 		w := max(wait/2+rand.N(wait), e.RetryAfter)
 		if time.Since(start)+w > d.retryFor || (e.Status == http.StatusTooManyRequests && e.RetryAfter > d.maxWait) {
-			return nil, e
+			return nil, nil, e
 		}
 		if deadline, ok := ctx.Deadline(); ok && time.Now().Add(w).After(deadline) {
-			return nil, e
+			return nil, nil, e
 		}
 		d.log.Warn("nexthink v6 call failed, retrying", "call", c.name, "status", e.Status, "code", e.Code, "attempt", n)
 		t := time.NewTimer(w)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, d.ctxError(ctx, c)
+			return nil, nil, d.ctxError(ctx, c)
 		case <-t.C:
 		}
 		wait = min(wait*2, 5*time.Second)
@@ -102,9 +118,9 @@ func (d *Driver) retryable(e *nexthink.Error, p retryPolicy) bool {
 
 // attempt makes one try: limiter, HTTP, status. Engine calls count toward the
 // Engine's health.
-func (d *Driver) attempt(ctx context.Context, c httpCall, n int) (body []byte, e *nexthink.Error) {
+func (d *Driver) attempt(ctx context.Context, c httpCall, n int) (body []byte, rc io.ReadCloser, e *nexthink.Error) {
 	if e := d.take(ctx, c); e != nil {
-		return nil, e
+		return nil, nil, e
 	}
 	if c.engine != nil {
 		defer func() {
@@ -124,7 +140,21 @@ func (d *Driver) attempt(ctx context.Context, c httpCall, n int) (body []byte, e
 		}()
 	}
 	actx, cancel := context.WithTimeout(ctx, d.cfg.CallTimeout)
-	defer cancel()
+	if c.stream {
+		// A streamed answer may take longer than CallTimeout to read: the timeout
+		// bounds the wait for its headers, the caller's context the rest.
+		cancel()
+		var stop context.CancelFunc
+		actx, stop = context.WithCancel(ctx)
+		headers := time.AfterFunc(d.cfg.CallTimeout, stop)
+		cancel = func() { headers.Stop(); stop() }
+	}
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			cancel()
+		}
+	}()
 	var rd io.Reader
 	u := c.url
 	ctype := ""
@@ -138,7 +168,7 @@ func (d *Driver) attempt(ctx context.Context, c httpCall, n int) (body []byte, e
 	}
 	req, err := http.NewRequestWithContext(actx, c.method, u, rd)
 	if err != nil {
-		return nil, d.err(c, 0, nexthink.CodeInvalid, "cannot build the request", nil)
+		return nil, nil, d.err(c, 0, nexthink.CodeInvalid, "cannot build the request", nil)
 	}
 	req.SetBasicAuth(d.cfg.Username, d.cfg.Password.Reveal())
 	req.Header.Set("Accept", "application/json")
@@ -150,7 +180,7 @@ func (d *Driver) attempt(ctx context.Context, c httpCall, n int) (body []byte, e
 	if err != nil {
 		d.observe(c, 0, time.Since(began), n)
 		if ctx.Err() != nil {
-			return nil, d.ctxError(ctx, c)
+			return nil, nil, d.ctxError(ctx, c)
 		}
 		code := nexthink.CodeTransport
 		if actx.Err() != nil {
@@ -160,7 +190,12 @@ func (d *Driver) attempt(ctx context.Context, c httpCall, n int) (body []byte, e
 		if c.policy == retryUnsent && !isDialError(err) {
 			ne.Message = "no answer: the call may have run"
 		}
-		return nil, ne
+		return nil, nil, ne
+	}
+	if c.stream && resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		d.observe(c, resp.StatusCode, time.Since(began), n)
+		handedOver = true
+		return nil, &streamBody{ReadCloser: resp.Body, cancel: cancel}, nil
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -171,17 +206,29 @@ func (d *Driver) attempt(ctx context.Context, c httpCall, n int) (body []byte, e
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
 			ne.RetryAfter = time.Duration(s) * time.Second
 		}
-		return nil, ne
+		return nil, nil, ne
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBody))
 	d.observe(c, resp.StatusCode, time.Since(began), n)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, d.ctxError(ctx, c)
+			return nil, nil, d.ctxError(ctx, c)
 		}
-		return nil, d.err(c, 0, nexthink.CodeTransport, "the answer broke off", err)
+		return nil, nil, d.err(c, 0, nexthink.CodeTransport, "the answer broke off", err)
 	}
-	return b, nil
+	return b, nil, nil
+}
+
+// streamBody is a streamed answer's body; closing it ends its request.
+type streamBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *streamBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // take waits for the call's limiter within MaxWait, or fails as rate limited.

@@ -13,9 +13,15 @@
 //     the Engine that last saw it, when known (the seed's cross-engine wrapper);
 //     otherwise, or when that Engine no longer has it, to every Engine, and the
 //     copy with the latest last_seen wins: a device that moved keeps a stale copy
-//     on the Engine it left. What a fan-out learns is remembered for RouteTTL.
-//     Other queries (a user's devices, the poller's grouped query, discovery) go
-//     to every Engine and their rows are merged: one query per Engine per tick.
+//     on the Engine it left. What a fan-out learns is trusted for RouteTTL; with a
+//     Memory (PostgreSQL), routes are shared by every process: a discovery's
+//     export writes every device's Engine, a fan-out that finds a device
+//     elsewhere writes its new one, and each process reads a route again after
+//     RouteCacheTTL. Other queries (a user's devices, the poller's grouped query,
+//     discovery) go to every Engine and their rows are merged: one query per
+//     Engine per tick. ExportStream streams: each Engine's answer, ordered by
+//     device (or user), is decoded row by row and the answers are merged as they
+//     arrive, so a moved device's copies meet without holding the fleet.
 //   - Remote actions run through the Portal's POST /api/remoteaction/v2/run with
 //     requestUid, deviceUids, the Engines' engineDatabaseUids (the devices'
 //     Engines when all are known, else every Engine) and timeoutSeconds; their
@@ -23,7 +29,8 @@
 //   - Each Engine and the Portal has its own limiter (MAX_ENGINE_REQUESTS_PER_SECOND
 //     per Engine, MAX_PORTAL_REQUESTS_PER_SECOND per Portal).
 //   - An Engine that fails DownAfter (3) calls in a row is marked down: it is
-//     logged, reported by Health, skipped by every call (not waited on) and
+//     logged, reported by Health (and to Memory, for GET /api/v1/status),
+//     skipped by every call (not waited on) and
 //     probed again after ProbeEvery. A query about a device that no Engine up
 //     has fails with CodeUnavailable naming the Engines that are down; a query
 //     over every Engine answers with the Engines that are up.

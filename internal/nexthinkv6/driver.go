@@ -25,6 +25,8 @@ const (
 	DefaultCallTimeout    = 30 * time.Second
 	DefaultEngineListTTL  = time.Minute
 	DefaultRouteTTL       = 10 * time.Minute
+	DefaultRouteCacheTTL  = 30 * time.Second
+	DefaultHealthEvery    = 15 * time.Second
 	DefaultDownAfter      = 3
 	DefaultProbeEvery     = 30 * time.Second
 	DefaultTimeoutSeconds = 3600
@@ -53,6 +55,13 @@ type Config struct {
 	CallTimeout       time.Duration
 	EngineListTTL     time.Duration
 	RouteTTL          time.Duration
+	// Memory, when set, shares routes and Engine health with the other processes
+	// (PostgreSQL); RouteCacheTTL is how long a route read there is trusted here
+	// before it is read again (30s), HealthEvery how often an Engine that keeps
+	// answering has its last success recorded there (15s).
+	Memory            Memory
+	RouteCacheTTL     time.Duration
+	HealthEvery       time.Duration
 	DownAfter         int           // consecutive failures that mark an Engine down (3)
 	ProbeEvery        time.Duration // how often a down Engine is tried again (30s)
 	MaxTimeoutSeconds int           // the run's timeoutSeconds ceiling (3600)
@@ -85,6 +94,10 @@ type state struct {
 	listErr  error
 	limiters map[string]nexthink.Limiter
 	routes   map[string]route
+	// unreported is the Engine health not yet sent to Memory; reporting is true
+	// while a writer sends it.
+	unreported map[string]EngineHealth
+	reporting  bool
 }
 
 var _ upstream.Driver = (*Driver)(nil)
@@ -138,6 +151,8 @@ func New(cfg Config) (*Driver, error) {
 	def(&s.cfg.CallTimeout, DefaultCallTimeout)
 	def(&s.cfg.EngineListTTL, DefaultEngineListTTL)
 	def(&s.cfg.RouteTTL, DefaultRouteTTL)
+	def(&s.cfg.RouteCacheTTL, DefaultRouteCacheTTL)
+	def(&s.cfg.HealthEvery, DefaultHealthEvery)
 	def(&s.cfg.ProbeEvery, DefaultProbeEvery)
 	if s.cfg.DownAfter <= 0 {
 		s.cfg.DownAfter = DefaultDownAfter

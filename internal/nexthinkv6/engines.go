@@ -21,14 +21,20 @@ type engineState struct {
 	down      bool      // fails reached DownAfter, or the Portal lists it disconnected
 	nextProbe time.Time // when a down Engine may be tried again
 	lastErr   string
+	lastOK    time.Time // its last answer
+	downSince time.Time
+	reported  time.Time // when Memory was last told of it
 }
 
-// EngineHealth is an Engine's health, for operators and tests.
+// EngineHealth is an Engine's health as this process saw it at ObservedAt.
 type EngineHealth struct {
-	Name      string `json:"name"`
-	Down      bool   `json:"down"`
-	Failures  int    `json:"consecutive_failures"`
-	LastError string `json:"last_error,omitempty"`
+	Name        string    `json:"name"`
+	Down        bool      `json:"down"`
+	DownSince   time.Time `json:"down_since,omitzero"`
+	Failures    int       `json:"consecutive_failures"`
+	LastSuccess time.Time `json:"last_success_at,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	ObservedAt  time.Time `json:"observed_at"`
 }
 
 // Health reports every known Engine's health, in list order.
@@ -37,9 +43,57 @@ func (s *state) Health() []EngineHealth {
 	defer s.mu.Unlock()
 	out := make([]EngineHealth, len(s.engines))
 	for k, e := range s.engines {
-		out[k] = EngineHealth{Name: e.Name, Down: e.down, Failures: e.fails, LastError: e.lastErr}
+		out[k] = s.healthOf(e)
 	}
 	return out
+}
+
+// healthOf is e's health now; s.mu is held.
+func (s *state) healthOf(e *engineState) EngineHealth {
+	return EngineHealth{Name: e.Name, Down: e.down, DownSince: e.downSince, Failures: e.fails, LastSuccess: e.lastOK,
+		LastError: e.lastErr, ObservedAt: s.now()}
+}
+
+// report tells Memory of e's health, in the background (a call does not wait on
+// the database); s.mu is held. One writer per driver sends the latest health of
+// each Engine in turn, so a report never overtakes a later one of this process;
+// observation times order those of several processes.
+func (s *state) report(e *engineState) {
+	if s.cfg.Memory == nil {
+		return
+	}
+	h := s.healthOf(e)
+	e.reported = h.ObservedAt
+	if s.unreported == nil {
+		s.unreported = map[string]EngineHealth{}
+	}
+	s.unreported[e.Name] = h
+	if s.reporting {
+		return
+	}
+	s.reporting = true
+	go s.sendReports()
+}
+
+func (s *state) sendReports() {
+	for {
+		s.mu.Lock()
+		batch := s.unreported
+		s.unreported = nil
+		if len(batch) == 0 {
+			s.reporting = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		for _, h := range batch {
+			ctx, cancel := context.WithTimeout(context.Background(), memoryTimeout)
+			if err := s.cfg.Memory.SaveEngine(ctx, s.cfg.Instance, h); err != nil {
+				s.log.Warn("nexthink v6 engine health not saved", "engine", h.Name, "err", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // usable reports whether e may be called now: it is up, or it is down and its
@@ -72,7 +126,12 @@ func (s *state) succeeded(e *engineState) {
 	if e.down {
 		s.log.Info("nexthink v6 engine answers again", "engine", e.Name)
 	}
-	e.fails, e.down, e.lastErr = 0, false, ""
+	changed := e.fails > 0 || e.down
+	e.fails, e.down, e.lastErr, e.downSince = 0, false, "", time.Time{}
+	e.lastOK = s.now()
+	if changed || e.lastOK.Sub(e.reported) >= s.cfg.HealthEvery {
+		s.report(e)
+	}
 }
 
 // failed records a failed call to e; the DownAfter-th in a row marks it down.
@@ -82,10 +141,11 @@ func (s *state) failed(e *engineState, err error) {
 	e.fails++
 	e.lastErr = err.Error()
 	if !e.down && e.fails >= s.cfg.DownAfter {
-		e.down = true
+		e.down, e.downSince = true, s.now()
 		e.nextProbe = s.now().Add(s.cfg.ProbeEvery)
 		s.log.Warn("nexthink v6 engine marked down", "engine", e.Name, "consecutive_failures", e.fails, "err", err)
 	}
+	s.report(e)
 }
 
 // portalEngine is one element of the Portal's engine list.
@@ -144,7 +204,9 @@ func (d *Driver) engineList(ctx context.Context) ([]*engineState, error) {
 		// its probe still comes, so a stale list does not hide it for long.
 		if strings.EqualFold(pe.Status, "DISCONNECTED") && !es.down {
 			es.down, es.nextProbe, es.lastErr = true, d.now().Add(d.cfg.ProbeEvery), "the Portal lists it DISCONNECTED"
+			es.downSince = d.now()
 			d.log.Warn("nexthink v6 engine marked down", "engine", es.Name, "reason", es.lastErr)
+			d.report(es)
 		}
 		out = append(out, es)
 	}

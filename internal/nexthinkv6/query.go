@@ -47,21 +47,33 @@ func (d *Driver) Export(ctx context.Context, queryID string, params map[string]s
 	return d.ExportStream(ctx, queryID, params, nil, fn)
 }
 
-// ExportStream is Export with ready called first; the Engines' answers are never
-// cut short, so partial is false.
-func (d *Driver) ExportStream(ctx context.Context, queryID string, params map[string]string, ready func(partial bool) error,
+// exportBuffered is ExportStream for a form that cannot stream (several NXQL
+// queries merged on a key): every row is read first.
+func (d *Driver) exportBuffered(ctx context.Context, f *nxql.Form, params map[string]string, ready func(partial bool) error,
 	fn func(header, record []string) error) error {
-	rows, _, err := d.run(ctx, queryID, params)
+	rows, _, err := d.run(ctx, f.ID, params)
 	if err != nil {
 		return err
 	}
 	if ready != nil {
 		if err := ready(false); err != nil {
-			return fmt.Errorf("export %s: %w", queryID, err)
+			return fmt.Errorf("export %s: %w", f.ID, err)
 		}
 	}
-	f := d.forms[queryID]
-	header := make([]string, 0, len(f.Columns))
+	header := exportHeader(f, rows)
+	for _, r := range rows {
+		if err := fn(header, record(header, r)); err != nil {
+			return fmt.Errorf("export %s: %w", f.ID, err)
+		}
+	}
+	return nil
+}
+
+// exportHeader is an export's columns, sorted by name: the form's, and for a form
+// with dynamic fields those the rows name (an Engine names the same columns in
+// every row of an answer, so a streamed export passes each Engine's first row).
+func exportHeader(f *nxql.Form, rows []map[string]any) []string {
+	header := make([]string, 0, len(f.Columns)+1)
 	for c := range f.Columns {
 		header = append(header, c)
 	}
@@ -81,16 +93,16 @@ func (d *Driver) ExportStream(ctx context.Context, queryID string, params map[st
 		}
 	}
 	slices.Sort(header)
-	for _, r := range rows {
-		rec := make([]string, len(header))
-		for k, h := range header {
-			rec[k] = cell(r[h])
-		}
-		if err := fn(header, rec); err != nil {
-			return fmt.Errorf("export %s: %w", queryID, err)
-		}
+	return header
+}
+
+// record is a row's cells in header's order.
+func record(header []string, r map[string]any) []string {
+	rec := make([]string, len(header))
+	for k, h := range header {
+		rec[k] = cell(r[h])
 	}
-	return nil
+	return rec
 }
 
 // cell writes a value as an export's CSV cell.
@@ -149,10 +161,10 @@ func (d *Driver) run(ctx context.Context, queryID string, params map[string]stri
 	}
 	key, targeted := target(f, params)
 	if targeted {
-		if e := d.routed(key, engines); e != nil {
+		if e := d.routed(ctx, key, engines); e != nil {
 			rows, err := d.runOn(ctx, e, f, args, platforms)
 			if err == nil && len(rows) > 0 {
-				d.learn(e, rows)
+				d.learn(ctx, tagAll(e, rows))
 				return rows, text, nil
 			}
 			// The Engine no longer has it, or failed: ask every Engine.
@@ -220,9 +232,9 @@ func (d *Driver) run(ctx context.Context, queryID string, params map[string]stri
 	rows = dedupe(rows)
 	out := make([]map[string]any, len(rows))
 	for k, t := range rows {
-		d.learn(t.e, []map[string]any{t.row})
 		out[k] = t.row
 	}
+	d.learn(ctx, rows)
 	if len(failed) > 0 {
 		if targeted && len(out) == 0 {
 			// The device may be on an Engine that did not answer: say so rather than
@@ -241,12 +253,7 @@ func (d *Driver) runOn(ctx context.Context, e *engineState, f *nxql.Form, args, 
 	for k := range f.NXQL {
 		text := f.Text(k, d.cfg.ActivityPeriod)
 		body, ne := d.query(ctx, e, f.ID, text, args, platforms)
-		if ne != nil && f.Dynamic && ne.Status >= 400 && ne.Status < 500 && ne.Status != http.StatusTooManyRequests &&
-			strings.Contains(text, dynamicWildcard) {
-			// An Engine that defines no category or score may refuse the wildcard:
-			// its devices have no dynamic field to cache.
-			d.log.Warn("nexthink v6 engine refused the dynamic fields' wildcard; discovering without them",
-				"engine", e.Name, "query", f.ID, "err", ne)
+		if d.refusedWildcard(e, f, text, ne) {
 			body, ne = d.query(ctx, e, f.ID, strings.ReplaceAll(text, dynamicWildcard, ""), args, platforms)
 		}
 		if ne != nil {
@@ -275,6 +282,19 @@ func (d *Driver) runOn(ctx context.Context, e *engineState, f *nxql.Form, args, 
 // dynamicWildcard selects every category and score of the Engine's devices, in a
 // form with Dynamic set.
 const dynamicWildcard = " #*"
+
+// refusedWildcard reports (and logs) whether Engine e refused text's dynamic-field
+// wildcard: an Engine that defines no category or score may, and its devices then
+// have no dynamic field to cache, so the query is asked again without it.
+func (d *Driver) refusedWildcard(e *engineState, f *nxql.Form, text string, ne *nexthink.Error) bool {
+	if ne == nil || !f.Dynamic || ne.Status < 400 || ne.Status >= 500 || ne.Status == http.StatusTooManyRequests ||
+		!strings.Contains(text, dynamicWildcard) {
+		return false
+	}
+	d.log.Warn("nexthink v6 engine refused the dynamic fields' wildcard; discovering without them",
+		"engine", e.Name, "query", f.ID, "err", ne)
+	return true
+}
 
 // query runs one NXQL text on Engine e with the parameters p1, p2, ... and the
 // platforms.
@@ -362,6 +382,14 @@ func dedupe(rows []tagged) []tagged {
 type tagged struct {
 	e   *engineState
 	row map[string]any
+}
+
+func tagAll(e *engineState, rows []map[string]any) []tagged {
+	out := make([]tagged, len(rows))
+	for k, r := range rows {
+		out[k] = tagged{e, r}
+	}
+	return out
 }
 
 // rowKey identifies a row: its device and remote-action request when it has

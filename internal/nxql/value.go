@@ -295,6 +295,9 @@ func compareValues(a, b any) int {
 	case b == nil:
 		return -1
 	}
+	if x, ok := a.(string); ok { // what the end below does, without parsing a number per comparison
+		return strings.Compare(strings.ToLower(x), strings.ToLower(fmt.Sprint(b)))
+	}
 	if x, ok := asTime(a); ok {
 		if y, ok := asTime(b); ok {
 			return x.Compare(y)

@@ -100,8 +100,12 @@ func New(o Options) (*Service, error) {
 			"query_window", livedevices.QueryWindow.String(), "user_activity_period", o.Lookup.Period.String())
 	}
 	finder := livedevices.New(o.Cache, live, livedevices.Tuned(o.Lookup, o.Cache), livedevices.Log(o.Log))
+	upstreams := map[string]string{}
+	for _, in := range o.Instances.List() {
+		upstreams[in.Name] = in.Type
+	}
 	s := &identifierService{cache: o.Cache, users: &userBatcher{cache: o.Cache}, limiter: o.CacheLimiter, live: finder, order: o.Instances.Names(),
-		now: time.Now, onlineWithin: o.OnlineWithin, metrics: o.Metrics}
+		upstreams: upstreams, now: time.Now, onlineWithin: o.OnlineWithin, metrics: o.Metrics}
 	return &Service{o: o, s: s}, nil
 }
 

@@ -25,6 +25,7 @@ type Cache interface {
 	InstancesHealth(ctx context.Context) ([]store.InstanceHealth, error)
 	LatestDiscoveryRuns(ctx context.Context) (map[string]store.DiscoveryRun, map[string]store.DiscoveryRun, error)
 	CacheSizes(ctx context.Context) (map[string]store.CacheSize, error)
+	V6Engines(ctx context.Context) ([]store.V6Engine, error)
 	livedevices.Memory
 }
 
@@ -46,7 +47,8 @@ type identifierService struct {
 	users        *userBatcher // the devices of users, read for concurrent requests together
 	limiter      ratelimit.Limiter
 	live         *livedevices.Finder
-	order        []string // the configured instances
+	order        []string          // the configured instances
+	upstreams    map[string]string // their upstream types
 	now          func() time.Time
 	onlineWithin time.Duration
 	metrics      *metrics.Metrics

@@ -28,6 +28,19 @@ func (s *identifierService) status(ctx context.Context, refresh time.Duration) (
 	if err != nil {
 		return events.StatusGetReply{}, unavailable(err)
 	}
+	engines, err := s.cache.V6Engines(ctx)
+	if err != nil {
+		return events.StatusGetReply{}, unavailable(err)
+	}
+	enginesOf := map[string][]events.EngineStatus{}
+	for _, e := range engines {
+		st := events.EngineStatus{Name: e.Engine, State: "up", DownSince: wire.UTC(e.DownSince), LastSuccessAt: wire.UTC(e.LastSuccessAt),
+			ConsecutiveFailures: e.ConsecutiveFailures, LastError: e.LastError, ObservedAt: e.ObservedAt.UTC()}
+		if e.Down {
+			st.State = "down"
+		}
+		enginesOf[e.Instance] = append(enginesOf[e.Instance], st)
+	}
 	byName := map[string]store.InstanceHealth{}
 	names := append([]string(nil), s.order...)
 	for _, h := range health {
@@ -38,7 +51,7 @@ func (s *identifierService) status(ctx context.Context, refresh time.Duration) (
 	}
 	reply := events.StatusGetReply{Header: events.NewHeader(events.TypeStatusGetReply), Instances: []events.InstanceStatus{}}
 	for _, name := range names {
-		st := events.InstanceStatus{Name: name, State: "unknown"}
+		st := events.InstanceStatus{Name: name, State: "unknown", Upstream: s.upstreams[name], Engines: enginesOf[name]}
 		if h, ok := byName[name]; ok {
 			st.State, st.DownSince = "down", wire.UTC(h.DownSince)
 			if h.Up {

@@ -25,8 +25,11 @@ func FromConfig(cfg config.Config, db *store.DB, set *instances.Set, nc *nats.Co
 		return nil, err
 	}
 	if set == nil {
-		var err error
-		if set, err = instances.New(cfg, ratelimit.NewShared(db), instances.Options{Log: log}); err != nil {
+		o, err := instances.OptionsFor(cfg, db, log, m)
+		if err != nil {
+			return nil, err
+		}
+		if set, err = instances.New(cfg, ratelimit.NewShared(db), o); err != nil {
 			return nil, err
 		}
 	}
