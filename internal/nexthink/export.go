@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"time"
-
-	"github.com/cenkalti/backoff/v4"
 )
 
 const (
@@ -34,7 +32,7 @@ type exportStatus struct {
 }
 
 // Export runs a saved query with the NQL export API: it submits the export (GZIP),
-// polls its status with backoff until COMPLETED or ERROR (within ExportTimeout), then
+// polls its status (more often while it is young) until COMPLETED or ERROR (within ExportTimeout), then
 // downloads the results file without the bearer token and decodes it as it arrives,
 // calling fn with the header and each record in order. The file is never held in
 // memory. header is the same slice on every call (do not change it); record is new
@@ -90,20 +88,28 @@ func (c *Client) ExportStream(ctx context.Context, queryID string, params map[st
 	return nil
 }
 
+// The bounds of the time between two polls of an export's status.
+const (
+	exportPollMin = 200 * time.Millisecond
+	exportPollMax = 5 * time.Second
+)
+
 // waitExport polls the status of an export until it is COMPLETED (returning the
 // results file URL and whether the result was cut short) or ERROR. A poll the limiter
 // refuses is skipped, not fatal: the export keeps running meanwhile.
 func (c *Client) waitExport(ctx context.Context, queryID, exportID string) (string, bool, error) {
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval, bo.Multiplier, bo.MaxInterval, bo.MaxElapsedTime = 200*time.Millisecond, 1.5, 5*time.Second, 0
-	bo.Reset()
 	start := time.Now()
 	for {
 		var st exportStatus
 		status, err := c.do(ctx, request{call: callExportStatus, method: http.MethodGet,
 			path: "/api/v1/nql/status/" + url.PathEscape(exportID), target: queryID, limiter: c.nql, policy: retryReads, utc: true}, &st)
 		var e *Error
-		wait := bo.NextBackOff()
+		// The next poll comes a tenth of the time waited so far later, within
+		// [exportPollMin, exportPollMax]: an export is seen ready at most about a
+		// tenth of its duration after it is (an exponential backoff by 1.5 could
+		// see it a third late), for a number of polls growing with the log of
+		// the duration up to the cap.
+		wait := min(max(time.Since(start)/10, exportPollMin), exportPollMax)
 		switch {
 		case errors.As(err, &e) && e.Code == CodeRateLimited:
 			wait = max(wait, e.RetryAfter)
