@@ -206,7 +206,7 @@ func seedRetention(ctx context.Context, pool *pgxpool.Pool, n int) (retentionCou
 	var (
 		webhookCols   = []string{"dedupe_key", "webhook_id", "source", "received_at", "processed_at", "outcome"}
 		eventCols     = []string{"id", "status", "source", "webhook_id", "dedupe_key", "monitor", "monitor_key", "subject_key", "alert", "message", "created_at", "updated_at"}
-		deliveryCols  = []string{"id", "event_id", "kind", "body", "state", "attempts"}
+		deliveryCols  = []string{"id", "event_id", "kind", "body", "state", "attempts", "subscription_id"}
 		attemptCols   = []string{"delivery_id", "attempt", "started_at", "duration_ms"}
 		executionCols = []string{"id", "remote_action", "instance", "collector_uid", "device_name", "status", "created_at", "updated_at", "expires_at"}
 		stateCols     = []string{"execution_id", "version", "status", "source", "at"}
@@ -221,7 +221,7 @@ func seedRetention(ctx context.Context, pool *pgxpool.Pool, n int) (retentionCou
 		// The newest event of each subject stays, whatever its age: these are younger.
 		{"proactive_events", eventCols, subjects, false, event("pe_young", "closed", young)},
 		{"proactive_deliveries", deliveryCols, nEvents, true, func(i int) []any {
-			return []any{int64(i + 1), fmt.Sprintf("pe_old-%d", i), "opened", "{}", "delivered", 1}
+			return []any{int64(i + 1), fmt.Sprintf("pe_old-%d", i), "opened", "{}", "delivered", 1, "sub_config"}
 		}},
 		{"proactive_delivery_attempts", attemptCols, nEvents, true, func(i int) []any { return []any{int64(i + 1), 1, old(i), 120} }},
 		{"executions", executionCols, nExec, true, execution("ex_old", "success")},
@@ -239,6 +239,12 @@ func seedRetention(ctx context.Context, pool *pgxpool.Pool, n int) (retentionCou
 		{"diagnoses", diagnosisCols, nDiag, true, diagnosis("old", old)},
 		{"diagnoses", diagnosisCols, kept, false, diagnosis("young", young)},
 		{"rate_limits", []string{"key", "tat"}, nRates, true, func(i int) []any { return []any{fmt.Sprintf("bench:stale:%d", i), old(i)} }},
+	}
+	// Every delivery goes to a subscription: the configured callback's, as the
+	// process would record it.
+	if _, err := pool.Exec(ctx, `INSERT INTO proactive_subscriptions (id, origin, url) VALUES ('sub_config', 'config', '')
+		ON CONFLICT (id) DO NOTHING`); err != nil {
+		return c, err
 	}
 	for _, l := range loads {
 		if err := copyRows(l.table, l.cols, l.rows, l.expired, l.row); err != nil {

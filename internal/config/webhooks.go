@@ -52,7 +52,7 @@ type Subscriptions struct {
 
 func defaultWebhooks() Webhooks {
 	return Webhooks{File: "config/webhooks.yaml", DuplicateWindow: Duration(2 * time.Minute),
-		PublishTimeout: Duration(5 * time.Second), MaxDeliveries: 5, Concurrency: 128}
+		PublishTimeout: Duration(5 * time.Second), MaxDeliveries: 5, Concurrency: 192}
 }
 
 func defaultProactive() Proactive {

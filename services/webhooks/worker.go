@@ -223,8 +223,9 @@ func (w *Worker) consume(ctx, workCtx context.Context, sem chan struct{}, inflig
 		}
 	}()
 	size := w.batchSize()
-	// At most two batches run at once: while they wait on PostgreSQL, the next one
-	// gathers what arrives, so a backlog is taken in full batches.
+	// At most two batches run at once: while they wait on PostgreSQL, the reader
+	// pulls what the slots of Concurrency left allow, so that with room for three
+	// batches (the default) a backlog is taken in full ones.
 	running := make(chan struct{}, batchesAtOnce)
 	for {
 		select {
