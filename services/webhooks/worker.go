@@ -224,8 +224,7 @@ func (w *Worker) consume(ctx, workCtx context.Context, sem chan struct{}, inflig
 	}()
 	size := w.batchSize()
 	// At most two batches run at once: while they wait on PostgreSQL, the reader
-	// pulls what the slots of Concurrency left allow, so that with room for three
-	// batches (the default) a backlog is taken in full ones.
+	// pulls what the slots of Concurrency left allow for the next one.
 	running := make(chan struct{}, batchesAtOnce)
 	for {
 		select {
