@@ -182,10 +182,11 @@ type SwapCounts struct {
 // arriving meanwhile queue behind it, so it is the longest they wait; and it is well
 // below deadlock_timeout (1 s), so that when a reader holding one table waits for
 // another that the flip holds, the flip gives up, not the reader. The flip is then
-// retried, flipAttempts times at most.
+// retried, flipAttempts times at most (half a minute or more: under load a
+// steady stream of readers can hold a table past the timeout many times in a row).
 const (
 	flipLockTimeout  = 200 * time.Millisecond
-	flipAttempts     = 50
+	flipAttempts     = 150
 	lockNotAvailable = "55P03" // SQLSTATE of a lock_timeout
 	uniqueViolation  = "23505"
 )
