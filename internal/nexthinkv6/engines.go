@@ -164,9 +164,10 @@ func (d *Driver) engineList(ctx context.Context) ([]*engineState, error) {
 	fixed := len(d.cfg.Engines) > 0
 	fresh := !d.listedAt.IsZero() && d.now().Sub(d.listedAt) < d.cfg.EngineListTTL
 	list := d.engines
+	unannounced := fixed && d.listed == "" // a configured list is recorded once (again after a failure)
 	d.mu.Unlock()
 	if fixed || fresh {
-		if fixed {
+		if unannounced {
 			d.announce(list)
 		}
 		return list, nil

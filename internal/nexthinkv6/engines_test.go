@@ -2,7 +2,9 @@ package nexthinkv6_test
 
 import (
 	"context"
+	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -63,11 +65,24 @@ func TestEngineListRecorded(t *testing.T) {
 		t.Errorf("lists recorded: got %v, want dc's %v once", got, want)
 	}
 
-	fixed, _ := newDriver(t, s, func(c *nexthinkv6.Config) {
-		c.Engines = []nexthinkv6.Engine{{Name: "engine-b", URL: "https://engine-b.example.com:1671"},
-			{Name: "engine-a", URL: "https://engine-a.example.com:1671"}}
-	})
-	if got := fixed.Engines(); !slices.Equal(got, []string{"engine-b", "engine-a"}) {
-		t.Errorf("configured engines: got %v", got)
+	// Configured: the Engines of the installation under other names, in another order.
+	var configured []nexthinkv6.Engine
+	for _, e := range slices.Backward(s.Info().Engines) {
+		configured = append(configured, nexthinkv6.Engine{Name: "x-" + e.Name, URL: "http://" + net.JoinHostPort(e.Address, strconv.Itoa(e.Port))})
+	}
+	fixedMem := &listMemory{}
+	fixed, _ := newDriver(t, s, func(c *nexthinkv6.Config) { c.Engines, c.Memory = configured, fixedMem })
+	want = []string{"x-engine-3", "x-engine-2", "x-engine-1"}
+	if got := fixed.Engines(); !slices.Equal(got, want) {
+		t.Errorf("configured engines, before any call: got %v, want %v", got, want)
+	}
+	for _, x := range dev {
+		if _, err := fixed.Execute(ctx, "#get_device_basic_infos_by_device_name", map[string]string{"device_name": x.Name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, "the configured list recorded", func() bool { return len(fixedMem.got()) > 0 })
+	if got := fixedMem.got(); len(got) != 1 || !slices.Equal(got[0], append([]string{"dc"}, want...)) {
+		t.Errorf("configured lists recorded: got %v, want dc's %v once", got, want)
 	}
 }
