@@ -72,9 +72,10 @@ func Catalog() []Message {
 		}, {
 			Name: "dc", State: "up", LastDiscovery: &run, LastSuccessAt: run.EndedAt, DataAsOf: run.DataAsOf, NextDiscoveryAt: &seen,
 			Cache: CacheSize{Devices: 30, Users: 25, Activities: 31}, Upstream: "v6", Engines: []EngineStatus{
-				{Name: "engine-1", State: "up", LastSuccessAt: &seen, ObservedAt: seen},
+				{Name: "engine-1", State: "up", LastSuccessAt: &seen, ObservedAt: &seen},
 				{Name: "engine-2", State: "down", DownSince: &seen, LastSuccessAt: run.EndedAt, ConsecutiveFailures: 3,
-					LastError: "nexthink dc: nxql.query on engine-2: no answer", ObservedAt: seen},
+					LastError: "nexthink dc: nxql.query on engine-2: no answer", ObservedAt: &seen},
+				{Name: "engine-3", State: "unknown"},
 			},
 		}}, Cache: CacheSize{Devices: 42, Users: 36, Activities: 45}},
 		WebhookReceived{Header: Header{Type: TypeWebhookReceived, ID: "wh_5f0c2a1d9b3e4f60718293a4b5c6d7e8", Time: seen},

@@ -88,22 +88,23 @@ type InstanceStatus struct {
 	// Upstream is the configured instance's product: infinity or v6 (empty for an
 	// instance no longer configured).
 	Upstream string `json:"upstream,omitempty"`
-	// Engines are a V6 instance's Engines as the processes that call them last saw
-	// them; an Engine no call has reached yet is absent.
+	// Engines are every Engine of a V6 instance (configured, or listed by its
+	// Portal) as the processes that call them last saw them; an Engine no call has
+	// reached yet is unknown.
 	Engines []EngineStatus `json:"engines,omitempty"`
 }
 
 // EngineStatus is the health of one Engine of a V6 instance: down after three
 // failed calls in a row (or when the Portal lists it disconnected), up again as
-// soon as it answers.
+// soon as it answers, unknown until a call reaches it.
 type EngineStatus struct {
 	Name                string     `json:"name"`
-	State               string     `json:"state"` // up or down
+	State               string     `json:"state"` // up, down or unknown
 	DownSince           *time.Time `json:"down_since,omitempty"`
 	LastSuccessAt       *time.Time `json:"last_success_at"`
 	ConsecutiveFailures int        `json:"consecutive_failures"`
 	LastError           string     `json:"last_error,omitempty"`
-	ObservedAt          time.Time  `json:"observed_at"` // when a process last reported it
+	ObservedAt          *time.Time `json:"observed_at"` // when a process last reported it; null while unknown
 }
 
 // CacheSize counts cached rows.

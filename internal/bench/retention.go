@@ -138,7 +138,7 @@ func (c retentionCounts) describe() string {
 func seedRetention(ctx context.Context, pool *pgxpool.Pool, n int) (retentionCounts, error) {
 	share := func(per float64) int { return int(per * float64(n)) }
 	nWebhooks, nEvents, nExec, nKeys := share(0.15), share(0.10), share(0.10), share(0.05)
-	nAudit, nDiag, nRates := share(0.10), share(0.08), share(0.02)
+	nAudit, nDiag, nRates, nRoutes := share(0.10), share(0.08), share(0.02), share(0.02)
 	const kept = 1000 // young rows, and kept old ones, per kind
 	const subjects = 1000
 	now := time.Now()
@@ -203,6 +203,9 @@ func seedRetention(ctx context.Context, pool *pgxpool.Pool, n int) (retentionCou
 			return []any{fmt.Sprintf("%s-%d", prefix, i), "outlook", "uid", "eu", "PC", at(i), "live", `{"verdict":"healthy"}`}
 		}
 	}
+	route := func(prefix string, at func(int) time.Time) func(i int) []any {
+		return func(i int) []any { return []any{"bench_v6", fmt.Sprintf("name:%s-%d", prefix, i), "engine-1", at(i)} }
+	}
 	var (
 		webhookCols   = []string{"dedupe_key", "webhook_id", "source", "received_at", "processed_at", "outcome"}
 		eventCols     = []string{"id", "status", "source", "webhook_id", "dedupe_key", "monitor", "monitor_key", "subject_key", "alert", "message", "created_at", "updated_at"}
@@ -213,6 +216,7 @@ func seedRetention(ctx context.Context, pool *pgxpool.Pool, n int) (retentionCou
 		keyCols       = []string{"api_key_id", "key", "request_hash", "execution_id", "created_at"}
 		auditCols     = []string{"at", "remote_action", "device", "outcome"}
 		diagnosisCols = []string{"id", "topic", "collector_uid", "instance", "device_name", "diagnosed_at", "source", "body"}
+		routeCols     = []string{"instance", "device_key", "engine", "learned_at"}
 	)
 	loads := []load{
 		{"webhook_deliveries", webhookCols, nWebhooks, true, webhook("old", old)},
@@ -239,6 +243,8 @@ func seedRetention(ctx context.Context, pool *pgxpool.Pool, n int) (retentionCou
 		{"diagnoses", diagnosisCols, nDiag, true, diagnosis("old", old)},
 		{"diagnoses", diagnosisCols, kept, false, diagnosis("young", young)},
 		{"rate_limits", []string{"key", "tat"}, nRates, true, func(i int) []any { return []any{fmt.Sprintf("bench:stale:%d", i), old(i)} }},
+		{"v6_routes", routeCols, nRoutes, true, route("gone", old)},
+		{"v6_routes", routeCols, kept, false, route("seen", young)},
 	}
 	// Every delivery goes to a subscription: the configured callback's, as the
 	// process would record it.
@@ -274,14 +280,16 @@ func retentionLeft(ctx context.Context, pool *pgxpool.Pool) (retentionCounts, er
 		+ (SELECT count(*) FROM idempotency_keys WHERE key LIKE 'ex_old-%')
 		+ (SELECT count(*) FROM remote_action_audit WHERE at < now() - interval '365 days')
 		+ (SELECT count(*) FROM diagnoses WHERE id LIKE 'old-%')
-		+ (SELECT count(*) FROM rate_limits WHERE key LIKE 'bench:stale:%'),
+		+ (SELECT count(*) FROM rate_limits WHERE key LIKE 'bench:stale:%')
+		+ (SELECT count(*) FROM v6_routes WHERE device_key LIKE 'name:gone-%'),
 		(SELECT count(*) FROM webhook_deliveries WHERE dedupe_key LIKE 'young-%')
 		+ (SELECT count(*) FROM proactive_events WHERE id LIKE 'pe_young-%')
 		+ (SELECT count(*) FROM executions WHERE id LIKE 'ex_waiting-%')
 		+ (SELECT count(*) FROM execution_states WHERE execution_id LIKE 'ex_waiting-%')
 		+ (SELECT count(*) FROM idempotency_keys WHERE key LIKE 'ex_waiting-%')
 		+ (SELECT count(*) FROM remote_action_audit WHERE at > now() - interval '1 day')
-		+ (SELECT count(*) FROM diagnoses WHERE id LIKE 'young-%')`).Scan(&c.expired, &c.kept)
+		+ (SELECT count(*) FROM diagnoses WHERE id LIKE 'young-%')
+		+ (SELECT count(*) FROM v6_routes WHERE device_key LIKE 'name:seen-%')`).Scan(&c.expired, &c.kept)
 	return c, err
 }
 

@@ -31,7 +31,16 @@ type Retention struct {
 	Diagnoses     Duration `yaml:"diagnoses"`
 	RateLimits    Duration `yaml:"rate_limits"`    // rows of keys not limited since
 	DiscoveryRuns int      `yaml:"discovery_runs"` // runs kept per instance
+	// V6Routes applies to the Engine routes of V6 devices (v6_routes) nobody has
+	// learned or confirmed since: every discovery confirms the routes of the devices
+	// it lists.
+	V6Routes Duration `yaml:"v6_routes"`
 }
+
+// MinV6RouteRetention is the shortest retention.v6_routes: the time a V6 driver
+// trusts a route (nexthinkv6.DefaultRouteTTL, which a test keeps in step). A
+// route pruned younger would only cost a fan-out to every Engine.
+const MinV6RouteRetention = 10 * time.Minute
 
 func defaultRetention() Retention {
 	const day = 24 * time.Hour
@@ -39,7 +48,7 @@ func defaultRetention() Retention {
 		Interval: Duration(time.Hour), BatchSize: 1000, BatchPause: Duration(100 * time.Millisecond),
 		WebhookDeliveries: Duration(30 * day), ProactiveEvents: Duration(30 * day), OpenProactiveEvents: Duration(90 * day),
 		IdempotencyKeys: Duration(day), Executions: Duration(90 * day), Audit: Duration(365 * day),
-		Diagnoses: Duration(30 * day), RateLimits: Duration(time.Hour), DiscoveryRuns: 168,
+		Diagnoses: Duration(30 * day), RateLimits: Duration(time.Hour), DiscoveryRuns: 168, V6Routes: Duration(day),
 	}
 }
 
@@ -59,6 +68,7 @@ func (c Config) validateRetention() error {
 		{"retention.proactive_events", r.ProactiveEvents}, {"retention.open_proactive_events", r.OpenProactiveEvents},
 		{"retention.idempotency_keys", r.IdempotencyKeys}, {"retention.executions", r.Executions},
 		{"retention.audit", r.Audit}, {"retention.diagnoses", r.Diagnoses}, {"retention.rate_limits", r.RateLimits},
+		{"retention.v6_routes", r.V6Routes},
 	} {
 		if p.v < 0 {
 			return &Error{Key: p.key, Reason: "must not be negative (0s keeps the rows for ever)"}
@@ -71,6 +81,9 @@ func (c Config) validateRetention() error {
 	// pruner must never delete one it could use.
 	if r.Diagnoses > 0 && r.Diagnoses < c.Executions.DiagnosisMaxAge {
 		return &Error{Key: "retention.diagnoses", Reason: fmt.Sprintf("must be at least executions.diagnosis_max_age (%s), or 0s", c.Executions.DiagnosisMaxAge)}
+	}
+	if r.V6Routes > 0 && r.V6Routes.D() < MinV6RouteRetention {
+		return &Error{Key: "retention.v6_routes", Reason: fmt.Sprintf("must be at least %s (the time a route is trusted), or 0s", Duration(MinV6RouteRetention))}
 	}
 	if r.AuditExport != "" {
 		dir := r.AuditExport

@@ -25,7 +25,7 @@ func TestRetentionAndDatabaseSettings(t *testing.T) {
 				r.Diagnoses.D() != 30*24*time.Hour || r.Audit.D() != 365*24*time.Hour || r.Executions.D() != 90*24*time.Hour ||
 				r.WebhookDeliveries.D() != 30*24*time.Hour || r.ProactiveEvents.D() != 30*24*time.Hour ||
 				r.OpenProactiveEvents.D() != 90*24*time.Hour || r.RateLimits.D() != time.Hour || r.DiscoveryRuns != 168 ||
-				r.AuditExport != "" {
+				r.AuditExport != "" || r.V6Routes.D() != 24*time.Hour {
 				t.Errorf("retention: got %+v", r)
 			}
 			if c.Database != (Database{}) {
@@ -33,12 +33,12 @@ func TestRetentionAndDatabaseSettings(t *testing.T) {
 			}
 		}},
 		{name: "from the file",
-			file: "retention:\n  audit: 730d\n  audit_export: " + dir + "\n  diagnoses: 0s\n  batch_size: 200\n  batch_pause: 10ms\n  discovery_runs: 10\n" +
+			file: "retention:\n  audit: 730d\n  audit_export: " + dir + "\n  diagnoses: 0s\n  batch_size: 200\n  batch_pause: 10ms\n  discovery_runs: 10\n  v6_routes: 7d\n" +
 				"database:\n  max_conns: 20\n  min_conns: 2\n  statement_timeout: 30s\n",
 			check: func(t *testing.T, c Config) {
 				r := c.Retention
 				if r.Audit.D() != 730*24*time.Hour || r.AuditExport != dir || r.Diagnoses != 0 || r.BatchSize != 200 ||
-					r.BatchPause.D() != 10*time.Millisecond || r.DiscoveryRuns != 10 {
+					r.BatchPause.D() != 10*time.Millisecond || r.DiscoveryRuns != 10 || r.V6Routes.D() != 7*24*time.Hour {
 					t.Errorf("retention: got %+v", r)
 				}
 				if c.Database != (Database{MaxConns: 20, MinConns: 2, StatementTimeout: Duration(30 * time.Second)}) {
@@ -59,6 +59,12 @@ func TestRetentionAndDatabaseSettings(t *testing.T) {
 		{name: "period without a unit", file: "retention:\n  audit: 365\n", wantKey: "retention.audit"},
 		{name: "no batch", file: "retention:\n  batch_size: 0\n", wantKey: "retention.batch_size"},
 		{name: "interval too short", file: "retention:\n  interval: 10ms\n", wantKey: "retention.interval"},
+		{name: "v6 routes kept for ever", file: "retention:\n  v6_routes: 0s\n", check: func(t *testing.T, c Config) {
+			if c.Retention.V6Routes != 0 {
+				t.Errorf("v6_routes: got %s, want 0s", c.Retention.V6Routes)
+			}
+		}},
+		{name: "v6 routes pruned while still trusted", file: "retention:\n  v6_routes: 5m\n", wantKey: "retention.v6_routes"},
 		{name: "negative discovery runs", file: "retention:\n  discovery_runs: -1\n", wantKey: "retention.discovery_runs"},
 		{name: "diagnoses shorter than a remediation may need",
 			file: "executions:\n  diagnosis_max_age: 2h\nretention:\n  diagnoses: 1h\n", wantKey: "retention.diagnoses"},

@@ -37,6 +37,10 @@ func (m v6Memory) SaveEngine(ctx context.Context, instance string, h nexthinkv6.
 		ConsecutiveFailures: h.Failures, LastSuccessAt: timeOrNil(h.LastSuccess), LastError: h.LastError, ObservedAt: h.ObservedAt})
 }
 
+func (m v6Memory) ListEngines(ctx context.Context, instance string, names []string) error {
+	return m.db.ListV6Engines(ctx, instance, names, time.Now())
+}
+
 func timeOrNil(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil

@@ -8,7 +8,8 @@
 //     and the NQL parameters as p1, p2, ...; the rows read as Infinity's do.
 //   - Engines come from the configuration or from the Portal's
 //     GET /api/configuration/v1/engines (Basic authentication, refreshed every
-//     EngineListTTL).
+//     EngineListTTL). With a Memory, the list is recorded there when first read
+//     and whenever it changes, so the status names an Engine no call has reached.
 //   - A query about one device (a device_name or collector_uid parameter) goes to
 //     the Engine that last saw it, when known (the seed's cross-engine wrapper);
 //     otherwise, or when that Engine no longer has it, to every Engine, and the

@@ -98,6 +98,8 @@ type state struct {
 	// while a writer sends it.
 	unreported map[string]EngineHealth
 	reporting  bool
+	// listed is the Engine list last recorded in Memory (names joined by NUL).
+	listed string
 }
 
 var _ upstream.Driver = (*Driver)(nil)

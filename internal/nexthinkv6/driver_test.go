@@ -471,3 +471,12 @@ func TestDiscoveryWindowIsTheActivityPeriod(t *testing.T) {
 		t.Errorf("a device last seen %v ago is in the 7-day window", time.Since(oldest))
 	}
 }
+
+// TestRouteRetentionOutlivesTrust: the configuration refuses a retention of the
+// routes shorter than the time the driver trusts one (config cannot import this
+// package, so it keeps its own copy of the figure).
+func TestRouteRetentionOutlivesTrust(t *testing.T) {
+	if config.MinV6RouteRetention < nexthinkv6.DefaultRouteTTL {
+		t.Errorf("config.MinV6RouteRetention %s is shorter than DefaultRouteTTL %s", config.MinV6RouteRetention, nexthinkv6.DefaultRouteTTL)
+	}
+}

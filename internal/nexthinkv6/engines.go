@@ -164,8 +164,12 @@ func (d *Driver) engineList(ctx context.Context) ([]*engineState, error) {
 	fixed := len(d.cfg.Engines) > 0
 	fresh := !d.listedAt.IsZero() && d.now().Sub(d.listedAt) < d.cfg.EngineListTTL
 	list := d.engines
+	unannounced := fixed && d.listed == "" // a configured list is recorded once (again after a failure)
 	d.mu.Unlock()
 	if fixed || fresh {
+		if unannounced {
+			d.announce(list)
+		}
 		return list, nil
 	}
 	var got []portalEngine
@@ -215,5 +219,55 @@ func (d *Driver) engineList(ctx context.Context) ([]*engineState, error) {
 			Code: nexthink.CodeBadResponse, Message: fmt.Sprintf("the Portal lists no usable Engine (%d entries)", len(got))}
 	}
 	d.engines, d.listedAt = out, d.now()
+	d.announceLocked(out)
 	return out, nil
+}
+
+// Engines names the Engines this process knows, in list order: the configured
+// ones, else the Portal's list as last read here (none before the first call).
+func (s *state) Engines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, len(s.engines))
+	for k, e := range s.engines {
+		out[k] = e.Name
+	}
+	return out
+}
+
+// announce records list in Memory, in the background, when it differs from the
+// list last recorded: the status then names every Engine, even one that no call
+// has reached yet.
+func (s *state) announce(list []*engineState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.announceLocked(list)
+}
+
+// announceLocked is announce with s.mu held.
+func (s *state) announceLocked(list []*engineState) {
+	if s.cfg.Memory == nil {
+		return
+	}
+	names := make([]string, len(list))
+	for k, e := range list {
+		names[k] = e.Name
+	}
+	key := strings.Join(names, "\x00")
+	if key == s.listed {
+		return
+	}
+	s.listed = key
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), memoryTimeout)
+		defer cancel()
+		if err := s.cfg.Memory.ListEngines(ctx, s.cfg.Instance, names); err != nil {
+			s.log.Warn("nexthink v6 engine list not saved", "err", err)
+			s.mu.Lock()
+			if s.listed == key {
+				s.listed = "" // the next call tries again
+			}
+			s.mu.Unlock()
+		}
+	}()
 }

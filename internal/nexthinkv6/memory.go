@@ -16,6 +16,10 @@ type Memory interface {
 	// SaveEngine records an observation of an Engine's health; one observed earlier
 	// than the stored one is ignored.
 	SaveEngine(ctx context.Context, instance string, h EngineHealth) error
+	// ListEngines records the Engines of the instance's list (configured, or the
+	// Portal's), so they are known before any call reaches them; an Engine
+	// already recorded is left as it is.
+	ListEngines(ctx context.Context, instance string, names []string) error
 }
 
 // StoredRoute is a route as Memory keeps it.

@@ -22,6 +22,7 @@ const (
 	TableLastKnownValues           = "last_known_values"
 	TableRateLimits                = "rate_limits"
 	TableDiscoveryRuns             = "discovery_runs"
+	TableV6Routes                  = "v6_routes"
 )
 
 // PrunerLease is the exclusive right to prune, across every replica (a lease): every
@@ -268,6 +269,18 @@ func (l *PrunerLease) PruneDiscoveryRuns(ctx context.Context, keep, limit int) (
 			WHERE n > $1 AND outcome <> 'running' LIMIT $2),
 		d AS (DELETE FROM discovery_runs WHERE id = ANY(ARRAY(SELECT id FROM c)) AND outcome <> 'running' RETURNING 1)
 		SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM d)`, keep, limit)
+}
+
+// PruneV6Routes deletes the V6 routes last learned or confirmed before before: a
+// discovery's export confirms the route of every device it lists, so what goes is
+// the devices gone from the installation (or no longer active). A route older than
+// the driver's trust (nexthinkv6.DefaultRouteTTL) is never followed anyway: deleting
+// it changes no decision.
+func (l *PrunerLease) PruneV6Routes(ctx context.Context, before time.Time, limit int) (Pruned, error) {
+	return l.batch(ctx, limit, []string{TableV6Routes}, `
+		WITH c AS (SELECT ctid FROM v6_routes WHERE learned_at < $1 ORDER BY learned_at LIMIT $2),
+		d AS (DELETE FROM v6_routes WHERE ctid = ANY(ARRAY(SELECT ctid FROM c)) AND learned_at < $1 RETURNING 1)
+		SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM d)`, before, limit)
 }
 
 // EachAuditRecord calls fn with every audit record written in [since, until), oldest

@@ -417,3 +417,44 @@ func TestPruneLastKnownValues(t *testing.T) {
 		t.Errorf("left: got %v", left)
 	}
 }
+
+// TestPruneV6Routes: the routes nobody learned or confirmed within the retention go,
+// in batches; a route a later discovery confirmed (the same Engine, learned again)
+// stays, whichever process wrote it first, and so does one learned recently.
+func TestPruneV6Routes(t *testing.T) {
+	p := newPruning(t)
+	ctx := context.Background()
+	db := store.New(p.pool)
+	old := p.ago(3 * day)
+	var routes []store.V6Route
+	for _, k := range []string{"name:gone-1", "uid:gone-1", "name:gone-2", "uid:gone-2", "name:alive", "uid:alive"} {
+		routes = append(routes, store.V6Route{Key: k, Engine: "engine-1", LearnedAt: old})
+	}
+	if err := db.SaveV6Routes(ctx, "dc", routes); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SaveV6Routes(ctx, "us6", []store.V6Route{{Key: "name:gone-3", Engine: "engine-2", LearnedAt: old},
+		{Key: "name:new", Engine: "engine-2", LearnedAt: p.ago(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	// The latest discovery still lists "alive", on the same Engine: its export
+	// saves its routes again.
+	if err := db.SaveV6Routes(ctx, "dc", []store.V6Route{{Key: "name:alive", Engine: "engine-1", LearnedAt: p.ago(time.Minute)},
+		{Key: "uid:alive", Engine: "engine-1", LearnedAt: p.ago(time.Minute)}}); err != nil {
+		t.Fatal(err)
+	}
+	got, batches := drain(t, 2, func(store.Cursor) (store.Pruned, error) {
+		return p.lease.PruneV6Routes(ctx, p.ago(day), 2)
+	})
+	if got[store.TableV6Routes] != 5 || batches != 3 {
+		t.Errorf("got %v in %d batches, want 5 in 3 (2, 2, then 1)", got, batches)
+	}
+	want := []string{"dc name:alive", "dc uid:alive", "us6 name:new"}
+	if left := p.ids(t, `SELECT instance || ' ' || device_key FROM v6_routes`); !slices.Equal(left, want) {
+		t.Errorf("left: got %v, want %v", left, want)
+	}
+	kept, err := db.V6Routes(ctx, "dc", []string{"name:alive"})
+	if err != nil || kept["name:alive"].Engine != "engine-1" {
+		t.Errorf("the confirmed route: got %+v %v", kept, err)
+	}
+}

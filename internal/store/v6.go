@@ -68,8 +68,18 @@ type V6Engine struct {
 	ObservedAt          time.Time  `db:"observed_at"`
 }
 
+// Reached reports whether a call has reached the Engine (answered or failed), or
+// it is down; false for an Engine only listed (ListV6Engines) so far.
+func (e V6Engine) Reached() bool {
+	return e.Down || e.ConsecutiveFailures > 0 || e.LastSuccessAt != nil
+}
+
+// v6EngineListed is the SQL form of !Reached, over v6_engines.
+const v6EngineListed = `(NOT v6_engines.down AND v6_engines.consecutive_failures = 0 AND v6_engines.last_success_at IS NULL)`
+
 // SaveV6Engine records an observation of an Engine's health unless a later one
-// is recorded; a last success is never moved back.
+// is recorded; a last success is never moved back. An observation always
+// replaces an Engine only listed, whatever the listing's time.
 func (db *DB) SaveV6Engine(ctx context.Context, e V6Engine) error {
 	_, err := db.pool.Exec(ctx, `INSERT INTO v6_engines (instance, engine, down, down_since, consecutive_failures,
 			last_success_at, last_error, observed_at)
@@ -79,10 +89,26 @@ func (db *DB) SaveV6Engine(ctx context.Context, e V6Engine) error {
 			consecutive_failures = excluded.consecutive_failures,
 			last_success_at = greatest(v6_engines.last_success_at, excluded.last_success_at),
 			last_error = excluded.last_error, observed_at = excluded.observed_at
-		WHERE v6_engines.observed_at <= excluded.observed_at`,
+		WHERE v6_engines.observed_at <= excluded.observed_at OR `+v6EngineListed,
 		e.Instance, e.Engine, e.Down, e.DownSince, e.ConsecutiveFailures, e.LastSuccessAt, e.LastError, e.ObservedAt)
 	if err != nil {
 		return fmt.Errorf("save v6 engine %s/%s: %w", e.Instance, e.Engine, err)
+	}
+	return nil
+}
+
+// ListV6Engines records the Engines of instance a process listed (configured, or
+// the Portal's list) at at, so that the status shows them before any call reaches
+// them; an Engine already recorded is left as it is.
+func (db *DB) ListV6Engines(ctx context.Context, instance string, engines []string, at time.Time) error {
+	if len(engines) == 0 {
+		return nil
+	}
+	_, err := db.pool.Exec(ctx, `INSERT INTO v6_engines (instance, engine, down, consecutive_failures, observed_at)
+		SELECT $1, e, false, 0, $3 FROM unnest($2::text[]) AS t(e)
+		ON CONFLICT (instance, engine) DO NOTHING`, instance, engines, at)
+	if err != nil {
+		return fmt.Errorf("list v6 engines of %s: %w", instance, err)
 	}
 	return nil
 }

@@ -101,11 +101,15 @@ func New(o Options) (*Service, error) {
 	}
 	finder := livedevices.New(o.Cache, live, livedevices.Tuned(o.Lookup, o.Cache), livedevices.Log(o.Log))
 	upstreams := map[string]string{}
+	engines := map[string]func() []string{}
 	for _, in := range o.Instances.List() {
 		upstreams[in.Name] = in.Type
+		if l, ok := in.Client.(engineLister); ok {
+			engines[in.Name] = l.Engines
+		}
 	}
 	s := &identifierService{cache: o.Cache, users: &userBatcher{cache: o.Cache}, limiter: o.CacheLimiter, live: finder, order: o.Instances.Names(),
-		upstreams: upstreams, now: time.Now, onlineWithin: o.OnlineWithin, metrics: o.Metrics}
+		upstreams: upstreams, engines: engines, now: time.Now, onlineWithin: o.OnlineWithin, metrics: o.Metrics}
 	return &Service{o: o, s: s}, nil
 }
 

@@ -43,12 +43,15 @@ var (
 // the instances that are up when the cache knows nothing of the identifier. It is the
 // logic of the worker, without NATS.
 type identifierService struct {
-	cache        Cache
-	users        *userBatcher // the devices of users, read for concurrent requests together
-	limiter      ratelimit.Limiter
-	live         *livedevices.Finder
-	order        []string          // the configured instances
-	upstreams    map[string]string // their upstream types
+	cache     Cache
+	users     *userBatcher // the devices of users, read for concurrent requests together
+	limiter   ratelimit.Limiter
+	live      *livedevices.Finder
+	order     []string          // the configured instances
+	upstreams map[string]string // their upstream types
+	// engines names the Engines each V6 instance's driver knows in this process
+	// (configured, or the Portal's list as read here).
+	engines      map[string]func() []string
 	now          func() time.Time
 	onlineWithin time.Duration
 	metrics      *metrics.Metrics

@@ -2,6 +2,8 @@ package devices
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dexbridge/dexbridge/events"
@@ -32,15 +34,7 @@ func (s *identifierService) status(ctx context.Context, refresh time.Duration) (
 	if err != nil {
 		return events.StatusGetReply{}, unavailable(err)
 	}
-	enginesOf := map[string][]events.EngineStatus{}
-	for _, e := range engines {
-		st := events.EngineStatus{Name: e.Engine, State: "up", DownSince: wire.UTC(e.DownSince), LastSuccessAt: wire.UTC(e.LastSuccessAt),
-			ConsecutiveFailures: e.ConsecutiveFailures, LastError: e.LastError, ObservedAt: e.ObservedAt.UTC()}
-		if e.Down {
-			st.State = "down"
-		}
-		enginesOf[e.Instance] = append(enginesOf[e.Instance], st)
-	}
+	enginesOf := s.engineStatus(engines)
 	byName := map[string]store.InstanceHealth{}
 	names := append([]string(nil), s.order...)
 	for _, h := range health {
@@ -80,6 +74,42 @@ func (s *identifierService) status(ctx context.Context, refresh time.Duration) (
 		reply.Instances = append(reply.Instances, st)
 	}
 	return reply, nil
+}
+
+// engineLister is a V6 driver: it names the Engines it knows.
+type engineLister interface{ Engines() []string }
+
+// engineStatus is every Engine of each V6 instance, by name: those a process
+// reported (or recorded from its list), and those this process's driver knows
+// that none has yet. An Engine no call has reached is unknown.
+func (s *identifierService) engineStatus(engines []store.V6Engine) map[string][]events.EngineStatus {
+	out := map[string][]events.EngineStatus{}
+	seen := map[string]bool{}
+	for _, e := range engines {
+		seen[e.Instance+"/"+e.Engine] = true
+		st := events.EngineStatus{Name: e.Engine, State: "unknown"}
+		if e.Reached() {
+			st = events.EngineStatus{Name: e.Engine, State: "up", DownSince: wire.UTC(e.DownSince), LastSuccessAt: wire.UTC(e.LastSuccessAt),
+				ConsecutiveFailures: e.ConsecutiveFailures, LastError: e.LastError, ObservedAt: wire.UTC(&e.ObservedAt)}
+			if e.Down {
+				st.State = "down"
+			}
+		}
+		out[e.Instance] = append(out[e.Instance], st)
+	}
+	for instance, list := range s.engines {
+		added := false
+		for _, name := range list() {
+			if !seen[instance+"/"+name] {
+				out[instance] = append(out[instance], events.EngineStatus{Name: name, State: "unknown"})
+				added = true
+			}
+		}
+		if added {
+			slices.SortFunc(out[instance], func(a, b events.EngineStatus) int { return strings.Compare(a.Name, b.Name) })
+		}
+	}
+	return out
 }
 
 func contains(list []string, s string) bool {

@@ -41,7 +41,8 @@ type Retention struct {
 	Audit               time.Duration
 	Diagnoses           time.Duration
 	RateLimits          time.Duration
-	DiscoveryRuns       int // runs kept per instance
+	DiscoveryRuns       int           // runs kept per instance
+	V6Routes            time.Duration // routes of V6 devices not learned nor confirmed since
 }
 
 // Options are the pruner's dependencies and settings.
@@ -221,6 +222,7 @@ func (s *Service) steps(now time.Time) []step {
 	cut(r.ProactiveEvents, store.TableProactiveEvents, (*store.PrunerLease).PruneClosedProactiveEvents)
 	cut(r.OpenProactiveEvents, store.TableProactiveEvents, (*store.PrunerLease).PruneOpenProactiveEvents)
 	cut(r.RateLimits, store.TableRateLimits, (*store.PrunerLease).PruneRateLimits)
+	cut(r.V6Routes, store.TableV6Routes, noWalk((*store.PrunerLease).PruneV6Routes))
 	if r.DiscoveryRuns > 0 {
 		out = append(out, step{store.TableDiscoveryRuns, func(ctx context.Context, l *store.PrunerLease, _ store.Cursor, limit int) (store.Pruned, error) {
 			return l.PruneDiscoveryRuns(ctx, r.DiscoveryRuns, limit)

@@ -273,3 +273,43 @@ func TestNoExportIntoNowhere(t *testing.T) {
 		t.Error("got no error")
 	}
 }
+
+// TestV6RoutesPruned: the routes of V6 devices no discovery or call has confirmed
+// within the retention go, a batch at a time, and the run's log line counts them;
+// a route confirmed since (its device still listed) stays.
+func TestV6RoutesPruned(t *testing.T) {
+	pool := testenv.Postgres(t)
+	db := store.New(pool)
+	ctx := context.Background()
+	old := time.Now().Add(-2 * day)
+	var routes []store.V6Route
+	for i := range 5 {
+		routes = append(routes, store.V6Route{Key: fmt.Sprintf("name:gone-%d", i), Engine: "engine-1", LearnedAt: old})
+	}
+	routes = append(routes, store.V6Route{Key: "name:alive", Engine: "engine-2", LearnedAt: old})
+	if err := db.SaveV6Routes(ctx, "dc", routes); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SaveV6Routes(ctx, "dc", []store.V6Route{{Key: "name:alive", Engine: "engine-2", LearnedAt: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	var logs testenv.LogBuffer
+	m := metrics.New()
+	reports := make(chan observed, 1)
+	start(t, "a", pruner.Options{DB: db, Retention: pruner.Retention{V6Routes: day}, BatchSize: 2, BatchPause: time.Millisecond,
+		Metrics: m, Log: slog.New(slog.NewJSONHandler(&logs, nil))}, reports)
+	rep := next(t, reports).rep
+	if rep.Err != nil || rep.Rows[store.TableV6Routes] != 5 || rep.Batches != 3 {
+		t.Fatalf("got %+v, want 5 routes pruned in 3 batches", rep)
+	}
+	left, err := db.V6Routes(ctx, "dc", []string{"name:alive", "name:gone-0"})
+	if err != nil || len(left) != 1 || left["name:alive"].Engine != "engine-2" {
+		t.Errorf("left: got %+v %v, want the confirmed route alone", left, err)
+	}
+	if v := testutil.ToFloat64(m.PrunedRows.WithLabelValues(store.TableV6Routes)); v != 5 {
+		t.Errorf("dexbridge_pruned_rows_total{table=v6_routes}: got %v, want 5", v)
+	}
+	if !strings.Contains(logs.String(), `"v6_routes":5`) {
+		t.Errorf("log: got %s, want the run's line to count the routes", logs.String())
+	}
+}
