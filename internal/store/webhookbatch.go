@@ -231,6 +231,28 @@ func applyBatch(ctx context.Context, tx pgx.Tx, batch []WebhookApply, render Ren
 		return nil, err
 	}
 
+	// What needs no feed position comes first: the feed's counter row, taken next,
+	// holds every other batch's transaction back until this one commits.
+	var keys, outcomes, details []string
+	for i, b := range batch {
+		if !claimed[i] || !effective(b.Effects) {
+			continue
+		}
+		out[i].Outcome, out[i].Detail = outcome(out[i], b.Effects)
+		keys, outcomes, details = append(keys, b.Record.DedupeKey), append(outcomes, out[i].Outcome), append(details, out[i].Detail)
+	}
+	if len(keys) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE webhook_deliveries w SET outcome = q.outcome, detail = nullif(q.detail, '')
+			FROM unnest($1::text[], $2::text[], $3::text[]) AS q(key, outcome, detail) WHERE w.dedupe_key = q.key`,
+			keys, outcomes, details); err != nil {
+			return nil, fmt.Errorf("webhook outcomes: %w", err)
+		}
+	}
+	targets, err := deliveryTargets(ctx, tx, batch, out)
+	if err != nil {
+		return nil, err
+	}
+
 	var feed []ProactiveEvent
 	for i := range out {
 		feed = append(feed, out[i].Opened...)
@@ -249,23 +271,8 @@ func applyBatch(ctx context.Context, tx pgx.Tx, batch []WebhookApply, render Ren
 			}
 		}
 	}
-	if err := enqueueBatch(ctx, tx, batch, out, render); err != nil {
+	if err := enqueueBatch(ctx, tx, targets, out, render); err != nil {
 		return nil, err
-	}
-	var keys, outcomes, details []string
-	for i, b := range batch {
-		if !claimed[i] || !effective(b.Effects) {
-			continue
-		}
-		out[i].Outcome, out[i].Detail = outcome(out[i], b.Effects)
-		keys, outcomes, details = append(keys, b.Record.DedupeKey), append(outcomes, out[i].Outcome), append(details, out[i].Detail)
-	}
-	if len(keys) > 0 {
-		if _, err := tx.Exec(ctx, `UPDATE webhook_deliveries w SET outcome = q.outcome, detail = nullif(q.detail, '')
-			FROM unnest($1::text[], $2::text[], $3::text[]) AS q(key, outcome, detail) WHERE w.dedupe_key = q.key`,
-			keys, outcomes, details); err != nil {
-			return nil, fmt.Errorf("webhook outcomes: %w", err)
-		}
 	}
 	return out, nil
 }
@@ -491,32 +498,34 @@ func assignFeedBatch(ctx context.Context, tx pgx.Tx, evs []ProactiveEvent) error
 	return nil
 }
 
-// enqueueBatch is enqueueDeliveries for every event the batch opened or closed: the
-// subscriptions each matches in one query, their ids in one, their rows in one.
-func enqueueBatch(ctx context.Context, tx pgx.Tx, batch []WebhookApply, out []Applied, render RenderDelivery) error {
-	type change struct {
-		e    ProactiveEvent
-		kind string
-		item int
-	}
-	var changes []change
+// deliveryTarget is a callback delivery to enqueue: the change (the j-th event
+// item opened, or closed), the subscription it goes to, and its id.
+type deliveryTarget struct {
+	item, j int
+	closed  bool
+	sub     subscriber
+	id      int64
+}
+
+// deliveryTargets are the callback deliveries of every event the batch opened or
+// closed, as enqueueDeliveries finds them: the subscriptions each matches in one
+// query, their ids in one.
+func deliveryTargets(ctx context.Context, tx pgx.Tx, batch []WebhookApply, out []Applied) ([]deliveryTarget, error) {
+	var changes []deliveryTarget
+	var monitors, topics, instances []string
 	for i := range out {
 		if !batch[i].Effects.Callback {
 			continue
 		}
-		for _, e := range out[i].Opened {
-			changes = append(changes, change{e, "opened", i})
-		}
-		for _, e := range out[i].Closed {
-			changes = append(changes, change{e, "closed", i})
+		for closed, g := range [][]ProactiveEvent{out[i].Opened, out[i].Closed} {
+			for j, e := range g {
+				changes = append(changes, deliveryTarget{item: i, j: j, closed: closed == 1})
+				monitors, topics, instances = append(monitors, e.Monitor), append(topics, e.Topic), append(instances, e.Instance)
+			}
 		}
 	}
 	if len(changes) == 0 {
-		return nil
-	}
-	monitors, topics, instances := make([]string, len(changes)), make([]string, len(changes)), make([]string, len(changes))
-	for i, c := range changes {
-		monitors[i], topics[i], instances[i] = c.e.Monitor, c.e.Topic, c.e.Instance
+		return nil, nil
 	}
 	// The filters of matchingSubscriptions, for every change at once.
 	rows, err := tx.Query(ctx, `
@@ -528,44 +537,58 @@ func enqueueBatch(ctx context.Context, tx pgx.Tx, batch []WebhookApply, out []Ap
 		  AND (cardinality(s.instances) = 0 OR q.instance = ANY(s.instances))
 		ORDER BY q.n, s.id`, monitors, topics, instances)
 	if err != nil {
-		return fmt.Errorf("matching subscriptions: %w", err)
+		return nil, fmt.Errorf("matching subscriptions: %w", err)
 	}
-	type target struct {
-		change int
-		sub    subscriber
-	}
-	var targets []target
+	var targets []deliveryTarget
 	for rows.Next() {
 		var n int64
 		var s subscriber
 		if err := rows.Scan(&n, &s.id, &s.locale); err != nil {
 			rows.Close()
-			return fmt.Errorf("matching subscriptions: %w", err)
+			return nil, fmt.Errorf("matching subscriptions: %w", err)
 		}
-		targets = append(targets, target{int(n - 1), s})
+		t := changes[n-1]
+		t.sub = s
+		targets = append(targets, t)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("matching subscriptions: %w", err)
+		return nil, fmt.Errorf("matching subscriptions: %w", err)
 	}
 	if len(targets) == 0 {
-		return nil
+		return nil, nil
 	}
 	rows, _ = tx.Query(ctx, `SELECT nextval(pg_get_serial_sequence('proactive_deliveries', 'id')) FROM generate_series(1, $1)`, len(targets))
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
-		return fmt.Errorf("enqueue deliveries: %w", err)
+		return nil, fmt.Errorf("enqueue deliveries: %w", err)
 	}
 	slices.Sort(ids)
-	events, kinds, bodies, subs, locales := make([]string, len(targets)), make([]string, len(targets)),
-		make([]string, len(targets)), make([]string, len(targets)), make([]string, len(targets))
+	for i := range targets {
+		targets[i].id = ids[i]
+	}
+	return targets, nil
+}
+
+// enqueueBatch inserts the deliveries deliveryTargets found, in one statement, each
+// rendered from its event as the batch left it (its feed position set).
+func enqueueBatch(ctx context.Context, tx pgx.Tx, targets []deliveryTarget, out []Applied, render RenderDelivery) error {
+	if len(targets) == 0 {
+		return nil
+	}
+	n := len(targets)
+	ids, events, kinds, bodies, subs, locales := make([]int64, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n)
 	for i, t := range targets {
-		c := changes[t.change]
-		body, err := render(c.e, c.kind, ids[i], t.sub.locale)
+		e, kind := out[t.item].Opened, "opened"
+		if t.closed {
+			e, kind = out[t.item].Closed, "closed"
+		}
+		body, err := render(e[t.j], kind, t.id, t.sub.locale)
 		if err != nil {
 			return fmt.Errorf("enqueue delivery: render: %w", err)
 		}
-		events[i], kinds[i], bodies[i], subs[i], locales[i] = c.e.ID, c.kind, string(body), t.sub.id, t.sub.locale
-		out[c.item].Deliveries++
+		ids[i], events[i], kinds[i], bodies[i], subs[i], locales[i] = t.id, e[t.j].ID, kind, string(body), t.sub.id, t.sub.locale
+		out[t.item].Deliveries++
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO proactive_deliveries (id, event_id, kind, body, subscription_id, locale)
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])`,

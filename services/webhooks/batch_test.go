@@ -377,3 +377,121 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedBatchRecordedOneByOne: when a batch's transaction fails (here every
+// statement recording more than one webhook at once), each webhook of the batch is
+// recorded on its own, on the same delivery: each is processed once, with the
+// effects it has in a batch (the recovery closes the event opened before it),
+// one record, one event and one callback per change, and nothing is redelivered.
+func TestFailedBatchRecordedOneByOne(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	loadCache(t, e.pool, theFleet...)
+	ctx := context.Background()
+	if err := e.pool.EnsureConfigSubscription(ctx, "http://127.0.0.1:9/callback"); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE FUNCTION one_webhook_at_a_time() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF (SELECT count(*) FROM recorded) > 1 THEN
+				RAISE EXCEPTION 'more than one webhook in one statement';
+			END IF;
+			RETURN NULL;
+		END $$`,
+		`CREATE TRIGGER one_webhook_at_a_time AFTER INSERT ON webhook_deliveries
+			REFERENCING NEW TABLE AS recorded FOR EACH STATEMENT EXECUTE FUNCTION one_webhook_at_a_time()`,
+	} {
+		if _, err := e.pool.Pool().Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nx := func(monitor, status, device, user, at string) string {
+		return accepted(t, e.nexthink(t, alert(monitor, status, device, user, at), nil))
+	}
+	ids := []string{
+		nx("Outlook crashes", "open", "PC-OUTLOOK-PLUGIN", "hjordan", "2026-01-02 03:00:00"),
+		nx("OneDrive not running", "open", "PC-ONEDRIVE", "", "2026-01-02 03:01:00"),
+		nx("Printer on fire", "open", "PC-ONEDRIVE", "", "2026-01-02 03:02:00"),
+		nx("Outlook crashes", "closed", "PC-OUTLOOK-PLUGIN", "hjordan", "2026-01-02 03:03:00"),
+		nx("Slow PC", "open", "PC-NOT-CACHED", "", "2026-01-02 03:04:00"),
+	}
+	e.inBatches(t, 8, nil)
+	waitFor(t, "nothing pending", func() bool {
+		cons, err := e.js.Consumer(ctx, e.subjects.Stream(events.StreamWebhooks), webhooks.ConsumerName)
+		if err != nil {
+			return false
+		}
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && len(e.deliveries(t)) == len(ids)
+	})
+	logs := e.logs.String()
+	if n := strings.Count(logs, "webhook batch not recorded at once, recording each on its own"); n != 1 {
+		t.Errorf("got %d failed batches logged, want 1", n)
+	}
+	if got := batchesLogged(logs); got[len(ids)] != len(ids) {
+		t.Errorf("batches logged %v, want one batch of %d", got, len(ids))
+	}
+	processed := map[string]int{}
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, `"msg":"webhook processed"`) {
+			for _, id := range ids {
+				if strings.Contains(l, `"webhook_id":"`+id+`"`) {
+					processed[id]++
+				}
+			}
+		}
+	}
+	for _, id := range ids {
+		if processed[id] != 1 {
+			t.Errorf("webhook %s: processed %d times, want once", id, processed[id])
+		}
+	}
+	if n := strings.Count(logs, `"msg":"webhook processing failed`); n != 0 {
+		t.Errorf("got %d webhooks to retry, want none", n)
+	}
+
+	outcomes := map[string]store.WebhookDelivery{}
+	for _, d := range e.deliveries(t) {
+		outcomes[d.WebhookID] = d
+	}
+	want := []string{store.WebhookOpened, store.WebhookOpened, store.WebhookIgnored, store.WebhookClosed, store.WebhookUnresolved}
+	for i, id := range ids {
+		if d := outcomes[id]; d.Outcome != want[i] || d.Deliveries != 1 {
+			t.Errorf("webhook %d: got %s after %d deliveries, want %s after 1", i, d.Outcome, d.Deliveries, want[i])
+		}
+	}
+	per := map[string][]store.ProactiveEvent{}
+	for _, ev := range e.events(t) {
+		per[ev.WebhookID] = append(per[ev.WebhookID], ev)
+	}
+	if evs := per[ids[0]]; len(evs) != 1 || evs[0].Status != store.ProactiveClosed {
+		t.Errorf("Outlook alert: got %+v, want one event, closed by the recovery", evs)
+	}
+	for _, i := range []int{1, 4} {
+		if len(per[ids[i]]) != 1 {
+			t.Errorf("webhook %d: got %d events, want 1", i, len(per[ids[i]]))
+		}
+	}
+	if len(per[ids[2]]) != 0 || len(per[ids[3]]) != 0 {
+		t.Errorf("the ignored webhook and the recovery: got %d and %d events of their own, want none", len(per[ids[2]]), len(per[ids[3]]))
+	}
+	// Callbacks: the Outlook event opened, then closed; OneDrive opened.
+	cbs, err := e.pool.ProactiveDeliveries(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, c := range cbs {
+		kinds[c.EventID+" "+c.Kind]++
+	}
+	wantKinds := map[string]int{per[ids[0]][0].ID + " opened": 1, per[ids[0]][0].ID + " closed": 1, per[ids[1]][0].ID + " opened": 1}
+	if len(kinds) != len(wantKinds) {
+		t.Errorf("callbacks %v, want %v", kinds, wantKinds)
+	}
+	for k, n := range wantKinds {
+		if kinds[k] != n {
+			t.Errorf("callbacks %v, want %v", kinds, wantKinds)
+			break
+		}
+	}
+}

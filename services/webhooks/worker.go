@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -159,10 +160,15 @@ func (w *Worker) batchSize() int {
 // batchesAtOnce is how many batches one worker runs at once.
 const batchesAtOnce = 2
 
-// batchLinger is how long a batch waits for more messages after its first: long
-// enough for the messages already pulled to join it, too short to matter to one
-// webhook's latency.
+// batchLinger is how long a batch waits for more messages when the stream had no
+// more: long enough for the messages already pulled to join it, too short to matter
+// to one webhook's latency.
 const batchLinger = 2 * time.Millisecond
+
+// batchGather is the longest a batch waits to fill while the stream says it holds
+// more: a batch's store costs about the same whatever its size, so a backlog is
+// taken in full batches, not in whatever the reader brought within batchLinger.
+const batchGather = 25 * time.Millisecond
 
 // consume pulls messages until ctx ends (nil) or the consumer fails (an error:
 // the caller sets things up again). A reader takes a slot of the Concurrency
@@ -226,6 +232,7 @@ func (w *Worker) consume(ctx, workCtx context.Context, sem chan struct{}, inflig
 	// At most two batches run at once: while they wait on PostgreSQL, the reader
 	// pulls what the slots of Concurrency left allow for the next one.
 	running := make(chan struct{}, batchesAtOnce)
+	var held atomic.Int64 // the slots of the batches running
 	for {
 		select {
 		case running <- struct{}{}:
@@ -249,23 +256,12 @@ func (w *Worker) consume(ctx, workCtx context.Context, sem chan struct{}, inflig
 			<-running
 			return nil
 		}
-		linger := time.NewTimer(cmp.Or(w.o.linger, batchLinger))
-	more:
-		for len(batch) < size {
-			select {
-			case msg, ok := <-msgs:
-				if !ok {
-					break more
-				}
-				batch = append(batch, msg)
-			case <-linger.C:
-				break more
-			}
-		}
-		linger.Stop()
+		w.gather(&batch, msgs, func() int { return min(size, w.o.Concurrency-int(held.Load())) })
+		held.Add(int64(len(batch)))
 		inflight.Add(1)
 		go func() {
 			defer func() {
+				held.Add(-int64(len(batch)))
 				for range batch {
 					<-sem
 				}
@@ -275,6 +271,40 @@ func (w *Worker) consume(ctx, workCtx context.Context, sem chan struct{}, inflig
 			w.handleBatch(workCtx, batch)
 		}()
 	}
+}
+
+// gather adds messages to a batch of one until it holds room() (the batch size, or
+// what the slots the running batches leave allow) or no more come: within
+// batchLinger when its last message said the stream held no more, within
+// batchGather of its start while the stream says more are there (another replica
+// may take them).
+func (w *Worker) gather(batch *[]jetstream.Msg, msgs <-chan jetstream.Msg, room func() int) {
+	start := time.Now()
+	linger := cmp.Or(w.o.linger, batchLinger)
+	timer := time.NewTimer(linger)
+	defer timer.Stop()
+	for len(*batch) < room() {
+		select {
+		case msg, ok := <-msgs:
+			if !ok {
+				return
+			}
+			*batch = append(*batch, msg)
+		case <-timer.C:
+			left := batchGather - time.Since(start)
+			if left <= 0 || !streamHasMore((*batch)[len(*batch)-1]) {
+				return
+			}
+			timer.Reset(min(linger, left))
+		}
+	}
+}
+
+// streamHasMore reports whether the stream held messages for the consumer beyond
+// msg when msg was delivered.
+func streamHasMore(msg jetstream.Msg) bool {
+	md, err := msg.Metadata()
+	return err == nil && md.NumPending > 0
 }
 
 // item is one message of a batch and what became of it.
