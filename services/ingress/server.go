@@ -102,7 +102,11 @@ func (s *Service) Run(ctx context.Context) error {
 	if !useTLS && !isLoopback(o.Listen) {
 		o.Log.Warn("serving plain HTTP on a non-loopback address: API keys cross the network in clear text", "listen", o.Listen)
 	}
-	ln, err := net.Listen("tcp", o.Listen)
+	// No TCP keep-alive probes: they cost four setsockopt calls on every connection
+	// accepted, which a storm of new connections pays in full, and the server's own
+	// timeouts (ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout) already end
+	// a connection whose client is gone.
+	ln, err := (&net.ListenConfig{KeepAlive: -1}).Listen(ctx, "tcp", o.Listen)
 	if err != nil {
 		return fmt.Errorf("ingress listen: %w", err)
 	}
