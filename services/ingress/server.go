@@ -117,7 +117,11 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 	if o.MaxConnections > 0 {
-		ln = newLimitListener(ln, o.MaxConnections, o.Metrics)
+		var refusing func() bool
+		if o.Admission != nil {
+			refusing = o.Admission.Refusing
+		}
+		ln = newLimitListener(ln, o.MaxConnections, o.Metrics, refusing)
 	}
 	readHeader := o.ReadHeaderTimeout
 	if readHeader <= 0 {
