@@ -118,7 +118,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	if o.MaxConnections > 0 {
 		var refusing func() bool
-		if o.Admission != nil {
+		if o.Admission != nil && !useTLS { // under TLS the listener sees no request
 			refusing = o.Admission.Refusing
 		}
 		ln = newLimitListener(ln, o.MaxConnections, o.Metrics, refusing)
