@@ -116,6 +116,10 @@ func (s *Service) Run(ctx context.Context) error {
 			return fmt.Errorf("ingress listen backlog: %w", err)
 		}
 	}
+	if err := deferAccept(ln); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("ingress listen: defer accept: %w", err)
+	}
 	if o.MaxConnections > 0 {
 		var refusing func() bool
 		if o.Admission != nil && !useTLS { // under TLS the listener sees no request
