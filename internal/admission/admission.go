@@ -291,6 +291,17 @@ func (c *Controller) adapt(now time.Time, lat time.Duration) {
 	}
 }
 
+// Refusing reports whether a request arriving now would find every slot taken and
+// the queue full or standing: it would be refused at once, or after at most Target.
+// A listener asks it to refuse a new connection before reading its request, for
+// less than the refusal costs once the request is parsed.
+func (c *Controller) Refusing() bool {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inFlight >= c.limit && (c.queue.Len() >= c.cfg.Queue || c.standing(now))
+}
+
 // Stats is a snapshot for metrics.
 type Stats struct {
 	InFlight, Queued, Limit int

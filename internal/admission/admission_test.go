@@ -244,3 +244,28 @@ func TestAdaptiveLimit(t *testing.T) {
 		}
 	})
 }
+
+// Refusing is true only while every slot is taken and the queue is full or standing.
+func TestRefusingWhenSlotsAndQueueAreTaken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := New(Config{Limit: 1, Queue: 1, Target: 5 * time.Millisecond, Interval: 100 * time.Millisecond})
+		if c.Refusing() {
+			t.Fatal("refusing with a free slot")
+		}
+		first := admitted(t, acquire(c, context.Background()), "first")
+		if c.Refusing() {
+			t.Fatal("refusing with room in the queue")
+		}
+		second := acquire(c, context.Background())
+		pending(t, second, "second")
+		if !c.Refusing() {
+			t.Fatal("not refusing with the slot and the queue taken")
+		}
+		first.Release()
+		synctest.Wait()
+		admitted(t, second, "second").Release()
+		if c.Refusing() {
+			t.Fatal("refusing once everything was given back")
+		}
+	})
+}

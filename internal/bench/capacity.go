@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +29,7 @@ type phase struct {
 	okLat, shedLat                 []time.Duration // sorted
 	elapsed                        time.Duration
 	cpu                            time.Duration // this process's user+system CPU during the phase
+	serverCPU                      time.Duration // the server process's, when measured (procCPU)
 }
 
 func (p *phase) record(code int, lat time.Duration) {
@@ -67,6 +70,36 @@ func (p phase) cpuShare(cores int) float64 {
 
 func pct(lat []time.Duration, p float64) time.Duration {
 	return loadResult{ok: lat}.percentile(p)
+}
+
+// serverCPUPer is the server's CPU per 200 answer, or per answer of any status.
+func (p phase) serverCPUPer() (per200, perAnswer time.Duration) {
+	if p.ok > 0 {
+		per200 = p.serverCPU / time.Duration(p.ok)
+	}
+	if n := p.ok + p.shed + p.other; n > 0 {
+		perAnswer = p.serverCPU / time.Duration(n)
+	}
+	return per200, perAnswer
+}
+
+// procCPU is a process's user and system CPU so far, from /proc (0 where there is
+// none). Unlike a rate, CPU per request hardly depends on what else the machine runs.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The fields after the command, which is in parentheses and may hold spaces:
+	// state is field 3, utime 14, stime 15, in clock ticks (USER_HZ, 100 on Linux).
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * (time.Second / 100)
 }
 
 // cpuTime is this process's user and system CPU so far.

@@ -115,7 +115,8 @@ var errLost = errors.New("no answer and no progress from the worker")
 // back as the *problem.Error it returned; no worker at all is 503, and so is a
 // worker lost with the request (after one more try when the call is Idempotent) or a
 // NATS connection that is down; no answer in time is 504. Call never waits past
-// ctx's deadline, or the client's timeout when ctx has none.
+// ctx's deadline, or the client's timeout when ctx has none. A resp of type
+// *json.RawMessage receives the reply's bytes as they came.
 func (c *Client) Call(ctx context.Context, subject string, req events.Message, resp any, opts ...CallOption) (err error) {
 	if c.metrics != nil {
 		defer func(start time.Time) {
@@ -198,6 +199,12 @@ func (c *Client) Call(ctx context.Context, subject string, req events.Message, r
 	}
 	if err := replyProblem(reply); err != nil {
 		return err
+	}
+	if raw, ok := resp.(*json.RawMessage); ok {
+		// The caller takes the reply as the worker encoded it (no decoding here, no
+		// validation either: it comes from a worker, encoded by encoding/json).
+		*raw = reply.Data
+		return nil
 	}
 	if err := json.Unmarshal(reply.Data, resp); err != nil {
 		return fmt.Errorf("decode reply on %s: %w", subject, err)

@@ -116,7 +116,6 @@ func (s *Server) serve(ctx context.Context, r micro.Request, call func(context.C
 		}()
 		return call(ctx)
 	}()
-	log := s.log.With("subject", r.Subject())
 	if s.metrics != nil {
 		outcome := "ok"
 		if err != nil {
@@ -124,12 +123,15 @@ func (s *Server) serve(ctx context.Context, r micro.Request, call func(context.C
 		}
 		s.metrics.NATSHandlerDuration.WithLabelValues(r.Subject(), outcome).Observe(time.Since(start).Seconds())
 	}
+	// The logger with the subject is made only for a line to write: slog's With
+	// formats its attributes at once, and most requests log nothing.
+	log := func() *slog.Logger { return s.log.With("subject", r.Subject()) }
 	if err != nil {
 		p := problem.From(err)
 		if p.Code == problem.Internal {
-			log.ErrorContext(ctx, "request failed", "err", err, "duration_ms", time.Since(start).Milliseconds())
-		} else {
-			log.DebugContext(ctx, "request refused", "code", p.Code, "err", err)
+			log().ErrorContext(ctx, "request failed", "err", err, "duration_ms", time.Since(start).Milliseconds())
+		} else if s.log.Enabled(ctx, slog.LevelDebug) {
+			log().DebugContext(ctx, "request refused", "code", p.Code, "err", err)
 		}
 		doc, _ := json.Marshal(p.Doc())
 		// The error headers of micro's Error, sent with Respond: Error records the error
@@ -137,12 +139,12 @@ func (s *Server) serve(ctx context.Context, r micro.Request, call func(context.C
 		// with micro reading it, since the handler hands the request to the pool.
 		headers := micro.Headers{micro.ErrorHeader: {p.Code.Title()}, micro.ErrorCodeHeader: {string(p.Code)}}
 		if rerr := r.Respond(doc, micro.WithHeaders(headers)); rerr != nil {
-			log.WarnContext(ctx, "reply failed", "err", rerr)
+			log().WarnContext(ctx, "reply failed", "err", rerr)
 		}
 		return
 	}
 	if rerr := r.RespondJSON(resp); rerr != nil {
-		log.WarnContext(ctx, "reply failed", "err", rerr)
+		log().WarnContext(ctx, "reply failed", "err", rerr)
 	}
 }
 

@@ -30,19 +30,29 @@ var shedResponse = func() []byte {
 const shedTimeout = 250 * time.Millisecond
 
 // limitListener serves at most n connections at once. Beyond, a connection is
-// accepted, answered 503 with Retry-After and closed, by at most n/4 goroutines at
-// once (beyond those, it is closed at once): under a storm of new connections the
-// process's memory and goroutines stay bounded and the connections it serves keep
-// their share of the CPU. Kernel backlog is not a queue a client waits in for long.
+// accepted, answered 503 with Retry-After and closed without a goroutine of the HTTP
+// server: under a storm of new connections the process's memory and goroutines stay
+// bounded and the connections it serves keep their share of the CPU. Kernel backlog
+// is not a queue a client waits in for long.
+//
+// While admission control refuses (every slot taken, its queue full or standing), a
+// new connection whose request has arrived is refused the same way, before the
+// request is parsed, unless it asks for a path admission control lets through (a
+// probe, the metrics): that request would be refused anyway, and refusing it here
+// costs a fraction of what it costs once the HTTP server has it. Connections already
+// served keep going to admission control, which decides their next requests.
 type limitListener struct {
 	net.Listener
 	slots    chan struct{} // a token per connection served
-	shedding chan struct{} // a token per shed connection being answered
+	shedding chan struct{} // a token per shed connection being answered by a goroutine
 	metrics  *metrics.Metrics
+	// refusing, when set, says admission control is refusing (admission.Controller).
+	refusing func() bool
 }
 
-func newLimitListener(l net.Listener, n int, m *metrics.Metrics) *limitListener {
-	return &limitListener{Listener: l, slots: make(chan struct{}, n), shedding: make(chan struct{}, max(n/4, 1)), metrics: m}
+func newLimitListener(l net.Listener, n int, m *metrics.Metrics, refusing func() bool) *limitListener {
+	return &limitListener{Listener: l, slots: make(chan struct{}, n), shedding: make(chan struct{}, max(n/4, 1)), metrics: m,
+		refusing: refusing}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -51,21 +61,38 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		if l.refusing != nil && l.refusing() && shedNow(c, unadmittedPath) {
+			l.metrics.AdmissionRefused("accept")
+			continue
+		}
 		select {
 		case l.slots <- struct{}{}:
 			return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
 		default:
 		}
 		l.metrics.RateLimited("connections")
-		select {
-		case l.shedding <- struct{}{}:
-			go func() {
-				defer func() { <-l.shedding }()
-				shed(c)
-			}()
-		default:
-			_ = c.Close()
-		}
+		l.shed(c)
+	}
+}
+
+// shed answers c 503 and closes it: at once when its request's head has arrived
+// (the usual case: a client sends it right after the handshake), otherwise by
+// a goroutine that waits for it a little, at most n/4 at once; beyond those, it is
+// answered without waiting, and a client still sending may then see the connection
+// reset instead.
+func (l *limitListener) shed(c net.Conn) {
+	if shedNow(c, nil) {
+		return
+	}
+	select {
+	case l.shedding <- struct{}{}:
+		go func() {
+			defer func() { <-l.shedding }()
+			shed(c)
+		}()
+	default:
+		_, _ = c.Write(shedResponse)
+		_ = c.Close()
 	}
 }
 
@@ -97,3 +124,19 @@ func (c *limitedConn) Close() error {
 	c.once.Do(c.release)
 	return err
 }
+
+// requestPath is the path of a request's head (its request line's target without
+// the query), "" when the line does not have one.
+func requestPath(head []byte) string {
+	line, _, _ := bytes.Cut(head, []byte("\r\n"))
+	_, target, ok := bytes.Cut(line, []byte(" "))
+	if !ok {
+		return ""
+	}
+	target, _, _ = bytes.Cut(target, []byte(" "))
+	target, _, _ = bytes.Cut(target, []byte("?"))
+	return string(target)
+}
+
+// unadmittedPath says admission control lets a path through (admission.go).
+func unadmittedPath(path string) bool { return unadmitted[path] }

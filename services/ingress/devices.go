@@ -1,6 +1,8 @@
 package ingress
 
 import (
+	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -64,9 +66,18 @@ func (h *handlers) identifyDevices(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	var reply events.DevicesIdentifyReply
-	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.DevicesIdentify), req, &reply, natsrpc.Idempotent); err != nil {
+	var raw json.RawMessage
+	if err := h.opts.RPC.Call(r.Context(), h.opts.Subjects.Of(events.DevicesIdentify), req, &raw, natsrpc.Idempotent); err != nil {
 		h.fail(w, r, err)
+		return
+	}
+	if body, err := identifyAnswer(raw); err == nil { // passthrough.go
+		writeRawJSON(w, http.StatusOK, body)
+		return
+	}
+	var reply events.DevicesIdentifyReply
+	if err := json.Unmarshal(raw, &reply); err != nil {
+		h.fail(w, r, fmt.Errorf("decode the identification reply: %w", err))
 		return
 	}
 	if reply.Devices == nil {

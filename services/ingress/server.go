@@ -102,7 +102,11 @@ func (s *Service) Run(ctx context.Context) error {
 	if !useTLS && !isLoopback(o.Listen) {
 		o.Log.Warn("serving plain HTTP on a non-loopback address: API keys cross the network in clear text", "listen", o.Listen)
 	}
-	ln, err := net.Listen("tcp", o.Listen)
+	// No TCP keep-alive probes: they cost four setsockopt calls on every connection
+	// accepted, which a storm of new connections pays in full, and the server's own
+	// timeouts (ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout) already end
+	// a connection whose client is gone.
+	ln, err := (&net.ListenConfig{KeepAlive: -1}).Listen(ctx, "tcp", o.Listen)
 	if err != nil {
 		return fmt.Errorf("ingress listen: %w", err)
 	}
@@ -112,8 +116,16 @@ func (s *Service) Run(ctx context.Context) error {
 			return fmt.Errorf("ingress listen backlog: %w", err)
 		}
 	}
+	if err := deferAccept(ln); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("ingress listen: defer accept: %w", err)
+	}
 	if o.MaxConnections > 0 {
-		ln = newLimitListener(ln, o.MaxConnections, o.Metrics)
+		var refusing func() bool
+		if o.Admission != nil && !useTLS { // under TLS the listener sees no request
+			refusing = o.Admission.Refusing
+		}
+		ln = newLimitListener(ln, o.MaxConnections, o.Metrics, refusing)
 	}
 	readHeader := o.ReadHeaderTimeout
 	if readHeader <= 0 {
