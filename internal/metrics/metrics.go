@@ -36,7 +36,7 @@ type Metrics struct {
 	PrunedRows          *prometheus.CounterVec   // table
 	PruningRuns         *prometheus.CounterVec   // outcome (ok, failed)
 	AdmissionAdmitted   prometheus.Counter       // API requests the ingress admitted
-	AdmissionRefusals   *prometheus.CounterVec   // reason (queue_full, queue_delay, client_gone)
+	AdmissionRefusals   *prometheus.CounterVec   // reason (queue_full, queue_delay, client_gone, accept)
 	AdmissionQueueDelay prometheus.Histogram     // admitted requests' wait in the admission queue
 
 	admission atomic.Pointer[func() (inFlight, queued, limit int)] // WatchAdmission
@@ -109,7 +109,7 @@ func New() *Metrics {
 			Name: "dexbridge_admission_admitted_total", Help: "API requests admitted by the ingress's admission control.",
 		}),
 		AdmissionRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dexbridge_admission_refused_total", Help: "API requests refused 503 by the ingress's admission control, by reason (queue_full, queue_delay, client_gone).",
+			Name: "dexbridge_admission_refused_total", Help: "API requests refused 503 by the ingress's admission control, by reason (queue_full, queue_delay, client_gone, accept).",
 		}, []string{"reason"}),
 		AdmissionQueueDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "dexbridge_admission_queue_delay_seconds", Help: "Time admitted API requests waited in the admission queue.", Buckets: queueBuckets,
