@@ -2,11 +2,14 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -15,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -292,8 +296,51 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float
 // loadResult is the outcome of an open-loop run.
 type loadResult struct {
 	sent, failed int
-	ok           []time.Duration // latencies of the 200 answers, sorted
-	elapsed      time.Duration   // from the first due time to the last answer
+	// why counts the failures by reason: the status code, or the client's error.
+	why     map[string]int
+	ok      []time.Duration // latencies of the 200 answers, sorted
+	elapsed time.Duration   // from the first due time to the last answer
+}
+
+// fail counts a failed request: its status code, or the client's error.
+func (r *loadResult) fail(code int, err error) {
+	r.failed++
+	if r.why == nil {
+		r.why = map[string]int{}
+	}
+	why := fmt.Sprint(code)
+	if err != nil {
+		why = failure(err)
+	}
+	r.why[why]++
+}
+
+// failure names a client error without what differs from one request to the next
+// (addresses, ports).
+func failure(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed"
+	}
+	return "error"
+}
+
+// reasons is the failures by reason, most frequent first: "503 ×40, timeout ×7".
+func (r loadResult) reasons() string {
+	keys := slices.Collect(maps.Keys(r.why))
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Or(r.why[b]-r.why[a], strings.Compare(a, b)) })
+	parts := make([]string, len(keys))
+	for k, why := range keys {
+		parts[k] = fmt.Sprintf("%s ×%d", why, r.why[why])
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (r loadResult) percentile(p float64) time.Duration {
@@ -321,6 +368,7 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, do func(ctx co
 	interval := time.Duration(float64(time.Second) / rate)
 	start := time.Now().Add(20 * time.Millisecond)
 	var last time.Time
+	var r loadResult
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for i := range n {
@@ -340,6 +388,9 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, do func(ctx co
 			}
 			codes[i] = code
 			mu.Lock()
+			if code != http.StatusOK {
+				r.fail(code, err)
+			}
 			if end.After(last) {
 				last = end
 			}
@@ -347,12 +398,13 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, do func(ctx co
 		})
 	}
 	wg.Wait()
-	r := loadResult{sent: n, elapsed: last.Sub(start)}
+	r.sent, r.elapsed = n, last.Sub(start)
 	for i := range n {
-		if codes[i] == http.StatusOK {
+		switch codes[i] {
+		case http.StatusOK:
 			r.ok = append(r.ok, lat[i])
-		} else {
-			r.failed++
+		case 0: // not sent: ctx ended first
+			r.fail(0, ctx.Err())
 		}
 	}
 	slices.Sort(r.ok)
@@ -393,7 +445,7 @@ func openLoopUntil(stop context.Context, rate float64, do func(ctx context.Conte
 			if err == nil && code == http.StatusOK {
 				r.ok = append(r.ok, end.Sub(due))
 			} else {
-				r.failed++
+				r.fail(code, err)
 			}
 			if end.After(last) {
 				last = end
