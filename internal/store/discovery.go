@@ -226,6 +226,7 @@ type SwapTx struct {
 	// part maps each cache table to the instance's next partition of it.
 	part           map[string]string
 	devices, users int64 // rows copied into the next devices and users
+	activities     int64 // rows moved into the next activity by LoadActivity
 	indexed        map[string]bool
 	// The time each step of Finish took, for the log.
 	steps   []string
@@ -382,6 +383,35 @@ func (s *SwapTx) index(ctx context.Context, table string) error {
 	return nil
 }
 
+// LoadActivity moves the activity staged so far into the instance's next activity:
+// the latest per user and device since the cutoff, of the devices in the next
+// devices, which must all be in. Discovery calls it for an activity export while
+// another still runs, so that Finish has only the last one's to do. A user and
+// device in two exports (a device exported under both platforms) keeps the first's.
+func (s *SwapTx) LoadActivity(ctx context.Context) error {
+	tag, err := s.tx.Exec(ctx, `
+		INSERT INTO `+s.part["user_devices"]+` (instance, user_key, collector_uid, last_activity, source)
+		SELECT $1, user_key, collector_uid, last_activity, 'session' FROM (`+s.stagedActivity()+`) s`,
+		s.l.instance, s.cutoff)
+	if err == nil {
+		s.activities += tag.RowsAffected()
+		_, err = s.tx.Exec(ctx, `TRUNCATE stage_activity`)
+	}
+	if err != nil {
+		return fmt.Errorf("discovery %s: swap: load activity: %w", s.l.instance, err)
+	}
+	return nil
+}
+
+// stagedActivity is the query of the staged activity to keep ($2 is the cutoff).
+func (s *SwapTx) stagedActivity() string {
+	return `SELECT lower(a.user_name) AS user_key, lower(a.collector_uid) AS collector_uid, max(a.last_activity) AS last_activity
+		FROM stage_activity a
+		JOIN ` + s.part["devices"] + ` d ON d.collector_uid = lower(a.collector_uid)
+		WHERE a.user_name <> '' AND a.last_activity >= $2
+		GROUP BY lower(a.user_name), lower(a.collector_uid)`
+}
+
 // Rollback abandons the swap: the previous load stays, and the tables built for the
 // next one go with the transaction. Best effort (a broken connection rolls back by
 // itself).
@@ -416,30 +446,25 @@ func (s *SwapTx) finish(ctx context.Context) (SwapCounts, error) {
 	tx, instance, cutoff := s.tx, s.l.instance, s.cutoff
 	devices, activity, users := s.part["devices"], s.part["user_devices"], s.part["users"]
 	c := SwapCounts{Devices: s.devices}
+	// The activity still staged (LoadActivity moved that of the exports that came
+	// earlier), and in the same statement the last logged-on user of each device left
+	// without activity: the staged activity is aggregated once for both.
 	tag, err := tx.Exec(ctx, `
+		WITH s AS (`+s.stagedActivity()+`)
 		INSERT INTO `+activity+` (instance, user_key, collector_uid, last_activity, source)
-		SELECT $1, lower(a.user_name), lower(a.collector_uid), max(a.last_activity), 'session'
-		FROM stage_activity a
-		JOIN `+devices+` d ON d.collector_uid = lower(a.collector_uid)
-		WHERE a.user_name <> '' AND a.last_activity >= $2
-		GROUP BY lower(a.user_name), lower(a.collector_uid)`, instance, cutoff)
-	if err != nil {
-		return c, fmt.Errorf("load activity: %w", err)
-	}
-	c.Activities = tag.RowsAffected()
-	s.lap("activity")
-	tag, err = tx.Exec(ctx, `
-		INSERT INTO `+activity+` (instance, user_key, collector_uid, last_activity, source)
+		SELECT $1, user_key, collector_uid, last_activity, 'session' FROM s
+		UNION ALL
 		SELECT $1, lower(d.last_logon_user), d.collector_uid, d.last_logon_time, 'last_logon'
 		FROM `+devices+` d
 		WHERE d.last_logon_user <> '' AND d.last_logon_time >= $2
+		  AND NOT EXISTS (SELECT 1 FROM s WHERE s.collector_uid = d.collector_uid)
 		  AND NOT EXISTS (SELECT 1 FROM `+activity+` ud WHERE ud.collector_uid = d.collector_uid)`,
 		instance, cutoff)
 	if err != nil {
-		return c, fmt.Errorf("load last logons: %w", err)
+		return c, fmt.Errorf("load activity and last logons: %w", err)
 	}
-	c.Activities += tag.RowsAffected()
-	s.lap("last logons")
+	c.Activities = s.activities + tag.RowsAffected()
+	s.lap("activity and last logons")
 	if _, err := s.primaryKey(ctx, "user_devices", "user_key", "collector_uid"); err != nil {
 		return c, err
 	}
