@@ -127,7 +127,7 @@ func identifyDuringDiscovery(ctx context.Context, env Env, st *stack) (quiet, du
 	if err := waitHTTP(ctx, base+"/readyz", time.Minute); err != nil {
 		return quiet, during, 0, err
 	}
-	do := identifyRequest(identifyClient(), base, key, users)
+	do := identifyExplained(identifyClient(), base, key, users)
 	fmt.Fprintf(env.Log, "identify at %g/s, no discovery\n", env.RetentionRate)
 	quiet = openLoop(ctx, env.RetentionRate, env.Duration, do)
 

@@ -291,6 +291,41 @@ func identifyRequest(client *http.Client, base, key string, users []string) func
 	}
 }
 
+// refusal is an answer other than 200, with its problem code and detail.
+type refusal struct {
+	status       int
+	code, detail string
+}
+
+func (r *refusal) Error() string { return fmt.Sprintf("answered %d %s", r.status, r.code) }
+
+// identifyExplained is identifyRequest that returns a *refusal for an answer other
+// than 200, which says why.
+func identifyExplained(client *http.Client, base, key string, users []string) func(ctx context.Context, i int) (int, error) {
+	return func(ctx context.Context, i int) (int, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/devices?username="+url.QueryEscape(users[i%len(users)]), nil)
+		req.Header.Set("X-API-Key", key)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			return resp.StatusCode, nil
+		}
+		var p struct {
+			Code   string `json:"code"`
+			Detail string `json:"detail"`
+		}
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&p)
+		if len(p.Detail) > 80 {
+			p.Detail = p.Detail[:80] + "..."
+		}
+		return resp.StatusCode, &refusal{status: resp.StatusCode, code: cmp.Or(p.Code, "(no problem code)"), detail: p.Detail}
+	}
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 
 // loadResult is the outcome of an open-loop run.
@@ -319,7 +354,10 @@ func (r *loadResult) fail(code int, err error) {
 // (addresses, ports).
 func failure(err error) string {
 	var ne net.Error
+	var rf *refusal
 	switch {
+	case errors.As(err, &rf):
+		return strings.TrimSpace(fmt.Sprintf("%d %s %s", rf.status, rf.code, rf.detail))
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
 	case errors.Is(err, syscall.ECONNREFUSED):
