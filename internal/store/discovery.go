@@ -386,9 +386,17 @@ func (s *SwapTx) index(ctx context.Context, table string) error {
 // LoadActivity moves the activity staged so far into the instance's next activity:
 // the latest per user and device since the cutoff, of the devices in the next
 // devices, which must all be in. Discovery calls it for an activity export while
-// another still runs, so that Finish has only the last one's to do. A user and
+// another still runs, so that Finish has only the last one's to do (Finish calls it
+// too). A user and
 // device in two exports (a device exported under both platforms) keeps the first's.
 func (s *SwapTx) LoadActivity(ctx context.Context) error {
+	if err := s.loadActivity(ctx); err != nil {
+		return fmt.Errorf("discovery %s: swap: %w", s.l.instance, err)
+	}
+	return nil
+}
+
+func (s *SwapTx) loadActivity(ctx context.Context) error {
 	tag, err := s.tx.Exec(ctx, `
 		INSERT INTO `+s.part["user_devices"]+` (instance, user_key, collector_uid, last_activity, source)
 		SELECT $1, user_key, collector_uid, last_activity, 'session' FROM (`+s.stagedActivity()+`) s`,
@@ -398,7 +406,7 @@ func (s *SwapTx) LoadActivity(ctx context.Context) error {
 		_, err = s.tx.Exec(ctx, `TRUNCATE stage_activity`)
 	}
 	if err != nil {
-		return fmt.Errorf("discovery %s: swap: load activity: %w", s.l.instance, err)
+		return fmt.Errorf("load activity: %w", err)
 	}
 	return nil
 }
@@ -446,25 +454,24 @@ func (s *SwapTx) finish(ctx context.Context) (SwapCounts, error) {
 	tx, instance, cutoff := s.tx, s.l.instance, s.cutoff
 	devices, activity, users := s.part["devices"], s.part["user_devices"], s.part["users"]
 	c := SwapCounts{Devices: s.devices}
-	// The activity still staged (LoadActivity moved that of the exports that came
-	// earlier), and in the same statement the last logged-on user of each device left
-	// without activity: the staged activity is aggregated once for both.
+	// The activity still staged: that of the last export (LoadActivity moved the
+	// others').
+	if err := s.loadActivity(ctx); err != nil {
+		return c, err
+	}
+	s.lap("activity")
 	tag, err := tx.Exec(ctx, `
-		WITH s AS (`+s.stagedActivity()+`)
 		INSERT INTO `+activity+` (instance, user_key, collector_uid, last_activity, source)
-		SELECT $1, user_key, collector_uid, last_activity, 'session' FROM s
-		UNION ALL
 		SELECT $1, lower(d.last_logon_user), d.collector_uid, d.last_logon_time, 'last_logon'
 		FROM `+devices+` d
 		WHERE d.last_logon_user <> '' AND d.last_logon_time >= $2
-		  AND NOT EXISTS (SELECT 1 FROM s WHERE s.collector_uid = d.collector_uid)
 		  AND NOT EXISTS (SELECT 1 FROM `+activity+` ud WHERE ud.collector_uid = d.collector_uid)`,
 		instance, cutoff)
 	if err != nil {
-		return c, fmt.Errorf("load activity and last logons: %w", err)
+		return c, fmt.Errorf("load last logons: %w", err)
 	}
 	c.Activities = s.activities + tag.RowsAffected()
-	s.lap("activity and last logons")
+	s.lap("last logons")
 	if _, err := s.primaryKey(ctx, "user_devices", "user_key", "collector_uid"); err != nil {
 		return c, err
 	}
