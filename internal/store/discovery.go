@@ -387,8 +387,8 @@ func (s *SwapTx) index(ctx context.Context, table string) error {
 // the latest per user and device since the cutoff, of the devices in the next
 // devices, which must all be in. Discovery calls it for an activity export while
 // another still runs, so that Finish has only the last one's to do (Finish calls it
-// too). A user and
-// device in two exports (a device exported under both platforms) keeps the first's.
+// too). A user and device in two exports (a device exported under both platforms)
+// keeps the first's, as a duplicate device does.
 func (s *SwapTx) LoadActivity(ctx context.Context) error {
 	if err := s.loadActivity(ctx); err != nil {
 		return fmt.Errorf("discovery %s: swap: %w", s.l.instance, err)
