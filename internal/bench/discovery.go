@@ -86,9 +86,17 @@ func discoveryScenario(ctx context.Context, env Env, n int) ([]Row, error) {
 		{name, "cache rows", fmt.Sprintf("%d devices, %d users, %d activities", devices, users, activities), "-", ""},
 		{name, "peak RSS (dexbridge process)", mib(rss), "-", target("< 256 MiB", rss < discoveryTargetRSS)},
 		{name, fmt.Sprintf("identify p99 at %g/s during a refresh (%.1f s)", env.RetentionRate, refresh.Seconds()),
-			fmt.Sprintf("%s (%d of %d failed)", ms(during.percentile(0.99)), during.failed, during.sent),
-			fmt.Sprintf("%s with no discovery (%d of %d failed)", ms(quiet.percentile(0.99)), quiet.failed, quiet.sent), ""},
+			fmt.Sprintf("%s (%s)", ms(during.percentile(0.99)), failedOf(during)),
+			fmt.Sprintf("%s with no discovery (%s)", ms(quiet.percentile(0.99)), failedOf(quiet)), ""},
 	}, nil
+}
+
+// failedOf says how many requests of r failed, and why: "3 of 2000 failed: 503 ×3".
+func failedOf(r loadResult) string {
+	if r.failed == 0 {
+		return fmt.Sprintf("0 of %d failed", r.sent)
+	}
+	return fmt.Sprintf("%d of %d failed: %s", r.failed, r.sent, r.reasons())
 }
 
 // identifyDuringDiscovery serves identification from the cache the first discovery
@@ -119,7 +127,7 @@ func identifyDuringDiscovery(ctx context.Context, env Env, st *stack) (quiet, du
 	if err := waitHTTP(ctx, base+"/readyz", time.Minute); err != nil {
 		return quiet, during, 0, err
 	}
-	do := identifyRequest(identifyClient(), base, key, users)
+	do := identifyExplained(identifyClient(), base, key, users)
 	fmt.Fprintf(env.Log, "identify at %g/s, no discovery\n", env.RetentionRate)
 	quiet = openLoop(ctx, env.RetentionRate, env.Duration, do)
 
@@ -177,6 +185,7 @@ func discoveryStages(log []byte) string {
 			Load     int64             `json:"load_ms"`
 			Duration int64             `json:"duration_ms"`
 			Devices  int64             `json:"devices_ms"`
+			Activity int64             `json:"activity_ms"`
 			Rest     int64             `json:"rest_ms"`
 			Steps    string            `json:"steps"`
 		}
@@ -196,8 +205,8 @@ func discoveryStages(log []byte) string {
 			if m.Steps != "" {
 				steps = ": " + m.Steps
 			}
-			parts = append(parts, fmt.Sprintf("swap %.1f s (devices and users %.1f s, indexed as soon as they were in; the rest %.1f s, after the last export%s)",
-				float64(m.Duration)/1000, float64(m.Devices)/1000, float64(m.Rest)/1000, steps))
+			parts = append(parts, fmt.Sprintf("swap %.1f s (devices and users %.1f s, indexed as soon as they were in; the first activity export %.1f s, moved in while the other ran; the rest %.1f s, after the last export%s)",
+				float64(m.Duration)/1000, float64(m.Devices)/1000, float64(m.Activity)/1000, float64(m.Rest)/1000, steps))
 		}
 	}
 	if len(parts) == 0 {

@@ -2,11 +2,14 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -15,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -301,13 +305,94 @@ func identifyRequest(client *http.Client, base, key string, users []string) func
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
 
+// refusal is an answer other than 200, with its problem code and detail.
+type refusal struct {
+	status       int
+	code, detail string
+}
+
+func (r *refusal) Error() string { return fmt.Sprintf("answered %d %s", r.status, r.code) }
+
+// identifyExplained is identifyRequest that returns a *refusal for an answer other
+// than 200, which says why.
+func identifyExplained(client *http.Client, base, key string, users []string) func(ctx context.Context, i int) (int, error) {
+	return func(ctx context.Context, i int) (int, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/devices?username="+url.QueryEscape(users[i%len(users)]), nil)
+		req.Header.Set("X-API-Key", key)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			return resp.StatusCode, nil
+		}
+		var p struct {
+			Code   string `json:"code"`
+			Detail string `json:"detail"`
+		}
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&p)
+		if len(p.Detail) > 80 {
+			p.Detail = p.Detail[:80] + "..."
+		}
+		return resp.StatusCode, &refusal{status: resp.StatusCode, code: cmp.Or(p.Code, "(no problem code)"), detail: p.Detail}
+	}
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 
 // loadResult is the outcome of an open-loop run.
 type loadResult struct {
 	sent, failed int
-	ok           []time.Duration // latencies of the 200 answers, sorted
-	elapsed      time.Duration   // from the first due time to the last answer
+	// why counts the failures by reason: the status code, or the client's error.
+	why     map[string]int
+	ok      []time.Duration // latencies of the 200 answers, sorted
+	elapsed time.Duration   // from the first due time to the last answer
+}
+
+// fail counts a failed request: its status code, or the client's error.
+func (r *loadResult) fail(code int, err error) {
+	r.failed++
+	if r.why == nil {
+		r.why = map[string]int{}
+	}
+	why := fmt.Sprint(code)
+	if err != nil {
+		why = failure(err)
+	}
+	r.why[why]++
+}
+
+// failure names a client error without what differs from one request to the next
+// (addresses, ports).
+func failure(err error) string {
+	var ne net.Error
+	var rf *refusal
+	switch {
+	case errors.As(err, &rf):
+		return strings.TrimSpace(fmt.Sprintf("%d %s %s", rf.status, rf.code, rf.detail))
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed"
+	}
+	return "error"
+}
+
+// reasons is the failures by reason, most frequent first: "503 ×40, timeout ×7".
+func (r loadResult) reasons() string {
+	keys := slices.Collect(maps.Keys(r.why))
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Or(r.why[b]-r.why[a], strings.Compare(a, b)) })
+	parts := make([]string, len(keys))
+	for k, why := range keys {
+		parts[k] = fmt.Sprintf("%s ×%d", why, r.why[why])
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (r loadResult) percentile(p float64) time.Duration {
@@ -335,6 +420,7 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, do func(ctx co
 	interval := time.Duration(float64(time.Second) / rate)
 	start := time.Now().Add(20 * time.Millisecond)
 	var last time.Time
+	var r loadResult
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for i := range n {
@@ -354,6 +440,9 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, do func(ctx co
 			}
 			codes[i] = code
 			mu.Lock()
+			if code != http.StatusOK {
+				r.fail(code, err)
+			}
 			if end.After(last) {
 				last = end
 			}
@@ -361,12 +450,13 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, do func(ctx co
 		})
 	}
 	wg.Wait()
-	r := loadResult{sent: n, elapsed: last.Sub(start)}
+	r.sent, r.elapsed = n, last.Sub(start)
 	for i := range n {
-		if codes[i] == http.StatusOK {
+		switch codes[i] {
+		case http.StatusOK:
 			r.ok = append(r.ok, lat[i])
-		} else {
-			r.failed++
+		case 0: // not sent: ctx ended first
+			r.fail(0, ctx.Err())
 		}
 	}
 	slices.Sort(r.ok)
@@ -407,7 +497,7 @@ func openLoopUntil(stop context.Context, rate float64, do func(ctx context.Conte
 			if err == nil && code == http.StatusOK {
 				r.ok = append(r.ok, end.Sub(due))
 			} else {
-				r.failed++
+				r.fail(code, err)
 			}
 			if end.After(last) {
 				last = end

@@ -226,6 +226,7 @@ type SwapTx struct {
 	// part maps each cache table to the instance's next partition of it.
 	part           map[string]string
 	devices, users int64 // rows copied into the next devices and users
+	activities     int64 // rows moved into the next activity by LoadActivity
 	indexed        map[string]bool
 	// The time each step of Finish took, for the log.
 	steps   []string
@@ -382,6 +383,43 @@ func (s *SwapTx) index(ctx context.Context, table string) error {
 	return nil
 }
 
+// LoadActivity moves the activity staged so far into the instance's next activity:
+// the latest per user and device since the cutoff, of the devices in the next
+// devices, which must all be in. Discovery calls it for an activity export while
+// another still runs, so that Finish has only the last one's to do (Finish calls it
+// too). A user and device in two exports (a device exported under both platforms)
+// keeps the first's, as a duplicate device does.
+func (s *SwapTx) LoadActivity(ctx context.Context) error {
+	if err := s.loadActivity(ctx); err != nil {
+		return fmt.Errorf("discovery %s: swap: %w", s.l.instance, err)
+	}
+	return nil
+}
+
+func (s *SwapTx) loadActivity(ctx context.Context) error {
+	tag, err := s.tx.Exec(ctx, `
+		INSERT INTO `+s.part["user_devices"]+` (instance, user_key, collector_uid, last_activity, source)
+		SELECT $1, user_key, collector_uid, last_activity, 'session' FROM (`+s.stagedActivity()+`) s`,
+		s.l.instance, s.cutoff)
+	if err == nil {
+		s.activities += tag.RowsAffected()
+		_, err = s.tx.Exec(ctx, `TRUNCATE stage_activity`)
+	}
+	if err != nil {
+		return fmt.Errorf("load activity: %w", err)
+	}
+	return nil
+}
+
+// stagedActivity is the query of the staged activity to keep ($2 is the cutoff).
+func (s *SwapTx) stagedActivity() string {
+	return `SELECT lower(a.user_name) AS user_key, lower(a.collector_uid) AS collector_uid, max(a.last_activity) AS last_activity
+		FROM stage_activity a
+		JOIN ` + s.part["devices"] + ` d ON d.collector_uid = lower(a.collector_uid)
+		WHERE a.user_name <> '' AND a.last_activity >= $2
+		GROUP BY lower(a.user_name), lower(a.collector_uid)`
+}
+
 // Rollback abandons the swap: the previous load stays, and the tables built for the
 // next one go with the transaction. Best effort (a broken connection rolls back by
 // itself).
@@ -416,19 +454,13 @@ func (s *SwapTx) finish(ctx context.Context) (SwapCounts, error) {
 	tx, instance, cutoff := s.tx, s.l.instance, s.cutoff
 	devices, activity, users := s.part["devices"], s.part["user_devices"], s.part["users"]
 	c := SwapCounts{Devices: s.devices}
-	tag, err := tx.Exec(ctx, `
-		INSERT INTO `+activity+` (instance, user_key, collector_uid, last_activity, source)
-		SELECT $1, lower(a.user_name), lower(a.collector_uid), max(a.last_activity), 'session'
-		FROM stage_activity a
-		JOIN `+devices+` d ON d.collector_uid = lower(a.collector_uid)
-		WHERE a.user_name <> '' AND a.last_activity >= $2
-		GROUP BY lower(a.user_name), lower(a.collector_uid)`, instance, cutoff)
-	if err != nil {
-		return c, fmt.Errorf("load activity: %w", err)
+	// The activity still staged: that of the last export (LoadActivity moved the
+	// others').
+	if err := s.loadActivity(ctx); err != nil {
+		return c, err
 	}
-	c.Activities = tag.RowsAffected()
 	s.lap("activity")
-	tag, err = tx.Exec(ctx, `
+	tag, err := tx.Exec(ctx, `
 		INSERT INTO `+activity+` (instance, user_key, collector_uid, last_activity, source)
 		SELECT $1, lower(d.last_logon_user), d.collector_uid, d.last_logon_time, 'last_logon'
 		FROM `+devices+` d
@@ -438,7 +470,7 @@ func (s *SwapTx) finish(ctx context.Context) (SwapCounts, error) {
 	if err != nil {
 		return c, fmt.Errorf("load last logons: %w", err)
 	}
-	c.Activities += tag.RowsAffected()
+	c.Activities = s.activities + tag.RowsAffected()
 	s.lap("last logons")
 	if _, err := s.primaryKey(ctx, "user_devices", "user_key", "collector_uid"); err != nil {
 		return c, err

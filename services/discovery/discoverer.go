@@ -320,8 +320,9 @@ func (r *Run) publish(rec store.DiscoveryRun, up bool) {
 // the instance's next devices and users tables, activity into staging), one COPY at
 // a time, in the order the exports complete. An export that completes while another
 // is loading waits before its download, not in memory. The devices and the users
-// are indexed as soon as they are in, while the activity exports still run; the rest
-// once they are staged.
+// are indexed as soon as they are in, while the activity exports still run, and an
+// activity export that completes before the other is moved into the next activity
+// then; the rest once the last is staged.
 func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, error) {
 	swap, err := r.lease.BeginSwap(ctx, asOf.Add(-r.d.cfg.Period), asOf)
 	if err != nil {
@@ -362,10 +363,15 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 			return udec.decode(rec), nil
 		}, swap.CopyUsers, func() { close(usersStaged) })
 	})
+	// An activity export that completes while another still runs is moved into the
+	// next activity at once (once the devices are in, which it is joined to), so that
+	// Finish has only the last one's to do.
+	var activityStaged atomic.Int32
+	var activityTime time.Duration // moving it (logged as activity_ms)
 	for _, p := range platforms {
 		var adec *activityDecoder
 		g.Go(func() error {
-			return stage(gctx, r, conn, QueryActivity, map[string]string{"platform": p}, func(header, rec []string) (*store.StagedActivity, error) {
+			err := stage(gctx, r, conn, QueryActivity, map[string]string{"platform": p}, func(header, rec []string) (*store.StagedActivity, error) {
 				if adec == nil {
 					var err error
 					if adec, err = newActivityDecoder(header); err != nil {
@@ -374,6 +380,15 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 				}
 				return adec.decode(rec), nil
 			}, swap.CopyActivity)
+			if err != nil || activityStaged.Add(1) == int32(len(platforms)) {
+				return err
+			}
+			return onConn(gctx, conn, devicesStaged, func(ctx context.Context) error {
+				start := time.Now()
+				err := swap.LoadActivity(ctx)
+				activityTime += time.Since(start) // one at a time, on the connection
+				return err
+			})
 		})
 	}
 	// Devices and users are indexed as soon as they are in, on the connection, between
@@ -381,24 +396,12 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 	var earlyTime time.Duration // indexing devices and users (logged as devices_ms)
 	index := func(staged chan struct{}, f func(context.Context) error) func() error {
 		return func() error {
-			select {
-			case <-staged:
-			case <-gctx.Done():
-				return nil // an export failed: its error is the attempt's
-			}
-			select {
-			case conn <- struct{}{}:
-			case <-gctx.Done():
-				return nil
-			}
-			defer func() { <-conn }()
-			if gctx.Err() != nil {
-				return nil
-			}
-			start := time.Now()
-			err := f(gctx)
-			earlyTime += time.Since(start) // one at a time, on the connection
-			return err
+			return onConn(gctx, conn, staged, func(ctx context.Context) error {
+				start := time.Now()
+				err := f(ctx)
+				earlyTime += time.Since(start) // one at a time, on the connection
+				return err
+			})
 		}
 	}
 	g.Go(index(devicesStaged, swap.IndexDevices))
@@ -418,9 +421,31 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 	}
 	start := time.Now()
 	counts, err := swap.Finish(ctx)
-	r.log.Info("discovery swapped", "devices_ms", earlyTime.Milliseconds(), "rest_ms", time.Since(start).Milliseconds(),
-		"duration_ms", (earlyTime + time.Since(start)).Milliseconds(), "steps", swap.Steps(), "err", err)
+	r.log.Info("discovery swapped", "devices_ms", earlyTime.Milliseconds(), "activity_ms", activityTime.Milliseconds(),
+		"rest_ms", time.Since(start).Milliseconds(), "duration_ms", (earlyTime + activityTime + time.Since(start)).Milliseconds(),
+		"steps", swap.Steps(), "err", err)
 	return counts, err
+}
+
+// onConn runs f on the lease's connection once ready is closed and conn is free. It
+// returns nil without running f when ctx ends first: an export failed, and its error
+// is the attempt's.
+func onConn(ctx context.Context, conn, ready chan struct{}, f func(context.Context) error) error {
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return nil
+	}
+	select {
+	case conn <- struct{}{}:
+	case <-ctx.Done():
+		return nil
+	}
+	defer func() { <-conn }()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return f(ctx)
 }
 
 // stage runs one export and streams its rows into a COPY on the lease's connection
