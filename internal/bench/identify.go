@@ -288,12 +288,17 @@ func identifyClient() *http.Client {
 		MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048, IdleConnTimeout: time.Minute}}
 }
 
+// identify asks dexbridge at base for user's devices.
+func identify(ctx context.Context, client *http.Client, base, key, user string) (*http.Response, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/devices?username="+url.QueryEscape(user), nil)
+	req.Header.Set("X-API-Key", key)
+	return client.Do(req)
+}
+
 // identifyRequest identifies the i-th user (round robin) through dexbridge at base.
 func identifyRequest(client *http.Client, base, key string, users []string) func(ctx context.Context, i int) (int, error) {
 	return func(ctx context.Context, i int) (int, error) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/devices?username="+url.QueryEscape(users[i%len(users)]), nil)
-		req.Header.Set("X-API-Key", key)
-		resp, err := client.Do(req)
+		resp, err := identify(ctx, client, base, key, users[i%len(users)])
 		if err != nil {
 			return 0, err
 		}
@@ -317,9 +322,7 @@ func (r *refusal) Error() string { return fmt.Sprintf("answered %d %s", r.status
 // than 200, which says why.
 func identifyExplained(client *http.Client, base, key string, users []string) func(ctx context.Context, i int) (int, error) {
 	return func(ctx context.Context, i int) (int, error) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/devices?username="+url.QueryEscape(users[i%len(users)]), nil)
-		req.Header.Set("X-API-Key", key)
-		resp, err := client.Do(req)
+		resp, err := identify(ctx, client, base, key, users[i%len(users)])
 		if err != nil {
 			return 0, err
 		}
