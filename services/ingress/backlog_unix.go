@@ -14,6 +14,12 @@ import (
 // gone. A short queue keeps the connections it accepts fresh; beyond it the kernel
 // drops a connection's handshake and the client retries it, at no cost here.
 func setBacklog(ln net.Listener, n int) error {
+	// listen(2) on a listening socket only changes its backlog.
+	return onListenerFD(ln, func(fd int) error { return syscall.Listen(fd, n) })
+}
+
+// onListenerFD runs f on a TCP listener's socket; other listeners are left alone.
+func onListenerFD(ln net.Listener, f func(fd int) error) error {
 	tl, ok := ln.(*net.TCPListener)
 	if !ok {
 		return nil
@@ -22,10 +28,9 @@ func setBacklog(ln net.Listener, n int) error {
 	if err != nil {
 		return err
 	}
-	var lerr error
-	// listen(2) on a listening socket only changes its backlog.
-	if err := raw.Control(func(fd uintptr) { lerr = syscall.Listen(int(fd), n) }); err != nil {
+	var ferr error
+	if err := raw.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
 		return err
 	}
-	return lerr
+	return ferr
 }
