@@ -83,7 +83,21 @@ func (db *DB) DevicesOfUsers(ctx context.Context, qs []UserQuery) ([][]CachedDev
 		}
 		ridx[i], rinst[i], rlim[i] = int32(i), q.Instance, int32(q.Limit)
 	}
-	rows, _ := db.pool.Query(ctx, devicesOfUsersSQL, idx, rank, key, value, matchedBy, ridx, rinst, rlim)
+	// The statement runs with a generic plan, set for it alone: in the same round
+	// trip (one implicit transaction) and local to it. Left to choose, PostgreSQL
+	// plans it anew at each call, since the generic plan's estimate counts ten rows
+	// per array where a custom plan sees how many there are; planning costs several
+	// times the execution (1.0 ms against 0.19 ms per single look-up, measured on
+	// 100 000 devices).
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('plan_cache_mode', 'force_generic_plan', true)`)
+	b.Queue(devicesOfUsersSQL, idx, rank, key, value, matchedBy, ridx, rinst, rlim)
+	br := db.pool.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("devices of users: %w", err)
+	}
+	rows, _ := br.Query()
 	found, err := pgx.CollectRows(rows, pgx.RowToStructByName[batchDevice])
 	if err != nil {
 		return nil, fmt.Errorf("devices of users: %w", err)
