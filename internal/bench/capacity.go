@@ -1,10 +1,13 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -199,11 +202,39 @@ func boundedOpenLoop(ctx context.Context, rate float64, d time.Duration, maxInFl
 	return p
 }
 
-// churnClient opens a new connection for every request, as a storm of chatbot
-// replicas without connection reuse would.
-func churnClient() *http.Client {
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
-		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}}
+// churnRequest identifies the i-th user (round robin) through dexbridge at addr over
+// a connection of its own, closed after the answer, as a storm of chatbot replicas
+// without connection reuse would. It writes the request and reads the answer on the
+// bare connection: net/http's client, with keep-alives off, spent about 140 µs of
+// the load generator's CPU per request where this spends 100 µs, CPU the server it
+// measures loses on a 2-core machine.
+func churnRequest(addr, key string, users []string) func(ctx context.Context, i int) (int, error) {
+	dialer := net.Dialer{Timeout: 5 * time.Second}
+	return func(ctx context.Context, i int) (int, error) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		conn, err := dialer.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return 0, err
+		}
+		defer conn.Close()
+		deadline, _ := ctx.Deadline()
+		_ = conn.SetDeadline(deadline)
+		req := "GET /api/v1/devices?username=" + url.QueryEscape(users[i%len(users)]) + " HTTP/1.1\r\nHost: " + addr +
+			"\r\nX-API-Key: " + key + "\r\nConnection: close\r\n\r\n"
+		if _, err := io.WriteString(conn, req); err != nil {
+			return 0, err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			return 0, err
+		}
+		return resp.StatusCode, nil
+	}
 }
 
 // ceilingHandler answers identification requests on a NATS subject with nothing but

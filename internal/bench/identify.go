@@ -150,7 +150,7 @@ func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
 	}
 
 	// (c) Open loop, a new connection per request.
-	churn := identifyRequest(churnClient(), base, key, users)
+	churn := churnRequest(dep.listen, key, users)
 	open := map[float64]phase{}
 	refusers := map[float64]refusals{}
 	for _, x := range []float64{0.8, 1, 3} {
