@@ -209,17 +209,59 @@ func (db *DB) DeviceWithFields(ctx context.Context, key DeviceKey, value string)
 		return DeviceFields{}, fmt.Errorf("device with fields: unknown key %d", key)
 	}
 	rows, _ := db.pool.Query(ctx, `
-		SELECT `+deviceColumns+`, `+noUser+`, d.fields
+		SELECT `+deviceColumns+`, `+noUser+`,
+			coalesce(d.last_logon_user, '') AS last_logon_user, d.last_logon_time, d.fields
 		FROM devices d WHERE `+cond+`
 		ORDER BY d.last_seen DESC NULLS LAST, d.instance LIMIT 1`, value)
-	d, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[DeviceFields])
+	d, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[deviceRow])
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return DeviceFields{}, ErrNotFound
 	case err != nil:
 		return DeviceFields{}, fmt.Errorf("device with fields: %w", err)
 	}
-	return d, nil
+	return DeviceFields{CachedDevice: d.CachedDevice, Fields: withColumnFields(d.Fields, d.CachedDevice, d.LastLogonUser, d.LastLogonTime)}, nil
+}
+
+// Discovery leaves out of a device's fields JSON the identification fields that its
+// columns hold as the JSON would (the JSON was most of the bytes COPY wrote);
+// withColumnFields puts them back for readers. A field the JSON has stays as it is:
+// a date-time that did not parse, a collector UID not in lower case, a row written
+// before.
+func withColumnFields(f map[string]any, d CachedDevice, logonUser string, logonTime *time.Time) map[string]any {
+	if f == nil {
+		f = map[string]any{}
+	}
+	put := func(field string, v any) {
+		if _, ok := f[field]; !ok {
+			f[field] = v
+		}
+	}
+	text := func(s string) any {
+		if s == "" {
+			return nil
+		}
+		return s
+	}
+	dateTime := func(t *time.Time) any {
+		if t == nil {
+			return nil
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	put("device.collector.uid", text(d.CollectorUID))
+	put("device.uid", text(d.UID))
+	put("device.name", text(d.Name))
+	put("device.operating_system.platform", text(d.Platform))
+	put("device.operating_system.name", text(d.OSName))
+	put("device.operating_system.version", text(d.OSVersion))
+	put("device.hardware.type", text(d.HardwareType))
+	put("device.hardware.manufacturer", text(d.HardwareManufacturer))
+	put("device.hardware.model", text(d.HardwareModel))
+	put("device.last_seen", dateTime(d.LastSeen))
+	put("device.login.last_login_user_name", text(logonUser))
+	put("device.login.last_login_time", dateTime(logonTime))
+	return f
 }
 
 // DeviceDetails returns the devices whose name or collector UID is value, on instance
@@ -243,7 +285,7 @@ func (db *DB) DeviceDetails(ctx context.Context, key DeviceKey, value, instance 
 	out := make([]DeviceDetail, 0, len(found))
 	for k, f := range found {
 		d := DeviceDetail{CachedDevice: f.CachedDevice, LastLogonUser: f.LastLogonUser,
-			LastLogonTime: f.LastLogonTime, Fields: f.Fields}
+			LastLogonTime: f.LastLogonTime, Fields: withColumnFields(f.Fields, f.CachedDevice, f.LastLogonUser, f.LastLogonTime)}
 		if k > 0 {
 			out = append(out, d)
 			continue

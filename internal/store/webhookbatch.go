@@ -61,7 +61,7 @@ func (db *DB) DevicesWithUsers(ctx context.Context, instance string, names []str
 	at := make(map[[2]string][]string, len(found)) // (instance, collector uid) -> names asked
 	for i, f := range found {
 		out[f.Asked] = DeviceDetail{CachedDevice: f.CachedDevice, LastLogonUser: f.LastLogonUser,
-			LastLogonTime: f.LastLogonTime, Fields: f.Fields}
+			LastLogonTime: f.LastLogonTime, Fields: withColumnFields(f.Fields, f.CachedDevice, f.LastLogonUser, f.LastLogonTime)}
 		uids[i], instances[i] = f.CollectorUID, f.Instance
 		k := [2]string{f.Instance, f.CollectorUID}
 		at[k] = append(at[k], f.Asked)

@@ -146,25 +146,31 @@ func TestCachedFieldsJSON(t *testing.T) {
 	if !slices.Equal(dec.missing, []string{"device.entity"}) {
 		t.Errorf("missing: got %v, want [device.entity]", dec.missing)
 	}
-	rec := []string{"ABC-1", "u", "PC \"1\"\\\x01é\xff", "Windows", "", "", "", "", "", "2026-01-02 03:04:05", "jdoe", "", "017", ""}
+	rec := []string{"ABC-1", "u", "PC \"1\"\\\x01é\xff", "Windows", "", "", "", "", "", "2026-01-02 03:04:05", "jdoe", "yesterday", "017", ""}
 	raw := dec.decode(rec).Fields
 	var got map[string]any
 	if err := json.Unmarshal(raw, &got); err != nil {
 		t.Fatalf("not JSON: %s: %v", raw, err)
 	}
+	// An identification field is left out when its column gives it back as the JSON
+	// would have it (the store's withColumnFields).
 	tests := []struct {
 		field string
 		want  any
 	}{
-		{"device.collector.uid", "ABC-1"},
+		{"device.collector.uid", "ABC-1"}, // its column is in lower case
 		{"device.name", "PC \"1\"\\\x01é\ufffd"},
-		{"device.operating_system.name", nil},
-		{"device.last_seen", "2026-01-02T03:04:05Z"},
+		{"device.login.last_login_time", "yesterday"}, // its column has no time
 		{"device.hardware.memory", float64(17)},
 	}
 	for _, tt := range tests {
-		if got[tt.field] != tt.want {
-			t.Errorf("%s: got %#v, want %#v", tt.field, got[tt.field], tt.want)
+		if v, ok := got[tt.field]; !ok || v != tt.want {
+			t.Errorf("%s: got %#v (present %t), want %#v", tt.field, v, ok, tt.want)
+		}
+	}
+	for _, field := range []string{"device.uid", "device.operating_system.platform", "device.operating_system.name", "device.last_seen", "device.login.last_login_user_name"} {
+		if v, ok := got[field]; ok {
+			t.Errorf("%s: got %#v, want it left to its column", field, v)
 		}
 	}
 	if d := dec.decode(rec); d.CollectorUID != "abc-1" || d.LastLogonTime != nil || d.LastSeen == nil {

@@ -62,6 +62,35 @@ type cachedColumn struct {
 	key []byte // the JSON-encoded field name, with its colon
 	col int
 	typ nql.FieldType
+	// inColumn: the cache has the field in a column of its own, from which readers
+	// put it back (the store's withColumnFields) when the JSON leaves it out.
+	inColumn bool
+}
+
+// inColumns are the fields the cache keeps in columns of their own: the
+// identification fields.
+var inColumns = func() map[string]bool {
+	out := map[string]bool{}
+	for _, f := range IdentificationFields() {
+		out[f] = true
+	}
+	return out
+}()
+
+// restorable says whether the cache's column gives back a cell of a field kept in a
+// column as the JSON would hold it: a collector UID is kept in lower case, a
+// date-time only when it parses, and text only when it is valid UTF-8.
+func (c cachedColumn) restorable(s string) bool {
+	switch {
+	case !c.inColumn || s == "":
+		return c.inColumn
+	case c.typ == nql.TypeDateTime:
+		_, ok := nexthink.ParseTime(s)
+		return ok
+	case string(c.key) == `"device.collector.uid":`:
+		return strings.ToLower(s) == s
+	}
+	return c.typ == nql.TypeString && utf8.ValidString(s)
 }
 
 func newDeviceDecoder(header []string, fields []string) (*deviceDecoder, error) {
@@ -85,7 +114,7 @@ func newDeviceDecoder(header []string, fields []string) (*deviceDecoder, error) 
 			continue
 		}
 		key := appendJSONString(nil, f)
-		d.cached = append(d.cached, cachedColumn{key: append(key, ':'), col: k, typ: types[f]})
+		d.cached = append(d.cached, cachedColumn{key: append(key, ':'), col: k, typ: types[f], inColumn: inColumns[f]})
 	}
 	// The dynamic fields step: the custom fields, categories and scores the tenant
 	// defines are the results' columns named as such, cached beside the configured
@@ -130,14 +159,18 @@ func (d *deviceDecoder) decode(rec []string) *store.StagedDevice {
 // fields encodes the cached fields of a record as a JSON object: numbers and booleans
 // as such when they parse, date-times in RFC 3339 UTC, empty cells as null.
 func (d *deviceDecoder) fields(rec []string) []byte {
-	b := make([]byte, 0, 64*len(d.cached))
+	b := make([]byte, 0, 32*len(d.cached))
 	b = append(b, '{')
-	for k, c := range d.cached {
-		if k > 0 {
+	for _, c := range d.cached {
+		v := cell(rec, c.col)
+		if c.restorable(v) {
+			continue
+		}
+		if len(b) > 1 {
 			b = append(b, ',')
 		}
 		b = append(b, c.key...)
-		b = appendValue(b, cell(rec, c.col), c.typ)
+		b = appendValue(b, v, c.typ)
 	}
 	return append(b, '}')
 }
