@@ -32,7 +32,7 @@ import (
 // The identification targets of the issue, on 2 cores.
 const (
 	identifyTargetRate = 5000                  // requests per second, closed loop
-	identifyTargetP99  = 10 * time.Millisecond // at 80 % of the closed-loop capacity, open loop
+	identifyTargetP99  = 10 * time.Millisecond // at 80 % of the closed-loop capacity, open loop, connections kept
 	// identifyTargetShare is dexbridge's closed-loop capacity over the ceiling's.
 	identifyTargetShare = 0.5
 	// At three times the capacity, open loop with a new connection per request: the
@@ -54,8 +54,9 @@ const (
 //     HTTP, no authentication, no limiter), closed loop at identifyConcurrency;
 //   - dexbridge's capacity: GET /api/v1/devices?username= through `dexbridge run
 //     ingress devices`, closed loop at the same concurrency, connections kept;
+//   - open loop at 0.8 times that capacity, connections kept (the target's p99);
 //   - open loop at 0.8, 1 and 3 times that capacity, a new connection per request
-//     (latency counted from each request's due time);
+//     (latency counted from each request's due time, as in every open loop);
 //   - wrk, closed loop at the same concurrency, as an independent check of the
 //     capacity (when wrk is installed);
 //   - the same question asked of nxsim's NQL API directly at env.IdentifyDirectRate:
@@ -149,6 +150,11 @@ func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
 		return nil, fmt.Errorf("dexbridge answered %d of %d closed-loop requests 200", closed.ok, closed.sent)
 	}
 
+	// At 80 % of the capacity, open loop, connections kept as a chatbot's backend
+	// keeps them: the latency the service gives when it is not overloaded.
+	fmt.Fprintf(env.Log, "dexbridge open loop at 0.8x capacity (%.0f/s), connections kept, %s\n", 0.8*capacity, env.Duration)
+	kept80 := measured(func() phase { return boundedOpenLoop(ctx, 0.8*capacity, env.Duration, openLoopBound, cached) })
+
 	// (c) Open loop, a new connection per request.
 	churn := churnRequest(dep.listen, key, users)
 	open := map[float64]phase{}
@@ -217,7 +223,7 @@ func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
 			100*p.serverCPU.Seconds()/p.elapsed.Seconds()/float64(cores), cores, us(per200), us(perAnswer))
 	}
 	share := capacity / ceiling.goodput()
-	at80, at3 := open[0.8], open[3]
+	at3 := open[3]
 	rows := []Row{
 		setupRow("identify", env, env.Fleet, "dexbridge run ingress devices, cache limit raised out of the way",
 			fmt.Sprintf("; ceiling: NATS request-reply to a pgx handler; baseline #get_device_basic_infos at %g/s", env.IdentifyDirectRate)),
@@ -228,6 +234,10 @@ func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
 			withServer(closed), target(fmt.Sprintf(">= %d req/s", identifyTargetRate), capacity >= identifyTargetRate)},
 		{"identify", "(b) / (a)", fmt.Sprintf("%.2f", share), "1", target(fmt.Sprintf(">= %.1f", identifyTargetShare), share >= identifyTargetShare)},
 		{"identify", "(b) checked with wrk x64, keep-alive", wrkOut, "-", ""},
+		{"identify", "open loop 0.8x capacity, connections kept",
+			fmt.Sprintf("offered %.0f/s: 200 %.0f/s, p50 %s, p99 %s; 503 %d; other %d", 0.8*capacity, kept80.goodput(),
+				ms(pct(kept80.okLat, .5)), ms(pct(kept80.okLat, .99)), kept80.shed, kept80.other),
+			withServer(kept80), target("p99 < "+ms(identifyTargetP99), kept80.ok > 0 && pct(kept80.okLat, .99) < identifyTargetP99)},
 	}
 	for _, x := range []float64{0.8, 1, 3} {
 		p := open[x]
@@ -237,7 +247,6 @@ func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
 				p.shed, ms(pct(p.shedLat, .5)), ms(pct(p.shedLat, .99)), refusers[x], p.other, p.dropped),
 			withServer(p), ""})
 	}
-	rows[len(rows)-3].Target = target("p99 < "+ms(identifyTargetP99), at80.ok > 0 && pct(at80.okLat, .99) < identifyTargetP99)
 	rows[len(rows)-1].Target = target(fmt.Sprintf("200 >= %.0f%% of capacity, p99 < %s", 100*overloadTargetGoodput, ms(overloadTargetP99)),
 		at3.goodput() >= overloadTargetGoodput*capacity && pct(at3.okLat, .99) < overloadTargetP99)
 	rows = append(rows,
