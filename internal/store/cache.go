@@ -224,7 +224,7 @@ func (db *DB) DeviceWithFields(ctx context.Context, key DeviceKey, value string)
 }
 
 // Discovery leaves out of a device's fields JSON the identification fields that its
-// columns hold as the JSON would (the JSON was most of the bytes COPY wrote);
+// columns hold as the JSON would (they were half the bytes COPY wrote);
 // withColumnFields puts them back for readers. A field the JSON has stays as it is:
 // a date-time that did not parse, a collector UID not in lower case, a row written
 // before.

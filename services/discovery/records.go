@@ -157,7 +157,8 @@ func (d *deviceDecoder) decode(rec []string) *store.StagedDevice {
 }
 
 // fields encodes the cached fields of a record as a JSON object: numbers and booleans
-// as such when they parse, date-times in RFC 3339 UTC, empty cells as null.
+// as such when they parse, date-times in RFC 3339 UTC, empty cells as null; the
+// fields the device's columns give back as such are left out (restorable).
 func (d *deviceDecoder) fields(rec []string) []byte {
 	b := make([]byte, 0, 32*len(d.cached))
 	b = append(b, '{')
