@@ -38,6 +38,7 @@ type Metrics struct {
 	AdmissionAdmitted   prometheus.Counter       // API requests the ingress admitted
 	AdmissionRefusals   *prometheus.CounterVec   // reason (queue_full, queue_delay, client_gone, accept)
 	AdmissionQueueDelay prometheus.Histogram     // admitted requests' wait in the admission queue
+	IdleConnsClosed     prometheus.Counter       // idle connections the ingress closed at max_connections
 
 	admission atomic.Pointer[func() (inFlight, queued, limit int)] // WatchAdmission
 }
@@ -114,6 +115,9 @@ func New() *Metrics {
 		AdmissionQueueDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "dexbridge_admission_queue_delay_seconds", Help: "Time admitted API requests waited in the admission queue.", Buckets: queueBuckets,
 		}),
+		IdleConnsClosed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dexbridge_http_idle_connections_closed_total", Help: "Idle keep-alive connections the ingress closed to make room for a new one at max_connections.",
+		}),
 	}
 	admissionGauge := func(name, help string, pick func(inFlight, queued, limit int) int) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
@@ -124,7 +128,7 @@ func New() *Metrics {
 		})
 	}
 	m.reg.MustRegister(
-		m.AdmissionAdmitted, m.AdmissionRefusals, m.AdmissionQueueDelay,
+		m.AdmissionAdmitted, m.AdmissionRefusals, m.AdmissionQueueDelay, m.IdleConnsClosed,
 		admissionGauge("dexbridge_admission_in_flight", "API requests being served under admission control.",
 			func(n, _, _ int) int { return n }),
 		admissionGauge("dexbridge_admission_queued", "API requests waiting in the admission queue.",
@@ -191,6 +195,14 @@ func (m *Metrics) Admitted(waited time.Duration) {
 	}
 	m.AdmissionAdmitted.Inc()
 	m.AdmissionQueueDelay.Observe(waited.Seconds())
+}
+
+// IdleConnectionClosed records an idle connection closed to make room for a new one.
+func (m *Metrics) IdleConnectionClosed() {
+	if m == nil {
+		return
+	}
+	m.IdleConnsClosed.Inc()
 }
 
 // AdmissionRefused records an API request refused by admission control.

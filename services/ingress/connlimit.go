@@ -2,9 +2,11 @@ package ingress
 
 import (
 	"bytes"
+	"container/list"
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -29,11 +31,15 @@ var shedResponse = func() []byte {
 // (so that closing it does not reset the answer away) and writing the answer.
 const shedTimeout = 250 * time.Millisecond
 
-// limitListener serves at most n connections at once. Beyond, a connection is
-// accepted, answered 503 with Retry-After and closed without a goroutine of the HTTP
-// server: under a storm of new connections the process's memory and goroutines stay
-// bounded and the connections it serves keep their share of the CPU. Kernel backlog
-// is not a queue a client waits in for long.
+// limitListener serves at most n connections at once. At the bound, the connection
+// idle the longest between two requests (keep-alive) is closed to make room, as a
+// client may reopen it at any time (with an idempotent request it retries on its own);
+// otherwise the new connection is accepted, answered 503 with Retry-After and closed
+// without a goroutine of the HTTP server: under a storm of new connections the
+// process's memory and goroutines stay bounded and the connections it serves keep
+// their share of the CPU. Kernel backlog is not a queue a client waits in for long.
+// Without the first rule, the connections a burst left open would hold every slot
+// for the server's idle timeout, and an idle process would refuse newcomers.
 //
 // While admission control refuses (every slot taken, its queue full or standing), a
 // new connection whose request has arrived is refused the same way, before the
@@ -48,6 +54,9 @@ type limitListener struct {
 	metrics  *metrics.Metrics
 	// refusing, when set, says admission control is refusing (admission.Controller).
 	refusing func() bool
+
+	mu   sync.Mutex
+	idle list.List // of *limitedConn waiting for their next request, the longest first
 }
 
 func newLimitListener(l net.Listener, n int, m *metrics.Metrics, refusing func() bool) *limitListener {
@@ -65,13 +74,60 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			l.metrics.AdmissionRefused("accept")
 			continue
 		}
-		select {
-		case l.slots <- struct{}{}:
+		if l.take() || l.closeIdle() && l.take() {
 			return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
-		default:
 		}
 		l.metrics.RateLimited("connections")
 		l.shed(c)
+	}
+}
+
+// take takes a slot if one is free.
+func (l *limitListener) take() bool {
+	select {
+	case l.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// closeIdle closes the connection idle the longest, which frees its slot, and
+// reports whether there was one.
+func (l *limitListener) closeIdle() bool {
+	l.mu.Lock()
+	e := l.idle.Front()
+	if e == nil {
+		l.mu.Unlock()
+		return false
+	}
+	c := e.Value.(*limitedConn)
+	l.idle.Remove(e)
+	c.idle = nil
+	l.mu.Unlock()
+	_ = c.Close()
+	l.metrics.IdleConnectionClosed()
+	return true
+}
+
+// ConnState is the HTTP server's hook (http.Server.ConnState): it keeps the list of
+// the connections idle between two requests.
+func (l *limitListener) ConnState(nc net.Conn, state http.ConnState) {
+	if t, ok := nc.(interface{ NetConn() net.Conn }); ok { // TLS
+		nc = t.NetConn()
+	}
+	c, ok := nc.(*limitedConn)
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case state == http.StateIdle && c.idle == nil:
+		c.idle = l.idle.PushBack(c)
+	case state != http.StateIdle && c.idle != nil:
+		l.idle.Remove(c.idle)
+		c.idle = nil
 	}
 }
 
@@ -96,7 +152,9 @@ func (l *limitListener) shed(c net.Conn) {
 	}
 }
 
-// shed reads the request's head (up to 4 KiB), answers 503 and closes.
+// shed reads the request's head (up to 4 KiB), answers 503 and closes; a connection
+// that sent nothing is closed without an answer, which its client would take for an
+// answer to its next request (a client may open a connection before it has one).
 func shed(c net.Conn) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(shedTimeout))
@@ -109,7 +167,9 @@ func shed(c net.Conn) {
 			break
 		}
 	}
-	_, _ = c.Write(shedResponse)
+	if n > 0 {
+		_, _ = c.Write(shedResponse)
+	}
 }
 
 // limitedConn gives its slot back once, when closed.
@@ -117,6 +177,7 @@ type limitedConn struct {
 	net.Conn
 	once    sync.Once
 	release func()
+	idle    *list.Element // in limitListener.idle while idle; guarded by its mu
 }
 
 func (c *limitedConn) Close() error {

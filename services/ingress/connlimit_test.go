@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -157,5 +159,96 @@ func TestRefusedAtAcceptWhileAdmissionRefuses(t *testing.T) {
 	refusing.Store(false)
 	if resp := ask("/api/v1/devices?username=jdoe"); resp.StatusCode != http.StatusOK {
 		t.Errorf("once admission admits again: got %d, want it served", resp.StatusCode)
+	}
+}
+
+// TestIdleConnectionsMakeRoom: at the bound, with every connection idle between two
+// requests (what a burst of keep-alive clients leaves behind), a new client is served,
+// not refused, and the connection closed for it is the one idle the longest: the
+// other is reused.
+func TestIdleConnectionsMakeRoom(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New()
+	ln := newLimitListener(raw, 2, m, nil)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }),
+		ConnState: ln.ConnState}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	url := "http://" + raw.Addr().String() + "/"
+
+	get := func(who string, c *http.Client) (reused bool) {
+		t.Helper()
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, url, nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", who, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: got %d, want 200", who, resp.StatusCode)
+		}
+		return reused
+	}
+	idle := func(n int) {
+		t.Helper()
+		testenv.Eventually(t, fmt.Sprintf("%d connections idle", n), func() bool {
+			ln.mu.Lock()
+			defer ln.mu.Unlock()
+			return ln.idle.Len() == n
+		})
+	}
+	client := func() *http.Client { return &http.Client{Transport: &http.Transport{}} } // a connection of its own
+	first, second, third := client(), client(), client()
+	get("first", first)
+	idle(1)
+	get("second", second)
+	idle(2)
+	get("a third client with both slots held by idle connections", third)
+	if n := testutil.ToFloat64(m.IdleConnsClosed); n != 1 {
+		t.Errorf("counted %v idle connections closed, want 1", n)
+	}
+	if !get("second, again", second) {
+		t.Error("the second connection was closed; want the one idle the longest, the first, closed")
+	}
+}
+
+// TestShedConnectionThatSentNothing: beyond the bound, a connection that sends no
+// request is closed without an answer, which its client would otherwise read as the
+// answer to the request it sends next.
+func TestShedConnectionThatSentNothing(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := newLimitListener(raw, 1, metrics.New(), nil)
+	entered, release := make(chan struct{}), make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+	}), ConnState: ln.ConnState}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	t.Cleanup(func() { close(release) })
+	go func() {
+		if resp, err := http.Get("http://" + raw.Addr().String() + "/"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-entered // the one slot is busy
+
+	c, err := net.Dial("tcp", raw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil || len(got) > 0 {
+		t.Errorf("a shed connection that sent nothing read %q, %v; want it closed without an answer", got, err)
 	}
 }

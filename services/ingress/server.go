@@ -120,12 +120,14 @@ func (s *Service) Run(ctx context.Context) error {
 		_ = ln.Close()
 		return fmt.Errorf("ingress listen: defer accept: %w", err)
 	}
+	var limited *limitListener
 	if o.MaxConnections > 0 {
 		var refusing func() bool
 		if o.Admission != nil && !useTLS { // under TLS the listener sees no request
 			refusing = o.Admission.Refusing
 		}
-		ln = newLimitListener(ln, o.MaxConnections, o.Metrics, refusing)
+		limited = newLimitListener(ln, o.MaxConnections, o.Metrics, refusing)
+		ln = limited
 	}
 	readHeader := o.ReadHeaderTimeout
 	if readHeader <= 0 {
@@ -141,6 +143,9 @@ func (s *Service) Run(ctx context.Context) error {
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn),
 		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if limited != nil {
+		srv.ConnState = limited.ConnState
 	}
 	if useTLS {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
