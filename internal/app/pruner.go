@@ -17,7 +17,7 @@ func buildPruner(d *deps) (Runner, error) {
 			WebhookDeliveries: r.WebhookDeliveries.D(), ProactiveEvents: r.ProactiveEvents.D(),
 			OpenProactiveEvents: r.OpenProactiveEvents.D(), IdempotencyKeys: r.IdempotencyKeys.D(),
 			Executions: r.Executions.D(), Audit: r.Audit.D(), Diagnoses: r.Diagnoses.D(), RateLimits: r.RateLimits.D(),
-			DiscoveryRuns: r.DiscoveryRuns, V6Routes: r.V6Routes.D(),
+			DiscoveryRuns: r.DiscoveryRuns, V6Routes: r.V6Routes.D(), V6Engines: r.V6Engines.D(),
 		},
 		Interval: r.Interval.D(), BatchSize: r.BatchSize, BatchPause: r.BatchPause.D(), AuditExport: r.AuditExport,
 		Metrics: d.metrics, Log: d.log,

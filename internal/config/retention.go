@@ -35,12 +35,22 @@ type Retention struct {
 	// learned or confirmed since: every discovery confirms the routes of the devices
 	// it lists.
 	V6Routes Duration `yaml:"v6_routes"`
+	// V6Engines applies to the Engine health of V6 instances (v6_engines) no
+	// process has reported or listed since: an Engine gone from the configuration
+	// or the Portal's list.
+	V6Engines Duration `yaml:"v6_engines"`
 }
 
 // MinV6RouteRetention is the shortest retention.v6_routes: the time a V6 driver
 // trusts a route (nexthinkv6.DefaultRouteTTL, which a test keeps in step). A
 // route pruned younger would only cost a fan-out to every Engine.
 const MinV6RouteRetention = 10 * time.Minute
+
+// MinV6EngineRetention is the shortest retention.v6_engines: twice the default
+// discovery period (cache.refresh). Every discovery calls every Engine, which
+// records its health, so an Engine still in use is not pruned between two runs,
+// even when one is late.
+const MinV6EngineRetention = 2 * time.Hour
 
 func defaultRetention() Retention {
 	const day = 24 * time.Hour
@@ -49,6 +59,7 @@ func defaultRetention() Retention {
 		WebhookDeliveries: Duration(30 * day), ProactiveEvents: Duration(30 * day), OpenProactiveEvents: Duration(90 * day),
 		IdempotencyKeys: Duration(day), Executions: Duration(90 * day), Audit: Duration(365 * day),
 		Diagnoses: Duration(30 * day), RateLimits: Duration(time.Hour), DiscoveryRuns: 168, V6Routes: Duration(day),
+		V6Engines: Duration(day),
 	}
 }
 
@@ -68,7 +79,7 @@ func (c Config) validateRetention() error {
 		{"retention.proactive_events", r.ProactiveEvents}, {"retention.open_proactive_events", r.OpenProactiveEvents},
 		{"retention.idempotency_keys", r.IdempotencyKeys}, {"retention.executions", r.Executions},
 		{"retention.audit", r.Audit}, {"retention.diagnoses", r.Diagnoses}, {"retention.rate_limits", r.RateLimits},
-		{"retention.v6_routes", r.V6Routes},
+		{"retention.v6_routes", r.V6Routes}, {"retention.v6_engines", r.V6Engines},
 	} {
 		if p.v < 0 {
 			return &Error{Key: p.key, Reason: "must not be negative (0s keeps the rows for ever)"}
@@ -84,6 +95,9 @@ func (c Config) validateRetention() error {
 	}
 	if r.V6Routes > 0 && r.V6Routes.D() < MinV6RouteRetention {
 		return &Error{Key: "retention.v6_routes", Reason: fmt.Sprintf("must be at least %s (the time a route is trusted), or 0s", Duration(MinV6RouteRetention))}
+	}
+	if r.V6Engines > 0 && r.V6Engines.D() < MinV6EngineRetention {
+		return &Error{Key: "retention.v6_engines", Reason: fmt.Sprintf("must be at least %s (twice the default discovery period), or 0s", Duration(MinV6EngineRetention))}
 	}
 	if r.AuditExport != "" {
 		dir := r.AuditExport

@@ -25,7 +25,7 @@ func TestRetentionAndDatabaseSettings(t *testing.T) {
 				r.Diagnoses.D() != 30*24*time.Hour || r.Audit.D() != 365*24*time.Hour || r.Executions.D() != 90*24*time.Hour ||
 				r.WebhookDeliveries.D() != 30*24*time.Hour || r.ProactiveEvents.D() != 30*24*time.Hour ||
 				r.OpenProactiveEvents.D() != 90*24*time.Hour || r.RateLimits.D() != time.Hour || r.DiscoveryRuns != 168 ||
-				r.AuditExport != "" || r.V6Routes.D() != 24*time.Hour {
+				r.AuditExport != "" || r.V6Routes.D() != 24*time.Hour || r.V6Engines.D() != 24*time.Hour {
 				t.Errorf("retention: got %+v", r)
 			}
 			if c.Database != (Database{}) {
@@ -33,12 +33,13 @@ func TestRetentionAndDatabaseSettings(t *testing.T) {
 			}
 		}},
 		{name: "from the file",
-			file: "retention:\n  audit: 730d\n  audit_export: " + dir + "\n  diagnoses: 0s\n  batch_size: 200\n  batch_pause: 10ms\n  discovery_runs: 10\n  v6_routes: 7d\n" +
+			file: "retention:\n  audit: 730d\n  audit_export: " + dir + "\n  diagnoses: 0s\n  batch_size: 200\n  batch_pause: 10ms\n  discovery_runs: 10\n  v6_routes: 7d\n  v6_engines: 3h\n" +
 				"database:\n  max_conns: 20\n  min_conns: 2\n  statement_timeout: 30s\n",
 			check: func(t *testing.T, c Config) {
 				r := c.Retention
 				if r.Audit.D() != 730*24*time.Hour || r.AuditExport != dir || r.Diagnoses != 0 || r.BatchSize != 200 ||
-					r.BatchPause.D() != 10*time.Millisecond || r.DiscoveryRuns != 10 || r.V6Routes.D() != 7*24*time.Hour {
+					r.BatchPause.D() != 10*time.Millisecond || r.DiscoveryRuns != 10 || r.V6Routes.D() != 7*24*time.Hour ||
+					r.V6Engines.D() != 3*time.Hour {
 					t.Errorf("retention: got %+v", r)
 				}
 				if c.Database != (Database{MaxConns: 20, MinConns: 2, StatementTimeout: Duration(30 * time.Second)}) {
@@ -65,6 +66,13 @@ func TestRetentionAndDatabaseSettings(t *testing.T) {
 			}
 		}},
 		{name: "v6 routes pruned while still trusted", file: "retention:\n  v6_routes: 5m\n", wantKey: "retention.v6_routes"},
+		{name: "v6 engines kept for ever", file: "retention:\n  v6_engines: 0s\n", check: func(t *testing.T, c Config) {
+			if c.Retention.V6Engines != 0 {
+				t.Errorf("v6_engines: got %s, want 0s", c.Retention.V6Engines)
+			}
+		}},
+		{name: "v6 engines at the shortest", file: "retention:\n  v6_engines: 2h\n"},
+		{name: "v6 engines pruned between two discoveries", file: "retention:\n  v6_engines: 1h\n", wantKey: "retention.v6_engines"},
 		{name: "negative discovery runs", file: "retention:\n  discovery_runs: -1\n", wantKey: "retention.discovery_runs"},
 		{name: "diagnoses shorter than a remediation may need",
 			file: "executions:\n  diagnosis_max_age: 2h\nretention:\n  diagnoses: 1h\n", wantKey: "retention.diagnoses"},
@@ -112,6 +120,12 @@ func TestRetentionValidate(t *testing.T) {
 	c.Retention.RateLimits = Duration(-time.Second)
 	if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), "retention.rate_limits") {
 		t.Errorf("got %v, want retention.rate_limits refused", err)
+	}
+	c = Default()
+	c.DatabaseURL = validDB
+	c.Retention.V6Engines = Duration(-time.Hour)
+	if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), "retention.v6_engines") || !strings.Contains(err.Error(), "negative") {
+		t.Errorf("got %v, want a negative retention.v6_engines refused", err)
 	}
 	c = Default()
 	c.DatabaseURL = validDB

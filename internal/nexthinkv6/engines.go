@@ -235,6 +235,16 @@ func (s *state) Engines() []string {
 	return out
 }
 
+// EnginesConfigured names the Engines of the instance's configuration, in its
+// order; none when the list is the Portal's.
+func (s *state) EnginesConfigured() []string {
+	out := make([]string, len(s.cfg.Engines))
+	for k, e := range s.cfg.Engines {
+		out[k] = e.Name
+	}
+	return out
+}
+
 // announce records list in Memory, in the background, when it differs from the
 // list last recorded: the status then names every Engine, even one that no call
 // has reached yet.

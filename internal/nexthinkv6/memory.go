@@ -17,8 +17,8 @@ type Memory interface {
 	// than the stored one is ignored.
 	SaveEngine(ctx context.Context, instance string, h EngineHealth) error
 	// ListEngines records the Engines of the instance's list (configured, or the
-	// Portal's), so they are known before any call reaches them; an Engine
-	// already recorded is left as it is.
+	// Portal's), so they are known before any call reaches them; an Engine a
+	// call reached is left as it is.
 	ListEngines(ctx context.Context, instance string, names []string) error
 }
 

@@ -23,6 +23,7 @@ const (
 	TableRateLimits                = "rate_limits"
 	TableDiscoveryRuns             = "discovery_runs"
 	TableV6Routes                  = "v6_routes"
+	TableV6Engines                 = "v6_engines"
 )
 
 // PrunerLease is the exclusive right to prune, across every replica (a lease): every
@@ -33,10 +34,11 @@ const (
 // The rows are found through an index (migration 0008) and deleted by their ctid
 // (`ctid = ANY(ARRAY(...))`, a TID scan), their dependent rows through the index on
 // their foreign key: no statement reads a whole table, whatever the planner thinks of
-// a join. The conditions that make a row prunable are written twice: once to find
-// candidates, once more in the DELETE itself, which PostgreSQL re-checks on the
-// newest version of a row changed since the candidates were read; a row that changed
-// meanwhile (an event closed, a rate limit taken) is then left alone.
+// a join (v6_engines alone, one row per Engine, is read whole). The conditions that
+// make a row prunable are written twice: once to find candidates, once more in the
+// DELETE itself, which PostgreSQL re-checks on the newest version of a row changed
+// since the candidates were read; a row that changed meanwhile (an event closed, a
+// rate limit taken) is then left alone.
 type PrunerLease struct {
 	*lease
 }
@@ -280,6 +282,19 @@ func (l *PrunerLease) PruneV6Routes(ctx context.Context, before time.Time, limit
 	return l.batch(ctx, limit, []string{TableV6Routes}, `
 		WITH c AS (SELECT ctid FROM v6_routes WHERE learned_at < $1 ORDER BY learned_at LIMIT $2),
 		d AS (DELETE FROM v6_routes WHERE ctid = ANY(ARRAY(SELECT ctid FROM c)) AND learned_at < $1 RETURNING 1)
+		SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM d)`, before, limit)
+}
+
+// PruneV6Engines deletes the health of the V6 Engines neither reported nor listed
+// since before: an Engine removed from the configuration, or from the Portal's
+// list. An Engine in use is reported by every discovery, and again by the next
+// call after its row went. The table has one row per Engine, and observed_at changes
+// on every report: it has no index on it, which would cost each report its HOT
+// update, and reads the whole (small) table instead.
+func (l *PrunerLease) PruneV6Engines(ctx context.Context, before time.Time, limit int) (Pruned, error) {
+	return l.batch(ctx, limit, []string{TableV6Engines}, `
+		WITH c AS (SELECT ctid FROM v6_engines WHERE observed_at < $1 ORDER BY observed_at LIMIT $2),
+		d AS (DELETE FROM v6_engines WHERE ctid = ANY(ARRAY(SELECT ctid FROM c)) AND observed_at < $1 RETURNING 1)
 		SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM d)`, before, limit)
 }
 

@@ -458,3 +458,41 @@ func TestPruneV6Routes(t *testing.T) {
 		t.Errorf("the confirmed route: got %+v %v", kept, err)
 	}
 }
+
+// TestPruneV6Engines: the Engines no process reported or listed within the retention
+// go, in batches, whether reached, down or only listed; one reported or listed since
+// stays.
+func TestPruneV6Engines(t *testing.T) {
+	p := newPruning(t)
+	ctx := context.Background()
+	db := store.New(p.pool)
+	old := p.ago(3 * day)
+	save := func(e store.V6Engine) {
+		t.Helper()
+		if err := db.SaveV6Engine(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(instance string, at time.Time, engines ...string) {
+		t.Helper()
+		if err := db.ListV6Engines(ctx, instance, engines, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save(store.V6Engine{Instance: "dc", Engine: "gone-up", LastSuccessAt: &old, ObservedAt: old})
+	save(store.V6Engine{Instance: "dc", Engine: "gone-down", Down: true, DownSince: &old, ConsecutiveFailures: 3, ObservedAt: old})
+	list("dc", old, "gone-listed", "relisted", "reported")
+	save(store.V6Engine{Instance: "dc", Engine: "reported", ConsecutiveFailures: 1, LastError: "timeout", ObservedAt: p.ago(time.Hour)})
+	list("dc", p.ago(time.Minute), "relisted") // a process started since lists it again
+	list("us6", p.ago(time.Hour), "new")
+	got, batches := drain(t, 2, func(store.Cursor) (store.Pruned, error) {
+		return p.lease.PruneV6Engines(ctx, p.ago(day), 2)
+	})
+	if got[store.TableV6Engines] != 3 || batches != 2 {
+		t.Errorf("got %v in %d batches, want 3 in 2 (2, then 1)", got, batches)
+	}
+	want := []string{"dc relisted", "dc reported", "us6 new"}
+	if left := p.ids(t, `SELECT instance || ' ' || engine FROM v6_engines`); !slices.Equal(left, want) {
+		t.Errorf("left: got %v, want %v", left, want)
+	}
+}

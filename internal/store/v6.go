@@ -99,14 +99,16 @@ func (db *DB) SaveV6Engine(ctx context.Context, e V6Engine) error {
 
 // ListV6Engines records the Engines of instance a process listed (configured, or
 // the Portal's list) at at, so that the status shows them before any call reaches
-// them; an Engine already recorded is left as it is.
+// them. An Engine only listed so far is listed again at at (the pruner keeps what
+// is still listed); one a call reached is left as it is.
 func (db *DB) ListV6Engines(ctx context.Context, instance string, engines []string, at time.Time) error {
 	if len(engines) == 0 {
 		return nil
 	}
 	_, err := db.pool.Exec(ctx, `INSERT INTO v6_engines (instance, engine, down, consecutive_failures, observed_at)
 		SELECT $1, e, false, 0, $3 FROM unnest($2::text[]) AS t(e)
-		ON CONFLICT (instance, engine) DO NOTHING`, instance, engines, at)
+		ON CONFLICT (instance, engine) DO UPDATE SET observed_at = excluded.observed_at
+		WHERE `+v6EngineListed+` AND v6_engines.observed_at < excluded.observed_at`, instance, engines, at)
 	if err != nil {
 		return fmt.Errorf("list v6 engines of %s: %w", instance, err)
 	}

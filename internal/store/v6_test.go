@@ -63,3 +63,33 @@ func TestV6EnginesListedThenReached(t *testing.T) {
 		t.Errorf("engine-3, failed once: got %+v, want reached", e)
 	}
 }
+
+// TestV6EngineListedAgain: listing an Engine only listed so far moves its time on
+// (the pruner then keeps it), never back (a slower process's older listing); an
+// Engine a call reached keeps its observation.
+func TestV6EngineListedAgain(t *testing.T) {
+	db := store.New(testenv.Postgres(t))
+	ctx := context.Background()
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	if err := db.ListV6Engines(ctx, "dc", []string{"engine-1", "engine-2"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SaveV6Engine(ctx, store.V6Engine{Instance: "dc", Engine: "engine-1", LastSuccessAt: &t0, ObservedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []time.Time{t0.Add(time.Hour), t0.Add(30 * time.Minute)} {
+		if err := db.ListV6Engines(ctx, "dc", []string{"engine-1", "engine-2"}, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.V6Engines(ctx)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("got %+v %v, want engine-1 and engine-2", got, err)
+	}
+	if e := got[0]; !e.Reached() || e.LastSuccessAt == nil || !e.ObservedAt.Equal(t0) {
+		t.Errorf("engine-1, reached: got %+v, want its observation kept", e)
+	}
+	if e := got[1]; e.Reached() || !e.ObservedAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("engine-2, only listed: got %+v, want it listed at %s", e, t0.Add(time.Hour))
+	}
+}

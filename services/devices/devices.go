@@ -101,11 +101,11 @@ func New(o Options) (*Service, error) {
 	}
 	finder := livedevices.New(o.Cache, live, livedevices.Tuned(o.Lookup, o.Cache), livedevices.Log(o.Log))
 	upstreams := map[string]string{}
-	engines := map[string]func() []string{}
+	engines := map[string]engineLister{}
 	for _, in := range o.Instances.List() {
 		upstreams[in.Name] = in.Type
 		if l, ok := in.Client.(engineLister); ok {
-			engines[in.Name] = l.Engines
+			engines[in.Name] = l
 		}
 	}
 	s := &identifierService{cache: o.Cache, users: &userBatcher{cache: o.Cache}, limiter: o.CacheLimiter, live: finder, order: o.Instances.Names(),

@@ -49,9 +49,9 @@ type identifierService struct {
 	live      *livedevices.Finder
 	order     []string          // the configured instances
 	upstreams map[string]string // their upstream types
-	// engines names the Engines each V6 instance's driver knows in this process
-	// (configured, or the Portal's list as read here).
-	engines      map[string]func() []string
+	// engines is the driver of each configured V6 instance, which names its
+	// Engines.
+	engines      map[string]engineLister
 	now          func() time.Time
 	onlineWithin time.Duration
 	metrics      *metrics.Metrics

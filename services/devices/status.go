@@ -76,16 +76,34 @@ func (s *identifierService) status(ctx context.Context, refresh time.Duration) (
 	return reply, nil
 }
 
-// engineLister is a V6 driver: it names the Engines it knows.
-type engineLister interface{ Engines() []string }
+// engineLister is a V6 driver: it names the Engines it knows in this process
+// (configured, or the Portal's list as read here), and those of its configuration
+// (none when the list is the Portal's).
+type engineLister interface {
+	Engines() []string
+	EnginesConfigured() []string
+}
 
-// engineStatus is every Engine of each V6 instance, by name: those a process
-// reported (or recorded from its list), and those this process's driver knows
-// that none has yet. An Engine no call has reached is unknown.
+// engineStatus is every Engine of each V6 instance configured here, by name: those
+// a process reported (or recorded from its list), and those this process's driver
+// knows that none has yet. An Engine no call has reached is unknown. A row of an
+// instance not configured here, or of an Engine its configuration no longer names,
+// is left out: its row stays until the pruner's retention.v6_engines.
 func (s *identifierService) engineStatus(engines []store.V6Engine) map[string][]events.EngineStatus {
 	out := map[string][]events.EngineStatus{}
 	seen := map[string]bool{}
+	configured := map[string]bool{}
+	fixed := map[string]bool{} // the instances whose Engines are configured
+	for instance, l := range s.engines {
+		for _, name := range l.EnginesConfigured() {
+			configured[instance+"/"+name] = true
+			fixed[instance] = true
+		}
+	}
 	for _, e := range engines {
+		if _, ok := s.engines[e.Instance]; !ok || fixed[e.Instance] && !configured[e.Instance+"/"+e.Engine] {
+			continue
+		}
 		seen[e.Instance+"/"+e.Engine] = true
 		st := events.EngineStatus{Name: e.Engine, State: "unknown"}
 		if e.Reached() {
@@ -97,9 +115,9 @@ func (s *identifierService) engineStatus(engines []store.V6Engine) map[string][]
 		}
 		out[e.Instance] = append(out[e.Instance], st)
 	}
-	for instance, list := range s.engines {
+	for instance, l := range s.engines {
 		added := false
-		for _, name := range list() {
+		for _, name := range l.Engines() {
 			if !seen[instance+"/"+name] {
 				out[instance] = append(out[instance], events.EngineStatus{Name: name, State: "unknown"})
 				added = true

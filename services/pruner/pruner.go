@@ -43,6 +43,7 @@ type Retention struct {
 	RateLimits          time.Duration
 	DiscoveryRuns       int           // runs kept per instance
 	V6Routes            time.Duration // routes of V6 devices not learned nor confirmed since
+	V6Engines           time.Duration // health of V6 Engines not reported nor listed since
 }
 
 // Options are the pruner's dependencies and settings.
@@ -223,6 +224,7 @@ func (s *Service) steps(now time.Time) []step {
 	cut(r.OpenProactiveEvents, store.TableProactiveEvents, (*store.PrunerLease).PruneOpenProactiveEvents)
 	cut(r.RateLimits, store.TableRateLimits, (*store.PrunerLease).PruneRateLimits)
 	cut(r.V6Routes, store.TableV6Routes, noWalk((*store.PrunerLease).PruneV6Routes))
+	cut(r.V6Engines, store.TableV6Engines, noWalk((*store.PrunerLease).PruneV6Engines))
 	if r.DiscoveryRuns > 0 {
 		out = append(out, step{store.TableDiscoveryRuns, func(ctx context.Context, l *store.PrunerLease, _ store.Cursor, limit int) (store.Pruned, error) {
 			return l.PruneDiscoveryRuns(ctx, r.DiscoveryRuns, limit)

@@ -313,3 +313,70 @@ func TestV6RoutesPruned(t *testing.T) {
 		t.Errorf("log: got %s, want the run's line to count the routes", logs.String())
 	}
 }
+
+// TestV6EnginesPruned: the health of V6 Engines no process has reported or listed
+// within the retention goes, a batch at a time, counted by the metric and the run's
+// log line; an Engine reported or listed since stays, and a retention of 0s keeps
+// every row.
+func TestV6EnginesPruned(t *testing.T) {
+	pool := testenv.Postgres(t)
+	db := store.New(pool)
+	ctx := context.Background()
+	old := time.Now().Add(-2 * day)
+	for _, e := range []string{"engine-1", "engine-2", "engine-3"} { // removed from the configuration since
+		if err := db.SaveV6Engine(ctx, store.V6Engine{Instance: "dc", Engine: e, LastSuccessAt: &old, ObservedAt: old}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.ListV6Engines(ctx, "dc", []string{"engine-4", "engine-5"}, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ListV6Engines(ctx, "dc", []string{"engine-5"}, time.Now()); err != nil { // still listed
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := db.SaveV6Engine(ctx, store.V6Engine{Instance: "us6", Engine: "engine-1", LastSuccessAt: &now, ObservedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	engines := func() []string {
+		t.Helper()
+		got, err := db.V6Engines(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range got {
+			out = append(out, e.Instance+"/"+e.Engine)
+		}
+		return out
+	}
+
+	kept := make(chan observed, 1)
+	stop := start(t, "keeps", pruner.Options{DB: db, Retention: pruner.Retention{V6Routes: day}}, kept)
+	if rep := next(t, kept).rep; rep.Err != nil || rep.Rows[store.TableV6Engines] != 0 {
+		t.Fatalf("with v6_engines at 0s: got %+v, want no Engine pruned", rep)
+	}
+	stop()
+	if got := engines(); len(got) != 6 {
+		t.Fatalf("with v6_engines at 0s: got %v left, want all 6", got)
+	}
+
+	var logs testenv.LogBuffer
+	m := metrics.New()
+	reports := make(chan observed, 1)
+	start(t, "prunes", pruner.Options{DB: db, Retention: pruner.Retention{V6Engines: day}, BatchSize: 2, BatchPause: time.Millisecond,
+		Metrics: m, Log: slog.New(slog.NewJSONHandler(&logs, nil))}, reports)
+	rep := next(t, reports).rep
+	if rep.Err != nil || rep.Rows[store.TableV6Engines] != 4 || rep.Batches != 3 {
+		t.Fatalf("got %+v, want 4 Engines pruned in 3 batches", rep)
+	}
+	if got, want := engines(), []string{"dc/engine-5", "us6/engine-1"}; !slices.Equal(got, want) {
+		t.Errorf("left: got %v, want %v", got, want)
+	}
+	if v := testutil.ToFloat64(m.PrunedRows.WithLabelValues(store.TableV6Engines)); v != 4 {
+		t.Errorf("dexbridge_pruned_rows_total{table=v6_engines}: got %v, want 4", v)
+	}
+	if !strings.Contains(logs.String(), `"v6_engines":4`) {
+		t.Errorf("log: got %s, want the run's line to count the Engines", logs.String())
+	}
+}
