@@ -154,6 +154,7 @@ func identifyScenario(ctx context.Context, env Env) ([]Row, error) {
 	// keeps them: the latency the service gives when it is not overloaded.
 	fmt.Fprintf(env.Log, "dexbridge open loop at 0.8x capacity (%.0f/s), connections kept, %s\n", 0.8*capacity, env.Duration)
 	kept80 := measured(func() phase { return boundedOpenLoop(ctx, 0.8*capacity, env.Duration, openLoopBound, cached) })
+	client.CloseIdleConnections() // the churning phases start with the server's connections free
 
 	// (c) Open loop, a new connection per request.
 	churn := churnRequest(dep.listen, key, users)
