@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -41,15 +40,7 @@ func TestWebhookToCallbackInOneProcess(t *testing.T) {
 	cfg.Webhooks.File = filepath.Join(testenv.RepoRoot(t), "config", "webhooks.yaml")
 	cfg.Proactive.CallbackURL = chatbot.URL
 	cfg.Proactive.CallbackSecret = config.Secret("process-callback-secret")
-	pool, err := store.Open(context.Background(), cfg.DatabaseURL.Reveal())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := store.Migrate(context.Background(), pool); err != nil {
-		t.Fatal(err)
-	}
-	db := store.New(pool)
+	db := store.New(testenv.Migrated(t, cfg.DatabaseURL.Reveal()))
 	discoverytest.Discover(t, discoverytest.Discoverer(t, cfg, db, discoverytest.Instances(t, cfg, db, nil), nil), "eu")
 	base, stop := start(t, cfg, "ingress", "webhooks", "proactive")
 
