@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -70,24 +69,13 @@ func TestAFloodIsRefusedFastAndNothingHangs(t *testing.T) {
 	release := holdIdentify(t, nc, subjects, func() { held.Add(1) })
 
 	m := metrics.New()
-	addr := make(chan net.Addr, 1)
-	ctx, stop := context.WithCancel(context.Background())
-	svc := ingress.New(ingress.Options{
-		Listen: "127.0.0.1:0", OnListen: func(a net.Addr) { addr <- a }, ShutdownTimeout: 10 * time.Second,
+	base := "http://" + serve(t, ingress.Options{
+		Listen: "127.0.0.1:0", ShutdownTimeout: 10 * time.Second,
 		RPC: natsrpc.NewClient(nc, time.Minute), Keys: auth.NewKeys(db), Credentials: auth.NewCredentials(nil),
 		Limiters: ratelimit.NewShared(db), Subjects: subjects, Log: logging.Discard(), Metrics: m,
 		MaxConnections: 256,
 		Admission:      admission.New(admission.Config{Limit: 2, Queue: 2, Target: 5 * time.Millisecond, Interval: 100 * time.Millisecond}),
 	})
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("ingress: %v", err)
-		}
-	})
-	base := "http://" + (<-addr).String()
 	key := apitest.Key(t, db, "bot", "read")
 	// A new connection per request, as a storm of clients without reuse: nothing may
 	// wait for ever, so a hung request fails the test rather than blocking it.
