@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +18,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/dexbridge/dexbridge/internal/testenv"
 )
@@ -236,40 +234,19 @@ func waitInstances(t *testing.T, nc *nats.Conn, want int) {
 	testenv.Eventually(t, fmt.Sprintf("%d topics instances", want), func() bool { return len(requestsPerInstance(t, nc)) >= want })
 }
 
-// requestsPerInstance asks every topics instance for its micro stats.
+// requestsPerInstance asks every topics instance for its micro stats: the requests
+// each has answered, by instance id.
 func requestsPerInstance(t *testing.T, nc *nats.Conn) map[string]int {
 	t.Helper()
-	subj, err := micro.ControlSubject(micro.StatsVerb, "topics", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inbox := nats.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	if err := nc.PublishRequest(subj, inbox, nil); err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]int{}
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
-	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return out
-		}
-		var s micro.Stats
-		if err := json.Unmarshal(m.Data, &s); err != nil {
-			t.Fatal(err)
-		}
+	for _, s := range testenv.MicroStats(t, nc, "topics") {
 		n := 0
 		for _, e := range s.Endpoints {
 			n += e.NumRequests
 		}
 		out[s.ID] = n
 	}
+	return out
 }
 
 func TestCheckExitsNonZeroNamingTheKey(t *testing.T) {

@@ -3,14 +3,11 @@ package app_test
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -55,17 +52,7 @@ func waitDiscovered(t *testing.T, base, key string, n int) {
 // the crashed add-in finding and the Set Outlook plugins remediation.
 func TestProactiveEventCarriesTheDiagnosis(t *testing.T) {
 	t.Setenv("WEBHOOK_NEXTHINK_PASSWORD", "process-test-password")
-	var mu sync.Mutex
-	var got []events.ProactiveEventChanged
-	chatbot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var doc events.ProactiveEventChanged
-		raw, _ := io.ReadAll(r.Body)
-		_ = json.Unmarshal(raw, &doc)
-		mu.Lock()
-		got = append(got, doc)
-		mu.Unlock()
-	}))
-	defer chatbot.Close()
+	chatbot := newChatbot(t)
 	cfg := testConfig(t)
 	sim := withSim(t, &cfg)
 	cfg.Webhooks.File = filepath.Join(testenv.RepoRoot(t), "config", "webhooks.yaml")
@@ -93,8 +80,8 @@ func TestProactiveEventCarriesTheDiagnosis(t *testing.T) {
 	if fired.Webhook.Status != 202 {
 		t.Fatalf("nxsim's webhook: got %d, want 202", fired.Webhook.Status)
 	}
-	waitUntil(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
-	ev := got[0].Event
+	waitUntil(t, func() bool { return len(chatbot.received()) == 1 })
+	ev := chatbot.received()[0].Event
 	d := ev.Diagnosis
 	if d == nil || d.Error != "" || d.Topic != "outlook" || d.Source != "live" {
 		t.Fatalf("diagnosis: got %+v, want the Outlook topic's, live", d)

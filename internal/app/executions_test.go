@@ -20,14 +20,11 @@ import (
 	"github.com/dexbridge/dexbridge/services/discovery/discoverytest"
 )
 
-// TestNoDuplicateFixOnFleetDevices runs the whole product against nxsim's two tenants
-// and, on ordinary fleet devices drawn at random (seeded) from each, does what made
-// the same fix run twice on an offline device: identical triggers at once, then again
-// while the first waits for the device. One execution runs; every other trigger, and
-// the topic's remediation, answer with it (200, existing); the diagnosis marks the
-// remediation in progress; the list and the command line show it; force runs a
-// second one; on an online device a finished fix does not block the next.
-func TestNoDuplicateFixOnFleetDevices(t *testing.T) {
+// startFleet runs the product (all but the webhooks worker) against nxsim's tenants eu
+// and us, whose remote actions finish within a second, and returns nxsim, the
+// configuration and the ingress base URL.
+func startFleet(t *testing.T) (*nxsim.Instance, config.Config, string) {
+	t.Helper()
 	sim := discoverytest.StartSim(t, func(c *nxsim.Config) {
 		c.Executions = nxsim.ExecutionTiming{Pending: 100 * time.Millisecond, Running: 200 * time.Millisecond, Tick: 10 * time.Millisecond}
 	})
@@ -39,6 +36,18 @@ func TestNoDuplicateFixOnFleetDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	base, _ := start(t, cfg, "ingress", "devices", "discovery", "topics", "remoteactions", "poller")
+	return sim, cfg, base
+}
+
+// TestNoDuplicateFixOnFleetDevices runs the whole product against nxsim's two tenants
+// and, on ordinary fleet devices drawn at random (seeded) from each, does what made
+// the same fix run twice on an offline device: identical triggers at once, then again
+// while the first waits for the device. One execution runs; every other trigger, and
+// the topic's remediation, answer with it (200, existing); the diagnosis marks the
+// remediation in progress; the list and the command line show it; force runs a
+// second one; on an online device a finished fix does not block the next.
+func TestNoDuplicateFixOnFleetDevices(t *testing.T) {
+	sim, cfg, base := startFleet(t)
 	key := apiKey(t, cfg)
 	c := apiclient.New(base, key)
 	ctx := context.Background()

@@ -18,9 +18,7 @@ import (
 
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/api"
-	"github.com/dexbridge/dexbridge/internal/config"
 	"github.com/dexbridge/dexbridge/internal/nxsim"
-	"github.com/dexbridge/dexbridge/services/discovery/discoverytest"
 )
 
 // withHeaders adds headers to every request: how an MCP client sends its API key.
@@ -170,17 +168,7 @@ func delegateKey(t *testing.T, base, admin, upn string) string {
 // diagnoses and fixes its employee's devices, and everybody else's devices, picked
 // at random from the fleet, are refused on MCP and REST alike.
 func TestMCPAgentActsForItsEmployeeOnly(t *testing.T) {
-	sim := discoverytest.StartSim(t, func(c *nxsim.Config) {
-		c.Executions = nxsim.ExecutionTiming{Pending: 100 * time.Millisecond, Running: 200 * time.Millisecond, Tick: 10 * time.Millisecond}
-	})
-	cfg := testConfig(t)
-	cfg.Instances = discoverytest.Config(sim, "eu", "us").Instances
-	cfg.Limits.EngineRequestsPerSecond, cfg.Limits.PortalRequestsPerSecond = 1000, 1000
-	cfg.Executions.PollInterval = config.Duration(200 * time.Millisecond)
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	base, _ := start(t, cfg, "ingress", "devices", "discovery", "topics", "remoteactions", "poller")
+	sim, cfg, base := startFleet(t)
 	admin := apiKey(t, cfg)
 	waitDiscovered(t, base, admin, 2)
 

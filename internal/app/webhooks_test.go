@@ -1,12 +1,12 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,31 +25,13 @@ import (
 // checked: the employee is told so, and offered nothing.
 func TestWebhookToCallbackInOneProcess(t *testing.T) {
 	t.Setenv("WEBHOOK_NEXTHINK_PASSWORD", "process-test-password")
-	var mu sync.Mutex
-	var got []events.ProactiveEventChanged
-	chatbot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var doc events.ProactiveEventChanged
-		raw, _ := io.ReadAll(r.Body)
-		_ = json.Unmarshal(raw, &doc)
-		mu.Lock()
-		got = append(got, doc)
-		mu.Unlock()
-	}))
-	defer chatbot.Close()
+	chatbot := newChatbot(t)
 	cfg := testConfig(t)
 	withSim(t, &cfg)
 	cfg.Webhooks.File = filepath.Join(testenv.RepoRoot(t), "config", "webhooks.yaml")
 	cfg.Proactive.CallbackURL = chatbot.URL
 	cfg.Proactive.CallbackSecret = config.Secret("process-callback-secret")
-	pool, err := store.Open(context.Background(), cfg.DatabaseURL.Reveal())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := store.Migrate(context.Background(), pool); err != nil {
-		t.Fatal(err)
-	}
-	db := store.New(pool)
+	db := store.New(testenv.Migrated(t, cfg.DatabaseURL.Reveal()))
 	discoverytest.Discover(t, discoverytest.Discoverer(t, cfg, db, discoverytest.Instances(t, cfg, db, nil), nil), "eu")
 	base, stop := start(t, cfg, "ingress", "webhooks", "proactive")
 
@@ -65,8 +47,8 @@ func TestWebhookToCallbackInOneProcess(t *testing.T) {
 	if resp.StatusCode != 202 {
 		t.Fatalf("webhook: got %d, want 202", resp.StatusCode)
 	}
-	waitUntil(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
-	ev := got[0].Event
+	waitUntil(t, func() bool { return len(chatbot.received()) == 1 })
+	ev := chatbot.received()[0].Event
 	if ev.Employee == nil || ev.Employee.Name != "asmith" || ev.Device.Name != "PC-LOW-DISK" || ev.Topic != "slow_pc" ||
 		ev.Assessment != events.AssessNotChecked || len(ev.Remediations) != 0 || ev.Diagnosis == nil || ev.Diagnosis.Error == "" ||
 		!strings.Contains(ev.Message, "I could not check the device right now") {
@@ -81,6 +63,36 @@ func TestWebhookToCallbackInOneProcess(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Errorf("stop: %v", err)
 	}
+}
+
+// chatbot is a callback endpoint that keeps the events posted to it, their
+// signatures unchecked (the tests of subscriptions check those with callbacktest).
+type chatbot struct {
+	*httptest.Server
+	mu  sync.Mutex
+	got []events.ProactiveEventChanged
+}
+
+func newChatbot(t *testing.T) *chatbot {
+	t.Helper()
+	c := &chatbot{}
+	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var doc events.ProactiveEventChanged
+		raw, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(raw, &doc)
+		c.mu.Lock()
+		c.got = append(c.got, doc)
+		c.mu.Unlock()
+	}))
+	t.Cleanup(c.Close)
+	return c
+}
+
+// received is every event posted so far.
+func (c *chatbot) received() []events.ProactiveEventChanged {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.got)
 }
 
 // waitUntil polls cond until it holds (testenv.Eventually).

@@ -1,7 +1,8 @@
 // Package callbacktest is a chatbot's endpoint for dexbridge's proactive
 // deliveries, for tests: it verifies every Standard Webhooks signature with the
 // specification's own Go library (github.com/standard-webhooks/standard-webhooks),
-// an implementation independent of dexbridge's, and keeps what it received.
+// an implementation independent of dexbridge's, and keeps what it received. Record
+// makes the events whose deliveries it then gets.
 package callbacktest
 
 import (

@@ -17,14 +17,7 @@ import (
 func TestAPIKeyCreateDelegate(t *testing.T) {
 	dbURL := testenv.PostgresURL(t)
 	ctx := context.Background()
-	pool, err := store.Open(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := store.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := testenv.Migrated(t, dbURL)
 	run := func(args ...string) (string, error) {
 		var out, errOut bytes.Buffer
 		env := Env{Getenv: func(k string) string {

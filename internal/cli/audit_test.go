@@ -21,14 +21,7 @@ import (
 func TestAuditExport(t *testing.T) {
 	dbURL := testenv.PostgresURL(t)
 	ctx := context.Background()
-	pool, err := store.Open(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := store.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := testenv.Migrated(t, dbURL)
 	db := store.New(pool)
 	for i, at := range []string{"2020-01-10T00:00:00Z", "2020-02-10T00:00:00Z", "2020-02-20T00:00:00Z", "2020-03-10T00:00:00Z"} {
 		id, err := db.RecordAudit(ctx, store.AuditRecord{RemoteAction: "#a", Device: "PC-" + string(rune('0'+i)),

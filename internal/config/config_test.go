@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,19 @@ func writeFile(t *testing.T, body string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// load loads file (no file when empty) with a valid DATABASE_URL and vars in the
+// environment: the table tests' case, a file and the variables set beside it.
+func load(t *testing.T, file string, vars map[string]string) (Config, error) {
+	t.Helper()
+	e := map[string]string{"DATABASE_URL": validDB}
+	maps.Copy(e, vars)
+	path := ""
+	if file != "" {
+		path = writeFile(t, file)
+	}
+	return Load(path, env(e))
 }
 
 func TestLegacyVariablesKeepTheirDefaults(t *testing.T) {
@@ -101,15 +115,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := map[string]string{"DATABASE_URL": validDB}
-			for k, v := range tt.env {
-				e[k] = v
-			}
-			path := ""
-			if tt.file != "" {
-				path = writeFile(t, tt.file)
-			}
-			_, err := Load(path, env(e))
+			_, err := load(t, tt.file, tt.env)
 			if err == nil {
 				t.Fatalf("got no error, want one naming %q", tt.want)
 			}

@@ -52,15 +52,7 @@ func TestNATSSecurity(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := ""
-			if tt.yaml != "" {
-				path = writeFile(t, tt.yaml)
-			}
-			vars := map[string]string{"DATABASE_URL": validDB}
-			for k, v := range tt.env {
-				vars[k] = v
-			}
-			cfg, err := Load(path, env(vars))
+			cfg, err := load(t, tt.yaml, tt.env)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("got %v, want an error containing %q", err, tt.err)

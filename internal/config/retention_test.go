@@ -85,15 +85,7 @@ func TestRetentionAndDatabaseSettings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := map[string]string{"DATABASE_URL": validDB}
-			for k, v := range tt.env {
-				e[k] = v
-			}
-			path := ""
-			if tt.file != "" {
-				path = writeFile(t, tt.file)
-			}
-			c, err := Load(path, env(e))
+			c, err := load(t, tt.file, tt.env)
 			switch {
 			case tt.wantKey == "" && err != nil:
 				t.Fatalf("got %v, want success", err)

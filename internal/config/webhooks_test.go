@@ -61,15 +61,7 @@ func TestWebhookAndProactiveSettings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := map[string]string{"DATABASE_URL": validDB}
-			for k, v := range tt.env {
-				e[k] = v
-			}
-			path := ""
-			if tt.file != "" {
-				path = writeFile(t, tt.file)
-			}
-			c, err := Load(path, env(e))
+			c, err := load(t, tt.file, tt.env)
 			if tt.wantKey == "" {
 				if err != nil {
 					t.Fatal(err)

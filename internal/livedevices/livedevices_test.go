@@ -4,42 +4,24 @@ import (
 	"context"
 	"errors"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/nexthink"
 	"github.com/dexbridge/dexbridge/internal/nql"
 	"github.com/dexbridge/dexbridge/internal/store"
+	"github.com/dexbridge/dexbridge/internal/testenv"
 )
 
 // TestLiveQueriesAreSaved: every query identification falls back to is in
 // config/queries.yaml (which operators save in the tenant and nxsim loads), compiles,
 // takes the parameter identification passes and lists what a device answer needs.
 func TestLiveQueriesAreSaved(t *testing.T) {
-	raw, err := os.ReadFile("../../config/queries.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Queries []struct {
-			ID  string `yaml:"id"`
-			NQL string `yaml:"nql"`
-		} `yaml:"queries"`
-	}
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	saved := map[string]string{}
-	for _, q := range doc.Queries {
-		saved[q.ID] = q.NQL
-	}
+	saved := testenv.SavedQueries(t)
 	for _, key := range events.IdentifierKeys() {
 		id, ok := queries[key]
 		if !ok {

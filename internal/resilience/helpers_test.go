@@ -69,15 +69,8 @@ func testConfig(t *testing.T, sim *nxsim.Instance, natsURL, dbURL string) config
 // fillCache migrates the schema at dbURL and discovers tenant eu into it.
 func fillCache(t *testing.T, sim *nxsim.Instance, dbURL string) {
 	t.Helper()
-	ctx := context.Background()
-	pool, err := store.Open(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool := testenv.Migrated(t, dbURL)
 	defer pool.Close()
-	if _, err := store.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
 	db := store.New(pool)
 	cfg := discoverytest.Config(sim, "eu")
 	set := discoverytest.Instances(t, cfg, db, nil)
@@ -88,14 +81,8 @@ func fillCache(t *testing.T, sim *nxsim.Instance, dbURL string) {
 func apiKey(t *testing.T, dbURL string) string {
 	t.Helper()
 	ctx := context.Background()
-	pool, err := store.Open(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool := testenv.Migrated(t, dbURL)
 	defer pool.Close()
-	if _, err := store.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
 	secret, _, err := auth.NewKeys(store.New(pool)).Create(ctx, auth.NewKey{Name: "resilience",
 		Scopes: []string{"read", "diagnose", "remediate", "admin"}, CreatedBy: "test"})
 	if err != nil {

@@ -1,15 +1,12 @@
 package resilience_test
 
 import (
-	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/dexbridge/dexbridge/internal/natsrpc"
 	"github.com/dexbridge/dexbridge/internal/nxsim"
@@ -128,31 +125,8 @@ func TestWorkerKilledUnderLoad(t *testing.T) {
 // requests each has answered, by instance id.
 func topicsStats(t *testing.T, nc *nats.Conn, prefix string) map[string]int {
 	t.Helper()
-	subj, err := micro.ControlSubject(micro.StatsVerb, "topics", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inbox := nats.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishRequest(subj, inbox, nil); err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]int{}
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
-	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return out
-		}
-		var s micro.Stats
-		if err := json.Unmarshal(m.Data, &s); err != nil {
-			t.Fatal(err)
-		}
+	for _, s := range testenv.MicroStats(t, nc, "topics") {
 		n, ours := 0, false
 		for _, e := range s.Endpoints {
 			n += e.NumRequests
@@ -162,4 +136,5 @@ func topicsStats(t *testing.T, nc *nats.Conn, prefix string) map[string]int {
 			out[s.ID] = n
 		}
 	}
+	return out
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/testenv"
 )
@@ -68,6 +70,23 @@ func TestOpenNeverEchoesTheURL(t *testing.T) {
 	if got := err.Error(); strings.Contains(got, "hunter2") {
 		t.Errorf("error leaks the password: %s", got)
 	}
+}
+
+// unmigrated opens a pool on a fresh schema with nothing migrated and returns it with
+// the migrations, for tests that stop part way and look at the data a later one
+// keeps.
+func unmigrated(t *testing.T) (*pgxpool.Pool, []store.Migration) {
+	t.Helper()
+	pool, err := store.Open(context.Background(), testenv.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	ms, err := store.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pool, ms
 }
 
 // TestMigrateAppliesALowerNumberAddedLater: a database migrated before a

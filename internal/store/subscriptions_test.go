@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/dexbridge/dexbridge/internal/store"
-	"github.com/dexbridge/dexbridge/internal/testenv"
 )
 
 // TestSubscriptionsMigrationKeepsTheOutbox: deliveries enqueued before subscriptions
@@ -14,15 +13,7 @@ import (
 // callback's URL then points at it, so none is lost across the upgrade.
 func TestSubscriptionsMigrationKeepsTheOutbox(t *testing.T) {
 	ctx := context.Background()
-	pool, err := store.Open(ctx, testenv.PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	ms, err := store.Migrations()
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, ms := unmigrated(t)
 	var subs store.Migration
 	for _, m := range ms {
 		if m.Version == 15 {

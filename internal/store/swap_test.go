@@ -357,15 +357,7 @@ func TestFlipWaitsForAReader(t *testing.T) {
 // its own, which the next swap of the instance replaces and no other touches.
 func TestCacheMigrationKeepsTheCache(t *testing.T) {
 	ctx := context.Background()
-	pool, err := store.Open(ctx, testenv.PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	ms, err := store.Migrations()
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, ms := unmigrated(t)
 	apply := func(from, to int) {
 		t.Helper()
 		for _, m := range ms {

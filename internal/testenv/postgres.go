@@ -100,10 +100,17 @@ func PostgresURL(t testing.TB) string {
 // Postgres returns a pool on a fresh, migrated schema private to t.
 func Postgres(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	u := PostgresURL(t)
+	return Migrated(t, PostgresURL(t))
+}
+
+// Migrated opens a pool on url (a schema PostgresURL gave, or one a process under
+// test uses) and migrates it. The pool closes when t ends; a caller may close it
+// sooner, as Close may be called again.
+func Migrated(t testing.TB, url string) *pgxpool.Pool {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	pool, err := store.Open(ctx, u)
+	pool, err := store.Open(ctx, url)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}

@@ -446,15 +446,7 @@ func TestTwoReplicasRunOneDiscovery(t *testing.T) {
 	decided := map[string]map[int]bool{}           // per instance, the replicas that decided
 	var services []*discovery.Service
 	for replica := range 2 {
-		pool, err := store.Open(context.Background(), url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(pool.Close)
-		if _, err := store.Migrate(context.Background(), pool); err != nil {
-			t.Fatal(err)
-		}
-		db := store.New(pool)
+		db := store.New(testenv.Migrated(t, url))
 		d := discoverytest.Discoverer(t, cfg, db, discoverytest.Instances(t, cfg, db, nil), nil)
 		svc := discovery.New(discovery.Options{Discoverer: d, DB: db, Refresh: time.Hour, Recheck: 50 * time.Millisecond,
 			ShutdownTimeout: 5 * time.Second, Observe: func(dec discovery.Decision) {

@@ -8,9 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/dexbridge/dexbridge/internal/nql"
+	"github.com/dexbridge/dexbridge/internal/testenv"
 	"github.com/dexbridge/dexbridge/internal/topic"
 )
 
@@ -26,23 +25,7 @@ func TestSavedQueriesMatchTheCachedFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile("../../config/queries.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Queries []struct {
-			ID  string `yaml:"id"`
-			NQL string `yaml:"nql"`
-		} `yaml:"queries"`
-	}
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	saved := map[string]string{}
-	for _, q := range doc.Queries {
-		saved[q.ID] = q.NQL
-	}
+	saved := testenv.SavedQueries(t)
 	for _, want := range []struct{ id, nql string }{
 		{QueryDevices, DeviceQuery(fields)},
 		{QueryUsers, UsersQuery},

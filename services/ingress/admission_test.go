@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/dexbridge/dexbridge/events"
@@ -26,6 +27,34 @@ import (
 	"github.com/dexbridge/dexbridge/services/ingress"
 )
 
+// holdIdentify serves devices.identify with a worker that calls got for each request
+// and then holds it until release is called (or the test ends): a busy worker.
+func holdIdentify(t *testing.T, nc *nats.Conn, subjects events.Subjects, got func()) (release func()) {
+	t.Helper()
+	srv, err := natsrpc.NewServer(nc, "held-devices", "1.0.0", "test", 16, logging.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
+	done := make(chan struct{})
+	err = natsrpc.Endpoint(srv, "identify", subjects.Of(events.DevicesIdentify), events.TypeDevicesIdentifyRequest,
+		func(ctx context.Context, _ events.DevicesIdentifyRequest) (events.DevicesIdentifyReply, error) {
+			got()
+			select {
+			case <-done:
+			case <-ctx.Done():
+			}
+			return events.DevicesIdentifyReply{Header: events.NewHeader(events.TypeDevicesIdentifyReply), Source: "cache"}, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { close(done) }) }
+	t.Cleanup(release)
+	return release
+}
+
 // TestAFloodIsRefusedFastAndNothingHangs floods a real ingress (its listener, server
 // and middlewares) whose worker holds every request it gets: the admission's two
 // slots fill, its queue of two waits and is refused, and every other request, each on
@@ -36,51 +65,17 @@ func TestAFloodIsRefusedFastAndNothingHangs(t *testing.T) {
 	nc := testenv.NATS(t)
 	db := store.New(testenv.Postgres(t))
 	subjects := events.NewSubjects(testenv.Prefix(t))
-	srv, err := natsrpc.NewServer(nc, "held-devices", "1.0.0", "test", 16, logging.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
 	var held atomic.Int32
-	release := make(chan struct{})
-	err = natsrpc.Endpoint(srv, "identify", subjects.Of(events.DevicesIdentify), events.TypeDevicesIdentifyRequest,
-		func(ctx context.Context, _ events.DevicesIdentifyRequest) (events.DevicesIdentifyReply, error) {
-			held.Add(1)
-			select {
-			case <-release:
-			case <-ctx.Done():
-			}
-			return events.DevicesIdentifyReply{Header: events.NewHeader(events.TypeDevicesIdentifyReply), Source: "cache"}, nil
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	released := false
-	t.Cleanup(func() {
-		if !released {
-			close(release)
-		}
-	})
+	release := holdIdentify(t, nc, subjects, func() { held.Add(1) })
 
 	m := metrics.New()
-	addr := make(chan net.Addr, 1)
-	ctx, stop := context.WithCancel(context.Background())
-	svc := ingress.New(ingress.Options{
-		Listen: "127.0.0.1:0", OnListen: func(a net.Addr) { addr <- a }, ShutdownTimeout: 10 * time.Second,
+	base := "http://" + serve(t, ingress.Options{
+		Listen: "127.0.0.1:0", ShutdownTimeout: 10 * time.Second,
 		RPC: natsrpc.NewClient(nc, time.Minute), Keys: auth.NewKeys(db), Credentials: auth.NewCredentials(nil),
 		Limiters: ratelimit.NewShared(db), Subjects: subjects, Log: logging.Discard(), Metrics: m,
 		MaxConnections: 256,
 		Admission:      admission.New(admission.Config{Limit: 2, Queue: 2, Target: 5 * time.Millisecond, Interval: 100 * time.Millisecond}),
 	})
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("ingress: %v", err)
-		}
-	})
-	base := "http://" + (<-addr).String()
 	key := apitest.Key(t, db, "bot", "read")
 	// A new connection per request, as a storm of clients without reuse: nothing may
 	// wait for ever, so a hung request fails the test rather than blocking it.
@@ -144,8 +139,7 @@ func TestAFloodIsRefusedFastAndNothingHangs(t *testing.T) {
 	}
 	testenv.Eventually(t, fmt.Sprintf("the metrics to count %d refusals", refused), func() bool { return counted() == refused })
 
-	close(release)
-	released = true
+	release()
 	for range 2 {
 		if a := <-answers; a.err != nil || a.status != http.StatusOK {
 			t.Errorf("a held request after the worker let go: %d %v %s, want 200", a.status, a.err, a.body)

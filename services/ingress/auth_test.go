@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/apitest"
 	"github.com/dexbridge/dexbridge/internal/auth"
@@ -36,16 +38,12 @@ type env struct {
 	db      *store.DB
 }
 
-// newEnv runs a topics worker and an ingress handler on real NATS and PostgreSQL.
-func newEnv(t *testing.T) *env {
+// startTopics runs a topics worker on the repository's topics, taking concurrency
+// requests at a time, until the test ends.
+func startTopics(t *testing.T, nc *nats.Conn, subjects events.Subjects, concurrency int) {
 	t.Helper()
-	nc := testenv.NATS(t)
-	db := store.New(testenv.Postgres(t))
-	subjects := events.NewSubjects(testenv.Prefix(t))
-	logs := &testenv.LogBuffer{}
-	log, _ := logging.New(logs, "debug")
 	tuning := topics.DefaultConfig()
-	tuning.Concurrency, tuning.ShutdownTimeout = 8, 5*time.Second
+	tuning.Concurrency, tuning.ShutdownTimeout = concurrency, 5*time.Second
 	svc, err := topics.New(topics.Options{Conn: nc, Subjects: subjects, Load: topic.FilesIn(testenv.RepoRoot(t)).Load, Config: tuning, Log: logging.Discard(), Version: "0.0.0"})
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +52,17 @@ func newEnv(t *testing.T) *env {
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+}
+
+// newEnv runs a topics worker and an ingress handler on real NATS and PostgreSQL.
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	nc := testenv.NATS(t)
+	db := store.New(testenv.Postgres(t))
+	subjects := events.NewSubjects(testenv.Prefix(t))
+	logs := &testenv.LogBuffer{}
+	log, _ := logging.New(logs, "debug")
+	startTopics(t, nc, subjects, 8)
 	h := apitest.New(t).Handler(t, ingress.NewHandler(ingress.Options{
 		RPC:         natsrpc.NewClient(nc, 5*time.Second),
 		Keys:        auth.NewKeys(db),

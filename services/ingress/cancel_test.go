@@ -30,26 +30,8 @@ func TestClientCancellationIsNotAServerError(t *testing.T) {
 	nc := testenv.NATS(t)
 	db := store.New(testenv.Postgres(t))
 	subjects := events.NewSubjects(testenv.Prefix(t))
-	srv, err := natsrpc.NewServer(nc, "slow-devices", "1.0.0", "test", 4, logging.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop(context.Background()) })
 	received := make(chan struct{}, 1)
-	release := make(chan struct{})
-	err = natsrpc.Endpoint(srv, "identify", subjects.Of(events.DevicesIdentify), events.TypeDevicesIdentifyRequest,
-		func(ctx context.Context, _ events.DevicesIdentifyRequest) (events.DevicesIdentifyReply, error) {
-			received <- struct{}{}
-			select { // busy until the test is over
-			case <-release:
-			case <-ctx.Done():
-			}
-			return events.DevicesIdentifyReply{}, nil
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { close(release) })
+	holdIdentify(t, nc, subjects, func() { received <- struct{}{} }) // busy until the test is over
 
 	logs := &testenv.LogBuffer{}
 	log, _ := logging.New(logs, "debug")

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,37 +16,13 @@ import (
 	"github.com/dexbridge/dexbridge/events"
 	"github.com/dexbridge/dexbridge/internal/apitest"
 	"github.com/dexbridge/dexbridge/internal/auth"
+	"github.com/dexbridge/dexbridge/internal/callbacktest"
 	"github.com/dexbridge/dexbridge/internal/logging"
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/testenv"
-	"github.com/dexbridge/dexbridge/internal/wire"
 	"github.com/dexbridge/dexbridge/services/ingress"
 )
-
-// record opens one event per user, as the webhooks worker would, with a callback
-// delivery each.
-func record(t *testing.T, db *store.DB, users ...string) []store.ProactiveEvent {
-	t.Helper()
-	var out []store.ProactiveEvent
-	for _, u := range users {
-		key := "test:id:" + u + fmt.Sprint(time.Now().UnixNano())
-		applied, err := db.ApplyWebhook(context.Background(),
-			store.WebhookRecord{DedupeKey: key, WebhookID: "wh_0123456789abcdef0123456789abcdef", Source: "nexthink",
-				ReceivedAt: time.Now(), Outcome: store.WebhookOpened, Monitor: "Outlook crashes", AlertStatus: "open"},
-			store.ProactiveEffects{Callback: true, Open: []store.NewProactiveEvent{{
-				ID: fmt.Sprintf("pe_%032x", time.Now().UnixNano()), Topic: "outlook", SubjectKey: "user:" + u, UserName: u,
-				DeviceName: "PC-" + u, Alert: []byte(`{"status":"open"}`), Remediations: []byte(`[]`), Message: "Hi " + u,
-				SuppressionWindow: time.Hour,
-			}}},
-			wire.ProactiveDelivery)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, applied.Opened...)
-	}
-	return out
-}
 
 type api struct {
 	db       *store.DB
@@ -105,7 +80,7 @@ func ids(body map[string]any) []string {
 
 func TestPollTheFeed(t *testing.T) {
 	a := newAPI(t)
-	evs := record(t, a.db, "u1", "u2", "u3")
+	evs := callbacktest.Record(t, a.db, "u1", "u2", "u3")
 	tests := []struct {
 		path   string
 		key    string
@@ -137,7 +112,7 @@ func TestPollTheFeed(t *testing.T) {
 
 func TestAckAnEvent(t *testing.T) {
 	a := newAPI(t)
-	evs := record(t, a.db, "u1")
+	evs := callbacktest.Record(t, a.db, "u1")
 	path := "/api/v1/proactive/events/" + evs[0].ID + "/ack"
 	status, body := a.call(t, http.MethodPost, path, a.key)
 	if status != 200 || body["acked_at"] == nil {
@@ -230,7 +205,7 @@ func (s *sse) next(t *testing.T) (string, string, events.ProactiveEventChanged, 
 // heartbeats, and the streams end when the ingress shuts down.
 func TestStream(t *testing.T) {
 	a := newAPI(t)
-	record(t, a.db, "before") // before the stream opens: not sent without a cursor
+	callbacktest.Record(t, a.db, "before") // before the stream opens: not sent without a cursor
 	o := a.options()
 	o.Listen, o.ShutdownTimeout = "127.0.0.1:0", 10*time.Second
 	addrc := make(chan net.Addr, 1)
@@ -243,7 +218,7 @@ func TestStream(t *testing.T) {
 	base := "http://" + (<-addrc).String()
 
 	s := openStream(t, base, a.key, "")
-	evs := record(t, a.db, "u1", "u2")
+	evs := callbacktest.Record(t, a.db, "u1", "u2")
 	id1, kind, doc, _ := s.next(t)
 	id2, _, doc2, _ := s.next(t)
 	if id1 != "2" || kind != "opened" || doc.Event.ID != evs[0].ID || doc.Type != events.TypeProactiveEventChanged || id2 != "3" || doc2.Event.ID != evs[1].ID {
@@ -267,7 +242,7 @@ func TestStream(t *testing.T) {
 	} else if d.ID != doc2.ID || !d.Time.Equal(doc2.Time) || d.ID != evs[1].ID+":opened" {
 		t.Errorf("replayed change: got id %s time %v, want the first reading's %s %v", d.ID, d.Time, doc2.ID, doc2.Time)
 	}
-	more := record(t, a.db, "u3")
+	more := callbacktest.Record(t, a.db, "u3")
 	if id, _, d, _ := resumed.next(t); id != "4" || d.Event.ID != more[0].ID {
 		t.Errorf("resumed: got %s %s, want 4 %s", id, d.Event.ID, more[0].ID)
 	}

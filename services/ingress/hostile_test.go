@@ -19,22 +19,13 @@ import (
 	"github.com/dexbridge/dexbridge/services/ingress"
 )
 
-// TestHostileRequests sends a catalogue of abusive requests to a real listener and
-// checks each gets a clean answer (or a closed connection where HTTP allows nothing
-// else) and that the service keeps serving.
-func TestHostileRequests(t *testing.T) {
-	db := store.New(testenv.Postgres(t))
+// serve runs an ingress with o until the test ends, and returns the address it
+// listens on.
+func serve(t *testing.T, o ingress.Options) string {
+	t.Helper()
 	addrc := make(chan net.Addr, 1)
-	svc := ingress.New(ingress.Options{
-		Listen:            "127.0.0.1:0",
-		Keys:              auth.NewKeys(db),
-		Credentials:       auth.NewCredentials([]auth.Credential{{Who: "admin", User: adminUser, Password: adminPass}}),
-		Limiters:          ratelimit.NewShared(db),
-		Log:               logging.Discard(),
-		ShutdownTimeout:   5 * time.Second,
-		ReadHeaderTimeout: 300 * time.Millisecond,
-		OnListen:          func(a net.Addr) { addrc <- a },
-	})
+	o.OnListen = func(a net.Addr) { addrc <- a }
+	svc := ingress.New(o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
@@ -44,7 +35,23 @@ func TestHostileRequests(t *testing.T) {
 			t.Errorf("ingress stopped with %v", err)
 		}
 	})
-	addr := (<-addrc).String()
+	return (<-addrc).String()
+}
+
+// TestHostileRequests sends a catalogue of abusive requests to a real listener and
+// checks each gets a clean answer (or a closed connection where HTTP allows nothing
+// else) and that the service keeps serving.
+func TestHostileRequests(t *testing.T) {
+	db := store.New(testenv.Postgres(t))
+	addr := serve(t, ingress.Options{
+		Listen:            "127.0.0.1:0",
+		Keys:              auth.NewKeys(db),
+		Credentials:       auth.NewCredentials([]auth.Credential{{Who: "admin", User: adminUser, Password: adminPass}}),
+		Limiters:          ratelimit.NewShared(db),
+		Log:               logging.Discard(),
+		ShutdownTimeout:   5 * time.Second,
+		ReadHeaderTimeout: 300 * time.Millisecond,
+	})
 
 	raw := func(t *testing.T, payload string, wait time.Duration) string {
 		t.Helper()

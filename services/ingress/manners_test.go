@@ -20,9 +20,7 @@ import (
 	"github.com/dexbridge/dexbridge/internal/ratelimit"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/testenv"
-	"github.com/dexbridge/dexbridge/internal/topic"
 	"github.com/dexbridge/dexbridge/services/ingress"
-	"github.com/dexbridge/dexbridge/services/topics"
 )
 
 const portal = "https://portal.example.com"
@@ -51,16 +49,7 @@ func newMannersEnv(t *testing.T) *mannersEnv {
 	nc := testenv.NATS(t)
 	db := store.New(testenv.Postgres(t))
 	subjects := events.NewSubjects(testenv.Prefix(t))
-	tuning := topics.DefaultConfig()
-	tuning.Concurrency, tuning.ShutdownTimeout = 4, 5*time.Second
-	svc, err := topics.New(topics.Options{Conn: nc, Subjects: subjects, Load: topic.FilesIn(testenv.RepoRoot(t)).Load, Config: tuning, Log: logging.Discard(), Version: "0.0.0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	startTopics(t, nc, subjects, 4)
 	keys := auth.NewKeys(db)
 	key, _, err := keys.Create(context.Background(), auth.NewKey{Name: "manners", Scopes: []string{"read", "diagnose", "remediate", "admin"}, CreatedBy: "test"})
 	if err != nil {

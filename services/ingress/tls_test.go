@@ -1,7 +1,6 @@
 package ingress_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -61,21 +60,10 @@ func selfSigned(t *testing.T) (string, string, *x509.CertPool) {
 // only, refusing TLS 1.1 and plain HTTP.
 func TestHTTPSWithTLS12Minimum(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t)
-	addrc := make(chan net.Addr, 1)
-	svc := ingress.New(ingress.Options{
+	addr := serve(t, ingress.Options{
 		Listen: "127.0.0.1:0", TLSCertFile: certFile, TLSKeyFile: keyFile,
-		Log: logging.Discard(), ShutdownTimeout: 5 * time.Second, OnListen: func(a net.Addr) { addrc <- a },
+		Log: logging.Discard(), ShutdownTimeout: 5 * time.Second,
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ingress: %v", err)
-		}
-	})
-	addr := (<-addrc).String()
 	get := func(scheme string, tc *tls.Config) (*http.Response, error) {
 		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
 		return c.Get(scheme + "://" + addr + "/healthz")

@@ -21,35 +21,10 @@ import (
 	"github.com/dexbridge/dexbridge/internal/stdwebhooks"
 	"github.com/dexbridge/dexbridge/internal/store"
 	"github.com/dexbridge/dexbridge/internal/testenv"
-	"github.com/dexbridge/dexbridge/internal/wire"
 	"github.com/dexbridge/dexbridge/services/proactive"
 )
 
 const callbackSecret = "callback-secret-4b7e2a91"
-
-// record opens one event per user, as the webhooks worker would, with a callback
-// delivery each.
-func record(t *testing.T, db *store.DB, users ...string) []store.ProactiveEvent {
-	t.Helper()
-	var out []store.ProactiveEvent
-	for _, u := range users {
-		key := "test:id:" + u + fmt.Sprint(time.Now().UnixNano())
-		applied, err := db.ApplyWebhook(context.Background(),
-			store.WebhookRecord{DedupeKey: key, WebhookID: "wh_0123456789abcdef0123456789abcdef", Source: "nexthink",
-				ReceivedAt: time.Now(), Outcome: store.WebhookOpened, Monitor: "Outlook crashes", AlertStatus: "open"},
-			store.ProactiveEffects{Callback: true, Open: []store.NewProactiveEvent{{
-				ID: fmt.Sprintf("pe_%032x", time.Now().UnixNano()), Topic: "outlook", SubjectKey: "user:" + u, UserName: u,
-				DeviceName: "PC-" + u, Alert: []byte(`{"status":"open"}`), Remediations: []byte(`[]`), Message: "Hi " + u,
-				SuppressionWindow: time.Hour,
-			}}},
-			wire.ProactiveDelivery)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, applied.Opened...)
-	}
-	return out
-}
 
 // target is a chatbot's callback endpoint (the shared test receiver, which checks
 // every Standard Webhooks signature) that can be taken down (its listener closed:
@@ -188,7 +163,7 @@ func TestCallbackTargetDownAndBack(t *testing.T) {
 	tg := newTarget(t, callbackSecret)
 	tg.down()
 	configured(t, db, tg.url())
-	evs := record(t, db, "hjordan", "pparker", "asmith")
+	evs := callbacktest.Record(t, db, "hjordan", "pparker", "asmith")
 	dispatcher(t, db, tg.url(), nil)
 	waitFor(t, "failed attempts while down", func() bool {
 		for _, d := range deliveries(t, db) {
@@ -286,7 +261,7 @@ func TestFailingSubscriptionIsPausedAndResumed(t *testing.T) {
 	tg := newTarget(t, secret)
 	tg.SetStatus(http.StatusInternalServerError)
 	id := subscribe(t, db, tg.url(), secret, "fr-CH")
-	record(t, db, "hjordan")
+	callbacktest.Record(t, db, "hjordan")
 	logs := &testenv.LogBuffer{}
 	stop := dispatcher(t, db, "", func(o *proactive.DispatcherOptions) {
 		o.MaxAttempts = 3
@@ -306,7 +281,7 @@ func TestFailingSubscriptionIsPausedAndResumed(t *testing.T) {
 	if l := logs.String(); strings.Contains(l, secret) || strings.Contains(l, "token=q") || !strings.Contains(l, "subscription paused") {
 		t.Errorf("logs: want the pause logged, without the secret or the URL's query:\n%s", l)
 	}
-	record(t, db, "pparker")
+	callbacktest.Record(t, db, "pparker")
 	if claimed, err := db.ClaimProactiveDeliveries(ctx, 10, time.Minute); err != nil || len(claimed) != 0 {
 		t.Fatalf("paused: claimed %d, %v; want nothing claimable", len(claimed), err)
 	}
@@ -345,7 +320,7 @@ func TestDeliveryRechecksTheAddress(t *testing.T) {
 	secret := newSecret(t)
 	tg := newTarget(t, secret)
 	id := subscribe(t, db, strings.Replace(tg.url(), "127.0.0.1", "localhost", 1), secret, "en")
-	record(t, db, "hjordan")
+	callbacktest.Record(t, db, "hjordan")
 	dispatcher(t, db, "", func(o *proactive.DispatcherOptions) { o.Policy = netguard.Policy{AllowHTTP: true} })
 	waitFor(t, "a refused attempt", func() bool {
 		s, err := db.GetSubscription(context.Background(), id)
@@ -373,7 +348,7 @@ func TestReplicasShareTheOutbox(t *testing.T) {
 	for i := range 40 {
 		users = append(users, fmt.Sprintf("user%02d", i))
 	}
-	evs := record(t, db, users...)
+	evs := callbacktest.Record(t, db, users...)
 	for range 3 {
 		dispatcher(t, db, cfg.url(), func(o *proactive.DispatcherOptions) { o.Concurrency = 4 })
 	}
@@ -412,7 +387,7 @@ func TestAckStopsCallbacks(t *testing.T) {
 	tg := newTarget(t, callbackSecret)
 	tg.SetStatus(http.StatusBadGateway)
 	configured(t, db, tg.url())
-	evs := record(t, db, "hjordan")
+	evs := callbacktest.Record(t, db, "hjordan")
 	dispatcher(t, db, tg.url(), nil)
 	waitFor(t, "a failed attempt", func() bool { return deliveries(t, db)[0].Attempts >= 1 })
 	if _, err := db.AckProactiveEvent(context.Background(), evs[0].ID, "key:key_0123456789abcdef"); err != nil {
@@ -436,7 +411,7 @@ func TestNoSubscriptionEnqueuesNothing(t *testing.T) {
 		return errors.Is(err, store.ErrNotFound)
 	})
 	stop()
-	if evs := record(t, db, "hjordan"); len(evs) != 1 || len(deliveries(t, db)) != 0 {
+	if evs := callbacktest.Record(t, db, "hjordan"); len(evs) != 1 || len(deliveries(t, db)) != 0 {
 		t.Errorf("got %d events and %d deliveries, want 1 and none", len(evs), len(deliveries(t, db)))
 	}
 }
