@@ -81,11 +81,19 @@ func stageOn(t *testing.T, l *store.DiscoveryLease, ld load) *store.SwapTx {
 		t.Fatal(err)
 	}
 	k = 0
+	// Two more rows of the first device are left out: one without a user, one before
+	// the cutoff.
+	old := ld.asOf.Add(-25 * time.Hour)
 	if _, err := s.CopyActivity(ctx, func() (*store.StagedActivity, error) {
-		if k == ld.devices {
+		k++
+		switch {
+		case k == ld.devices+1:
+			return &store.StagedActivity{CollectorUID: "uid-" + ld.name(1), LastActivity: &seen}, nil
+		case k == ld.devices+2:
+			return &store.StagedActivity{CollectorUID: "uid-" + ld.name(1), UserName: "old-" + ld.name(1), LastActivity: &old}, nil
+		case k > ld.devices+2:
 			return nil, nil
 		}
-		k++
 		return &store.StagedActivity{CollectorUID: "uid-" + ld.name(k), UserName: "user-" + ld.name(k), LastActivity: &seen}, nil
 	}); err != nil {
 		t.Fatal(err)
