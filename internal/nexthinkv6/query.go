@@ -337,7 +337,9 @@ func plain(v any) any {
 		}
 		return x.String()
 	case string:
-		if len(x) == len(nxql.TimeLayout) {
+		// Go's parser takes a one-digit hour too: such a date-time gets its zone like
+		// the others rather than pass for a plain string.
+		if n := len(x); n == len(nxql.TimeLayout) || n == len(nxql.TimeLayout)-1 {
 			if t, err := time.Parse(nxql.TimeLayout, x); err == nil {
 				return nexthink.FormatTime(t)
 			}
