@@ -14,11 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/dexbridge/dexbridge/internal/nql"
 	"github.com/dexbridge/dexbridge/internal/nxql"
 	"github.com/dexbridge/dexbridge/internal/nxsim/fleet"
+	"github.com/dexbridge/dexbridge/internal/testenv"
 )
 
 type form = nxql.Form
@@ -44,27 +43,7 @@ func savedNQL(t testing.TB) map[string]string {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no topics: %v", err)
 	}
-	files = append(files, filepath.Join("..", "..", "config", "queries.yaml"))
-	out := map[string]string{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var doc struct {
-			Queries []struct {
-				ID  string `yaml:"id"`
-				NQL string `yaml:"nql"`
-			} `yaml:"queries"`
-		}
-		if err := yaml.Unmarshal(b, &doc); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		for _, q := range doc.Queries {
-			out[q.ID] = q.NQL
-		}
-	}
-	return out
+	return testenv.QueriesIn(t, append(files, filepath.Join("..", "..", "config", "queries.yaml"))...)
 }
 
 // nqlSource presents a fleet as an nql.Source.

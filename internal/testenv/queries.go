@@ -13,22 +13,31 @@ import (
 // the code.
 func SavedQueries(t testing.TB) map[string]string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(RepoRoot(t), "config", "queries.yaml"))
-	if err != nil {
-		t.Fatal(err)
+	return QueriesIn(t, filepath.Join(RepoRoot(t), "config", "queries.yaml"))
+}
+
+// QueriesIn reads the queries of YAML files that list them (the queries file, a
+// topic) and returns their NQL by id; a later file's id wins.
+func QueriesIn(t testing.TB, files ...string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Queries []struct {
+				ID  string `yaml:"id"`
+				NQL string `yaml:"nql"`
+			} `yaml:"queries"`
+		}
+		if err := yaml.Unmarshal(raw, &doc); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, q := range doc.Queries {
+			out[q.ID] = q.NQL
+		}
 	}
-	var doc struct {
-		Queries []struct {
-			ID  string `yaml:"id"`
-			NQL string `yaml:"nql"`
-		} `yaml:"queries"`
-	}
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	saved := map[string]string{}
-	for _, q := range doc.Queries {
-		saved[q.ID] = q.NQL
-	}
-	return saved
+	return out
 }
