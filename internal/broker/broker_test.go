@@ -97,3 +97,36 @@ func TestEnsureStream(t *testing.T) {
 		t.Fatalf("changed setting: got %v, %v; want max age 2h", s, err)
 	}
 }
+
+// TestEnsureStreamKeepsWorkQueueRetention: a work-queue stream an earlier version
+// created, and the messages it holds, stay when the contract asks for limits
+// retention (the server refuses that change in place); its other settings update.
+func TestEnsureStreamKeepsWorkQueueRetention(t *testing.T) {
+	ctx := context.Background()
+	js, err := jetstream.New(testenv.NATS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := testenv.Prefix(t)
+	cfg := jetstream.StreamConfig{Name: strings.ToUpper(prefix), Subjects: []string{prefix + ".evt.>"},
+		Storage: jetstream.MemoryStorage, Retention: jetstream.WorkQueuePolicy, MaxAge: time.Hour}
+	t.Cleanup(func() { _ = js.DeleteStream(context.Background(), cfg.Name) })
+	if _, err := broker.EnsureStream(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, prefix+".evt.one", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Retention, cfg.MaxAge = jetstream.LimitsPolicy, 2*time.Hour
+	s, err := broker.EnsureStream(ctx, js, cfg)
+	if err != nil {
+		t.Fatalf("ensure with limits retention: %v", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.Retention != jetstream.WorkQueuePolicy || info.Config.MaxAge != 2*time.Hour || info.State.Msgs != 1 {
+		t.Errorf("got retention %v, max age %v, %d messages; want work-queue, 2h, 1", info.Config.Retention, info.Config.MaxAge, info.State.Msgs)
+	}
+}

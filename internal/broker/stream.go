@@ -17,6 +17,10 @@ import (
 // The replica count is the deployment's when js came from WithReplicas (a broker's
 // JS does), whatever cfg says: the contract in events/ describes the stream, the
 // deployment says how many copies the cluster keeps.
+//
+// A stream's retention cannot change to or from work-queue once it exists: such a
+// stream keeps the retention it has (recreating it would lose what it holds), and
+// the rest of cfg applies.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	if r, ok := js.(replicated); ok {
 		cfg.Replicas = r.replicas
@@ -26,8 +30,14 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 		// Creating a stream that exists with the same settings succeeds.
 		s, err = js.CreateStream(ctx, cfg)
 	}
-	if err == nil && sameStream(s.CachedInfo().Config, cfg) {
-		return s, nil
+	if err == nil {
+		have := s.CachedInfo().Config
+		if have.Retention != cfg.Retention && (have.Retention == jetstream.WorkQueuePolicy || cfg.Retention == jetstream.WorkQueuePolicy) {
+			cfg.Retention = have.Retention
+		}
+		if sameStream(have, cfg) {
+			return s, nil
+		}
 	}
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return nil, err
