@@ -34,17 +34,25 @@ func ExecutionsStream(s Subjects) jetstream.StreamConfig {
 // for a worker.
 const WebhooksMaxAge = 7 * 24 * time.Hour
 
-// WebhooksStream is the WEBHOOKS stream: accepted webhooks, file storage, work-queue
-// retention (a webhook leaves the stream once a worker acks it). duplicateWindow is
-// how long JetStream drops a repeated Nats-Msg-Id itself; later repeats are caught by
-// the worker's record in PostgreSQL.
+// WebhooksStream is the WEBHOOKS stream: accepted webhooks, file storage, limits
+// retention. The webhooks workers remove what they processed by purging the stream
+// up to their consumer's ack floor (see services/webhooks): on a work-queue stream
+// every ack removes its message, which writes and syncs a tombstone, one fsync per
+// webhook; here an ack is consumer state, written in bulk, and one purge a second
+// removes the processed messages together. duplicateWindow is how long JetStream
+// drops a repeated Nats-Msg-Id itself; later repeats are caught by the worker's
+// record in PostgreSQL.
+//
+// A stream created with work-queue retention by an earlier version keeps it (the
+// retention cannot change in place, see broker.EnsureStream); the workers then
+// purge nothing and the acks remove the messages.
 func WebhooksStream(s Subjects, duplicateWindow time.Duration) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        s.Stream(StreamWebhooks),
 		Description: "accepted webhooks, until the webhooks worker has processed them",
 		Subjects:    []string{s.Of(WebhooksReceived, ">")},
 		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.WorkQueuePolicy,
+		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardNew, // a full stream refuses (503), it never drops accepted webhooks
 		MaxAge:      WebhooksMaxAge,
 		MaxBytes:    1 << 30,

@@ -175,7 +175,8 @@ const batchGather = 25 * time.Millisecond
 // webhooks in hand for each message; the loop groups the messages at hand into
 // batches of up to batchSize, batchesAtOnce at a time.
 func (w *Worker) consume(ctx, workCtx context.Context, sem chan struct{}, inflight *sync.WaitGroup) error {
-	if _, err := broker.EnsureStream(ctx, w.o.JS, events.WebhooksStream(w.o.Subjects, w.o.DuplicateWindow)); err != nil {
+	stream, err := broker.EnsureStream(ctx, w.o.JS, events.WebhooksStream(w.o.Subjects, w.o.DuplicateWindow))
+	if err != nil {
 		return fmt.Errorf("webhooks stream: %w", err)
 	}
 	cons, err := ensureConsumer(ctx, w.o.JS, w.o.Subjects, w.o.AckWait, w.o.MaxDeliveries)
@@ -192,10 +193,11 @@ func (w *Worker) consume(ctx, workCtx context.Context, sem chan struct{}, inflig
 	readCtx, stopReading := context.WithCancel(ctx)
 	msgs := make(chan jetstream.Msg, w.o.Concurrency)
 	failed := make(chan error, 1)
-	var reader sync.WaitGroup
-	reader.Add(1)
+	var readers sync.WaitGroup // the reader, and the trimmer
+	readers.Go(func() { w.trim(readCtx, stream, cons) })
+	readers.Add(1)
 	go func() {
-		defer reader.Done()
+		defer readers.Done()
 		defer close(msgs)
 		for {
 			select {
@@ -221,7 +223,7 @@ func (w *Worker) consume(ctx, workCtx context.Context, sem chan struct{}, inflig
 	}()
 	defer func() {
 		stopReading()
-		reader.Wait()
+		readers.Wait()
 		// Messages read but not batched give their slots back; the server
 		// redelivers them after AckWait.
 		for range msgs {
