@@ -185,8 +185,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			continue // there may be more due
 		}
 		wait := d.o.PollInterval
-		if next, err := d.o.DB.NextProactiveDeliveryDue(ctx); err == nil && next != nil {
-			wait = min(wait, max(time.Until(*next), 5*time.Millisecond))
+		// Only an idle dispatcher looks for the next due delivery: while any
+		// attempt is in flight, its release wakes the loop to claim again.
+		if free > 0 && len(claimed) == 0 && err == nil && len(sem) == 0 {
+			if next, err := d.o.DB.NextProactiveDeliveryDue(ctx); err == nil && next != nil {
+				wait = min(wait, max(time.Until(*next), 5*time.Millisecond))
+			}
 		}
 		t := time.NewTimer(wait)
 		select {
