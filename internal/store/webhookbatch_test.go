@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -96,5 +97,88 @@ func TestFinishedAttemptsInOneBatch(t *testing.T) {
 	b, err := db.GetSubscription(ctx, "sub_b")
 	if err != nil || b.Failures != 2 || b.State != "paused" || b.LastError != "HTTP 500" || b.LastSuccessAt == nil {
 		t.Errorf("sub_b: got failures %d state %s last error %q (%v), want the two failures after its success, paused", b.Failures, b.State, b.LastError, err)
+	}
+}
+
+// TestBatchRecordedMeanwhile: a batch records its webhooks last, with their
+// outcomes; when another transaction records one of them after the batch looked,
+// the batch fails as a whole (ErrRecordedMeanwhile) and leaves nothing behind, and
+// applied again it finds that webhook a duplicate and does the rest.
+func TestBatchRecordedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	pool, err := store.Open(ctx, testenv.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if _, err := store.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	db := store.New(pool)
+	webhook := func(key, user string) store.WebhookApply {
+		return store.WebhookApply{
+			Record: store.WebhookRecord{DedupeKey: key, WebhookID: "wh_" + key, Source: "nexthink", ReceivedAt: time.Now(),
+				Outcome: store.WebhookOpened, Monitor: "Slow PC", AlertStatus: "open"},
+			Effects: store.ProactiveEffects{Open: []store.NewProactiveEvent{{ID: "pe_" + key, SubjectKey: "user:" + user,
+				UserName: user, Alert: []byte(`{}`), Message: "m"}}},
+		}
+	}
+	batch := []store.WebhookApply{webhook("k1", "ann"), webhook("k2", "bob")}
+	render := func(store.ProactiveEvent, string, int64, string) ([]byte, error) { return []byte(`{}`), nil }
+
+	// Another transaction records k2 and holds it uncommitted while the batch runs.
+	other, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = other.Rollback(ctx) }()
+	if _, err := other.Exec(ctx, `INSERT INTO webhook_deliveries (dedupe_key, webhook_id, source, received_at, outcome)
+		VALUES ('k2', 'wh_k2', 'nexthink', now(), 'opened')`); err != nil {
+		t.Fatal(err)
+	}
+	var otherPID int32
+	if err := other.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&otherPID); err != nil {
+		t.Fatal(err)
+	}
+	failed := make(chan error, 1)
+	go func() {
+		_, err := db.ApplyWebhooks(ctx, batch, render)
+		failed <- err
+	}()
+	// The batch has looked and waits on k2's record: the other transaction commits.
+	testenv.Eventually(t, "the batch waiting on the other transaction", func() bool {
+		var waiting bool
+		err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)))`,
+			otherPID).Scan(&waiting)
+		return err == nil && waiting
+	})
+	if err := other.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-failed; !errors.Is(err, store.ErrRecordedMeanwhile) {
+		t.Fatalf("got %v, want ErrRecordedMeanwhile", err)
+	}
+	evs, err := db.ProactiveEvents(ctx, "")
+	if err != nil || len(evs) != 0 {
+		t.Fatalf("got %d events (%v) after the failed batch, want none", len(evs), err)
+	}
+
+	applied, err := db.ApplyWebhooks(ctx, batch, render)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied[0].Outcome != store.WebhookOpened || len(applied[0].Opened) != 1 || !applied[1].Duplicate {
+		t.Fatalf("got %+v, want k1 opened and k2 a duplicate", applied)
+	}
+	ds, err := db.WebhookDeliveries(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range ds {
+		got[d.WebhookID] = d.Outcome
+	}
+	if len(got) != 2 || got["wh_k1"] != store.WebhookOpened || got["wh_k2"] != store.WebhookOpened {
+		t.Errorf("got records %v, want wh_k1 and wh_k2 opened", got)
 	}
 }
