@@ -186,8 +186,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		wait := d.o.PollInterval
 		// Only an idle dispatcher looks for the next due delivery: while any
-		// attempt is in flight, its release wakes the loop to claim again.
-		if free > 0 && len(claimed) == 0 && err == nil && len(sem) == 0 {
+		// attempt is in flight, its release wakes the loop to claim again, and a
+		// retry falling due meanwhile waits at most PollInterval.
+		if len(sem) == 0 && err == nil {
 			if next, err := d.o.DB.NextProactiveDeliveryDue(ctx); err == nil && next != nil {
 				wait = min(wait, max(time.Until(*next), 5*time.Millisecond))
 			}
