@@ -17,14 +17,7 @@ import (
 // attempt's record.
 func TestFinishedAttemptsInOneBatch(t *testing.T) {
 	ctx := context.Background()
-	pool, err := store.Open(ctx, testenv.PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := store.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := testenv.Postgres(t)
 	db := store.New(pool)
 	if err := db.EnsureConfigSubscription(ctx, "https://bot.example.com/hook"); err != nil {
 		t.Fatal(err)
@@ -106,14 +99,7 @@ func TestFinishedAttemptsInOneBatch(t *testing.T) {
 // applied again it finds that webhook a duplicate and does the rest.
 func TestBatchRecordedMeanwhile(t *testing.T) {
 	ctx := context.Background()
-	pool, err := store.Open(ctx, testenv.PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := store.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := testenv.Postgres(t)
 	db := store.New(pool)
 	webhook := func(key, user string) store.WebhookApply {
 		return store.WebhookApply{
