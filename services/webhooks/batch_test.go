@@ -94,7 +94,15 @@ func TestOneBatchAsOneByOne(t *testing.T) {
 		nx("Low disk space", "closed", "PC-LOW-DISK", "", "2026-01-02 03:09:00"),
 	}
 	e.inBatches(t, 32, nil)
-	waitFor(t, "every webhook recorded", func() bool { return len(e.deliveries(t)) == len(ids) })
+	// A webhook is logged once its batch has committed and published: wait for the
+	// log, not only the records.
+	waitFor(t, "every webhook recorded and logged", func() bool {
+		logged := 0
+		for _, n := range batchesLogged(e.logs.String()) {
+			logged += n
+		}
+		return len(e.deliveries(t)) == len(ids) && logged == len(ids)
+	})
 	if got := batchesLogged(e.logs.String()); got[len(ids)] != len(ids) {
 		t.Fatalf("batches logged %v, want one batch of %d", got, len(ids))
 	}
