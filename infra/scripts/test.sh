@@ -35,6 +35,10 @@ grep -rl --include='*_test.go' '^func Fuzz' . | while read -r file; do
   pkg="./$(dirname "${file#./}")"
   for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | cut -d' ' -f2); do
     echo "go test -fuzz ^$target\$ -fuzztime $fuzztime $pkg" >&2
-    go test -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" "$pkg" >/dev/null
+    # Quiet when it passes; the whole report when it does not.
+    if ! out=$(go test -run '^$' -fuzz "^$target\$" -fuzztime "$fuzztime" "$pkg" 2>&1); then
+      echo "$out" >&2
+      exit 1
+    fi
   done
 done
