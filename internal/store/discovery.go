@@ -194,6 +194,15 @@ type SwapCounts struct {
 // another that the flip holds, the flip gives up, not the reader. The flip is then
 // retried, flipAttempts times at most (half a minute or more: under load a
 // steady stream of readers can hold a table past the timeout many times in a row).
+//
+// Each attempt locks the tables in another order (the first table rotates). A reader
+// locks the tables its statement names one after the other, so one that arrives while
+// the flip waits for its first table, and locks that table first too, queues behind
+// the flip holding nothing; one that locks another table first may hold it when the
+// flip comes to it, and the two wait for each other until the timeout. A steady
+// stream of readers in one order (the same query, many times) deadlocked every
+// attempt of a fixed order that began with another table; some rotation begins with
+// theirs.
 const (
 	flipLockTimeout  = 200 * time.Millisecond
 	flipAttempts     = 150
@@ -201,7 +210,7 @@ const (
 	uniqueViolation  = "23505"
 )
 
-// cacheTables are the cache tables, in the order the flip locks them, each with the
+// cacheTables are the cache tables, each with the
 // statements that index a partition of it (%s is the partition): the parent's indexes
 // (migration 0021), which the attach must find, or it would build them itself while
 // it holds the tables.
@@ -517,7 +526,7 @@ func (s *SwapTx) finish(ctx context.Context) (SwapCounts, error) {
 // up, retrying when a cache table stayed locked longer than flipLockTimeout.
 func (s *SwapTx) flip(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
-		err := s.flipOnce(ctx)
+		err := s.flipOnce(ctx, attempt)
 		var pgErr *pgconn.PgError
 		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != lockNotAvailable || attempt == flipAttempts {
 			return err
@@ -528,7 +537,7 @@ func (s *SwapTx) flip(ctx context.Context) error {
 	}
 }
 
-func (s *SwapTx) flipOnce(ctx context.Context) (err error) {
+func (s *SwapTx) flipOnce(ctx context.Context, attempt int) (err error) {
 	tx, instance := s.tx, s.l.instance
 	if _, err := tx.Exec(ctx, fmt.Sprintf(`SAVEPOINT flip; SET LOCAL lock_timeout = %d`, flipLockTimeout.Milliseconds())); err != nil {
 		return fmt.Errorf("flip: %w", err)
@@ -541,7 +550,7 @@ func (s *SwapTx) flipOnce(ctx context.Context) (err error) {
 	}()
 	names := make([]string, len(cacheTables))
 	for k, t := range cacheTables {
-		names[k] = t.name
+		names[(k+attempt)%len(names)] = t.name
 	}
 	if _, err := tx.Exec(ctx, `LOCK TABLE `+strings.Join(names, ", ")+` IN ACCESS EXCLUSIVE MODE`); err != nil {
 		return err
