@@ -185,7 +185,6 @@ func discoveryStages(log []byte) string {
 			Load     int64             `json:"load_ms"`
 			Duration int64             `json:"duration_ms"`
 			Devices  int64             `json:"devices_ms"`
-			Activity int64             `json:"activity_ms"`
 			Rest     int64             `json:"rest_ms"`
 			Steps    string            `json:"steps"`
 		}
@@ -205,8 +204,8 @@ func discoveryStages(log []byte) string {
 			if m.Steps != "" {
 				steps = ": " + m.Steps
 			}
-			parts = append(parts, fmt.Sprintf("swap %.1f s (devices and users %.1f s, indexed as soon as they were in; the first activity export %.1f s, moved in while the other ran; the rest %.1f s, after the last export%s)",
-				float64(m.Duration)/1000, float64(m.Devices)/1000, float64(m.Activity)/1000, float64(m.Rest)/1000, steps))
+			parts = append(parts, fmt.Sprintf("swap %.1f s (devices and users %.1f s, indexed as soon as they were in; the rest %.1f s, after the last export%s)",
+				float64(m.Duration)/1000, float64(m.Devices)/1000, float64(m.Rest)/1000, steps))
 		}
 	}
 	if len(parts) == 0 {

@@ -14,25 +14,20 @@ import (
 )
 
 // DiscoveryLease is the exclusive right to discover one instance, across every
-// replica (a lease). The swap, its staging tables (temporary, so private to the
-// connection) and the instance's next partitions all live in a transaction on the
-// lease's connection, so a lost connection loses the lock and the swap together, and
-// the swap cannot commit without the lock.
+// replica (a lease). The swap and the instance's next partitions live in a
+// transaction on the lease's connection, so a lost connection loses the lock and the
+// swap together, and the swap cannot commit without the lock.
 type DiscoveryLease struct {
 	*lease
 	instance string
 }
-
-// stagingBuffers is the session's memory for temporary tables: the staging of a
-// large instance's activity stays mostly in memory.
-const stagingBuffers = "256MB"
 
 // TryDiscoveryLease takes the lease of instance without waiting. ok is false when
 // another connection (another replica, or another run here) holds it.
 func (db *DB) TryDiscoveryLease(ctx context.Context, instance string) (*DiscoveryLease, bool, error) {
 	// A load of a large instance runs longer than database.statement_timeout allows the
 	// pool's short queries: the run's own context bounds it instead.
-	l, ok, err := db.tryLease(ctx, "discovery", instance, map[string]string{"temp_buffers": stagingBuffers, "statement_timeout": "0"})
+	l, ok, err := db.tryLease(ctx, "discovery", instance, map[string]string{"statement_timeout": "0"})
 	if !ok {
 		return nil, ok, err
 	}
@@ -124,13 +119,19 @@ func (s *SwapTx) CopyUsers(ctx context.Context, next func() (*StagedUser, error)
 	return read, err
 }
 
-// CopyActivity streams user-device activity into staging with COPY: that of a user
-// since the cutoff; the rest is left out here, where it costs least. next returns nil
-// at the end. It returns the rows read.
+// CopyActivity streams user-device activity with COPY straight into the instance's
+// next activity partition, which has no index yet: that of a user since the cutoff;
+// the rest is left out here, where it costs least. Finish removes the activity of
+// devices the device exports lacked, and keeps the latest of a user and device
+// exported twice. next returns nil at the end. It returns the rows read.
+//
+// The user's key is the name in lower case, as PostgreSQL's lower() gives it. Go
+// lowers an ASCII name the same way (begin checks that the database's locale agrees);
+// any other name is copied as it is, and Finish lowers it in PostgreSQL.
 func (s *SwapTx) CopyActivity(ctx context.Context, next func() (*StagedActivity, error)) (int64, error) {
-	row := make([]any, 3)
+	row := make([]any, 5)
 	read := int64(0)
-	_, err := s.copy(ctx, "stage_activity", []string{"collector_uid", "user_name", "last_activity"}, func() ([]any, error) {
+	n, err := s.copy(ctx, s.part["user_devices"], []string{"instance", "user_key", "collector_uid", "last_activity", "source"}, func() ([]any, error) {
 		for {
 			a, err := next()
 			if a == nil || err != nil {
@@ -140,12 +141,41 @@ func (s *SwapTx) CopyActivity(ctx context.Context, next func() (*StagedActivity,
 			if a.UserName == "" || a.LastActivity == nil || a.LastActivity.Before(s.cutoff) {
 				continue
 			}
-			// Lowered here as the devices' are, so that the join to them is on the column.
-			row[0], row[1], row[2] = strings.ToLower(a.CollectorUID), a.UserName, a.LastActivity
+			key, ok := asciiLower(a.UserName)
+			if !ok || !s.lowerIsASCII {
+				s.unlowered++
+			}
+			// Collector UIDs are lowered here as the devices' are.
+			row[0], row[1], row[2], row[3], row[4] = s.l.instance, key, strings.ToLower(a.CollectorUID), a.LastActivity, "session"
 			return row, nil
 		}
 	})
+	s.activities += n
 	return read, err
+}
+
+// asciiLower is name in lower case, and true, when name is ASCII; otherwise name as
+// it is, and false.
+func asciiLower(name string) (string, bool) {
+	upper := false
+	for k := 0; k < len(name); k++ {
+		switch c := name[k]; {
+		case c >= 0x80:
+			return name, false
+		case 'A' <= c && c <= 'Z':
+			upper = true
+		}
+	}
+	if !upper {
+		return name, true
+	}
+	b := []byte(name)
+	for k, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[k] = c + 'a' - 'A'
+		}
+	}
+	return string(b), true
 }
 
 func (s *SwapTx) copy(ctx context.Context, table string, cols []string, next func() ([]any, error)) (int64, error) {
@@ -236,17 +266,20 @@ func indexesOf(table string) []string {
 }
 
 // SwapTx is a swap in progress: a transaction on the lease's connection holding the
-// instance's next partitions and the staging tables, which the exports are streamed
-// into. Nothing of it is visible until Finish commits.
+// instance's next partitions, which the exports are streamed into. Nothing of it is
+// visible until Finish commits.
 type SwapTx struct {
 	l            *DiscoveryLease
 	tx           pgx.Tx
 	cutoff, asOf time.Time
 	// part maps each cache table to the instance's next partition of it.
-	part           map[string]string
-	devices, users int64 // rows copied into the next devices and users
-	activities     int64 // rows moved into the next activity by LoadActivity
-	indexed        map[string]bool
+	part                       map[string]string
+	devices, users, activities int64 // rows copied into the next devices, users and activity
+	// unlowered counts the activity rows copied with a user key PostgreSQL must lower;
+	// lowerIsASCII says that the database lowers ASCII letters as Go does.
+	unlowered    int64
+	lowerIsASCII bool
+	indexed      map[string]bool
 	// The time each step of Finish took, for the log.
 	steps   []string
 	stepEnd time.Time
@@ -262,10 +295,10 @@ func (s *SwapTx) lap(name string) {
 	s.stepEnd = now
 }
 
-// BeginSwap opens the swap's transaction and creates the instance's next partitions
-// and the staging tables. cutoff is the oldest activity kept, asOf the rows' refresh
-// time. The caller streams the exports in (CopyDevices, CopyUsers, CopyActivity),
-// then must Finish or Rollback it.
+// BeginSwap opens the swap's transaction and creates the instance's next partitions.
+// cutoff is the oldest activity kept, asOf the rows' refresh time. The caller
+// streams the exports in (CopyDevices, CopyUsers, CopyActivity), then must Finish or
+// Rollback it.
 func (l *DiscoveryLease) BeginSwap(ctx context.Context, cutoff, asOf time.Time) (*SwapTx, error) {
 	tx, err := l.conn.Begin(ctx)
 	if err != nil {
@@ -286,9 +319,12 @@ func (s *SwapTx) begin(ctx context.Context) error {
 	// anti-join at 500 000 devices: 1.8 s merged, 0.5 s hashed), and the same guesses,
 	// in the billions of rows, would have the JIT compile each statement for seconds.
 	if _, err := s.tx.Exec(ctx, `SET LOCAL work_mem = '128MB'; SET LOCAL enable_nestloop = off; SET LOCAL enable_mergejoin = off; SET LOCAL jit = off;
-		SET LOCAL default_statistics_target = 10;
-		CREATE TEMP TABLE stage_activity (collector_uid text, user_name text, last_activity timestamptz) ON COMMIT DROP`); err != nil {
+		SET LOCAL default_statistics_target = 10`); err != nil {
 		return err
+	}
+	// A locale may lower ASCII letters otherwise (Turkish: I is ı).
+	if err := s.tx.QueryRow(ctx, `SELECT lower('ABCDEFGHIJKLMNOPQRSTUVWXYZ') = 'abcdefghijklmnopqrstuvwxyz'`).Scan(&s.lowerIsASCII); err != nil {
+		return fmt.Errorf("probe lower(): %w", err)
 	}
 	var gen int64
 	if err := s.tx.QueryRow(ctx, `SELECT nextval('cache_generation')`).Scan(&gen); err != nil {
@@ -321,7 +357,7 @@ func (s *SwapTx) indexEarly(ctx context.Context, table string, rows *int64, key 
 	if s.indexed[table] {
 		return nil
 	}
-	dups, err := s.primaryKey(ctx, table, key)
+	dups, err := s.primaryKey(ctx, table, "", key)
 	if err == nil {
 		*rows -= dups
 		err = s.index(ctx, table)
@@ -335,10 +371,11 @@ func (s *SwapTx) indexEarly(ctx context.Context, table string, rows *int64, key 
 
 // primaryKey adds the primary key of the next partition of a cache table, whose
 // first index statement it is. Duplicates are rare, so they are not looked for: only
-// when the primary key finds some are they deleted (all but the first row of each
-// key, whose columns, instance aside, are key) and the key added again. It returns
-// the rows deleted.
-func (s *SwapTx) primaryKey(ctx context.Context, table string, key ...string) (int64, error) {
+// when the primary key finds some are they deleted and the key added again. Of the
+// rows of a key (whose columns, instance aside, are key) the one kept is the first
+// row, or, when latest names a column, the one latest in it (then the first of
+// those). It returns the rows deleted.
+func (s *SwapTx) primaryKey(ctx context.Context, table, latest string, key ...string) (int64, error) {
 	part, pk := s.part[table], fmt.Sprintf(indexesOf(table)[0], s.part[table])
 	_, err := s.tx.Exec(ctx, `SAVEPOINT pk; `+pk+`; RELEASE SAVEPOINT pk`)
 	var pgErr *pgconn.PgError
@@ -351,7 +388,11 @@ func (s *SwapTx) primaryKey(ctx context.Context, table string, key ...string) (i
 		for k, col := range key {
 			same[k] = "a." + col + " = b." + col
 		}
-		tag, err = s.tx.Exec(ctx, `DELETE FROM `+part+` a USING `+part+` b WHERE `+strings.Join(same, " AND ")+` AND a.ctid > b.ctid`)
+		worse := `a.ctid > b.ctid` // a is not the row kept
+		if latest != "" {
+			worse = fmt.Sprintf(`(a.%[1]s < b.%[1]s OR a.%[1]s = b.%[1]s AND a.ctid > b.ctid)`, latest)
+		}
+		tag, err = s.tx.Exec(ctx, `DELETE FROM `+part+` a USING `+part+` b WHERE `+strings.Join(same, " AND ")+` AND `+worse)
 	}
 	if err == nil {
 		_, err = s.tx.Exec(ctx, pk)
@@ -403,35 +444,6 @@ func (s *SwapTx) index(ctx context.Context, table string) error {
 	return nil
 }
 
-// LoadActivity moves the activity staged so far into the instance's next activity:
-// the latest per user and device since the cutoff, of the devices in the next
-// devices, which must all be in. Discovery calls it for an activity export while
-// another still runs, so that Finish has only the last one's to do (Finish calls it
-// too). A user and device in two exports (a device exported under both platforms)
-// keeps the first's, as a duplicate device does.
-func (s *SwapTx) LoadActivity(ctx context.Context) error {
-	if err := s.loadActivity(ctx); err != nil {
-		return fmt.Errorf("discovery %s: swap: %w", s.l.instance, err)
-	}
-	return nil
-}
-
-func (s *SwapTx) loadActivity(ctx context.Context) error {
-	tag, err := s.tx.Exec(ctx, `
-		INSERT INTO `+s.part["user_devices"]+` (instance, user_key, collector_uid, last_activity, source)
-		SELECT $1, lower(a.user_name), a.collector_uid, max(a.last_activity), 'session'
-		FROM stage_activity a JOIN `+s.part["devices"]+` d ON d.collector_uid = a.collector_uid
-		GROUP BY lower(a.user_name), a.collector_uid`, s.l.instance)
-	if err == nil {
-		s.activities += tag.RowsAffected()
-		_, err = s.tx.Exec(ctx, `TRUNCATE stage_activity`)
-	}
-	if err != nil {
-		return fmt.Errorf("load activity: %w", err)
-	}
-	return nil
-}
-
 // Rollback abandons the swap: the previous load stays, and the tables built for the
 // next one go with the transaction. Best effort (a broken connection rolls back by
 // itself).
@@ -466,13 +478,21 @@ func (s *SwapTx) finish(ctx context.Context) (SwapCounts, error) {
 	tx, instance, cutoff := s.tx, s.l.instance, s.cutoff
 	devices, activity, users := s.part["devices"], s.part["user_devices"], s.part["users"]
 	c := SwapCounts{Devices: s.devices}
-	// The activity still staged: that of the last export (LoadActivity moved the
-	// others').
-	if err := s.loadActivity(ctx); err != nil {
-		return c, err
+	// The activity copied with its user's name as it is gets its key, and the activity
+	// of devices the device exports lacked (no collector UID or name, or not seen since
+	// the cutoff) goes.
+	if s.unlowered > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE `+activity+` SET user_key = lower(user_key) WHERE user_key <> lower(user_key)`); err != nil {
+			return c, fmt.Errorf("lower user keys: %w", err)
+		}
 	}
+	tag, err := tx.Exec(ctx, `DELETE FROM `+activity+` ud WHERE NOT EXISTS (SELECT 1 FROM `+devices+` d WHERE d.collector_uid = ud.collector_uid)`)
+	if err != nil {
+		return c, fmt.Errorf("activity of unknown devices: %w", err)
+	}
+	s.activities -= tag.RowsAffected()
 	s.lap("activity")
-	tag, err := tx.Exec(ctx, `
+	tag, err = tx.Exec(ctx, `
 		INSERT INTO `+activity+` (instance, user_key, collector_uid, last_activity, source)
 		SELECT $1, lower(d.last_logon_user), d.collector_uid, d.last_logon_time, 'last_logon'
 		FROM `+devices+` d
@@ -482,11 +502,13 @@ func (s *SwapTx) finish(ctx context.Context) (SwapCounts, error) {
 	if err != nil {
 		return c, fmt.Errorf("load last logons: %w", err)
 	}
-	c.Activities = s.activities + tag.RowsAffected()
+	s.activities += tag.RowsAffected()
 	s.lap("last logons")
-	if _, err := s.primaryKey(ctx, "user_devices", "user_key", "collector_uid"); err != nil {
+	dups, err := s.primaryKey(ctx, "user_devices", "last_activity", "user_key", "collector_uid")
+	if err != nil {
 		return c, err
 	}
+	c.Activities = s.activities - dups
 	if err := s.index(ctx, "user_devices"); err != nil {
 		return c, err
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dexbridge/dexbridge/internal/store"
@@ -408,5 +409,77 @@ func TestCacheMigrationKeepsTheCache(t *testing.T) {
 	}
 	if got, err := db.DevicesByKey(ctx, store.ByDeviceName, "PC-eu", 10); err != nil || len(got) != 0 {
 		t.Fatalf("eu's migrated device after a swap of eu: got %+v, %v", got, err)
+	}
+}
+
+// each streams rows, then nil.
+func each[T any](rows ...*T) func() (*T, error) {
+	return func() (*T, error) {
+		if len(rows) == 0 {
+			return nil, nil
+		}
+		r := rows[0]
+		rows = rows[1:]
+		return r, nil
+	}
+}
+
+// TestSwapActivityKeys: activity streamed straight into the next activity gets the
+// key PostgreSQL's lower() gives the user's name, ASCII or not; the activity of a
+// device the device exports lacked is left out; a user and device exported twice,
+// in any case, keeps its latest activity.
+func TestSwapActivityKeys(t *testing.T) {
+	pool := testenv.Postgres(t)
+	db := store.New(pool)
+	ctx := context.Background()
+	asOf := time.Now().UTC().Truncate(time.Second)
+	instance := fmt.Sprintf("keys-%d", rand.Uint64())
+	l, ok, err := db.TryDiscoveryLease(ctx, instance)
+	if err != nil || !ok {
+		t.Fatalf("lease: %v, %v", ok, err)
+	}
+	defer l.Release(ctx)
+	s, err := l.BeginSwap(ctx, asOf.Add(-24*time.Hour), asOf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(ago time.Duration) *time.Time { t := asOf.Add(-ago); return &t }
+	if _, err := s.CopyDevices(ctx, each(
+		&store.StagedDevice{CollectorUID: "UID-A", Name: "PC-A", LastSeen: at(0)},
+		&store.StagedDevice{CollectorUID: "UID-B", Name: "PC-B", LastSeen: at(0)})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CopyUsers(ctx, each(&store.StagedUser{Name: "Élodie.Martin"}, &store.StagedUser{Name: "jdoe"},
+		&store.StagedUser{Name: "ghost"})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CopyActivity(ctx, each(
+		&store.StagedActivity{CollectorUID: "uid-a", UserName: "ÉLODIE.MARTIN", LastActivity: at(3 * time.Hour)},
+		&store.StagedActivity{CollectorUID: "uid-b", UserName: "JDoe", LastActivity: at(2 * time.Hour)},
+		&store.StagedActivity{CollectorUID: "uid-b", UserName: "jdoe", LastActivity: at(time.Hour)},
+		&store.StagedActivity{CollectorUID: "uid-b", UserName: "JDOE", LastActivity: at(4 * time.Hour)},
+		&store.StagedActivity{CollectorUID: "uid-unknown", UserName: "ghost", LastActivity: at(time.Hour)})); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Finish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Devices != 2 || c.Users != 2 || c.Activities != 2 {
+		t.Errorf("counts: got %+v, want 2 devices, 2 users (ghost has activity on no known device) and 2 activities", c)
+	}
+	rows, _ := pool.Query(ctx, `SELECT ud.user_key || ' ' || ud.collector_uid || ' ' || extract(epoch FROM ud.last_activity)::bigint || ' ' || u.name
+		FROM user_devices ud JOIN users u ON u.instance = ud.instance AND u.name_key = ud.user_key
+		WHERE ud.instance = $1 ORDER BY 1`, instance)
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		fmt.Sprintf("jdoe uid-b %d jdoe", at(time.Hour).Unix()),
+		fmt.Sprintf("élodie.martin uid-a %d Élodie.Martin", at(3*time.Hour).Unix()),
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("activity with its users:\n got %q\nwant %q", got, want)
 	}
 }

@@ -316,13 +316,11 @@ func (r *Run) publish(rec store.DiscoveryRun, up bool) {
 // export is computed, then polled for), and the Nexthink API publishes no limit on
 // exports in flight beyond the NQL rate limit, which the client's limiter keeps. The
 // swap's transaction, on the lease's one connection, is open from the start: each
-// results file is streamed into a COPY as it downloads (the devices straight into
-// the instance's next devices and users tables, activity into staging), one COPY at
-// a time, in the order the exports complete. An export that completes while another
-// is loading waits before its download, not in memory. The devices and the users
-// are indexed as soon as they are in, while the activity exports still run, and an
-// activity export that completes before the other is moved into the next activity
-// then; the rest once the last is staged.
+// results file is streamed into a COPY as it downloads, straight into the instance's
+// next devices, users or activity table, one COPY at a time, in the order the
+// exports complete. An export that completes while another is loading waits before
+// its download, not in memory. The devices and the users are indexed as soon as they
+// are in, while the activity exports still run; the activity once the last is in.
 func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, error) {
 	swap, err := r.lease.BeginSwap(ctx, asOf.Add(-r.d.cfg.Period), asOf)
 	if err != nil {
@@ -363,15 +361,10 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 			return udec.decode(rec), nil
 		}, swap.CopyUsers, func() { close(usersStaged) })
 	})
-	// An activity export that completes while another still runs is moved into the
-	// next activity at once (once the devices are in, which it is joined to), so that
-	// Finish has only the last one's to do.
-	var activityStaged atomic.Int32
-	var activityTime time.Duration // moving it (logged as activity_ms)
 	for _, p := range platforms {
 		var adec *activityDecoder
 		g.Go(func() error {
-			err := stage(gctx, r, conn, QueryActivity, map[string]string{"platform": p}, func(header, rec []string) (*store.StagedActivity, error) {
+			return stage(gctx, r, conn, QueryActivity, map[string]string{"platform": p}, func(header, rec []string) (*store.StagedActivity, error) {
 				if adec == nil {
 					var err error
 					if adec, err = newActivityDecoder(header); err != nil {
@@ -380,15 +373,6 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 				}
 				return adec.decode(rec), nil
 			}, swap.CopyActivity)
-			if err != nil || activityStaged.Add(1) == int32(len(platforms)) {
-				return err
-			}
-			return onConn(gctx, conn, devicesStaged, func(ctx context.Context) error {
-				start := time.Now()
-				err := swap.LoadActivity(ctx)
-				activityTime += time.Since(start) // one at a time, on the connection
-				return err
-			})
 		})
 	}
 	// Devices and users are indexed as soon as they are in, on the connection, between
@@ -421,8 +405,8 @@ func (r *Run) attempt(ctx context.Context, asOf time.Time) (store.SwapCounts, er
 	}
 	start := time.Now()
 	counts, err := swap.Finish(ctx)
-	r.log.Info("discovery swapped", "devices_ms", earlyTime.Milliseconds(), "activity_ms", activityTime.Milliseconds(),
-		"rest_ms", time.Since(start).Milliseconds(), "duration_ms", (earlyTime + activityTime + time.Since(start)).Milliseconds(),
+	r.log.Info("discovery swapped", "devices_ms", earlyTime.Milliseconds(),
+		"rest_ms", time.Since(start).Milliseconds(), "duration_ms", (earlyTime + time.Since(start)).Milliseconds(),
 		"steps", swap.Steps(), "err", err)
 	return counts, err
 }
