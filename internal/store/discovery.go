@@ -522,13 +522,18 @@ func (s *SwapTx) finish(ctx context.Context) (SwapCounts, error) {
 		return c, fmt.Errorf("prune users: %w", err)
 	}
 	c.Users = s.users - tag.RowsAffected()
+	// The keys without a user come first, so that only their devices' last logons are
+	// grouped (grouping every device's took 2.5 s, this 0.7 s, on 490 000 devices and
+	// 650 000 activities).
 	tag, err = tx.Exec(ctx, `
+		WITH missing AS MATERIALIZED (SELECT DISTINCT ud.user_key FROM `+activity+` ud
+			WHERE NOT EXISTS (SELECT 1 FROM `+users+` u WHERE u.name_key = ud.user_key))
 		INSERT INTO `+users+` (instance, name, refreshed_at)
-		SELECT $1, coalesce(l.name, a.user_key), $2
-		FROM (SELECT DISTINCT user_key FROM `+activity+`) a
+		SELECT $1, coalesce(l.name, m.user_key), $2
+		FROM missing m
 		LEFT JOIN (SELECT lower(last_logon_user) AS key, min(last_logon_user) AS name
-			FROM `+devices+` WHERE last_logon_user <> '' GROUP BY 1) l ON l.key = a.user_key
-		WHERE NOT EXISTS (SELECT 1 FROM `+users+` u WHERE u.name_key = a.user_key)`,
+			FROM `+devices+` WHERE last_logon_user <> '' AND lower(last_logon_user) IN (SELECT user_key FROM missing)
+			GROUP BY 1) l ON l.key = m.user_key`,
 		instance, s.asOf)
 	if err != nil {
 		return c, fmt.Errorf("load users without a row: %w", err)

@@ -427,7 +427,8 @@ func each[T any](rows ...*T) func() (*T, error) {
 // TestSwapActivityKeys: activity streamed straight into the next activity gets the
 // key PostgreSQL's lower() gives the user's name, ASCII or not; the activity of a
 // device the device exports lacked is left out; a user and device exported twice,
-// in any case, keeps its latest activity.
+// in any case, keeps its latest activity; a user with activity that the users export
+// lacks is added, named as a device's last logon names them, or by the key.
 func TestSwapActivityKeys(t *testing.T) {
 	pool := testenv.Postgres(t)
 	db := store.New(pool)
@@ -446,7 +447,8 @@ func TestSwapActivityKeys(t *testing.T) {
 	at := func(ago time.Duration) *time.Time { t := asOf.Add(-ago); return &t }
 	if _, err := s.CopyDevices(ctx, each(
 		&store.StagedDevice{CollectorUID: "UID-A", Name: "PC-A", LastSeen: at(0)},
-		&store.StagedDevice{CollectorUID: "UID-B", Name: "PC-B", LastSeen: at(0)})); err != nil {
+		&store.StagedDevice{CollectorUID: "UID-B", Name: "PC-B", LastSeen: at(0)},
+		&store.StagedDevice{CollectorUID: "UID-C", Name: "PC-C", LastSeen: at(0), LastLogonUser: "Mary.Smith", LastLogonTime: at(5 * time.Hour)})); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.CopyUsers(ctx, each(&store.StagedUser{Name: "Élodie.Martin"}, &store.StagedUser{Name: "jdoe"},
@@ -458,25 +460,30 @@ func TestSwapActivityKeys(t *testing.T) {
 		&store.StagedActivity{CollectorUID: "uid-b", UserName: "JDoe", LastActivity: at(2 * time.Hour)},
 		&store.StagedActivity{CollectorUID: "uid-b", UserName: "jdoe", LastActivity: at(time.Hour)},
 		&store.StagedActivity{CollectorUID: "uid-b", UserName: "JDOE", LastActivity: at(4 * time.Hour)},
-		&store.StagedActivity{CollectorUID: "uid-unknown", UserName: "ghost", LastActivity: at(time.Hour)})); err != nil {
+		&store.StagedActivity{CollectorUID: "uid-unknown", UserName: "ghost", LastActivity: at(time.Hour)},
+		&store.StagedActivity{CollectorUID: "uid-c", UserName: "MARY.SMITH", LastActivity: at(time.Hour)},
+		&store.StagedActivity{CollectorUID: "uid-a", UserName: "Nobody", LastActivity: at(time.Hour)})); err != nil {
 		t.Fatal(err)
 	}
 	c, err := s.Finish(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Devices != 2 || c.Users != 2 || c.Activities != 2 {
-		t.Errorf("counts: got %+v, want 2 devices, 2 users (ghost has activity on no known device) and 2 activities", c)
+	if c.Devices != 3 || c.Users != 4 || c.Activities != 4 {
+		t.Errorf("counts: got %+v, want 3 devices, 4 users (ghost has activity on no known device) and 4 activities", c)
 	}
 	rows, _ := pool.Query(ctx, `SELECT ud.user_key || ' ' || ud.collector_uid || ' ' || extract(epoch FROM ud.last_activity)::bigint || ' ' || u.name
 		FROM user_devices ud JOIN users u ON u.instance = ud.instance AND u.name_key = ud.user_key
-		WHERE ud.instance = $1 ORDER BY 1`, instance)
+		WHERE ud.instance = $1`, instance)
 	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		t.Fatal(err)
 	}
+	slices.Sort(got)
 	want := []string{
 		fmt.Sprintf("jdoe uid-b %d jdoe", at(time.Hour).Unix()),
+		fmt.Sprintf("mary.smith uid-c %d Mary.Smith", at(time.Hour).Unix()),
+		fmt.Sprintf("nobody uid-a %d nobody", at(time.Hour).Unix()),
 		fmt.Sprintf("élodie.martin uid-a %d Élodie.Martin", at(3*time.Hour).Unix()),
 	}
 	if !slices.Equal(got, want) {
