@@ -47,7 +47,9 @@ func startSim(ctx context.Context, env Env, n int, args ...string) (*sim, error)
 	}
 	s := &sim{cmd: cmd}
 	addr := make(chan string, 1)
+	ended := make(chan struct{}) // its output ended: it exited
 	go func() {
+		defer close(ended)
 		sc := bufio.NewScanner(out)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
@@ -64,6 +66,9 @@ func startSim(ctx context.Context, env Env, n int, args ...string) (*sim, error)
 	select {
 	case a := <-addr:
 		s.url = "http://" + a
+	case <-ended:
+		s.stop()
+		return nil, errors.New("nxsim exited before it listened (its error is in the log above)")
 	case <-time.After(5 * time.Minute):
 		s.stop()
 		return nil, errors.New("nxsim did not start listening")
