@@ -141,8 +141,11 @@ func (s *SwapTx) CopyActivity(ctx context.Context, next func() (*StagedActivity,
 			if a.UserName == "" || a.LastActivity == nil || a.LastActivity.Before(s.cutoff) {
 				continue
 			}
-			key, ok := asciiLower(a.UserName)
-			if !ok || !s.lowerIsASCII {
+			key, ok := a.UserName, false
+			if s.lowerIsASCII {
+				key, ok = asciiLower(a.UserName)
+			}
+			if !ok {
 				s.unlowered++
 			}
 			// Collector UIDs are lowered here as the devices' are.

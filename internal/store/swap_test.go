@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -488,5 +489,59 @@ func TestSwapActivityKeys(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("activity with its users:\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestSwapActivityKeysInATurkishDatabase: where the database lowers I to ı, an ASCII
+// name's key is PostgreSQL's too, so the activity still finds its user.
+func TestSwapActivityKeysInATurkishDatabase(t *testing.T) {
+	ctx := context.Background()
+	base := testenv.PostgresURL(t)
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	name := fmt.Sprintf("dexbridge_tr_%d", rand.Uint32())
+	if _, err := conn.Exec(ctx, `CREATE DATABASE `+name+` LOCALE_PROVIDER icu ICU_LOCALE 'tr-TR' LOCALE 'C.UTF-8' TEMPLATE template0`); err != nil {
+		t.Skipf("this server makes no Turkish ICU database: %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := conn.Exec(context.Background(), `DROP DATABASE `+name+` WITH (FORCE)`); err != nil {
+			t.Logf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path, u.RawQuery = "/"+name, ""
+	pool := testenv.Migrated(t, u.String())
+	db := store.New(pool)
+	asOf := time.Now().UTC().Truncate(time.Second)
+	l, ok, err := db.TryDiscoveryLease(ctx, "eu")
+	if err != nil || !ok {
+		t.Fatalf("lease: %v, %v", ok, err)
+	}
+	defer l.Release(ctx)
+	s, err := l.BeginSwap(ctx, asOf.Add(-24*time.Hour), asOf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CopyDevices(ctx, each(&store.StagedDevice{CollectorUID: "UID-A", Name: "PC-A", LastSeen: &asOf})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CopyUsers(ctx, each(&store.StagedUser{Name: "IVAN"})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CopyActivity(ctx, each(&store.StagedActivity{CollectorUID: "uid-a", UserName: "IVAN", LastActivity: &asOf})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var key string
+	if err := pool.QueryRow(ctx, `SELECT ud.user_key FROM user_devices ud JOIN users u ON u.instance = ud.instance AND u.name_key = ud.user_key`).Scan(&key); err != nil || key != "ıvan" {
+		t.Errorf("IVAN's activity: key %q (%v), want ıvan, joined to the user", key, err)
 	}
 }
