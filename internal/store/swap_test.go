@@ -413,6 +413,22 @@ func TestCacheMigrationKeepsTheCache(t *testing.T) {
 	}
 }
 
+// beginSwap takes the lease of instance, released when t ends, and begins a swap
+// of rows refreshed at asOf, keeping a day of activity.
+func beginSwap(t *testing.T, db *store.DB, instance string, asOf time.Time) *store.SwapTx {
+	t.Helper()
+	l, ok, err := db.TryDiscoveryLease(context.Background(), instance)
+	if err != nil || !ok {
+		t.Fatalf("lease of %s: %v, %v", instance, ok, err)
+	}
+	t.Cleanup(func() { l.Release(context.Background()) })
+	s, err := l.BeginSwap(context.Background(), asOf.Add(-24*time.Hour), asOf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // each streams rows, then nil.
 func each[T any](rows ...*T) func() (*T, error) {
 	return func() (*T, error) {
@@ -436,15 +452,7 @@ func TestSwapActivityKeys(t *testing.T) {
 	ctx := context.Background()
 	asOf := time.Now().UTC().Truncate(time.Second)
 	instance := fmt.Sprintf("keys-%d", rand.Uint64())
-	l, ok, err := db.TryDiscoveryLease(ctx, instance)
-	if err != nil || !ok {
-		t.Fatalf("lease: %v, %v", ok, err)
-	}
-	defer l.Release(ctx)
-	s, err := l.BeginSwap(ctx, asOf.Add(-24*time.Hour), asOf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := beginSwap(t, db, instance, asOf)
 	at := func(ago time.Duration) *time.Time { t := asOf.Add(-ago); return &t }
 	if _, err := s.CopyDevices(ctx, each(
 		&store.StagedDevice{CollectorUID: "UID-A", Name: "PC-A", LastSeen: at(0)},
@@ -519,15 +527,7 @@ func TestSwapActivityKeysInATurkishDatabase(t *testing.T) {
 	pool := testenv.Migrated(t, u.String())
 	db := store.New(pool)
 	asOf := time.Now().UTC().Truncate(time.Second)
-	l, ok, err := db.TryDiscoveryLease(ctx, "eu")
-	if err != nil || !ok {
-		t.Fatalf("lease: %v, %v", ok, err)
-	}
-	defer l.Release(ctx)
-	s, err := l.BeginSwap(ctx, asOf.Add(-24*time.Hour), asOf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := beginSwap(t, db, "eu", asOf)
 	if _, err := s.CopyDevices(ctx, each(&store.StagedDevice{CollectorUID: "UID-A", Name: "PC-A", LastSeen: &asOf})); err != nil {
 		t.Fatal(err)
 	}
