@@ -407,19 +407,22 @@ func (s *SwapTx) primaryKey(ctx context.Context, table, latest string, key ...st
 }
 
 // create creates the instance's next partition of a cache table: a table with the
-// parent's columns, defaults and CHECK constraints, read from the catalog (which
-// locks nothing; CREATE TABLE ... LIKE would lock the parent until the commit), and a
-// CHECK constraint on instance that spares the attach its scan.
+// parent's columns (their collations included, which the attach checks), defaults
+// and CHECK constraints, read from the catalog (which locks nothing; CREATE TABLE ...
+// LIKE would lock the parent until the commit), and a CHECK constraint on instance
+// that spares the attach its scan.
 func (s *SwapTx) create(ctx context.Context, table string) error {
 	var ddl string
 	err := s.tx.QueryRow(ctx, `
 		SELECT format('CREATE TABLE %s (%s, CHECK (instance = %L)%s)', $2::text,
 			(SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod))
+					|| CASE WHEN a.attcollation <> t.typcollation THEN ' COLLATE ' || a.attcollation::regcollation::text ELSE '' END
 					|| CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
 					|| CASE WHEN a.attgenerated = 's' THEN ' GENERATED ALWAYS AS (' || pg_get_expr(d.adbin, d.adrelid) || ') STORED'
 						WHEN d.adbin IS NOT NULL THEN ' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid) ELSE '' END,
 					', ' ORDER BY a.attnum)
-				FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+				FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+				LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 				WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped),
 			$3::text,
 			(SELECT coalesce(string_agg(format(', CONSTRAINT %I %s', c.conname, pg_get_constraintdef(c.oid)), ''), '')
@@ -485,7 +488,7 @@ func (s *SwapTx) finish(ctx context.Context) (SwapCounts, error) {
 	// of devices the device exports lacked (no collector UID or name, or not seen since
 	// the cutoff) goes.
 	if s.unlowered > 0 {
-		if _, err := tx.Exec(ctx, `UPDATE `+activity+` SET user_key = lower(user_key) WHERE user_key <> lower(user_key)`); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE `+activity+` SET user_key = lower(user_key COLLATE "default") WHERE user_key <> lower(user_key COLLATE "default")`); err != nil {
 			return c, fmt.Errorf("lower user keys: %w", err)
 		}
 	}
