@@ -283,6 +283,7 @@ type SwapTx struct {
 	unlowered    int64
 	lowerIsASCII bool
 	indexed      map[string]bool
+	finishing    bool // Finish has begun: nothing else runs, indexes may be built in parallel
 	// The time each step of Finish took, for the log.
 	steps   []string
 	stepEnd time.Time
@@ -360,10 +361,24 @@ func (s *SwapTx) indexEarly(ctx context.Context, table string, rows *int64, key 
 	if s.indexed[table] {
 		return nil
 	}
-	dups, err := s.primaryKey(ctx, table, "", key)
+	// While exports still run this backend builds the indexes alone: the exports, not
+	// these builds, decide when the discovery ends, and parallel workers would take
+	// every core from the readers (and, where it shares the machine, from the tenant).
+	serial := !s.finishing
+	var err error
+	if serial {
+		_, err = s.tx.Exec(ctx, `SET LOCAL max_parallel_maintenance_workers = 0`)
+	}
+	var dups int64
+	if err == nil {
+		dups, err = s.primaryKey(ctx, table, "", key)
+	}
 	if err == nil {
 		*rows -= dups
 		err = s.index(ctx, table)
+	}
+	if err == nil && serial {
+		_, err = s.tx.Exec(ctx, `SET LOCAL max_parallel_maintenance_workers TO DEFAULT`)
 	}
 	if err != nil {
 		return fmt.Errorf("discovery %s: swap: %w", s.l.instance, err)
@@ -474,7 +489,7 @@ func (s *SwapTx) Finish(ctx context.Context) (SwapCounts, error) {
 }
 
 func (s *SwapTx) finish(ctx context.Context) (SwapCounts, error) {
-	s.stepEnd = time.Now()
+	s.stepEnd, s.finishing = time.Now(), true
 	if err := s.IndexDevices(ctx); err != nil {
 		return SwapCounts{}, err
 	}
