@@ -29,7 +29,7 @@ var (
 	// collectorUIDPattern is a collector UID.
 	collectorUIDPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 	// deviceNamePattern is a device name: letters, digits, spaces and ._'-.
-	deviceNamePattern = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{M}\p{N} ._'’-]{0,254}$`)
+	deviceNamePattern = runesMatching(`^[\p{L}\p{N}][\p{L}\p{M}\p{N} ._'’-]*$`, 255)
 	// idPattern is a topic id, and a remediation id.
 	idPattern = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
 	// nqlIDPattern is Nexthink's NQL id of a remote action or a saved query.
@@ -44,13 +44,30 @@ var (
 	idempotencyKeyPattern = regexp.MustCompile(`^[\x21-\x7e]{1,255}$`)
 )
 
+// boundedPattern matches whole values of at most max runes. The bound is checked
+// apart from the expression: a counted repetition of a Unicode class ({0,255})
+// compiles to a copy of the class per repetition, about 5 MB that every process
+// holds for each such pattern, and 10 to 20 ms of its start.
+type boundedPattern struct {
+	re  *regexp.Regexp
+	max int
+}
+
+func runesMatching(expr string, max int) boundedPattern {
+	return boundedPattern{regexp.MustCompile(expr), max}
+}
+
+func (p boundedPattern) MatchString(s string) bool {
+	return len(s) <= utf8.UTFMax*p.max && utf8.RuneCountInString(s) <= p.max && p.re.MatchString(s)
+}
+
 // identifierFormats are what each identification key accepts.
 var identifierFormats = map[string]struct {
-	re   *regexp.Regexp
+	re   interface{ MatchString(string) bool }
 	want string
 }{
 	// jdoe, DOMAIN\jdoe, jdoe@corp.example.com, "Jane O'Neil".
-	KeyUsername: {regexp.MustCompile(`^[\p{L}\p{M}\p{N}][\p{L}\p{M}\p{N} ._@\\'$+-]{0,255}$`),
+	KeyUsername: {runesMatching(`^[\p{L}\p{M}\p{N}][\p{L}\p{M}\p{N} ._@\\'$+-]*$`, 256),
 		"a user name of letters, digits, spaces and ._@\\'$+-"},
 	KeyUPN: {regexp.MustCompile(`^[\p{L}\p{M}\p{N}._%+'-]{1,64}@[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,62}[\p{L}\p{N}])?(?:\.[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,62}[\p{L}\p{N}])?)*$`),
 		"a user principal name such as jdoe@example.com"},

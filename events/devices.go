@@ -1,7 +1,6 @@
 package events
 
 import (
-	"regexp"
 	"strings"
 	"time"
 
@@ -189,9 +188,9 @@ func UserMatches(key, value string) []UserMatch {
 
 var (
 	// windowsDomainPattern is the DOMAIN of DOMAIN\user (a NetBIOS or DNS name).
-	windowsDomainPattern = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N}._-]{0,254}$`)
+	windowsDomainPattern = runesMatching(`^[\p{L}\p{N}][\p{L}\p{N}._-]*$`, 255)
 	// bareUserPattern is a user name without a domain.
-	bareUserPattern = regexp.MustCompile(`^[\p{L}\p{M}\p{N}][\p{L}\p{M}\p{N} ._'$+-]{0,255}$`)
+	bareUserPattern = runesMatching(`^[\p{L}\p{M}\p{N}][\p{L}\p{M}\p{N} ._'$+-]*$`, 256)
 )
 
 // checkUsernameForm checks the domain part of a user name written DOMAIN\user or
