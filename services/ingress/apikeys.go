@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"regexp"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 
@@ -37,11 +38,13 @@ func view(k store.APIKey, now time.Time) api.APIKey {
 		EmployeeUPN: k.EmployeeUPN}
 }
 
-var keyName = regexp.MustCompile(`^[\p{L}\p{N} ._:@/-]{1,100}$`)
+// keyName is a key's name; its length (1 to 100 runes) is checked apart, as a
+// counted repetition of a Unicode class compiles to a copy of the class per repetition.
+var keyName = regexp.MustCompile(`^[\p{L}\p{N} ._:@/-]+$`)
 
 // newKey validates a creation request.
 func newKey(req createKeyRequest, who string, now time.Time) (auth.NewKey, error) {
-	if !keyName.MatchString(req.Name) {
+	if utf8.RuneCountInString(req.Name) > 100 || !keyName.MatchString(req.Name) {
 		return auth.NewKey{}, problem.InvalidField("name", "a name of 1 to 100 letters, digits, spaces and ._:@/- is required")
 	}
 	scopes, err := auth.ParseScopes(req.Scopes)

@@ -382,6 +382,7 @@ func TestStrictInput(t *testing.T) {
 		{"unknown scope", `{"name":"x","scopes":["root"]}`, "", 400, "scopes"},
 		{"no name", `{"scopes":["read"]}`, "", 400, "name"},
 		{"control chars in name", `{"name":"a\u0000b"}`, "", 400, "name"},
+		{"name of 101 letters", `{"name":"` + strings.Repeat("é", 101) + `"}`, "", 400, "name"},
 		{"two values", `{"name":"x"}{"name":"y"}`, "", 400, ""},
 		{"truncated", `{"name":"x"`, "", 400, ""},
 		{"invalid utf-8", "{\"name\":\"\xff\xfe\"}", "", 400, ""},
