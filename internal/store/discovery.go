@@ -283,7 +283,6 @@ type SwapTx struct {
 	unlowered    int64
 	lowerIsASCII bool
 	indexed      map[string]bool
-	finishing    bool // Finish has begun: nothing else runs, indexes may be built in parallel
 	// The time each step of Finish took, for the log.
 	steps   []string
 	stepEnd time.Time
@@ -322,8 +321,12 @@ func (s *SwapTx) begin(ctx context.Context) error {
 	// statistics would be quadratic, a merge join sorts both sides (the last logons'
 	// anti-join at 500 000 devices: 1.8 s merged, 0.5 s hashed), and the same guesses,
 	// in the billions of rows, would have the JIT compile each statement for seconds.
+	// Until Finish one backend builds the indexes (max_parallel_maintenance_workers):
+	// the exports, not those builds, decide when the discovery ends, and parallel
+	// workers would take every core from the readers (and, where it shares the
+	// machine, from the tenant).
 	if _, err := s.tx.Exec(ctx, `SET LOCAL work_mem = '128MB'; SET LOCAL enable_nestloop = off; SET LOCAL enable_mergejoin = off; SET LOCAL jit = off;
-		SET LOCAL default_statistics_target = 10`); err != nil {
+		SET LOCAL default_statistics_target = 10; SET LOCAL max_parallel_maintenance_workers = 0`); err != nil {
 		return err
 	}
 	// A locale may lower ASCII letters otherwise (Turkish: I is ı).
@@ -361,24 +364,10 @@ func (s *SwapTx) indexEarly(ctx context.Context, table string, rows *int64, key 
 	if s.indexed[table] {
 		return nil
 	}
-	// While exports still run this backend builds the indexes alone: the exports, not
-	// these builds, decide when the discovery ends, and parallel workers would take
-	// every core from the readers (and, where it shares the machine, from the tenant).
-	serial := !s.finishing
-	var err error
-	if serial {
-		_, err = s.tx.Exec(ctx, `SET LOCAL max_parallel_maintenance_workers = 0`)
-	}
-	var dups int64
-	if err == nil {
-		dups, err = s.primaryKey(ctx, table, "", key)
-	}
+	dups, err := s.primaryKey(ctx, table, "", key)
 	if err == nil {
 		*rows -= dups
 		err = s.index(ctx, table)
-	}
-	if err == nil && serial {
-		_, err = s.tx.Exec(ctx, `SET LOCAL max_parallel_maintenance_workers TO DEFAULT`)
 	}
 	if err != nil {
 		return fmt.Errorf("discovery %s: swap: %w", s.l.instance, err)
@@ -489,7 +478,11 @@ func (s *SwapTx) Finish(ctx context.Context) (SwapCounts, error) {
 }
 
 func (s *SwapTx) finish(ctx context.Context) (SwapCounts, error) {
-	s.stepEnd, s.finishing = time.Now(), true
+	s.stepEnd = time.Now()
+	// Nothing else runs now: the indexes left are built with parallel workers.
+	if _, err := s.tx.Exec(ctx, `SET LOCAL max_parallel_maintenance_workers TO DEFAULT`); err != nil {
+		return SwapCounts{}, err
+	}
 	if err := s.IndexDevices(ctx); err != nil {
 		return SwapCounts{}, err
 	}
