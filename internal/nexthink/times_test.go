@@ -2,6 +2,7 @@ package nexthink
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,5 +99,62 @@ func TestNormalizeTime(t *testing.T) {
 		if got := NormalizeTime(tt.in); got != tt.want {
 			t.Errorf("NormalizeTime(%#v): got %#v, want %#v", tt.in, got, tt.want)
 		}
+	}
+}
+
+// parseTimeByLayouts is ParseTime as it was before parseWholeSeconds: every layout
+// in turn.
+func parseTimeByLayouts(s string) (time.Time, bool) {
+	s = strings.TrimSpace(s)
+	if len(s) < len("2006-01-02T15:04:05") {
+		return time.Time{}, false
+	}
+	for _, l := range timeLayouts {
+		if t, err := time.ParseInLocation(l, s, time.UTC); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// FuzzParseTime checks that ParseTime reads every string as trying each layout in
+// turn did: the same instant, in UTC, or not a time.
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{
+		"2023-07-17 17:53:49", "2023-07-17T17:53:49", "2023-07-17T17:53:49Z", "2023-07-17T19:53:49+02:00",
+		"2023-07-17 17:53:49.250", "2023-07-17T17:53:49.5Z", "2023-07-17  17:53:49", " 2023-07-17 17:53:49\t",
+		"2024-02-29 00:00:00", "2023-02-29 00:00:00", "2023-04-31T12:00:00", "2023-12-31T23:59:59Z",
+		"2023-07-17 24:00:00", "2023-07-17 23:60:00", "2023-07-17 23:59:60", "2023-00-17 10:00:00",
+		"2023-13-17 10:00:00", "2023-07-00 10:00:00", "0000-01-01 00:00:00", "9999-12-31T23:59:59Z",
+		"2023-07-17x17:53:49", "2023-07-17 17:53:4x", "+023-07-17 17:53:49", "2023-7-17 17:53:49Z",
+		"2023-07-17 17:53:49Z", "2023-07-17T17:53:49z", "2023-07-17T17:53:49+00:00", "2023-07-17T17:53:49-00:00",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := ParseTime(s)
+		want, wantOK := parseTimeByLayouts(s)
+		if ok != wantOK || !got.Equal(want) || (ok && got.Location() != time.UTC) {
+			t.Errorf("ParseTime(%q) = %v, %v; the layouts in turn: %v, %v", s, got, ok, want, wantOK)
+		}
+	})
+}
+
+// BenchmarkParseTime reads the forms of an export's cells: as the instance writes
+// them, and as the client hands them on (RFC 3339).
+//
+//	go test -run '^$' -bench ParseTime -benchmem ./internal/nexthink/
+func BenchmarkParseTime(b *testing.B) {
+	for _, s := range []string{"2023-07-17 17:53:49", "2023-07-17T17:53:49Z"} {
+		b.Run("layouts/"+s, func(b *testing.B) {
+			for b.Loop() {
+				parseTimeByLayouts(s)
+			}
+		})
+		b.Run("ParseTime/"+s, func(b *testing.B) {
+			for b.Loop() {
+				ParseTime(s)
+			}
+		})
 	}
 }
