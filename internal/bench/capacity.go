@@ -8,13 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -84,34 +81,6 @@ func (p phase) serverCPUPer() (per200, perAnswer time.Duration) {
 		perAnswer = p.serverCPU / time.Duration(n)
 	}
 	return per200, perAnswer
-}
-
-// procCPU is a process's user and system CPU so far, from /proc (0 where there is
-// none). Unlike a rate, CPU per request hardly depends on what else the machine runs.
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// The fields after the command, which is in parentheses and may hold spaces:
-	// state is field 3, utime 14, stime 15, in clock ticks (USER_HZ, 100 on Linux).
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * (time.Second / 100)
-}
-
-// cpuTime is this process's user and system CPU so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // closedPhase runs conc workers, each sending its next request when the previous one

@@ -43,12 +43,12 @@ func discoveryScenario(ctx context.Context, env Env, n int) ([]Row, error) {
 	}
 
 	fmt.Fprintf(env.Log, "exports alone (baseline)\n")
-	baseStart := time.Now()
+	baseStart, baseCPU := time.Now(), readCPU(s)
 	exported, err := exportOnly(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	baseWall := time.Since(baseStart)
+	baseWall, baseCPU := time.Since(baseStart), readCPU(s).since(baseCPU)
 
 	fmt.Fprintf(env.Log, "dexbridge discover\n")
 	var out, logs bytes.Buffer
@@ -56,11 +56,12 @@ func discoveryScenario(ctx context.Context, env Env, n int) ([]Row, error) {
 	cmd.Stdout = &out
 	cmd.Stderr = &logs
 	cmd.Env = append(cmd.Env, "LOG_LEVEL=info") // its per-stage times
-	start := time.Now()
+	start, used := time.Now(), readCPU(s)
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("dexbridge discover: %w: %s", err, out.String())
 	}
-	wall := time.Since(start)
+	wall, used := time.Since(start), readCPU(s).since(used)
+	used.dexbridge = cpuOf(cmd.ProcessState)
 	fmt.Fprint(env.Log, out.String())
 	stages := discoveryStages(logs.Bytes())
 	var devices, users, activities int64
@@ -83,6 +84,7 @@ func discoveryScenario(ctx context.Context, env Env, n int) ([]Row, error) {
 		{name, "rows per second", fmt.Sprintf("%.0f (%d exported)", float64(exported)/wall.Seconds(), exported),
 			fmt.Sprintf("%.0f (exports alone)", float64(exported)/baseWall.Seconds()), ""},
 		{name, "where the time went (the process's log)", stages, "-", ""},
+		{name, "CPU used, in seconds of one core", used.discovery(exported), baseCPU.exportsAlone(), ""},
 		{name, "cache rows", fmt.Sprintf("%d devices, %d users, %d activities", devices, users, activities), "-", ""},
 		{name, "peak RSS (dexbridge process)", mib(rss), "-", target("< 256 MiB", rss < discoveryTargetRSS)},
 		{name, fmt.Sprintf("identify p99 at %g/s during a refresh (%.1f s)", env.RetentionRate, refresh.Seconds()),
@@ -212,4 +214,38 @@ func discoveryStages(log []byte) string {
 		return "-"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// cpuUse is the CPU time each process of a discovery used: on two cores, what
+// dexbridge and PostgreSQL use is taken from nxsim producing the exports.
+type cpuUse struct {
+	sim, self, postgres, dexbridge time.Duration
+	postgresKnown                  bool
+}
+
+// readCPU reads the CPU time nxsim, this process and PostgreSQL have used so far.
+func readCPU(s *sim) cpuUse {
+	var u cpuUse
+	u.sim = procCPU(s.cmd.Process.Pid)
+	u.self = cpuTime()
+	u.postgres, u.postgresKnown = postgresCPU()
+	return u
+}
+
+func (u cpuUse) since(before cpuUse) cpuUse {
+	return cpuUse{sim: u.sim - before.sim, self: u.self - before.self, postgres: u.postgres - before.postgres,
+		postgresKnown: u.postgresKnown && before.postgresKnown}
+}
+
+func (u cpuUse) discovery(rows int64) string {
+	pg := "PostgreSQL not on this machine"
+	if u.postgresKnown {
+		pg = fmt.Sprintf("PostgreSQL %.1f", u.postgres.Seconds())
+	}
+	return fmt.Sprintf("dexbridge %.1f (%.1f µs per row), %s, nxsim %.1f",
+		u.dexbridge.Seconds(), float64(u.dexbridge.Microseconds())/float64(max(rows, 1)), pg, u.sim.Seconds())
+}
+
+func (u cpuUse) exportsAlone() string {
+	return fmt.Sprintf("nxsim %.1f, the exports' client %.1f (exports alone)", u.sim.Seconds(), u.self.Seconds())
 }
