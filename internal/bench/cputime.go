@@ -8,14 +8,12 @@ import (
 	"time"
 )
 
-// Unlike a rate, CPU per request or per row hardly depends on what else the machine
-// runs.
-
 // clockTick is the unit of /proc's CPU times (USER_HZ, 100 on Linux).
 const clockTick = time.Second / 100
 
 // procCPU is a process's user and system CPU so far, from /proc (0 where there is
-// none).
+// none). Unlike a rate, CPU per request or per row hardly depends on what else the
+// machine runs.
 func procCPU(pid int) time.Duration {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
